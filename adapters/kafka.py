@@ -1,0 +1,172 @@
+"""Kafka: topic creation, the event producer, consumers and the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from events import DEADLETTER, Envelope, encode, topic_for, topic_specs
+
+log = structlog.get_logger(__name__)
+
+
+async def ensure_topics(bootstrap: str, partitions: int) -> None:
+    """Create the trading topics if missing (auto-create is off on our brokers). Idempotent."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(s.name, partitions, 1, topic_configs=s.config)
+            for s in topic_specs()
+            if s.name not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+            log.info("kafka.topics_created", topics=[t.name for t in new], partitions=partitions)
+    finally:
+        await admin.close()
+
+
+def _timestamp_ms(env: Envelope) -> int:
+    return env.ts_event // 1_000_000
+
+
+class EventProducer:
+    """Publishes envelopes: idempotent, acks=all, keyed by instrument, timestamped with ts_event.
+
+    ``async with EventProducer(...) as p: await p.publish(envs)``; ``stop()`` is safe twice.
+    """
+
+    def __init__(self, bootstrap: str, *, client_id: str = "engine", linger_ms: int = 5) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=linger_ms,
+            max_batch_size=256 * 1024,
+        )
+        self._started = False
+        self._stopped = False
+        self.sent = 0
+
+    async def start(self) -> EventProducer:
+        if not self._started:
+            await self._producer.start()
+            self._started = True
+        return self
+
+    async def stop(self) -> None:
+        if self._started and not self._stopped:
+            self._stopped = True
+            # flush and close even if the caller is being cancelled
+            await asyncio.shield(self._producer.stop())
+
+    async def __aenter__(self) -> EventProducer:
+        return await self.start()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def publish(self, envs: Sequence[Envelope], topic: str | None = None) -> None:
+        """Send every envelope and wait until the broker acknowledged all of them."""
+        if not envs:
+            return
+        futures = [
+            await self._producer.send(
+                topic or topic_for(env.event),
+                value=encode(env),
+                key=env.key.encode(),
+                timestamp_ms=_timestamp_ms(env),
+                headers=[("type", env.event.TYPE.encode()), ("v", str(env.event.VERSION).encode())],
+            )
+            for env in envs
+        ]
+        await asyncio.gather(*futures)
+        self.sent += len(envs)
+
+    async def send_raw(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        await (await self._producer.send(topic, value=value, key=key, headers=headers))
+
+    async def dead_letter(self, msg: Any, reason: str, consumer: str) -> None:
+        """Park an undecodable record on the dead-letter topic, with why and where it came from."""
+        headers = [
+            ("dlq.reason", reason.encode()[:4000]),
+            ("dlq.topic", msg.topic.encode()),
+            ("dlq.partition", str(msg.partition).encode()),
+            ("dlq.offset", str(msg.offset).encode()),
+            ("dlq.consumer", consumer.encode()),
+        ]
+        await self.send_raw(DEADLETTER, msg.value, msg.key, headers)
+        log.warning("kafka.dead_lettered", topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                    reason=reason, consumer=consumer)
+
+
+def make_consumer(
+    bootstrap: str, topics: Iterable[str] = (), *, group_id: str | None, client_id: str, **kw: Any
+) -> AIOKafkaConsumer:
+    """A consumer that never commits by itself and never jumps to the end of the log."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **kw,
+    )
+
+
+class LogInspector:
+    """Reads the log's shape (partitions, start and end offsets, offsets at a time) without consuming it."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._consumer = make_consumer(bootstrap, group_id=None, client_id="engine-inspector")
+
+    async def __aenter__(self) -> LogInspector:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.shield(self._consumer.stop())
+
+    async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        out = []
+        for t in topics:
+            parts = self._consumer.partitions_for_topic(t)
+            if parts is None:
+                await self._consumer._client.force_metadata_update()
+                parts = self._consumer.partitions_for_topic(t)
+            if not parts:
+                raise LookupError(f"topic {t!r} does not exist: start the engine once (it creates its topics)")
+            out.extend(TopicPartition(t, p) for p in sorted(parts))
+        return out
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict(await self._consumer.end_offsets(tps))
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict(await self._consumer.beginning_offsets(tps))
+
+    async def offsets_at(self, tps: list[TopicPartition], ts_ms: int) -> dict[TopicPartition, int]:
+        """The first offset at or after ``ts_ms`` (the log end where there is none)."""
+        found = await self._consumer.offsets_for_times({tp: ts_ms for tp in tps})
+        end = await self.end_offsets(tps)
+        return {tp: (found[tp].offset if found.get(tp) is not None else end[tp]) for tp in tps}

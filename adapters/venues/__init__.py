@@ -1,0 +1,1 @@
+"""Venues: where orders go. ``paper`` simulates one from the tick stream."""

@@ -1,0 +1,173 @@
+"""``python -m engine``: the command line.
+
+Commands: run, project, replay, diff, stack. ``python -m engine COMMAND --help`` documents each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine import config as cfg
+
+
+def _when(text: str) -> datetime:
+    try:
+        d = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time, e.g. 2019-10-11 or 2019-10-11T12:00Z") from None
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m engine",
+        description="An event-sourced trading engine: every fact is an event on Kafka; PostgreSQL "
+        "and Prometheus are projections of the log.",
+    )
+    p.add_argument("--config", type=Path, help="TOML settings file (also ENGINE_CONFIG); see docs/configuration.md")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="trade (paper) and publish every event; runs projections in-process",
+                       description="Feed ticks to Kafka, trade from the ticks read back from Kafka, publish "
+                       "every decision, and (by default) fold the log into PostgreSQL and /metrics. Stops "
+                       "cleanly on SIGINT/SIGTERM, after --duration, or at the end of a recorded file, "
+                       "after draining what was published.")
+    r.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    r.add_argument("--feed", choices=["synthetic", "recorded"], help="tick source (default: synthetic)")
+    r.add_argument("--file", type=Path, help="recorded feed: a ccxt trade list .json or .json.gz")
+    r.add_argument("--symbol", help="recorded feed: the instrument of the file, e.g. XRP/ETH")
+    r.add_argument("--speed", type=float, help="recorded feed: 0 = as fast as possible (default), N = N x real time")
+    r.add_argument("--seed", type=int, help="synthetic feed: random seed (default 7)")
+    r.add_argument("--ticks", type=int, metavar="N", help="synthetic feed: stop after N ticks")
+    r.add_argument("--rate", type=float, metavar="TICKS_PER_SECOND", help="synthetic feed: pace (default 20)")
+    r.add_argument("--no-projections", action="store_true", help="do not run projections in this process")
+    r.add_argument("--port", type=int, help="HTTP port for /metrics and /healthz (default 8000; 0 = any)")
+    r.add_argument("--drain-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="how long to wait, when stopping, for published events to be processed (default 120)")
+
+    pr = sub.add_parser("project", help="run projection workers only (they scale out as consumer groups)")
+    pr.add_argument("--only", choices=["audit", "metrics"], action="append",
+                    help="run just this projection (repeatable; default: both)")
+    pr.add_argument("--port", type=int, help="HTTP port for /metrics (default 8000; 0 = any)")
+    pr.add_argument("--no-http", action="store_true", help="do not serve /metrics")
+
+    rp = sub.add_parser("replay", help="rebuild the audit projection from the log into a fresh schema")
+    rp.add_argument("--schema", required=True, help="target schema ([a-z_][a-z0-9_]*), must not exist")
+    rp.add_argument("--from", dest="start", type=_when, help="first event time (ISO, UTC if no zone)")
+    rp.add_argument("--to", dest="end", type=_when, help="stop before this event time (ISO)")
+    rp.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
+
+    df = sub.add_parser("diff", help="compare the audit tables of two schemas row by row (exit 1 if different)")
+    df.add_argument("schema_a")
+    df.add_argument("schema_b")
+    df.add_argument("--limit", type=int, default=5, help="differences shown per table (default 5)")
+
+    st = sub.add_parser("stack", help="the local Kafka + PostgreSQL stack (no Docker needed)")
+    st.add_argument("action", choices=["up", "down", "status"])
+    st.add_argument("--timeout", type=float, default=240.0, help="up: seconds to wait for both services")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> cfg.Settings:
+    over: dict[str, Any] = {}
+    if args.command == "run":
+        feed: dict[str, Any] = {}
+        for key, val in (("kind", args.feed), ("path", args.file), ("symbol", args.symbol), ("speed", args.speed),
+                         ("seed", args.seed), ("ticks_per_second", args.rate)):
+            if val is not None:
+                feed[key] = val
+        if args.file is not None and args.feed is None:
+            feed["kind"] = "recorded"
+        if feed:
+            over["feed"] = feed
+    if getattr(args, "port", None) is not None:
+        over["http"] = {"port": args.port}
+    if args.log_level:
+        over["log_level"] = args.log_level
+    return cfg.load(args.config, **over)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except (cfg.ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from engine.logging import configure
+
+    configure(settings.log_level)
+    if args.command == "stack":
+        from ops import stack
+
+        try:
+            fn = {"up": stack.up, "down": stack.down, "status": stack.status}[args.action]
+            statuses = fn(settings, timeout=args.timeout) if args.action == "up" else fn(settings)
+        except stack.StackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        for s in statuses:
+            line = f"{s.name:<10} {s.state:<8} {s.endpoint}"
+            if s.pid:
+                line += f"  pid {s.pid}"
+            if s.log_file:
+                line += f"  log {s.log_file}"
+            if s.detail:
+                line += f"  ({s.detail})"
+            print(line)
+        return 0
+    if args.command == "run":
+        from engine.app import run_engine
+
+        which = set() if args.no_projections else {"audit", "metrics"}
+        summary = asyncio.run(run_engine(settings, duration=args.duration, projections=which,
+                                         limit=args.ticks, drain_timeout=args.drain_timeout))
+        print(
+            f"stopped ({summary['reason']}) after {summary['seconds']} s: {summary['ticks_published']} ticks "
+            f"published, {summary['ticks_processed']} processed, {summary['events_published']} events published; "
+            f"projected: {summary['projections']}"
+        )
+        print(f"look: psql '{settings.postgres.dsn}' -c 'select * from {settings.postgres.schema_}.positions'")
+        return 0 if summary["drained"] else 1
+    if args.command == "project":
+        from engine.app import run_projections
+
+        asyncio.run(run_projections(settings, set(args.only or ["audit", "metrics"]), http=not args.no_http))
+        return 0
+    if args.command == "replay":
+        from projections.replay import SchemaExists, replay
+
+        try:
+            res = asyncio.run(replay(settings.kafka.bootstrap, settings.postgres.dsn, args.schema,
+                                     start=args.start, end=args.end, replace=args.replace))
+        except SchemaExists as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"replayed {res.events} events into schema {res.schema} in {res.seconds:.2f} s "
+              f"({res.events_per_second:,.0f} events/s)")
+        return 0
+    if args.command == "diff":
+        from projections.replay import diff
+
+        result = asyncio.run(diff(settings.postgres.dsn, args.schema_a, args.schema_b, limit=args.limit))
+        different = False
+        for table, lines in result.items():
+            if lines:
+                different = True
+                print(f"{table}: DIFFERENT")
+                for line in lines:
+                    print(f"  {line}")
+            else:
+                print(f"{table}: equal")
+        return 1 if different else 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The composition root: wires settings to feeds, the trading loop, projections and the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from adapters.feeds import Feed, RecordedFeed, SyntheticFeed, publish_feed
+from adapters.http import HttpServer
+from adapters.kafka import EventProducer, LogInspector, ensure_topics
+from adapters.postgres import create_pool
+from adapters.venues.paper import PaperExchange
+from engine.config import Settings
+from engine.core import TradingCore
+from engine.loop import TradingLoop
+from engine.risk import RiskLimits
+from engine.strategies import MaCross
+from engine.trader import Trader
+from events import TICKS, TRADING, OrderType
+from projections.audit import AuditProjection, create_schema
+from projections.metrics import MetricsProjection
+from projections.offsets import MemoryOffsets, PgOffsets
+from projections.runner import ProjectionRunner
+
+log = structlog.get_logger(__name__)
+
+
+def make_feed(settings: Settings, limit: int | None = None) -> Feed:
+    f = settings.feed
+    if f.kind == "recorded":
+        assert f.path is not None and f.symbol is not None
+        return RecordedFeed(f.path, f.symbol, speed=f.speed)
+    return SyntheticFeed(
+        f.instruments, f.start_prices, f.tick_size, seed=f.seed, ticks_per_second=f.ticks_per_second,
+        volatility_bps=f.volatility_bps, limit=limit,
+    )
+
+
+def make_core_factory(settings: Settings) -> Callable[[], TradingCore]:
+    s, r, v = settings.strategy, settings.risk, settings.venue
+    trader = Trader(
+        MaCross(s.fast, s.slow, s.order_quantity, allow_short=s.allow_short),
+        RiskLimits(r.max_order_notional, r.max_position),
+        OrderType(s.order_type),
+    )
+    return lambda: TradingCore(trader, PaperExchange(v.taker_fee_rate, v.maker_fee_rate, v.fee_currency))
+
+
+@dataclass
+class Stopper:
+    """Why and when to stop: a signal, a duration, or the end of a finite feed."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = ""
+
+    def request(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.reason = reason
+            self.stop.set()
+
+    def install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self.request, sig.name)
+
+
+async def wait_until(pred: Callable[[], Awaitable[bool] | bool], deadline: float, poll: float = 0.1) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        res = pred()
+        if isinstance(res, Awaitable):
+            res = await res
+        if res:
+            return True
+        await asyncio.sleep(poll)
+    return False
+
+
+class Services:
+    """Everything a command may need, started in order and stopped in reverse (shielded)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stack: contextlib.AsyncExitStack = contextlib.AsyncExitStack()
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    async def __aenter__(self) -> Services:
+        await self._stack.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.shield(self._stack.aclose())
+
+    async def enter(self, cm: Any) -> Any:
+        return await self._stack.enter_async_context(cm)
+
+    def on_close(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        self._stack.push_async_callback(fn)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        t = asyncio.create_task(coro, name=name)
+        self.tasks.append(t)
+        return t
+
+
+async def start_projections(
+    svc: Services, producer: EventProducer, which: set[str], stop: asyncio.Event
+) -> list[ProjectionRunner]:
+    s = svc.settings
+    runners: list[ProjectionRunner] = []
+    if "audit" in which:
+        pool = await create_pool(s.postgres.dsn)
+        svc.on_close(pool.close)
+        await create_schema(pool, s.postgres.schema_)
+        runners.append(ProjectionRunner(
+            AuditProjection(s.postgres.schema_), PgOffsets(pool, s.postgres.schema_), s.kafka.bootstrap, producer,
+            group_id=f"projection.audit.{s.postgres.schema_}",
+        ))
+    if "metrics" in which:
+        runners.append(ProjectionRunner(
+            MetricsProjection(), MemoryOffsets(), s.kafka.bootstrap, producer, group_id="projection.metrics",
+        ))
+    for r in runners:
+        await r.start()
+        svc.on_close(r.stop)
+        svc.spawn(r.run(stop), f"projection:{r.name}")
+    return runners
+
+
+async def _supervise(svc: Services, stopper: Stopper) -> None:
+    """Stop everything if a background task dies."""
+    while not stopper.stop.is_set():
+        for t in svc.tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                stopper.request(f"task {t.get_name()} failed: {t.exception()!r}")
+                raise t.exception()  # type: ignore[misc]
+        await asyncio.sleep(0.2)
+
+
+async def run_engine(
+    settings: Settings,
+    *,
+    duration: float | None = None,
+    projections: set[str] = frozenset({"audit", "metrics"}),  # type: ignore[assignment]
+    limit: int | None = None,
+    drain_timeout: float = 120.0,
+    http: bool = True,
+) -> dict[str, Any]:
+    """``python -m engine run``: feed -> Kafka -> trading loop -> Kafka -> projections."""
+    s = settings
+    stopper = Stopper()
+    stopper.install_signals()
+    feed_stop = asyncio.Event()
+    await ensure_topics(s.kafka.bootstrap, s.kafka.partitions)
+    async with Services(s) as svc:
+        producer = await svc.enter(EventProducer(s.kafka.bootstrap, client_id=s.kafka.client_id))
+        inspector = await svc.enter(LogInspector(s.kafka.bootstrap))
+        if http:
+            server = HttpServer(s.http.host, s.http.port)
+            await server.start()
+            svc.on_close(server.stop)
+            log.info("http.listening", url=f"http://{s.http.host}:{server.port}/metrics")
+        work_stop = asyncio.Event()
+        runners = await start_projections(svc, producer, set(projections), work_stop)
+        loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s))
+        await loop.start()
+        svc.on_close(loop.stop)
+        svc.spawn(loop.run(work_stop), "trading-loop")
+        feed = make_feed(s, limit)
+        feed_task = svc.spawn(publish_feed(feed, producer, feed_stop), "feed")
+        supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
+        started = time.monotonic()
+        log.info("engine.started", feed=feed.source, projections=sorted(projections), duration=duration)
+
+        async def stop_conditions() -> None:
+            waits = [asyncio.ensure_future(stopper.stop.wait()), feed_task]
+            if duration is not None:
+                waits.append(asyncio.ensure_future(asyncio.sleep(duration)))
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                if w is not feed_task and not w.done():
+                    w.cancel()
+            if not stopper.stop.is_set():
+                stopper.request("end of feed" if feed_task.done() else f"duration {duration}s reached")
+
+        await stop_conditions()
+        feed_stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            ticks_published = await feed_task if not feed_task.cancelled() else 0
+        log.info("engine.stopping", reason=stopper.reason, ticks_published=ticks_published)
+        # drain: the loop takes every published tick, then the projections every event
+        drained = True
+        if not supervisor.done():
+            tick_tps = await inspector.partitions([TICKS])
+            ends = await inspector.end_offsets(tick_tps)
+            drained = await wait_until(lambda: loop.caught_up(ends), drain_timeout)
+            all_tps = await inspector.partitions([TICKS, TRADING])
+            ends_all = await inspector.end_offsets(all_tps)
+            drained = drained and await wait_until(
+                lambda: all(r.caught_up(ends_all) for r in runners), drain_timeout
+            )
+        work_stop.set()
+        await asyncio.sleep(0)
+        summary = {
+            "reason": stopper.reason,
+            "seconds": round(time.monotonic() - started, 3),
+            "ticks_published": ticks_published,
+            "ticks_processed": loop.ticks_processed,
+            "events_published": loop.events_published,
+            "drained": drained,
+            "projections": {r.name: r.applied for r in runners},
+        }
+        log.info("engine.stopped", **summary)
+        if supervisor.done() and not supervisor.cancelled() and supervisor.exception():
+            raise supervisor.exception()  # type: ignore[misc]
+        return summary
+
+
+async def run_projections(settings: Settings, which: set[str], *, http: bool = True) -> None:
+    """``python -m engine project``: only the projection workers (scale them out across machines)."""
+    s = settings
+    stopper = Stopper()
+    stopper.install_signals()
+    await ensure_topics(s.kafka.bootstrap, s.kafka.partitions)
+    async with Services(s) as svc:
+        producer = await svc.enter(EventProducer(s.kafka.bootstrap, client_id=f"{s.kafka.client_id}-projections"))
+        if http:
+            server = HttpServer(s.http.host, s.http.port)
+            await server.start()
+            svc.on_close(server.stop)
+        await start_projections(svc, producer, which, stopper.stop)
+        supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
+        log.info("projections.started", projections=sorted(which))
+        await stopper.stop.wait()
+        log.info("projections.stopping", reason=stopper.reason)
+        if supervisor.done() and not supervisor.cancelled() and supervisor.exception():
+            raise supervisor.exception()  # type: ignore[misc]
+
+
+__all__ = ["run_engine", "run_projections"]

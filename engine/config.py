@@ -1,0 +1,178 @@
+"""Settings, validated once at start.
+
+Sources, highest priority first (merged by pydantic-settings, not by hand):
+
+1. values given by the CLI (``load(overrides=...)``);
+2. environment variables: ``ENGINE_<SECTION>__<KEY>``, e.g. ``ENGINE_KAFKA__BOOTSTRAP=host:9092``;
+3. a TOML file: ``--config PATH`` or ``ENGINE_CONFIG=PATH`` (see ``docs/configuration.md``);
+4. the defaults below, which match the local stack (``python -m engine stack up``).
+
+A bad value fails at start with :class:`ConfigError`, naming the key and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap: str = "127.0.0.1:19092"
+    partitions: int = Field(default=4, ge=1, le=256, description="partitions of each trading topic")
+    client_id: str = "engine"
+
+
+class PostgresSettings(_Section):
+    dsn: str = "postgresql://engine@127.0.0.1:15432/engine"
+    schema_: str = Field(default="audit", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class FeedSettings(_Section):
+    kind: Literal["synthetic", "recorded"] = "synthetic"
+    # synthetic
+    seed: int = 7
+    instruments: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+    start_prices: tuple[Decimal, ...] = (Decimal("60000.00"), Decimal("3000.00"))
+    tick_size: tuple[Decimal, ...] = (Decimal("0.01"), Decimal("0.01"))
+    ticks_per_second: float = Field(default=20.0, gt=0)
+    volatility_bps: Decimal = Field(default=Decimal("5"), gt=0, description="std-dev of one step, in bps")
+    # recorded
+    path: Path | None = None
+    symbol: str | None = None
+    speed: float = Field(default=0.0, ge=0, description="0 = as fast as possible, 1 = real time, 60 = 60x")
+
+    @model_validator(mode="after")
+    def _check(self) -> FeedSettings:
+        if self.kind == "synthetic":
+            if not (len(self.instruments) == len(self.start_prices) == len(self.tick_size)):
+                raise ValueError(
+                    "feed.instruments, feed.start_prices and feed.tick_size must have the same length"
+                )
+        else:
+            if self.path is None:
+                raise ValueError("feed.path is required when feed.kind = 'recorded' (a ccxt trade list .json[.gz])")
+            if self.symbol is None:
+                raise ValueError("feed.symbol is required when feed.kind = 'recorded', e.g. 'XRP/ETH'")
+        return self
+
+
+class StrategySettings(_Section):
+    kind: Literal["ma_cross"] = "ma_cross"
+    fast: int = Field(default=10, ge=1)
+    slow: int = Field(default=30, ge=2)
+    order_quantity: Decimal = Field(default=Decimal("0.01"), gt=0)
+    order_type: Literal["market", "limit"] = "market"
+    allow_short: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> StrategySettings:
+        if self.fast >= self.slow:
+            raise ValueError(f"strategy.fast ({self.fast}) must be smaller than strategy.slow ({self.slow})")
+        return self
+
+
+class RiskSettings(_Section):
+    max_order_notional: Decimal = Field(default=Decimal("1000"), gt=0)
+    max_position: Decimal = Field(default=Decimal("0.05"), gt=0)
+
+
+class VenueSettings(_Section):
+    kind: Literal["paper"] = "paper"
+    taker_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0)
+    maker_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0)
+    fee_currency: str | None = Field(default=None, description="default: the instrument's quote currency")
+
+
+class StackSettings(_Section):
+    state_dir: Path = PROJECT_ROOT / ".state"
+    kafka_version: str = "4.1.1"
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "512m"
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ENGINE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    http: HttpSettings = HttpSettings()
+    feed: FeedSettings = FeedSettings()
+    strategy: StrategySettings = StrategySettings()
+    risk: RiskSettings = RiskSettings()
+    venue: VenueSettings = VenueSettings()
+    stack: StackSettings = StackSettings()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("ENGINE_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+
+def _fix_hint(loc: str, msg: str) -> str:
+    env = "ENGINE_" + loc.upper().replace(".", "__")
+    return f"{loc}: {msg} (set it in the TOML file given by --config/ENGINE_CONFIG, or with {env})"
+
+
+def load(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise ConfigError naming every bad key and its fix."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"--config {config_file}: no such file")
+        os.environ["ENGINE_CONFIG"] = str(config_file)
+    elif (p := os.environ.get("ENGINE_CONFIG")) and not Path(p).is_file():
+        raise ConfigError(f"ENGINE_CONFIG={p}: no such file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if p != "schema_") or "settings"
+            lines.append(_fix_hint(loc, err["msg"]))
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,107 @@
+"""The trading decision for one instrument: a pure fold.
+
+``on_tick`` runs the strategy and turns a change of target into orders that passed risk (or
+rejections); ``on_event`` folds back what happened to those orders (acceptances, fills,
+cancellations) into the open orders and the position. No I/O, no clock: the same events in give
+the same events out, which is what makes a replay of the log reproduce every decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from engine import orders, portfolio
+from engine.orders import Order
+from engine.portfolio import Position
+from engine.risk import RiskLimits, check
+from engine.strategies import MaCross, MaCrossState
+from events import (
+    Event,
+    OrderCancelRequested,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    OrderType,
+    Side,
+    TickReceived,
+)
+from events._ids import short_hash
+
+
+@dataclass(frozen=True, slots=True)
+class TraderState:
+    instrument: str
+    strategy: MaCrossState = MaCrossState()
+    position: Position = field(default_factory=lambda: Position(""))
+    open_orders: tuple[Order, ...] = ()
+    last_price: Decimal | None = None
+
+    @property
+    def open_exposure(self) -> Decimal:
+        return sum((o.signed_leaves for o in self.open_orders), Decimal(0))
+
+
+def initial(instrument: str) -> TraderState:
+    return TraderState(instrument, position=Position(instrument))
+
+
+@dataclass(frozen=True, slots=True)
+class Trader:
+    strategy: MaCross
+    limits: RiskLimits
+    order_type: OrderType = OrderType.MARKET
+
+    def client_order_id(self, cause_id: str) -> str:
+        """Derived from the causing event's id: a retried submit can never make a second order."""
+        return f"{self.strategy.name}-{short_hash(cause_id)}"
+
+    def on_tick(self, state: TraderState, tick: TickReceived, cause_id: str) -> tuple[TraderState, list[Event]]:
+        sstate, signal = self.strategy.on_tick(state.strategy, tick)
+        state = replace(state, strategy=sstate, last_price=tick.price)
+        if signal is None:
+            return state, []
+        out: list[Event] = [signal]
+        # a new target supersedes resting limit orders; market orders fill at the next tick anyway
+        for o in state.open_orders:
+            if o.order_type is OrderType.LIMIT and o.status is not orders.OrderStatus.CANCEL_REQUESTED:
+                out.append(OrderCancelRequested(
+                    instrument=o.instrument, client_order_id=o.client_order_id, reason="new signal",
+                ))
+        pending = sum(
+            (o.signed_leaves for o in state.open_orders if o.order_type is OrderType.MARKET), Decimal(0)
+        )
+        delta = signal.target_position - (state.position.quantity + pending)
+        if delta == 0:
+            return state, out
+        request = OrderSubmitted(
+            instrument=tick.instrument,
+            client_order_id=self.client_order_id(cause_id),
+            strategy=self.strategy.name,
+            side=Side.BUY if delta > 0 else Side.SELL,
+            order_type=self.order_type,
+            quantity=abs(delta),
+            limit_price=tick.price if self.order_type is OrderType.LIMIT else None,
+        )
+        decision = check(
+            request, position=state.position.quantity, open_exposure=pending,
+            last_price=tick.price, limits=self.limits,
+        )
+        out.append(decision)
+        return state, out
+
+    def on_event(self, state: TraderState, event: Event) -> TraderState:
+        """Fold back an order event that concerns this instrument."""
+        if not isinstance(event, orders.ORDER_EVENTS) or isinstance(event, OrderRejected) and event.by == "risk":
+            return state
+        coid: str = event.client_order_id
+        current = next((o for o in state.open_orders if o.client_order_id == coid), None)
+        if current is None and not isinstance(event, OrderSubmitted):
+            return state  # an order this trader no longer tracks (terminal already)
+        updated = orders.apply(current, event)
+        others = tuple(o for o in state.open_orders if o.client_order_id != coid)
+        open_orders = (*others, updated) if updated.status.is_open else others
+        position = state.position
+        if isinstance(event, OrderFilled) and event.trade_id not in (current.trade_ids if current else ()):
+            position = portfolio.apply_fill(position, event)
+        return replace(state, open_orders=open_orders, position=position)

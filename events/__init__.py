@@ -1,0 +1,47 @@
+"""The shared language: every fact in the system is one of these events.
+
+Imports nothing of ours; no I/O. See ``docs/events.md``.
+"""
+
+from events._base import Event, event_types
+from events.codec import DecodeError, decode, encode, event_to_dict
+from events.enums import Direction, Liquidity, OrderType, Side
+from events.envelope import Envelope
+from events.market import TickReceived
+from events.topics import DEADLETTER, TICKS, TRADING, topic_for, topic_specs
+from events.trading import (
+    OrderAccepted,
+    OrderCancelled,
+    OrderCancelRequested,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    SignalGenerated,
+)
+
+__all__ = [
+    "DEADLETTER",
+    "TICKS",
+    "TRADING",
+    "DecodeError",
+    "Direction",
+    "Envelope",
+    "Event",
+    "Liquidity",
+    "OrderAccepted",
+    "OrderCancelRequested",
+    "OrderCancelled",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderSubmitted",
+    "OrderType",
+    "Side",
+    "SignalGenerated",
+    "TickReceived",
+    "decode",
+    "encode",
+    "event_to_dict",
+    "event_types",
+    "topic_for",
+    "topic_specs",
+]

@@ -1,0 +1,55 @@
+"""The envelope every event travels in."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from events._base import Event
+from events._ids import derived_event_id, new_event_id
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who, when and why around one :class:`Event`.
+
+    - ``event_id``: UUIDv7, unique, time-ordered (deterministic for derived events);
+    - ``key``: the Kafka key, the instrument, so one instrument's events keep their order;
+    - ``ts_event``: when it happened (ns since the epoch, UTC), also the Kafka record timestamp;
+    - ``ts_init``: when this system recorded it (ns, UTC);
+    - ``correlation_id``: the first event of the chain (a tick for everything it led to);
+    - ``causation_id``: the event that directly caused this one (None for external inputs);
+    - ``source``: the component that wrote it (``feed:synthetic``, ``engine``, ``venue:paper``...).
+    """
+
+    event_id: uuid.UUID
+    event: Event
+    ts_event: int
+    ts_init: int
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None
+    source: str
+    key: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.event.instrument)
+
+    @property
+    def type(self) -> str:
+        return self.event.TYPE
+
+    @property
+    def version(self) -> int:
+        return self.event.VERSION
+
+    @classmethod
+    def new(cls, event: Event, *, ts_event: int, ts_init: int, source: str) -> Envelope:
+        """An event from outside the system (a tick): a fresh id, its own correlation."""
+        eid = new_event_id(ts_event)
+        return cls(eid, event, ts_event, ts_init, eid, None, source)
+
+    def derive(self, event: Event, seq: int, *, ts_init: int, source: str) -> Envelope:
+        """The ``seq``-th event caused by this one, at the same event time, with a stable id."""
+        eid = derived_event_id(self.event_id, seq, self.ts_event)
+        return Envelope(eid, event, self.ts_event, ts_init, self.correlation_id, self.event_id, source)

@@ -1,0 +1,101 @@
+"""Decisions and order lifecycle events.
+
+An order moves through: OrderSubmitted -> OrderAccepted | OrderRejected;
+OrderAccepted -> OrderFilled (partial, repeated) ... -> OrderFilled (leaves 0);
+OrderAccepted -> OrderCancelRequested -> OrderCancelled. See ``engine.orders``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from events._base import Event
+from events.enums import Direction, Liquidity, OrderType, Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalGenerated(Event):
+    """A strategy changed its mind about the position it wants."""
+
+    strategy: str
+    direction: Direction
+    target_position: Decimal
+    price: Decimal
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderSubmitted(Event):
+    """The engine decided to send an order and it passed pre-trade risk."""
+
+    client_order_id: str
+    strategy: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    limit_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRejected(Event):
+    """An order was refused, by pre-trade risk (``by='risk'``) or by the venue (``by='venue'``)."""
+
+    client_order_id: str
+    strategy: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    limit_price: Decimal | None = None
+    by: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderAccepted(Event):
+    """The venue acknowledged the order and gave it an id."""
+
+    client_order_id: str
+    venue: str
+    venue_order_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderFilled(Event):
+    """A (partial or full) execution. ``trade_id`` is the venue's id: unique per venue."""
+
+    client_order_id: str
+    venue: str
+    venue_order_id: str
+    trade_id: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    liquidity: Liquidity
+    cumulative_quantity: Decimal
+    leaves_quantity: Decimal
+
+    @property
+    def is_final(self) -> bool:
+        return self.leaves_quantity == 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderCancelRequested(Event):
+    """The engine asked the venue to cancel an open order."""
+
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderCancelled(Event):
+    """The venue confirmed the order is no longer working; nothing more will fill."""
+
+    client_order_id: str
+    venue: str
+    reason: str
+    filled_quantity: Decimal

@@ -1,0 +1,47 @@
+"""Upcasters: read old schema versions of an event as the current one.
+
+The log is immutable, so an event written as ``OrderFilled`` v1 stays v1 forever. When a
+payload changes, bump the class's ``VERSION`` and register a function here that turns the
+v(N) payload dict into the v(N+1) one::
+
+    @upcaster("OrderFilled", 1)
+    def _order_filled_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "liquidity": "taker"}
+
+The codec applies them in a chain when decoding, so projections and the engine only ever see
+the current version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Payload = dict[str, Any]
+Upcaster = Callable[[Payload], Payload]
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register ``fn`` as the step from ``from_version`` to ``from_version + 1``."""
+
+    def register(fn: Upcaster) -> Upcaster:
+        key = (event_type, from_version)
+        if key in UPCASTERS:
+            raise ValueError(f"an upcaster for {event_type} v{from_version} is already registered")
+        UPCASTERS[key] = fn
+        return fn
+
+    return register
+
+
+def upcast(event_type: str, version: int, current: int, data: Payload) -> Payload:
+    """Apply the chain ``version -> current``; raise LookupError where a step is missing."""
+    while version < current:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise LookupError(f"no upcaster from {event_type} v{version} to v{version + 1}")
+        data = step(data)
+        version += 1
+    return data

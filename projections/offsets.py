@@ -1,0 +1,100 @@
+"""Where a projection stands in the log.
+
+:class:`PgOffsets` keeps the positions in PostgreSQL, written in the same transaction as the rows
+they account for, with a guard: ``UPDATE ... WHERE next_offset = <expected>``. A worker that lost a
+partition in a rebalance (and so holds a stale expectation) updates nothing, its transaction is rolled
+back, and it re-reads where the partition really stands. :class:`MemoryOffsets` is for in-memory read
+models (the Prometheus projection), which fold the log from its start on every start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import asyncpg
+from aiokafka import TopicPartition
+
+from adapters.postgres import ident
+
+
+class StaleOffset(Exception):
+    """The stored offset is not the one this worker expected: another worker moved it."""
+
+    retriable = True
+
+
+class Batch(Protocol):
+    conn: Any
+
+    async def advance(self, tp: TopicPartition, expected: int, new: int) -> None: ...
+
+
+class OffsetStore(Protocol):
+    async def load(self, projection: str, tps: Iterable[TopicPartition], default: dict[TopicPartition, int]) -> dict[TopicPartition, int]: ...
+
+    def batch(self, projection: str) -> Any: ...
+
+
+class _PgBatch:
+    def __init__(self, conn: asyncpg.Connection, table: str, projection: str) -> None:
+        self.conn = conn
+        self._table = table
+        self._projection = projection
+
+    async def advance(self, tp: TopicPartition, expected: int, new: int) -> None:
+        status = await self.conn.execute(
+            f"UPDATE {self._table} SET next_offset = $1, updated_at = now() "  # noqa: S608 - validated ident
+            "WHERE projection = $2 AND topic = $3 AND partition = $4 AND next_offset = $5",
+            new, self._projection, tp.topic, tp.partition, expected,
+        )
+        if status != "UPDATE 1":
+            raise StaleOffset(f"{self._projection} {tp.topic}[{tp.partition}]: expected offset {expected} is stale")
+
+
+class PgOffsets:
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self._pool = pool
+        self._table = f"{ident(schema)}.projection_offsets"
+
+    async def load(
+        self, projection: str, tps: Iterable[TopicPartition], default: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        """The stored next offset of each partition; a partition seen for the first time starts at ``default``."""
+        tps = list(tps)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                f"INSERT INTO {self._table} (projection, topic, partition, next_offset) "  # noqa: S608
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                [(projection, tp.topic, tp.partition, default[tp]) for tp in tps],
+            )
+            rows = await conn.fetch(
+                f"SELECT topic, partition, next_offset FROM {self._table} WHERE projection = $1",  # noqa: S608
+                projection,
+            )
+        stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        return {tp: stored[tp] for tp in tps}
+
+    @asynccontextmanager
+    async def batch(self, projection: str) -> AsyncIterator[_PgBatch]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PgBatch(conn, self._table, projection)
+
+
+class _MemoryBatch:
+    conn = None
+
+    async def advance(self, tp: TopicPartition, expected: int, new: int) -> None:
+        return None
+
+
+class MemoryOffsets:
+    async def load(
+        self, projection: str, tps: Iterable[TopicPartition], default: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        return {tp: default[tp] for tp in tps}
+
+    @asynccontextmanager
+    async def batch(self, projection: str) -> AsyncIterator[_MemoryBatch]:
+        yield _MemoryBatch()

@@ -1,0 +1,217 @@
+"""The projection runner: batch from Kafka -> one PostgreSQL transaction with guarded offsets -> Kafka commit.
+
+For every batch:
+
+1. records that do not decode go to the dead-letter topic (with the reason) and are skipped;
+2. the projection applies the rest inside one transaction, in which the runner also moves each
+   partition's stored offset from the value it expected to the next one (guarded: see
+   :mod:`projections.offsets`);
+3. after the commit, the same offsets are committed to Kafka, so standard lag tools see them.
+
+On assignment it seeks to the stored offsets; it never uses Kafka's committed offsets to decide where to
+start and never jumps to the end of the log. A stored offset below the log start (the events were deleted)
+stops the runner with :class:`OffsetNotInLog` instead of silently skipping.
+
+Two ways to run: as a consumer group (``group_id``; workers on many machines share the partitions) or
+on a fixed set of partitions between given offsets (replays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from adapters.kafka import EventProducer, make_consumer
+from events import DecodeError, Envelope, decode
+from projections import lag as lagm
+from projections.offsets import OffsetStore, StaleOffset
+
+log = structlog.get_logger(__name__)
+
+
+class OffsetNotInLog(Exception):
+    """The projection's stored position is older than the oldest event still in the log."""
+
+    retriable = False
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    envelope: Envelope
+
+
+class Projection(Protocol):
+    name: str
+    topics: tuple[str, ...]
+
+    async def apply(self, conn: Any, records: Sequence[Record]) -> None: ...
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ProjectionRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self._runner.lag.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._runner._seek_stored(assigned)
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        projection: Projection,
+        store: OffsetStore,
+        bootstrap: str,
+        dlq: EventProducer,
+        *,
+        group_id: str | None = None,
+        partitions: Iterable[TopicPartition] | None = None,
+        start_at: dict[TopicPartition, int] | None = None,
+        stop_at: dict[TopicPartition, int] | None = None,
+        batch: int = 5000,
+        export_lag: bool = True,
+    ) -> None:
+        if (group_id is None) == (partitions is None):
+            raise ValueError("give either group_id (consumer group) or partitions (fixed assignment)")
+        self.projection = projection
+        self._store = store
+        self._dlq = dlq
+        self._group_id = group_id
+        self._partitions = list(partitions or [])
+        self._start_at = start_at or {}
+        self._stop_at = stop_at
+        self._batch = batch
+        self._export_lag = export_lag
+        self._consumer = make_consumer(bootstrap, group_id=group_id, client_id=f"projection-{projection.name}")
+        self.lag: dict[TopicPartition, lagm.PartitionLag] = {}
+        self.applied = 0
+        self.dead_lettered = 0
+        self.ready = asyncio.Event()
+        self._last_refresh = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        if self._group_id is not None:
+            self._consumer.subscribe(list(self.projection.topics), listener=_Listener(self))
+        else:
+            self._consumer.assign(self._partitions)
+            await self._seek_stored(self._partitions)
+
+    async def stop(self) -> None:
+        await asyncio.shield(self._consumer.stop())
+
+    async def _seek_stored(self, tps: list[TopicPartition]) -> None:
+        if not tps:
+            return
+        begin = await self._consumer.beginning_offsets(tps)
+        end = await self._consumer.end_offsets(tps)
+        default = {tp: self._start_at.get(tp, begin[tp]) for tp in tps}
+        stored = await self._store.load(self.name, tps, default)
+        for tp in tps:
+            if stored[tp] < begin[tp]:
+                raise OffsetNotInLog(
+                    f"projection {self.name}: stored offset {stored[tp]} of {tp.topic}[{tp.partition}] is no longer "
+                    f"in the log (it starts at {begin[tp]}); rebuild the projection from the log"
+                )
+            self._consumer.seek(tp, stored[tp])
+            self.lag[tp] = lagm.PartitionLag(next_offset=stored[tp], log_end=end[tp])
+            self._publish_lag(tp)
+        log.info("projection.assigned", projection=self.name,
+                 partitions={f"{tp.topic}[{tp.partition}]": stored[tp] for tp in tps})
+        self.ready.set()
+
+    def _publish_lag(self, tp: TopicPartition, applied: int = 0) -> None:
+        if self._export_lag:
+            lagm.publish(self.name, tp.topic, tp.partition, self.lag[tp], applied)
+
+    async def _refresh_log_end(self) -> None:
+        tps = list(self.lag)
+        if not tps or time.monotonic() - self._last_refresh < 1.0:
+            return
+        self._last_refresh = time.monotonic()
+        end = await self._consumer.end_offsets(tps)
+        for tp in tps:
+            if tp in self.lag:
+                self.lag[tp].log_end = end[tp]
+                self._publish_lag(tp)
+
+    def done(self) -> bool:
+        """In fixed mode with ``stop_at``: every partition has reached its stop offset."""
+        if self._stop_at is None:
+            return False
+        return all(self.lag.get(tp, lagm.PartitionLag()).next_offset >= off for tp, off in self._stop_at.items()
+                   if off > 0) and self.ready.is_set()
+
+    def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
+        return all(l.next_offset >= end_offsets.get(tp, 0) for tp, l in self.lag.items())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() and not self.done():
+            data = await self._consumer.getmany(timeout_ms=200, max_records=self._batch)
+            await self._refresh_log_end()
+            if data:
+                await self._apply(data)
+
+    async def _apply(self, data: dict[TopicPartition, list[Any]]) -> None:
+        records: list[Record] = []
+        moves: dict[TopicPartition, tuple[int, int, int | None, int]] = {}
+        for tp, msgs in data.items():
+            state = self.lag.get(tp)
+            if state is None:
+                continue  # revoked while fetched
+            if self._stop_at is not None:
+                msgs = [m for m in msgs if m.offset < self._stop_at.get(tp, 0)]
+            if not msgs:
+                continue
+            last_ts: int | None = state.last_ts_init
+            good = 0
+            for m in msgs:
+                try:
+                    env = decode(m.value)
+                except DecodeError as exc:
+                    await self._dlq.dead_letter(m, exc.reason, consumer=f"projection:{self.name}")
+                    self.dead_lettered += 1
+                    continue
+                records.append(Record(tp.topic, tp.partition, m.offset, env))
+                last_ts = env.ts_init
+                good += 1
+            moves[tp] = (state.next_offset, msgs[-1].offset + 1, last_ts, good)
+        if not moves:
+            return
+        try:
+            async with self._store.batch(self.name) as b:
+                await self.projection.apply(b.conn, records)
+                for tp, (expected, new, _, _) in moves.items():
+                    await b.advance(tp, expected, new)
+        except StaleOffset as exc:
+            log.warning("projection.stale_offset", projection=self.name, error=str(exc))
+            await self._seek_stored([tp for tp in moves if tp in self.lag])
+            return
+        for tp, (_, new, last_ts, good) in moves.items():
+            st = self.lag[tp]
+            st.next_offset = new
+            st.last_ts_init = last_ts
+            st.log_end = max(st.log_end, self._consumer.highwater(tp) or 0, new)
+            self._publish_lag(tp, good)
+        self.applied += len(records)
+        if self._group_id is not None:
+            try:
+                await self._consumer.commit({tp: new for tp, (_, new, _, _) in moves.items()})
+            except Exception as exc:  # PostgreSQL is the truth; Kafka's copy is for lag tools
+                log.warning("projection.kafka_commit_failed", projection=self.name, error=repr(exc))
