@@ -12,12 +12,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from events import DEADLETTER, Envelope, encode, topic_for, topic_specs
+from events import Envelope, Topics, encode
 
 log = structlog.get_logger(__name__)
 
 
-async def ensure_topics(bootstrap: str, partitions: int) -> None:
+async def ensure_topics(bootstrap: str, partitions: int, topics: Topics) -> None:
     """Create the trading topics if missing (auto-create is off on our brokers). Idempotent."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-admin")
     await admin.start()
@@ -25,7 +25,7 @@ async def ensure_topics(bootstrap: str, partitions: int) -> None:
         existing = set(await admin.list_topics())
         new = [
             NewTopic(s.name, partitions, 1, topic_configs=s.config)
-            for s in topic_specs()
+            for s in topics.specs()
             if s.name not in existing
         ]
         if new:
@@ -48,7 +48,10 @@ class EventProducer:
     ``async with EventProducer(...) as p: await p.publish(envs)``; ``stop()`` is safe twice.
     """
 
-    def __init__(self, bootstrap: str, *, client_id: str = "engine", linger_ms: int = 5) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Topics, *, client_id: str = "engine", linger_ms: int = 2
+    ) -> None:
+        self.topics = topics
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             client_id=client_id,
@@ -81,22 +84,22 @@ class EventProducer:
     ) -> None:
         await self.stop()
 
-    async def publish(self, envs: Sequence[Envelope], topic: str | None = None) -> None:
+    async def enqueue(self, env: Envelope) -> asyncio.Future[Any]:
+        """Hand one envelope to the producer; the returned future resolves when the broker acknowledged it."""
+        fut: asyncio.Future[Any] = await self._producer.send(
+            self.topics.for_event(env.event),
+            value=encode(env),
+            key=env.key.encode(),
+            timestamp_ms=_timestamp_ms(env),
+            headers=[("type", env.event.TYPE.encode()), ("v", str(env.event.VERSION).encode())],
+        )
+        self.sent += 1
+        return fut
+
+    async def publish(self, envs: Sequence[Envelope]) -> None:
         """Send every envelope and wait until the broker acknowledged all of them."""
-        if not envs:
-            return
-        futures = [
-            await self._producer.send(
-                topic or topic_for(env.event),
-                value=encode(env),
-                key=env.key.encode(),
-                timestamp_ms=_timestamp_ms(env),
-                headers=[("type", env.event.TYPE.encode()), ("v", str(env.event.VERSION).encode())],
-            )
-            for env in envs
-        ]
-        await asyncio.gather(*futures)
-        self.sent += len(envs)
+        if envs:
+            await asyncio.gather(*[await self.enqueue(env) for env in envs])
 
     async def send_raw(
         self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
@@ -112,7 +115,7 @@ class EventProducer:
             ("dlq.offset", str(msg.offset).encode()),
             ("dlq.consumer", consumer.encode()),
         ]
-        await self.send_raw(DEADLETTER, msg.value, msg.key, headers)
+        await self.send_raw(self.topics.deadletter, msg.value, msg.key, headers)
         log.warning("kafka.dead_lettered", topic=msg.topic, partition=msg.partition, offset=msg.offset,
                     reason=reason, consumer=consumer)
 

@@ -141,11 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_projections(settings, set(args.only or ["audit", "metrics"]), http=not args.no_http))
         return 0
     if args.command == "replay":
+        from events import Topics
         from projections.replay import SchemaExists, replay
 
         try:
             res = asyncio.run(replay(settings.kafka.bootstrap, settings.postgres.dsn, args.schema,
-                                     start=args.start, end=args.end, replace=args.replace))
+                                     start=args.start, end=args.end, replace=args.replace,
+                                     topics=Topics(settings.kafka.topic_prefix)))
         except SchemaExists as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

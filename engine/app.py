@@ -23,7 +23,7 @@ from engine.loop import TradingLoop
 from engine.risk import RiskLimits
 from engine.strategies import MaCross
 from engine.trader import Trader
-from events import TICKS, TRADING, OrderType
+from events import OrderType, Topics
 from projections.audit import AuditProjection, create_schema
 from projections.metrics import MetricsProjection
 from projections.offsets import MemoryOffsets, PgOffsets
@@ -41,6 +41,10 @@ def make_feed(settings: Settings, limit: int | None = None) -> Feed:
         f.instruments, f.start_prices, f.tick_size, seed=f.seed, ticks_per_second=f.ticks_per_second,
         volatility_bps=f.volatility_bps, limit=limit,
     )
+
+
+def topics_of(settings: Settings) -> Topics:
+    return Topics(settings.kafka.topic_prefix)
 
 
 def make_core_factory(settings: Settings) -> Callable[[], TradingCore]:
@@ -118,18 +122,20 @@ async def start_projections(
     svc: Services, producer: EventProducer, which: set[str], stop: asyncio.Event
 ) -> list[ProjectionRunner]:
     s = svc.settings
+    topics = topics_of(s)
     runners: list[ProjectionRunner] = []
     if "audit" in which:
         pool = await create_pool(s.postgres.dsn)
         svc.on_close(pool.close)
         await create_schema(pool, s.postgres.schema_)
         runners.append(ProjectionRunner(
-            AuditProjection(s.postgres.schema_), PgOffsets(pool, s.postgres.schema_), s.kafka.bootstrap, producer,
-            group_id=f"projection.audit.{s.postgres.schema_}",
+            AuditProjection(s.postgres.schema_, topics), PgOffsets(pool, s.postgres.schema_), s.kafka.bootstrap,
+            producer, group_id=topics.group(f"projection.audit.{s.postgres.schema_}"),
         ))
     if "metrics" in which:
         runners.append(ProjectionRunner(
-            MetricsProjection(), MemoryOffsets(), s.kafka.bootstrap, producer, group_id="projection.metrics",
+            MetricsProjection(topics), MemoryOffsets(), s.kafka.bootstrap, producer,
+            group_id=topics.group("projection.metrics"),
         ))
     for r in runners:
         await r.start()
@@ -162,9 +168,10 @@ async def run_engine(
     stopper = Stopper()
     stopper.install_signals()
     feed_stop = asyncio.Event()
-    await ensure_topics(s.kafka.bootstrap, s.kafka.partitions)
+    topics = topics_of(s)
+    await ensure_topics(s.kafka.bootstrap, s.kafka.partitions, topics)
     async with Services(s) as svc:
-        producer = await svc.enter(EventProducer(s.kafka.bootstrap, client_id=s.kafka.client_id))
+        producer = await svc.enter(EventProducer(s.kafka.bootstrap, topics, client_id=s.kafka.client_id))
         inspector = await svc.enter(LogInspector(s.kafka.bootstrap))
         if http:
             server = HttpServer(s.http.host, s.http.port)
@@ -173,7 +180,7 @@ async def run_engine(
             log.info("http.listening", url=f"http://{s.http.host}:{server.port}/metrics")
         work_stop = asyncio.Event()
         runners = await start_projections(svc, producer, set(projections), work_stop)
-        loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s))
+        loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s), topics)
         await loop.start()
         svc.on_close(loop.stop)
         svc.spawn(loop.run(work_stop), "trading-loop")
@@ -202,10 +209,10 @@ async def run_engine(
         # drain: the loop takes every published tick, then the projections every event
         drained = True
         if not supervisor.done():
-            tick_tps = await inspector.partitions([TICKS])
+            tick_tps = await inspector.partitions([topics.ticks])
             ends = await inspector.end_offsets(tick_tps)
             drained = await wait_until(lambda: loop.caught_up(ends), drain_timeout)
-            all_tps = await inspector.partitions([TICKS, TRADING])
+            all_tps = await inspector.partitions([topics.ticks, topics.trading])
             ends_all = await inspector.end_offsets(all_tps)
             drained = drained and await wait_until(
                 lambda: all(r.caught_up(ends_all) for r in runners), drain_timeout
@@ -232,9 +239,10 @@ async def run_projections(settings: Settings, which: set[str], *, http: bool = T
     s = settings
     stopper = Stopper()
     stopper.install_signals()
-    await ensure_topics(s.kafka.bootstrap, s.kafka.partitions)
+    topics = topics_of(s)
+    await ensure_topics(s.kafka.bootstrap, s.kafka.partitions, topics)
     async with Services(s) as svc:
-        producer = await svc.enter(EventProducer(s.kafka.bootstrap, client_id=f"{s.kafka.client_id}-projections"))
+        producer = await svc.enter(EventProducer(s.kafka.bootstrap, topics, client_id=f"{s.kafka.client_id}-projections"))
         if http:
             server = HttpServer(s.http.host, s.http.port)
             await server.start()

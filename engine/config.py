@@ -40,6 +40,8 @@ class KafkaSettings(_Section):
     bootstrap: str = "127.0.0.1:19092"
     partitions: int = Field(default=4, ge=1, le=256, description="partitions of each trading topic")
     client_id: str = "engine"
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$",
+                              description="prepended to every topic and consumer group name")
 
 
 class PostgresSettings(_Section):

@@ -27,3 +27,5 @@ def configure(level: str = "info") -> None:
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # "coordinator not available" while a new group forms is routine, not an error worth a line
+    logging.getLogger("aiokafka.consumer.group_coordinator").setLevel(logging.CRITICAL)

@@ -20,7 +20,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from adapters.kafka import EventProducer, make_consumer
 from engine.core import TradingCore
-from events import TICKS, DecodeError, decode
+from events import DecodeError, Topics, decode
 
 log = structlog.get_logger(__name__)
 
@@ -47,20 +47,21 @@ class TradingLoop:
         bootstrap: str,
         producer: EventProducer,
         make_core: Callable[[], TradingCore],
+        topics: Topics,
         *,
-        group_id: str = GROUP,
         batch: int = 1000,
     ) -> None:
         self._bootstrap = bootstrap
         self._producer = producer
         self._make_core = make_core
-        self._group_id = group_id
+        self._topics = topics
+        self._group_id = topics.group(GROUP)
         self._batch = batch
         self.cores: dict[TopicPartition, TradingCore] = {}
         self.positions: dict[TopicPartition, int] = {}
         self.ticks_processed = 0
         self.events_published = 0
-        self._consumer = make_consumer(bootstrap, group_id=group_id, client_id="engine-loop")
+        self._consumer = make_consumer(bootstrap, group_id=self._group_id, client_id="engine-loop")
         self._assigned = asyncio.Event()
 
     async def recover(self, tp: TopicPartition) -> None:
@@ -98,7 +99,7 @@ class TradingLoop:
 
     async def start(self) -> None:
         await self._consumer.start()
-        self._consumer.subscribe([TICKS], listener=_Rebalance(self))
+        self._consumer.subscribe([self._topics.ticks], listener=_Rebalance(self))
 
     async def stop(self) -> None:
         await asyncio.shield(self._consumer.stop())

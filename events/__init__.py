@@ -8,7 +8,7 @@ from events.codec import DecodeError, decode, encode, event_to_dict
 from events.enums import Direction, Liquidity, OrderType, Side
 from events.envelope import Envelope
 from events.market import TickReceived
-from events.topics import DEADLETTER, TICKS, TRADING, topic_for, topic_specs
+from events.topics import DEADLETTER, TICKS, TRADING, Topics
 from events.trading import (
     OrderAccepted,
     OrderCancelled,
@@ -38,10 +38,9 @@ __all__ = [
     "Side",
     "SignalGenerated",
     "TickReceived",
+    "Topics",
     "decode",
     "encode",
     "event_to_dict",
     "event_types",
-    "topic_for",
-    "topic_specs",
 ]

@@ -33,11 +33,35 @@ class TopicSpec:
     config: dict[str, str]
 
 
-def topic_specs() -> list[TopicSpec]:
-    forever = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
-    return [TopicSpec(TICKS, forever), TopicSpec(TRADING, forever), TopicSpec(DEADLETTER, forever)]
+_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 
 
-def topic_for(event: Event) -> str:
-    """The topic an event is published to."""
-    return TICKS if isinstance(event, TickReceived) else TRADING
+@dataclass(frozen=True)
+class Topics:
+    """The topic names of one deployment: ``prefix`` lets several share a cluster (and tests isolate)."""
+
+    prefix: str = ""
+
+    @property
+    def ticks(self) -> str:
+        return self.prefix + TICKS
+
+    @property
+    def trading(self) -> str:
+        return self.prefix + TRADING
+
+    @property
+    def deadletter(self) -> str:
+        return self.prefix + DEADLETTER
+
+    def for_event(self, event: Event) -> str:
+        """The topic an event is published to."""
+        return self.ticks if isinstance(event, TickReceived) else self.trading
+
+    def specs(self) -> list[TopicSpec]:
+        return [TopicSpec(self.ticks, _FOREVER), TopicSpec(self.trading, _FOREVER),
+                TopicSpec(self.deadletter, _FOREVER)]
+
+    def group(self, name: str) -> str:
+        """A consumer group id within this deployment."""
+        return self.prefix + name

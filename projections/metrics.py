@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge
 from engine import orders as om
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position, apply_fill
-from events import TICKS, TRADING, OrderFilled, SignalGenerated, TickReceived
+from events import OrderFilled, SignalGenerated, TickReceived, Topics
 from projections.runner import Record
 
 EVENTS = Counter("engine_events_consumed", "Events folded by the metrics projection", ["type"])
@@ -34,9 +34,9 @@ VOLUME = Counter("engine_traded_volume", "Volume of market trades seen (base uni
 
 class MetricsProjection:
     name = "metrics"
-    topics = (TICKS, TRADING)
 
-    def __init__(self) -> None:
+    def __init__(self, topics: Topics = Topics()) -> None:
+        self.topics = (topics.ticks, topics.trading)
         self.orders: dict[str, Order] = {}
         self.positions: dict[str, Position] = {}
         self._fills_seen: set[tuple[str, str]] = set()

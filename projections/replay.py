@@ -12,6 +12,7 @@ import structlog
 
 from adapters.kafka import EventProducer, LogInspector
 from adapters.postgres import create_pool, ident
+from events import Topics
 from projections.audit import AuditProjection, create_schema
 from projections.offsets import PgOffsets
 from projections.runner import ProjectionRunner
@@ -55,6 +56,7 @@ async def replay(
     end: datetime | None = None,
     replace: bool = False,
     batch: int = 5000,
+    topics: Topics = Topics(),
 ) -> ReplayResult:
     """Fold the log (or the part of it between ``start`` and ``end``) into the fresh schema ``schema``."""
     ident(schema)
@@ -65,8 +67,8 @@ async def replay(
                 raise SchemaExists(f"schema {schema!r} exists; pass --replace to drop and rebuild it")
             await pool.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
         await create_schema(pool, schema)
-        projection = AuditProjection(schema)
-        async with LogInspector(bootstrap) as inspector, EventProducer(bootstrap, client_id="replay") as dlq:
+        projection = AuditProjection(schema, topics)
+        async with LogInspector(bootstrap) as inspector, EventProducer(bootstrap, topics, client_id="replay") as dlq:
             tps = await inspector.partitions(projection.topics)
             begin = await inspector.beginning_offsets(tps)
             start_at = await inspector.offsets_at(tps, int(start.timestamp() * 1000)) if start else begin

@@ -24,7 +24,7 @@ from adapters.postgres import ident, run_sql_file
 from engine import orders as om
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position, apply_fill
-from events import TICKS, TRADING, Envelope, OrderFilled, OrderType, Side, event_to_dict
+from events import Envelope, OrderFilled, OrderType, Side, Topics, event_to_dict
 from projections.runner import Record
 
 log = structlog.get_logger(__name__)
@@ -55,10 +55,11 @@ def _position_from_row(r: asyncpg.Record) -> Position:
 
 class AuditProjection:
     name = "audit"
-    topics = (TICKS, TRADING)
 
-    def __init__(self, schema: str = "audit") -> None:
+    def __init__(self, schema: str = "audit", topics: Topics = Topics()) -> None:
         s = ident(schema)
+        self.topics = (topics.ticks, topics.trading)
+        self._trading = topics.trading
         self.schema = schema
         self._insert_events = f"""
             INSERT INTO {s}.events (event_id, type, version, key, ts_event, ts_init, correlation_id,
@@ -119,7 +120,7 @@ class AuditProjection:
             for c, v in zip(cols, row, strict=True):
                 c.append(v)
         inserted = {row[0] for row in await conn.fetch(self._insert_events, *cols)}
-        new = [r.envelope for r in records if r.envelope.event_id in inserted and r.topic == TRADING]
+        new = [r.envelope for r in records if r.envelope.event_id in inserted and r.topic == self._trading]
         if new:
             await self._fold_trading(conn, new)
 
