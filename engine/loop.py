@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -32,13 +33,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        for tp in revoked:
-            self._loop.cores.pop(tp, None)
-            self._loop.positions.pop(tp, None)
+        # wait for the batch in hand to be published and committed, so the next owner starts after it
+        async with self._loop.batch_lock:
+            self._loop.revoked.update(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        for tp in assigned:
-            await self._loop.recover(tp)
+        async with self._loop.batch_lock:
+            for tp in self._loop.revoked - set(assigned):
+                self._loop.cores.pop(tp, None)
+                self._loop.positions.pop(tp, None)
+            self._loop.revoked.clear()
+            for tp in assigned:
+                await self._loop.recover(tp)
 
 
 class TradingLoop:
@@ -63,12 +69,18 @@ class TradingLoop:
         self.events_published = 0
         self._consumer = make_consumer(bootstrap, group_id=self._group_id, client_id="engine-loop")
         self._assigned = asyncio.Event()
+        self.batch_lock = asyncio.Lock()
+        self.revoked: set[TopicPartition] = set()
 
     async def recover(self, tp: TopicPartition) -> None:
         """Rebuild the core of ``tp`` from the log up to the committed offset, publishing nothing."""
         committed = await self._consumer.committed(tp)
         begin = (await self._consumer.beginning_offsets([tp]))[tp]
         start = begin if committed is None else committed
+        if tp in self.cores and self.positions.get(tp) == start:
+            self._consumer.seek(tp, start)  # kept through the rebalance: the state is already exact
+            self._assigned.set()
+            return
         core = self._make_core()
         replayed = 0
         if start > begin:
@@ -110,24 +122,31 @@ class TradingLoop:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch)
-            for tp, msgs in batches.items():
-                core = self.cores.get(tp)
-                if core is None or not msgs:
+            if batches:
+                async with self.batch_lock:
+                    await self._process(batches)
+
+    async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        for tp, msgs in batches.items():
+            core = self.cores.get(tp)
+            # records fetched before a rebalance moved the position are stale: never feed a tick twice
+            msgs = [m for m in msgs if m.offset >= self.positions.get(tp, 0)]
+            if core is None or not msgs:
+                continue
+            out = []
+            for msg in msgs:
+                try:
+                    env = decode(msg.value)
+                except DecodeError as exc:
+                    await self._producer.dead_letter(msg, exc.reason, consumer=self._group_id)
                     continue
-                out = []
-                for msg in msgs:
-                    try:
-                        env = decode(msg.value)
-                    except DecodeError as exc:
-                        await self._producer.dead_letter(msg, exc.reason, consumer=self._group_id)
-                        continue
-                    out.extend(core.on_tick(env, ts_init=time.time_ns()))
-                await self._producer.publish(out)
-                next_offset = msgs[-1].offset + 1
-                await self._consumer.commit({tp: next_offset})
-                self.positions[tp] = next_offset
-                self.ticks_processed += len(msgs)
-                self.events_published += len(out)
+                out.extend(core.on_tick(env, ts_init=time.time_ns()))
+            await self._producer.publish(out)
+            next_offset = msgs[-1].offset + 1
+            await self._consumer.commit({tp: next_offset})
+            self.positions[tp] = next_offset
+            self.ticks_processed += len(msgs)
+            self.events_published += len(out)
 
     async def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
         """True once every partition this engine owns has been processed up to ``end_offsets``."""
