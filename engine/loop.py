@@ -4,9 +4,11 @@ The engine is a consumer group on ``market.ticks``: several engines split the pa
 partition it owns, it keeps one :class:`TradingCore`. When it is handed a partition it rebuilds that
 core by running the partition's ticks from the start of the log up to the group's committed offset
 through the same code, publishing nothing (the core is deterministic, so this is exactly the state it
-had). Then it consumes: for each batch it publishes the derived events, waits for the broker's
-acknowledgement, and only then commits the offset. A crash between the two re-processes the batch and
-re-publishes the same events with the same ids, which every projection recognises as duplicates.
+had). Then it consumes: each tick's derived events are handed to the producer at once (no wait on the hot path);
+every ``commit_interval`` (and before giving up a partition, and on stop) it waits until the broker has
+acknowledged everything handed over, and only then commits the tick offsets. A crash in between
+re-processes those ticks and re-publishes the very same events with the same ids, which every
+projection recognises as duplicates.
 """
 
 from __future__ import annotations
@@ -33,18 +35,22 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # wait for the batch in hand to be published and committed, so the next owner starts after it
+        # publish and commit what was processed, so the next owner starts right after it
         async with self._loop.batch_lock:
+            self._loop.assigned.clear()  # mid-rebalance: what it owns is unknown until the next assignment
+            await self._loop.flush()
             self._loop.revoked.update(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self._loop.batch_lock:
             for tp in self._loop.revoked - set(assigned):
                 self._loop.cores.pop(tp, None)
+                self._loop.processed.pop(tp, None)
                 self._loop.positions.pop(tp, None)
             self._loop.revoked.clear()
             for tp in assigned:
                 await self._loop.recover(tp)
+            self._loop.assigned.set()
 
 
 class TradingLoop:
@@ -56,6 +62,8 @@ class TradingLoop:
         topics: Topics,
         *,
         batch: int = 1000,
+        commit_interval: float = 0.2,
+        fetch_max_wait_ms: int = 5,
     ) -> None:
         self._bootstrap = bootstrap
         self._producer = producer
@@ -63,12 +71,19 @@ class TradingLoop:
         self._topics = topics
         self._group_id = topics.group(GROUP)
         self._batch = batch
+        self._commit_interval = commit_interval
         self.cores: dict[TopicPartition, TradingCore] = {}
-        self.positions: dict[TopicPartition, int] = {}
+        self.processed: dict[TopicPartition, int] = {}  # next offset fed to the core
+        self.positions: dict[TopicPartition, int] = {}  # next offset acknowledged and committed
+        self._unacked: list[asyncio.Future[Any]] = []
+        self._to_commit: dict[TopicPartition, int] = {}
         self.ticks_processed = 0
         self.events_published = 0
-        self._consumer = make_consumer(bootstrap, group_id=self._group_id, client_id="engine-loop")
-        self._assigned = asyncio.Event()
+        # a short fetch wait keeps tick-to-order latency low when the log is quiet
+        self._consumer = make_consumer(
+            bootstrap, group_id=self._group_id, client_id="engine-loop", fetch_max_wait_ms=fetch_max_wait_ms
+        )
+        self.assigned = asyncio.Event()
         self.batch_lock = asyncio.Lock()
         self.revoked: set[TopicPartition] = set()
 
@@ -77,9 +92,8 @@ class TradingLoop:
         committed = await self._consumer.committed(tp)
         begin = (await self._consumer.beginning_offsets([tp]))[tp]
         start = begin if committed is None else committed
-        if tp in self.cores and self.positions.get(tp) == start:
+        if tp in self.cores and self.processed.get(tp) == start:
             self._consumer.seek(tp, start)  # kept through the rebalance: the state is already exact
-            self._assigned.set()
             return
         core = self._make_core()
         replayed = 0
@@ -105,9 +119,8 @@ class TradingLoop:
             log.info("engine.recovered", partition=tp.partition, ticks=replayed, offset=start,
                      seconds=round(time.monotonic() - t0, 3))
         self.cores[tp] = core
-        self.positions[tp] = start
+        self.processed[tp] = self.positions[tp] = start
         self._consumer.seek(tp, start)
-        self._assigned.set()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -117,37 +130,54 @@ class TradingLoop:
         await asyncio.shield(self._consumer.stop())
 
     async def wait_assigned(self, timeout: float) -> None:
-        await asyncio.wait_for(self._assigned.wait(), timeout)
+        await asyncio.wait_for(self.assigned.wait(), timeout)
+
+    async def flush(self) -> None:
+        """Wait for the broker to acknowledge every event handed over, then commit the tick offsets."""
+        futures, offsets = self._unacked, self._to_commit
+        self._unacked, self._to_commit = [], {}
+        if futures:
+            await asyncio.gather(*futures)
+        if offsets:
+            await self._consumer.commit(offsets)
+            self.positions.update(offsets)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch)
-            if batches:
+        last_flush = time.monotonic()
+        try:
+            while not stop.is_set():
+                batches = await self._consumer.getmany(timeout_ms=100, max_records=self._batch)
                 async with self.batch_lock:
-                    await self._process(batches)
+                    if batches:
+                        await self._process(batches)
+                    if not batches or time.monotonic() - last_flush >= self._commit_interval:
+                        await self.flush()
+                        last_flush = time.monotonic()
+        finally:
+            async with self.batch_lock:
+                await asyncio.shield(self.flush())
 
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         for tp, msgs in batches.items():
             core = self.cores.get(tp)
             # records fetched before a rebalance moved the position are stale: never feed a tick twice
-            msgs = [m for m in msgs if m.offset >= self.positions.get(tp, 0)]
+            msgs = [m for m in msgs if m.offset >= self.processed.get(tp, 0)]
             if core is None or not msgs:
                 continue
-            out = []
             for msg in msgs:
                 try:
                     env = decode(msg.value)
                 except DecodeError as exc:
                     await self._producer.dead_letter(msg, exc.reason, consumer=self._group_id)
                     continue
-                out.extend(core.on_tick(env, ts_init=time.time_ns()))
-            await self._producer.publish(out)
-            next_offset = msgs[-1].offset + 1
-            await self._consumer.commit({tp: next_offset})
-            self.positions[tp] = next_offset
+                for out in core.on_tick(env, ts_init=time.time_ns()):
+                    self._unacked.append(await self._producer.enqueue(out))
+                    self.events_published += 1
+            self.processed[tp] = self._to_commit[tp] = msgs[-1].offset + 1
             self.ticks_processed += len(msgs)
-            self.events_published += len(out)
 
     async def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
-        """True once every partition this engine owns has been processed up to ``end_offsets``."""
-        return all(self.positions.get(tp, 0) >= end_offsets.get(tp, 0) for tp in self.positions)
+        """True once every partition this engine owns is processed, published and committed to ``end_offsets``."""
+        return self.assigned.is_set() and all(
+            self.positions.get(tp, 0) >= end_offsets.get(tp, 0) for tp in self.positions
+        )

@@ -61,11 +61,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner = runner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._runner.ready.clear()  # mid-rebalance: what it owns is unknown until the next assignment
         for tp in revoked:
             self._runner.lag.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._runner._seek_stored(assigned)
+        self._runner.ready.set()
 
 
 class ProjectionRunner:
@@ -118,6 +120,7 @@ class ProjectionRunner:
 
     async def _seek_stored(self, tps: list[TopicPartition]) -> None:
         if not tps:
+            self.ready.set()
             return
         begin = await self._consumer.beginning_offsets(tps)
         end = await self._consumer.end_offsets(tps)
@@ -155,11 +158,15 @@ class ProjectionRunner:
         """In fixed mode with ``stop_at``: every partition has reached its stop offset."""
         if self._stop_at is None:
             return False
-        return all(self.lag.get(tp, lagm.PartitionLag()).next_offset >= off for tp, off in self._stop_at.items()
-                   if off > 0) and self.ready.is_set()
+        return self.ready.is_set() and all(
+            self.lag[tp].next_offset >= off for tp, off in self._stop_at.items() if tp in self.lag
+        )
 
     def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
-        return all(l.next_offset >= end_offsets.get(tp, 0) for tp, l in self.lag.items())
+        """Every partition it owns has been applied up to ``end_offsets`` (False while a rebalance is under way)."""
+        return self.ready.is_set() and all(
+            st.next_offset >= end_offsets.get(tp, 0) for tp, st in self.lag.items()
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self.done():

@@ -1,0 +1,171 @@
+"""Benchmarks of the pipeline on the real Kafka and PostgreSQL (figures printed; nothing asserted).
+
+1. Audit projection throughput: N synthetic ticks run through the trading core; all resulting
+   events are published to fresh topics, then the audit projection folds them from Kafka into a
+   fresh schema (the same runner and code as `python -m engine replay`). Prints events/s, and the
+   raw ceiling of the same machine: the same number of event rows written with asyncpg
+   `copy_records_to_table` with no projection logic, and the ratio.
+2. Tick-to-order latency through Kafka: a paced synthetic feed publishes ticks; the trading loop
+   consumes them from Kafka and publishes orders; a consumer reads the orders back. Prints p50/p99 of
+   (order's ts_init - tick's ts_init: decision latency, tick in Kafka -> order decided) and of
+   (order read back from Kafka - tick created: the full round trip).
+
+Usage: python benchmarks/pipeline.py [--events N] [--latency-ticks N] [--rate R]
+Servers: ENGINE_KAFKA__BOOTSTRAP / ENGINE_POSTGRES__DSN, default the local stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from adapters.feeds import SyntheticFeed, publish_feed  # noqa: E402
+from adapters.kafka import EventProducer, ensure_topics, make_consumer  # noqa: E402
+from adapters.postgres import create_pool  # noqa: E402
+from engine.app import make_core_factory  # noqa: E402
+from engine.config import load  # noqa: E402
+from engine.loop import TradingLoop  # noqa: E402
+from events import Envelope, OrderSubmitted, Topics, decode  # noqa: E402
+from projections.replay import replay  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+async def throughput(n_ticks: int) -> None:
+    settings = load(strategy={"fast": 3, "slow": 8})
+    topics = Topics(f"bench_{uuid.uuid4().hex[:6]}.")
+    await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
+    feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size,
+                         seed=1, paced=False, limit=n_ticks)
+    make_core = make_core_factory(settings)
+    cores = {i: make_core() for i in settings.feed.instruments}
+    t0 = time.monotonic()
+    envs: list[Envelope] = []
+    async for ts, tick in feed.ticks():
+        env = Envelope.new(tick, ts_event=ts, ts_init=ts, source="bench")
+        envs.append(env)
+        envs.extend(cores[tick.instrument].on_tick(env, ts_init=ts))
+    core_s = time.monotonic() - t0
+    print(f"trading core: {n_ticks:,} ticks -> {len(envs) - n_ticks:,} events in {core_s:.2f} s "
+          f"({n_ticks / core_s:,.0f} ticks/s, pure Python, one core)")
+    async with EventProducer(settings.kafka.bootstrap, topics, linger_ms=20) as producer:
+        t0 = time.monotonic()
+        for i in range(0, len(envs), 20_000):
+            await producer.publish(envs[i : i + 20_000])
+        pub_s = time.monotonic() - t0
+    print(f"publish: {len(envs):,} events to Kafka in {pub_s:.2f} s ({len(envs) / pub_s:,.0f} events/s, acks=all)")
+
+    schema = f"bench_{uuid.uuid4().hex[:6]}"
+    res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, schema, topics=topics)
+    print(f"audit projection: {res.events:,} events from Kafka into PostgreSQL in {res.seconds:.2f} s "
+          f"= {res.events_per_second:,.0f} events/s")
+
+    # the raw ceiling: the same rows, COPY, no projection logic, no Kafka
+    pool = await create_pool(settings.postgres.dsn)
+    try:
+        await pool.execute(f'CREATE TABLE "{schema}".raw_events (LIKE "{schema}".events INCLUDING DEFAULTS)')
+        from events import event_to_dict
+        import orjson
+
+        rows = [
+            (e.event_id, e.type, e.version, e.key, e.ts_event, e.ts_init, e.correlation_id, e.causation_id, e.source,
+             "t", 0, i, orjson.dumps(event_to_dict(e.event)).decode())
+            for i, e in enumerate(envs)
+        ]
+        cols = ["event_id", "type", "version", "key", "ts_event", "ts_init", "correlation_id", "causation_id",
+                "source", "topic", "partition", "offset", "payload"]
+        t0 = time.monotonic()
+        async with pool.acquire() as conn:
+            for i in range(0, len(rows), 5000):
+                await conn.copy_records_to_table("raw_events", schema_name=schema, records=rows[i : i + 5000],
+                                                 columns=cols)
+        raw_s = time.monotonic() - t0
+        raw_eps = len(rows) / raw_s
+        print(f"raw ceiling (copy_records_to_table, same rows, 5,000 per COPY): {raw_eps:,.0f} events/s; "
+              f"ratio projection/ceiling = {res.events_per_second / raw_eps:.2f}")
+        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await pool.close()
+
+
+async def latency(n_ticks: int, rate: float) -> None:
+    settings = load(strategy={"fast": 2, "slow": 4})
+    topics = Topics(f"lat_{uuid.uuid4().hex[:6]}.")
+    await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
+    created: dict[uuid.UUID, int] = {}
+    async with EventProducer(settings.kafka.bootstrap, topics, client_id="bench-engine") as producer:
+        loop = TradingLoop(settings.kafka.bootstrap, producer, make_core_factory(settings), topics)
+        await loop.start()
+        reader = make_consumer(settings.kafka.bootstrap, [topics.trading], group_id=None, client_id="bench-reader")
+        await reader.start()
+        stop = asyncio.Event()
+        loop_task = asyncio.create_task(loop.run(stop))
+        await loop.wait_assigned(60)
+        decision: list[float] = []
+        round_trip: list[float] = []
+
+        async def read_orders() -> None:
+            while not stop.is_set():
+                for msgs in (await reader.getmany(timeout_ms=100)).values():
+                    now = time.time_ns()
+                    for m in msgs:
+                        env = decode(m.value)
+                        if isinstance(env.event, OrderSubmitted) and env.causation_id in created:
+                            decision.append((env.ts_init - created[env.causation_id]) / 1e6)
+                            round_trip.append((now - created[env.causation_id]) / 1e6)
+
+        read_task = asyncio.create_task(read_orders())
+
+        feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size,
+                             seed=3, ticks_per_second=rate, limit=n_ticks)
+        orig_enqueue = producer.enqueue
+
+        async def enqueue(env: Envelope) -> asyncio.Future[object]:
+            created[env.event_id] = env.ts_init
+            return await orig_enqueue(env)
+
+        producer.enqueue = enqueue  # type: ignore[method-assign]
+        await publish_feed(feed, producer, asyncio.Event())
+        producer.enqueue = orig_enqueue  # type: ignore[method-assign]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and loop.ticks_processed < n_ticks:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(loop_task, read_task)
+        await reader.stop()
+        await loop.stop()
+    print(f"tick-to-order latency over {len(decision):,} orders ({n_ticks:,} ticks at {rate:,.0f}/s):")
+    print(f"  decision (tick created -> through Kafka -> order decided): p50 {pct(decision, 50):.2f} ms, "
+          f"p99 {pct(decision, 99):.2f} ms")
+    print(f"  round trip (tick created -> order read back from Kafka):   p50 {pct(round_trip, 50):.2f} ms, "
+          f"p99 {pct(round_trip, 99):.2f} ms, mean {statistics.fmean(round_trip):.2f} ms")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=100_000, help="ticks for the throughput run (default 100,000)")
+    ap.add_argument("--latency-ticks", type=int, default=5_000)
+    ap.add_argument("--rate", type=float, default=500.0, help="ticks per second in the latency run")
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{platform.platform()}")
+    await throughput(args.events)
+    await latency(args.latency_ticks, args.rate)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
