@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -29,10 +30,8 @@ async def ensure_topics(bootstrap: str, partitions: int, topics: Topics) -> None
             if s.name not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process created them first
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # another process created them first
             log.info("kafka.topics_created", topics=[t.name for t in new], partitions=partitions)
     finally:
         await admin.close()
@@ -151,7 +150,7 @@ class LogInspector:
         await asyncio.shield(self._consumer.stop())
 
     async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
-        out = []
+        out: list[TopicPartition] = []
         for t in topics:
             parts = self._consumer.partitions_for_topic(t)
             if parts is None:

@@ -24,19 +24,18 @@ import statistics
 import sys
 import time
 import uuid
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.feeds import SyntheticFeed, publish_feed  # noqa: E402
-from adapters.kafka import EventProducer, ensure_topics, make_consumer  # noqa: E402
-from adapters.postgres import create_pool  # noqa: E402
-from engine.app import make_core_factory  # noqa: E402
-from engine.config import load  # noqa: E402
-from engine.loop import TradingLoop  # noqa: E402
-from events import Envelope, OrderSubmitted, Topics, decode  # noqa: E402
-from projections.replay import replay  # noqa: E402
+from adapters.feeds import SyntheticFeed, publish_feed
+from adapters.kafka import EventProducer, ensure_topics, make_consumer
+from adapters.postgres import create_pool
+from engine.app import make_core_factory
+from engine.config import load
+from engine.loop import TradingLoop
+from events import Envelope, OrderSubmitted, Topics, decode
+from projections.replay import replay
 
 
 def pct(values: list[float], p: float) -> float:
@@ -77,8 +76,9 @@ async def throughput(n_ticks: int) -> None:
     pool = await create_pool(settings.postgres.dsn)
     try:
         await pool.execute(f'CREATE TABLE "{schema}".raw_events (LIKE "{schema}".events INCLUDING DEFAULTS)')
-        from events import event_to_dict
         import orjson
+
+        from events import event_to_dict
 
         rows = [
             (e.event_id, e.type, e.version, e.key, e.ts_event, e.ts_init, e.correlation_id, e.causation_id, e.source,
@@ -141,7 +141,7 @@ async def latency(n_ticks: int, rate: float) -> None:
         await publish_feed(feed, producer, asyncio.Event())
         producer.enqueue = orig_enqueue  # type: ignore[method-assign]
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and loop.ticks_processed < n_ticks:
+        while time.monotonic() < deadline and loop.ticks_processed < n_ticks:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
         stop.set()

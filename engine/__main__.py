@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             f"published, {summary['ticks_processed']} processed, {summary['events_published']} events published; "
             f"projected: {summary['projections']}"
         )
-        print(f"look: psql '{settings.postgres.dsn}' -c 'select * from {settings.postgres.schema_}.positions'")
+        query = f"select * from {settings.postgres.schema_}.positions"  # noqa: S608 - a hint printed for the user
+        print(f"look: psql '{settings.postgres.dsn}' -c '{query}'")
         return 0 if summary["drained"] else 1
     if args.command == "project":
         from engine.app import run_projections

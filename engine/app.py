@@ -242,7 +242,9 @@ async def run_projections(settings: Settings, which: set[str], *, http: bool = T
     topics = topics_of(s)
     await ensure_topics(s.kafka.bootstrap, s.kafka.partitions, topics)
     async with Services(s) as svc:
-        producer = await svc.enter(EventProducer(s.kafka.bootstrap, topics, client_id=f"{s.kafka.client_id}-projections"))
+        producer = await svc.enter(
+            EventProducer(s.kafka.bootstrap, topics, client_id=f"{s.kafka.client_id}-projections")
+        )
         if http:
             server = HttpServer(s.http.host, s.http.port)
             await server.start()

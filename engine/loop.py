@@ -129,8 +129,8 @@ class TradingLoop:
     async def stop(self) -> None:
         await asyncio.shield(self._consumer.stop())
 
-    async def wait_assigned(self, timeout: float) -> None:
-        await asyncio.wait_for(self.assigned.wait(), timeout)
+    async def wait_assigned(self, seconds: float) -> None:
+        await asyncio.wait_for(self.assigned.wait(), seconds)
 
     async def flush(self) -> None:
         """Wait for the broker to acknowledge every event handed over, then commit the tick offsets."""

@@ -32,7 +32,7 @@ from events._ids import short_hash
 @dataclass(frozen=True, slots=True)
 class TraderState:
     instrument: str
-    strategy: MaCrossState = MaCrossState()
+    strategy: MaCrossState = field(default_factory=MaCrossState)
     position: Position = field(default_factory=lambda: Position(""))
     open_orders: tuple[Order, ...] = ()
     last_price: Decimal | None = None
@@ -92,7 +92,7 @@ class Trader:
 
     def on_event(self, state: TraderState, event: Event) -> TraderState:
         """Fold back an order event that concerns this instrument."""
-        if not isinstance(event, orders.ORDER_EVENTS) or isinstance(event, OrderRejected) and event.by == "risk":
+        if not isinstance(event, orders.ORDER_EVENTS) or (isinstance(event, OrderRejected) and event.by == "risk"):
             return state
         coid: str = event.client_order_id
         current = next((o for o in state.open_orders if o.client_order_id == coid), None)

@@ -26,10 +26,10 @@ class Event:
         # no super() call: dataclass(slots=True) re-creates the class, which breaks the zero-arg form
         name = cls.__dict__.get("TYPE") or cls.__name__
         cls.TYPE = name
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            # slots=True re-creates the class; the second class replaces the first of the same name
-            if _REGISTRY[name].__qualname__ != cls.__qualname__:
-                raise TypeError(f"event type {name!r} is defined twice")
+        # slots=True re-creates the class: the second class replaces the first of the same name
+        known = _REGISTRY.get(name)
+        if known is not None and known is not cls and known.__qualname__ != cls.__qualname__:
+            raise TypeError(f"event type {name!r} is defined twice")
         _REGISTRY[name] = cls
 
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from functools import cache
 from typing import Any
 
 import orjson
@@ -57,7 +56,7 @@ def _dec(v: Any) -> Decimal:
 
 def _typed(t: type) -> _Conv:
     def conv(v: Any) -> Any:
-        if not isinstance(v, t) or isinstance(v, bool) and t is not bool:
+        if not isinstance(v, t) or (isinstance(v, bool) and t is not bool):
             raise DecodeError(f"expected {t.__name__}, got {type(v).__name__} {v!r}")
         return v
 
@@ -93,15 +92,21 @@ def _converter(hint: Any) -> tuple[_Conv, _Encode]:
     raise TypeError(f"unsupported field type in an event: {hint!r}")
 
 
-@cache
+_SCHEMAS: dict[type[Event], tuple[tuple[str, _Conv, _Encode, bool], ...]] = {}
+
+
 def _schema(cls: type[Event]) -> tuple[tuple[str, _Conv, _Encode, bool], ...]:
+    cached = _SCHEMAS.get(cls)
+    if cached is not None:
+        return cached
     hints = typing.get_type_hints(cls)
     out = []
     for f in fields(cls):
         dec, enc = _converter(hints[f.name])
         required = f.default is MISSING and f.default_factory is MISSING
         out.append((f.name, dec, enc, required))
-    return tuple(out)
+    _SCHEMAS[cls] = tuple(out)
+    return _SCHEMAS[cls]
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -36,7 +36,7 @@ class MetricsProjection:
     name = "metrics"
 
     def __init__(self, topics: Topics = Topics()) -> None:
-        self.topics = (topics.ticks, topics.trading)
+        self.topics: tuple[str, ...] = (topics.ticks, topics.trading)
         self.orders: dict[str, Order] = {}
         self.positions: dict[str, Position] = {}
         self._fills_seen: set[tuple[str, str]] = set()

@@ -32,13 +32,15 @@ class Batch(Protocol):
 
 
 class OffsetStore(Protocol):
-    async def load(self, projection: str, tps: Iterable[TopicPartition], default: dict[TopicPartition, int]) -> dict[TopicPartition, int]: ...
+    async def load(
+        self, projection: str, tps: Iterable[TopicPartition], default: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]: ...
 
     def batch(self, projection: str) -> Any: ...
 
 
 class _PgBatch:
-    def __init__(self, conn: asyncpg.Connection, table: str, projection: str) -> None:
+    def __init__(self, conn: Any, table: str, projection: str) -> None:
         self.conn = conn
         self._table = table
         self._projection = projection

@@ -58,7 +58,7 @@ class AuditProjection:
 
     def __init__(self, schema: str = "audit", topics: Topics = Topics()) -> None:
         s = ident(schema)
-        self.topics = (topics.ticks, topics.trading)
+        self.topics: tuple[str, ...] = (topics.ticks, topics.trading)
         self._trading = topics.trading
         self.schema = schema
         self._insert_events = f"""

@@ -136,7 +136,8 @@ async def test_a_stored_offset_that_is_no_longer_in_the_log_stops_the_projection
         await create_schema(pool, schema)
         store = PgOffsets(pool, schema)
         tp = TopicPartition(topics.ticks, 0)
-        await store.load("audit", [tp, TopicPartition(topics.trading, 0)], {tp: 0, TopicPartition(topics.trading, 0): 0})
+        trading = TopicPartition(topics.trading, 0)
+        await store.load("audit", [tp, trading], {tp: 0, trading: 0})
         async with EventProducer(servers.kafka_bootstrap, topics) as dlq:
             runner = ProjectionRunner(AuditProjection(schema, topics), store, servers.kafka_bootstrap, dlq,
                                       partitions=[tp, TopicPartition(topics.trading, 0)])
