@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from adapters.telemetry import DEAD_LETTERED, KAFKA_PRODUCED
 from events import Envelope, Topics, encode
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,16 @@ async def ensure_topics(bootstrap: str, partitions: int, topics: Topics) -> None
             log.info("kafka.topics_created", topics=[t.name for t in new], partitions=partitions)
     finally:
         await admin.close()
+
+
+def _count_ack(topic: str) -> Callable[[asyncio.Future[Any]], None]:
+    counter = KAFKA_PRODUCED.labels(topic)
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is None:
+            counter.inc()
+
+    return done
 
 
 def _timestamp_ms(env: Envelope) -> int:
@@ -85,14 +96,16 @@ class EventProducer:
 
     async def enqueue(self, env: Envelope) -> asyncio.Future[Any]:
         """Hand one envelope to the producer; the returned future resolves when the broker acknowledged it."""
+        topic = self.topics.for_event(env.event)
         fut: asyncio.Future[Any] = await self._producer.send(
-            self.topics.for_event(env.event),
+            topic,
             value=encode(env),
             key=env.key.encode(),
             timestamp_ms=_timestamp_ms(env),
             headers=[("type", env.event.TYPE.encode()), ("v", str(env.event.VERSION).encode())],
         )
         self.sent += 1
+        fut.add_done_callback(_count_ack(topic))
         return fut
 
     async def publish(self, envs: Sequence[Envelope]) -> None:
@@ -115,6 +128,7 @@ class EventProducer:
             ("dlq.consumer", consumer.encode()),
         ]
         await self.send_raw(self.topics.deadletter, msg.value, msg.key, headers)
+        DEAD_LETTERED.labels(consumer).inc()
         log.warning("kafka.dead_lettered", topic=msg.topic, partition=msg.partition, offset=msg.offset,
                     reason=reason, consumer=consumer)
 

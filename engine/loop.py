@@ -22,6 +22,7 @@ import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from adapters.kafka import EventProducer, make_consumer
+from adapters.telemetry import KAFKA_CONSUMED
 from engine.core import TradingCore
 from events import DecodeError, Topics, decode
 
@@ -173,6 +174,7 @@ class TradingLoop:
                 for out in core.on_tick(env, ts_init=time.time_ns()):
                     self._unacked.append(await self._producer.enqueue(out))
                     self.events_published += 1
+            KAFKA_CONSUMED.labels("engine").inc(len(msgs))
             self.processed[tp] = self._to_commit[tp] = msgs[-1].offset + 1
             self.ticks_processed += len(msgs)
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from engine import orders as om
+from engine import roundtrips
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position, apply_fill
-from events import OrderFilled, SignalGenerated, TickReceived, Topics
+from events import OrderFilled, OrderRejected, SignalGenerated, TickReceived, Topics
 from projections.runner import Record
 
 EVENTS = Counter("engine_events_consumed", "Events folded by the metrics projection", ["type"])
@@ -30,6 +32,18 @@ REALIZED = Gauge("engine_realized_pnl", "Realized PnL, gross of fees (quote curr
 FEES = Gauge("engine_fees_paid", "Fees paid (fee currency)", ["instrument"])
 LAST_PRICE = Gauge("engine_last_price", "Price of the last trade tick", ["instrument"])
 VOLUME = Counter("engine_traded_volume", "Volume of market trades seen (base units)", ["instrument"])
+REJECTED = Counter("engine_orders_rejected", "Orders rejected, by the rule that refused them", ["instrument", "rule"])
+OPEN_POSITIONS = Gauge("engine_open_positions", "Instruments with a non-zero position")
+UNREALIZED = Gauge("engine_unrealized_pnl", "(last price - average price) x position (quote currency)", ["instrument"])
+TRADE_PNL = Histogram(
+    "engine_trade_pnl", "Realized PnL of each closed round-trip trade, net of fees (quote currency)", ["instrument"],
+    buckets=(-1000, -100, -10, -1, -0.1, -0.01, -0.001, 0, 0.001, 0.01, 0.1, 1, 10, 100, 1000),
+)
+TRADE_DURATION = Histogram(
+    "engine_trade_duration_seconds", "Duration of each closed round-trip trade", ["instrument"],
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400),
+)
+WIN_RATE = Gauge("engine_win_rate", "Closed round trips with a positive net PnL / closed round trips")
 
 
 class MetricsProjection:
@@ -41,6 +55,10 @@ class MetricsProjection:
         self.positions: dict[str, Position] = {}
         self._fills_seen: set[tuple[str, str]] = set()
         self._by_status: Tally[OrderStatus] = Tally()
+        self._trips: dict[str, roundtrips.OpenTrip | None] = {}
+        self._last_price: dict[str, Decimal] = {}
+        self.closed_trips = 0
+        self.won_trips = 0
 
     async def apply(self, conn: Any, records: Sequence[Record]) -> None:
         types: Tally[str] = Tally()
@@ -48,18 +66,25 @@ class MetricsProjection:
             ev = r.envelope.event
             types[ev.TYPE] += 1
             if isinstance(ev, TickReceived):
+                self._last_price[ev.instrument] = ev.price
                 LAST_PRICE.labels(ev.instrument).set(float(ev.price))
                 VOLUME.labels(ev.instrument).inc(float(ev.quantity))
+                self._mark(ev.instrument)
             elif isinstance(ev, SignalGenerated):
                 SIGNALS.labels(ev.instrument, ev.direction.value).inc()
             elif isinstance(ev, om.ORDER_EVENTS):
-                self._order_event(ev)
+                self._order_event(ev, r.envelope.ts_event)
         for t, n in types.items():
             EVENTS.labels(t).inc(n)
         for status in OrderStatus:
             ORDERS.labels(status.value).set(self._by_status[status])
 
-    def _order_event(self, ev: Any) -> None:
+    def _mark(self, instrument: str) -> None:
+        pos, price = self.positions.get(instrument), self._last_price.get(instrument)
+        if pos is not None and price is not None:
+            UNREALIZED.labels(instrument).set(float(pos.unrealized_pnl(price)))
+
+    def _order_event(self, ev: Any, ts_event: int) -> None:
         if isinstance(ev, OrderFilled):
             key = (ev.venue, ev.trade_id)
             if key in self._fills_seen:
@@ -73,6 +98,8 @@ class MetricsProjection:
         if after is before:
             return
         ORDER_EVENTS.labels(ev.instrument, ev.TYPE).inc()
+        if isinstance(ev, OrderRejected):
+            REJECTED.labels(ev.instrument, ev.rule).inc()
         if before is not None:
             self._by_status[before.status] -= 1
         self._by_status[after.status] += 1
@@ -84,3 +111,13 @@ class MetricsProjection:
             POSITION.labels(ev.instrument).set(float(pos.quantity))
             REALIZED.labels(ev.instrument).set(float(pos.realized_pnl))
             FEES.labels(ev.instrument).set(float(pos.fees))
+            OPEN_POSITIONS.set(sum(1 for p in self.positions.values() if p.quantity != 0))
+            self._mark(ev.instrument)
+            trip, closed = roundtrips.apply_fill(self._trips.get(ev.instrument), ev, ts_event)
+            self._trips[ev.instrument] = trip
+            if closed is not None:
+                self.closed_trips += 1
+                self.won_trips += closed.won
+                TRADE_PNL.labels(ev.instrument).observe(float(closed.net_pnl))
+                TRADE_DURATION.labels(ev.instrument).observe(closed.duration_ns / 1e9)
+                WIN_RATE.set(self.won_trips / self.closed_trips)

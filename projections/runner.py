@@ -28,6 +28,7 @@ import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from adapters.kafka import EventProducer, make_consumer
+from adapters.telemetry import KAFKA_CONSUMED, PG_WRITE_SECONDS, PG_WRITES
 from events import DecodeError, Envelope, decode
 from projections import lag as lagm
 from projections.offsets import OffsetStore, StaleOffset
@@ -186,6 +187,7 @@ class ProjectionRunner:
                 msgs = [m for m in msgs if m.offset < self._stop_at.get(tp, 0)]
             if not msgs:
                 continue
+            KAFKA_CONSUMED.labels(f"projection:{self.name}").inc(len(msgs))
             last_ts: int | None = state.last_ts_init
             good = 0
             for m in msgs:
@@ -201,11 +203,15 @@ class ProjectionRunner:
             moves[tp] = (state.next_offset, msgs[-1].offset + 1, last_ts, good)
         if not moves:
             return
+        t0 = time.perf_counter()
         try:
             async with self._store.batch(self.name) as b:
                 await self.projection.apply(b.conn, records)
                 for tp, (expected, new, _, _) in moves.items():
                     await b.advance(tp, expected, new)
+            if b.conn is not None:
+                PG_WRITES.labels(self.name).inc()
+                PG_WRITE_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
         except StaleOffset as exc:
             log.warning("projection.stale_offset", projection=self.name, error=str(exc))
             await self._seek_stored([tp for tp in moves if tp in self.lag])

@@ -1,0 +1,16 @@
+"""Process-side metrics: what the I/O layer did (see docs/metrics.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+KAFKA_PRODUCED = Counter("engine_kafka_messages_produced", "Records acknowledged by the broker", ["topic"])
+KAFKA_CONSUMED = Counter("engine_kafka_messages_consumed", "Records consumed", ["consumer"])
+DEAD_LETTERED = Counter("engine_dead_lettered", "Records parked on the dead-letter topic", ["consumer"])
+PG_WRITES = Counter("engine_postgres_writes", "Projection transactions committed", ["projection"])
+PG_WRITE_SECONDS = Histogram(
+    "engine_postgres_write_duration_seconds", "Duration of one projection transaction", ["projection"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+KAFKA_UP = Gauge("engine_kafka_up", "1 when the last Kafka call succeeded")
+POSTGRES_UP = Gauge("engine_postgres_up", "1 when the last PostgreSQL call succeeded")
