@@ -175,6 +175,10 @@ class LogInspector:
             out.extend(TopicPartition(t, p) for p in sorted(parts))
         return out
 
+    async def ping(self) -> None:
+        """A metadata round trip to the cluster."""
+        await self._consumer._client.force_metadata_update()
+
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict(await self._consumer.end_offsets(tps))
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import structlog
 
 from adapters.feeds import Feed, RecordedFeed, SyntheticFeed, publish_feed
@@ -21,6 +22,7 @@ from engine.config import Settings
 from engine.core import TradingCore
 from engine.loop import TradingLoop
 from engine.risk import RiskLimits
+from engine.status import StatusBoard
 from engine.strategies import MaCross
 from engine.trader import Trader
 from events import OrderType, Topics
@@ -120,10 +122,11 @@ class Services:
 
 async def start_projections(
     svc: Services, producer: EventProducer, which: set[str], stop: asyncio.Event
-) -> list[ProjectionRunner]:
+) -> tuple[list[ProjectionRunner], asyncpg.Pool | None]:
     s = svc.settings
     topics = topics_of(s)
     runners: list[ProjectionRunner] = []
+    pool: asyncpg.Pool | None = None
     if "audit" in which:
         pool = await create_pool(s.postgres.dsn)
         svc.on_close(pool.close)
@@ -141,7 +144,21 @@ async def start_projections(
         await r.start()
         svc.on_close(r.stop)
         svc.spawn(r.run(stop), f"projection:{r.name}")
-    return runners
+    return runners, pool
+
+
+async def start_http(
+    svc: Services, inspector: LogInspector | None, pool: asyncpg.Pool | None, runners: list[ProjectionRunner]
+) -> HttpServer:
+    s = svc.settings
+    board = StatusBoard(inspector, pool, runners, max_lag_events=s.http.ready_max_lag_events,
+                        max_lag_seconds=s.http.ready_max_lag_seconds)
+    server = HttpServer(s.http.host, s.http.port, ready=board.checks, status=board.snapshot)
+    await server.start()
+    svc.on_close(server.stop)
+    log.info("http.listening", url=f"http://{s.http.host}:{server.port}/metrics",
+             dashboard=f"http://{s.http.host}:{server.port}/dashboard")
+    return server
 
 
 async def _supervise(svc: Services, stopper: Stopper) -> None:
@@ -173,13 +190,10 @@ async def run_engine(
     async with Services(s) as svc:
         producer = await svc.enter(EventProducer(s.kafka.bootstrap, topics, client_id=s.kafka.client_id))
         inspector = await svc.enter(LogInspector(s.kafka.bootstrap))
-        if http:
-            server = HttpServer(s.http.host, s.http.port)
-            await server.start()
-            svc.on_close(server.stop)
-            log.info("http.listening", url=f"http://{s.http.host}:{server.port}/metrics")
         work_stop = asyncio.Event()
-        runners = await start_projections(svc, producer, set(projections), work_stop)
+        runners, pool = await start_projections(svc, producer, set(projections), work_stop)
+        if http:
+            await start_http(svc, inspector, pool, runners)
         loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s), topics)
         await loop.start()
         svc.on_close(loop.stop)
@@ -245,11 +259,10 @@ async def run_projections(settings: Settings, which: set[str], *, http: bool = T
         producer = await svc.enter(
             EventProducer(s.kafka.bootstrap, topics, client_id=f"{s.kafka.client_id}-projections")
         )
+        inspector = await svc.enter(LogInspector(s.kafka.bootstrap))
+        runners, pool = await start_projections(svc, producer, which, stopper.stop)
         if http:
-            server = HttpServer(s.http.host, s.http.port)
-            await server.start()
-            svc.on_close(server.stop)
-        await start_projections(svc, producer, which, stopper.stop)
+            await start_http(svc, inspector, pool, runners)
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         log.info("projections.started", projections=sorted(which))
         await stopper.stop.wait()

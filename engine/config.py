@@ -52,6 +52,8 @@ class PostgresSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    ready_max_lag_events: int = Field(default=10_000, ge=0, description="/readyz fails above this projection lag")
+    ready_max_lag_seconds: float = Field(default=60.0, ge=0, description="/readyz fails above this projection lag")
 
 
 class FeedSettings(_Section):
