@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,13 @@ def _when(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time, e.g. 2019-10-11 or 2019-10-11T12:00Z") from None
     return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day, e.g. 2019-10-11") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,8 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--port", type=int, help="HTTP port for /metrics (default 8000; 0 = any)")
     pr.add_argument("--no-http", action="store_true", help="do not serve /metrics")
 
-    rp = sub.add_parser("replay", help="rebuild the audit projection from the log into a fresh schema")
+    rp = sub.add_parser("replay", help="rebuild the audit projection from the log into a fresh schema",
+                        description="Fold the log into a fresh schema: all of it, a time range, or one UTC day "
+                        "(--date: from the day's snapshots and events, stopping at the day's end). A progress bar "
+                        "shows on a terminal.")
     rp.add_argument("--schema", required=True, help="target schema ([a-z_][a-z0-9_]*), must not exist")
+    rp.add_argument("--date", type=_day, help="one UTC day, YYYY-MM-DD")
     rp.add_argument("--from", dest="start", type=_when, help="first event time (ISO, UTC if no zone)")
     rp.add_argument("--to", dest="end", type=_when, help="stop before this event time (ISO)")
     rp.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
@@ -66,7 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     df = sub.add_parser("diff", help="compare the audit tables of two schemas row by row (exit 1 if different)")
     df.add_argument("schema_a")
     df.add_argument("schema_b")
+    df.add_argument("--date", type=_day, help="compare only this UTC day's rows (YYYY-MM-DD)")
     df.add_argument("--limit", type=int, default=5, help="differences shown per table (default 5)")
+
+    sub.add_parser("sql", help="open psql on the audit database as the read-only role",
+                   description="Runs psql with the reader DSN (postgres.reader_dsn) and the audit schema first "
+                   "on the search path. Extra arguments after -- go to psql.").add_argument(
+        "psql_args", nargs=argparse.REMAINDER, help="passed to psql, e.g. -- -c 'select * from positions'")
 
     st = sub.add_parser("stack", help="the local Kafka + PostgreSQL stack (no Docker needed)")
     st.add_argument("action", choices=["up", "down", "status"])
@@ -146,9 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         from projections.replay import SchemaExists, replay
 
         try:
-            res = asyncio.run(replay(settings.kafka.bootstrap, settings.postgres.dsn, args.schema,
-                                     start=args.start, end=args.end, replace=args.replace,
-                                     topics=Topics(settings.kafka.topic_prefix)))
+            if args.date and (args.start or args.end):
+                print("error: give --date or --from/--to, not both", file=sys.stderr)
+                return 2
+            res = asyncio.run(replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
+                                     args.schema, start=args.start, end=args.end, day=args.date,
+                                     replace=args.replace, topics=Topics(settings.kafka.topic_prefix)))
         except SchemaExists as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -158,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         from projections.replay import diff
 
-        result = asyncio.run(diff(settings.postgres.dsn, args.schema_a, args.schema_b, limit=args.limit))
+        result = asyncio.run(diff(settings.postgres.dsn, args.schema_a, args.schema_b, day=args.date,
+                                  limit=args.limit))
         different = False
         for table, lines in result.items():
             if lines:
@@ -169,6 +190,17 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{table}: equal")
         return 1 if different else 0
+    if args.command == "sql":
+        import os
+        import shutil
+
+        psql = shutil.which("psql")
+        if psql is None:
+            print("error: psql is not installed (Debian: apt-get install postgresql-client)", file=sys.stderr)
+            return 2
+        extra = [a for a in args.psql_args if a != "--"]
+        env = {**os.environ, "PGOPTIONS": f"-c search_path={settings.postgres.schema_},public"}
+        os.execvpe(psql, [psql, settings.postgres.reader, *extra], env)  # noqa: S606 - replaces this process
     return 2
 
 

@@ -128,12 +128,14 @@ async def start_projections(
     runners: list[ProjectionRunner] = []
     pool: asyncpg.Pool | None = None
     if "audit" in which:
-        pool = await create_pool(s.postgres.dsn)
+        owner = await create_pool(s.postgres.dsn, max_size=2)  # DDL: schema, day partitions
+        svc.on_close(owner.close)
+        await create_schema(owner, s.postgres.schema_)
+        pool = await create_pool(s.postgres.writer)
         svc.on_close(pool.close)
-        await create_schema(pool, s.postgres.schema_)
         runners.append(ProjectionRunner(
-            AuditProjection(s.postgres.schema_, topics), PgOffsets(pool, s.postgres.schema_), s.kafka.bootstrap,
-            producer, group_id=topics.group(f"projection.audit.{s.postgres.schema_}"),
+            AuditProjection(s.postgres.schema_, topics, owner_pool=owner), PgOffsets(pool, s.postgres.schema_),
+            s.kafka.bootstrap, producer, group_id=topics.group(f"projection.audit.{s.postgres.schema_}"),
         ))
     if "metrics" in which:
         runners.append(ProjectionRunner(

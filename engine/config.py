@@ -16,6 +16,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -45,8 +46,32 @@ class KafkaSettings(_Section):
 
 
 class PostgresSettings(_Section):
+    """Three roles: the schema owner (``dsn``: creates schemas and partitions), the writer (projection
+    workers: insert, and update current-state tables only) and the reader (people, dashboards). Passwords
+    belong in PGPASSWORD or ~/.pgpass, not in these settings."""
+
     dsn: str = "postgresql://engine@127.0.0.1:15432/engine"
+    writer_dsn: str | None = Field(default=None, description="default: dsn with user engine_writer")
+    reader_dsn: str | None = Field(default=None, description="default: dsn with user engine_reader")
     schema_: str = Field(default="audit", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @property
+    def writer(self) -> str:
+        return self.writer_dsn or with_user(self.dsn, "engine_writer")
+
+    @property
+    def reader(self) -> str:
+        return self.reader_dsn or with_user(self.dsn, "engine_reader")
+
+
+def with_user(dsn: str, user: str) -> str:
+    """The same DSN for another role (host, port, database and options kept; any password dropped)."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class HttpSettings(_Section):

@@ -8,14 +8,19 @@ For each tick of an instrument, in this order:
 4. orders that passed risk go to the venue (accepted or rejected), cancels likewise;
 5. the venue's answers are folded back into the trader.
 
+The first tick of a new UTC day is preceded by the day's snapshots (see ``engine.snapshots``).
+
 Every event produced is derived from the tick's envelope (same event time, deterministic id,
 the tick as causation), so processing the same tick twice yields the very same events.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engine import trader as trader_mod
 from engine.ports import SimulatedVenue
+from engine.snapshots import snapshots, utc_day
 from engine.trader import Trader, TraderState
 from events import Envelope, Event, OrderCancelRequested, OrderSubmitted, TickReceived
 
@@ -40,8 +45,12 @@ class TradingCore:
             nonlocal state
             for ev in events:
                 produced.append((ev, source))
-                state = t.on_event(state, ev)
+                state = t.on_event(state, ev, env.ts_event)
 
+        day = utc_day(env.ts_event)
+        if state.day is not None and day != state.day:
+            produced.extend((ev, "engine") for ev in snapshots(state, day))
+        state = replace(state, day=day)
         venue_source = f"venue:{self.venue.name}"
         fold(self.venue.on_tick(tick), venue_source)
         state, decisions = t.on_tick(state, tick, str(env.event_id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from engine import orders, portfolio
+from engine import orders, portfolio, roundtrips
 from engine.orders import Order
 from engine.portfolio import Position
 from engine.risk import RiskLimits, check
@@ -36,6 +36,8 @@ class TraderState:
     position: Position = field(default_factory=lambda: Position(""))
     open_orders: tuple[Order, ...] = ()
     last_price: Decimal | None = None
+    day: str | None = None  # UTC day of the last tick
+    trip: roundtrips.OpenTrip | None = None
 
     @property
     def open_exposure(self) -> Decimal:
@@ -90,7 +92,7 @@ class Trader:
         out.append(decision)
         return state, out
 
-    def on_event(self, state: TraderState, event: Event) -> TraderState:
+    def on_event(self, state: TraderState, event: Event, ts_event: int) -> TraderState:
         """Fold back an order event that concerns this instrument."""
         if not isinstance(event, orders.ORDER_EVENTS) or (isinstance(event, OrderRejected) and event.by == "risk"):
             return state
@@ -101,7 +103,8 @@ class Trader:
         updated = orders.apply(current, event)
         others = tuple(o for o in state.open_orders if o.client_order_id != coid)
         open_orders = (*others, updated) if updated.status.is_open else others
-        position = state.position
+        position, trip = state.position, state.trip
         if isinstance(event, OrderFilled) and event.trade_id not in (current.trade_ids if current else ()):
             position = portfolio.apply_fill(position, event)
-        return replace(state, open_orders=open_orders, position=position)
+            trip, _ = roundtrips.apply_fill(trip, event, ts_event)
+        return replace(state, open_orders=open_orders, position=position, trip=trip)

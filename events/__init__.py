@@ -5,6 +5,7 @@ Imports nothing of ours; no I/O. See ``docs/events.md``.
 
 from events._base import Event, event_types
 from events.codec import DecodeError, decode, encode, event_to_dict
+from events.control import EngineStarted, EngineStopped, OpenOrderSnapshot, PositionSnapshot
 from events.enums import Direction, Liquidity, OrderType, Side
 from events.envelope import Envelope
 from events.market import TickReceived
@@ -25,9 +26,12 @@ __all__ = [
     "TRADING",
     "DecodeError",
     "Direction",
+    "EngineStarted",
+    "EngineStopped",
     "Envelope",
     "Event",
     "Liquidity",
+    "OpenOrderSnapshot",
     "OrderAccepted",
     "OrderCancelRequested",
     "OrderCancelled",
@@ -35,6 +39,7 @@ __all__ = [
     "OrderRejected",
     "OrderSubmitted",
     "OrderType",
+    "PositionSnapshot",
     "Side",
     "SignalGenerated",
     "TickReceived",

@@ -44,10 +44,10 @@ class Envelope:
         return self.event.VERSION
 
     @classmethod
-    def new(cls, event: Event, *, ts_event: int, ts_init: int, source: str) -> Envelope:
+    def new(cls, event: Event, *, ts_event: int, ts_init: int, source: str, key: str = "") -> Envelope:
         """An event from outside the system (a tick): a fresh id, its own correlation."""
         eid = new_event_id(ts_event)
-        return cls(eid, event, ts_event, ts_init, eid, None, source)
+        return cls(eid, event, ts_event, ts_init, eid, None, source, key)
 
     def derive(self, event: Event, seq: int, *, ts_init: int, source: str) -> Envelope:
         """The ``seq``-th event caused by this one, at the same event time, with a stable id."""

@@ -9,6 +9,7 @@ topic                  holds                                       retention
 =====================  ==========================================  ===========================
 ``market.ticks``       TickReceived, written by feeds               forever (the source of truth)
 ``trading.events``     SignalGenerated, Order*, written by engine   forever (the source of truth)
+``engine.control``     EngineStarted/Stopped, keyed by engine id      forever
 ``events.deadletter``  raw bytes of messages no one could decode,   forever
                        with headers ``dlq.reason``, ``dlq.topic``,
                        ``dlq.partition``, ``dlq.offset``, ``dlq.consumer``
@@ -20,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from events._base import Event
+from events.control import EngineStarted, EngineStopped
 from events.market import TickReceived
 
 TICKS = "market.ticks"
 TRADING = "trading.events"
 DEADLETTER = "events.deadletter"
+CONTROL = "engine.control"
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,24 @@ class Topics:
         return self.prefix + TRADING
 
     @property
+    def control(self) -> str:
+        return self.prefix + CONTROL
+
+    @property
     def deadletter(self) -> str:
         return self.prefix + DEADLETTER
 
     def for_event(self, event: Event) -> str:
         """The topic an event is published to."""
-        return self.ticks if isinstance(event, TickReceived) else self.trading
+        if isinstance(event, TickReceived):
+            return self.ticks
+        if isinstance(event, EngineStarted | EngineStopped):
+            return self.control
+        return self.trading
 
     def specs(self) -> list[TopicSpec]:
         return [TopicSpec(self.ticks, _FOREVER), TopicSpec(self.trading, _FOREVER),
-                TopicSpec(self.deadletter, _FOREVER)]
+                TopicSpec(self.control, _FOREVER), TopicSpec(self.deadletter, _FOREVER)]
 
     def group(self, name: str) -> str:
         """A consumer group id within this deployment."""

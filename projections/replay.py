@@ -1,14 +1,22 @@
-"""Rebuild the audit projection from the log into a fresh schema, and compare two schemas."""
+"""Rebuild the audit projection from the log into a fresh schema, and compare two schemas.
+
+``replay`` folds the whole log, a time range, or one UTC day (``day``: from the day's first event to
+its end; the day's snapshots seed the state, so the day stands alone) into a schema that must not
+exist yet. ``diff`` compares two schemas table by table; with ``day`` it compares only that day's rows
+(the current-state tables are then left out: they hold the end of the log, not the end of the day).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import structlog
+from tqdm import tqdm
 
 from adapters.kafka import EventProducer, LogInspector
 from adapters.postgres import create_pool, ident
@@ -19,13 +27,23 @@ from projections.runner import ProjectionRunner
 
 log = structlog.get_logger(__name__)
 
-TABLES: dict[str, tuple[str, ...]] = {
-    # table -> ordering key; every column is compared
-    "events": ("event_id",),
-    "orders": ("client_order_id",),
-    "fills": ("venue", "trade_id"),
-    "positions": ("instrument",),
+# table -> (ordering key, the column that dates a row, or None for current-state tables)
+TABLES: dict[str, tuple[str, str | None]] = {
+    "events": ("event_id", "ts_event"),
+    "order_events": ("event_id", "ts_event"),
+    "fills": ("venue, trade_id", "ts_event"),
+    "position_changes": ("event_id", "ts_event"),
+    "round_trips": ("closing_event_id", "closed_ts"),
+    "balance_changes": ("event_id, currency", "ts_event"),
+    "signals": ("event_id", "ts_event"),
+    "risk_decisions": ("event_id", "ts_event"),
+    "system_events": ("event_id", "ts_event"),
+    "candles_1m": ("instrument, bucket", "bucket"),
+    "orders": ("client_order_id", None),
+    "positions": ("instrument", None),
+    "open_trips": ("instrument", None),
 }
+DAY_NS = 86_400 * 1_000_000_000
 
 
 class SchemaExists(Exception):
@@ -43,31 +61,63 @@ class ReplayResult:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
 async def _schema_exists(pool: asyncpg.Pool, schema: str) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema))
 
 
+async def _progress(runner: ProjectionRunner, total: int, done: asyncio.Event) -> None:
+    """A progress bar on a terminal (done/total, events/s, time left); plain log lines otherwise."""
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=total, unit="ev", unit_scale=True, disable=not tty, desc="replay", smoothing=0.1)
+    t0, last_log, seen = time.monotonic(), 0.0, 0
+    try:
+        while not done.is_set():
+            await asyncio.sleep(0.25)
+            bar.update(runner.applied + runner.dead_lettered - seen)
+            seen = runner.applied + runner.dead_lettered
+            now = time.monotonic()
+            if not tty and now - last_log >= 5:
+                last_log = now
+                rate = seen / (now - t0) if now > t0 else 0.0
+                log.info("replay.progress", done=seen, total=total, events_per_second=round(rate),
+                         seconds_left=round((total - seen) / rate, 1) if rate else None)
+        bar.update(runner.applied + runner.dead_lettered - seen)
+    finally:
+        bar.close()
+
+
 async def replay(
     bootstrap: str,
-    dsn: str,
+    owner_dsn: str,
+    writer_dsn: str,
     schema: str,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    day: date | None = None,
     replace: bool = False,
     batch: int = 5000,
     topics: Topics = Topics(),
+    progress: bool = True,
 ) -> ReplayResult:
-    """Fold the log (or the part of it between ``start`` and ``end``) into the fresh schema ``schema``."""
+    """Fold the log (all of it, ``start``..``end``, or one UTC ``day``) into the fresh schema ``schema``."""
     ident(schema)
-    pool = await create_pool(dsn)
+    if day is not None:
+        start, end = day_bounds(day)
+    owner = await create_pool(owner_dsn, max_size=2)
+    writer = await create_pool(writer_dsn)
     try:
-        if await _schema_exists(pool, schema):
+        if await _schema_exists(owner, schema):
             if not replace:
                 raise SchemaExists(f"schema {schema!r} exists; pass --replace to drop and rebuild it")
-            await pool.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
-        await create_schema(pool, schema)
-        projection = AuditProjection(schema, topics)
+            await owner.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
+        await create_schema(owner, schema)
+        projection = AuditProjection(schema, topics, owner_pool=owner)
         async with LogInspector(bootstrap) as inspector, EventProducer(bootstrap, topics, client_id="replay") as dlq:
             tps = await inspector.partitions(projection.topics)
             begin = await inspector.beginning_offsets(tps)
@@ -75,17 +125,24 @@ async def replay(
             stop_at = await inspector.offsets_at(tps, int(end.timestamp() * 1000)) if end else (
                 await inspector.end_offsets(tps)
             )
+            start_at = {tp: max(start_at[tp], begin[tp]) for tp in tps}
             total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in tps)
             runner = ProjectionRunner(
-                projection, PgOffsets(pool, schema), bootstrap, dlq, partitions=tps,
+                projection, PgOffsets(writer, schema), bootstrap, dlq, partitions=tps,
                 start_at=start_at, stop_at=stop_at, batch=batch, export_lag=False,
             )
             t0 = time.monotonic()
             await runner.start()
+            done = asyncio.Event()
+            bar = asyncio.create_task(_progress(runner, total, done)) if progress else None
             try:
-                log.info("replay.started", schema=schema, events=total)
+                log.info("replay.started", schema=schema, events=total,
+                         start=start.isoformat() if start else None, end=end.isoformat() if end else None)
                 await runner.run(asyncio.Event())
             finally:
+                done.set()
+                if bar is not None:
+                    await bar
                 await runner.stop()
             seconds = time.monotonic() - t0
         result = ReplayResult(schema, runner.applied, seconds)
@@ -93,30 +150,43 @@ async def replay(
                  events_per_second=round(result.events_per_second))
         return result
     finally:
-        await pool.close()
+        await writer.close()
+        await owner.close()
 
 
-async def diff(dsn: str, a: str, b: str, *, limit: int = 5) -> dict[str, list[str]]:
+def _day_filter(column: str | None, day: date | None) -> str:
+    if day is None:
+        return ""
+    start, _ = day_bounds(day)
+    if column == "bucket":
+        return f" WHERE bucket >= '{start.isoformat()}' AND bucket < '{(start + timedelta(days=1)).isoformat()}'"
+    lo = int(start.timestamp()) * 1_000_000_000
+    return f" WHERE {column} >= {lo} AND {column} < {lo + DAY_NS}"
+
+
+async def diff(dsn: str, a: str, b: str, *, day: date | None = None, limit: int = 5) -> dict[str, list[str]]:
     """Row-by-row differences between the audit tables of two schemas (empty lists when equal)."""
     sa, sb = ident(a), ident(b)
     out: dict[str, list[str]] = {}
     conn = await asyncpg.connect(dsn)
     try:
-        for table, key in TABLES.items():
-            order = ", ".join(key)
+        for table, (key, dated) in TABLES.items():
+            if day is not None and dated is None:
+                continue
+            where = _day_filter(dated, day)
             lines: list[str] = []
             for left, right, label in ((sa, sb, f"only in {a}"), (sb, sa, f"only in {b}")):
-                rows = await conn.fetch(
-                    f"SELECT * FROM (SELECT * FROM {left}.{table} EXCEPT ALL SELECT * FROM {right}.{table}) d "  # noqa: S608
-                    f"ORDER BY {order} LIMIT {int(limit)}"
-                )
-                count = await conn.fetchval(
-                    f"SELECT count(*) FROM (SELECT * FROM {left}.{table} EXCEPT ALL SELECT * FROM {right}.{table}) d"  # noqa: S608
-                )
+                query = (f"SELECT * FROM {left}.{table}{where} EXCEPT ALL "  # noqa: S608 - validated identifiers
+                         f"SELECT * FROM {right}.{table}{where}")
+                count = await conn.fetchval(f"SELECT count(*) FROM ({query}) d")  # noqa: S608
                 if count:
+                    rows = await conn.fetch(f"SELECT * FROM ({query}) d ORDER BY {key} LIMIT {int(limit)}")  # noqa: S608
                     lines.append(f"{count} row(s) {label}:")
                     lines.extend(f"  {dict(r)}" for r in rows)
             out[table] = lines
         return out
     finally:
         await conn.close()
+
+
+__all__ = ["TABLES", "ReplayResult", "SchemaExists", "day_bounds", "diff", "replay"]

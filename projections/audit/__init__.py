@@ -1,5 +1,5 @@
-"""The audit projection: every event and the orders, fills and positions folded from them, in PostgreSQL."""
+"""The audit projection: every event and the facts folded from them, in PostgreSQL (see docs/audit-schema.md)."""
 
-from projections.audit.projection import SCHEMA_SQL, AuditProjection, create_schema
+from projections.audit.projection import ROLES_SQL, SCHEMA_SQL, AuditProjection, create_schema
 
-__all__ = ["SCHEMA_SQL", "AuditProjection", "create_schema"]
+__all__ = ["ROLES_SQL", "SCHEMA_SQL", "AuditProjection", "create_schema"]

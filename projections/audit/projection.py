@@ -1,18 +1,23 @@
 """Apply a batch of events to the audit tables (inside the runner's transaction).
 
-1. ``events``: insert all, ``ON CONFLICT (event_id) DO NOTHING RETURNING event_id``: only events
-   seen for the first time go further (an event re-published after a crash changes nothing);
-2. ``fills``: insert, ``ON CONFLICT (venue, trade_id) DO NOTHING``: a fill delivered twice (even
-   under another event id) is stored once and counted once;
-3. ``orders`` and ``positions``: read the current rows of the orders and instruments in the batch,
-   fold the new events with the same pure code the engine uses (:mod:`engine.orders`,
-   :mod:`engine.portfolio`), write the results back.
+1. ``events``: insert all, ``ON CONFLICT DO NOTHING RETURNING event_id``: only events seen for the
+   first time go further, so an event re-published after a crash changes nothing;
+2. ticks -> ``candles_1m``; engine lifecycle -> ``system_events``;
+3. trading events -> ``signals``, ``risk_decisions``, ``fills`` (unique per venue trade id: a fill
+   delivered twice, even under another event id, is stored and counted once), then the folds, with
+   the same pure code the engine uses: ``orders`` + ``order_events`` (:mod:`engine.orders`),
+   ``positions`` + ``position_changes`` (:mod:`engine.portfolio`), ``round_trips`` + ``open_trips``
+   (:mod:`engine.roundtrips`) and ``balance_changes``;
+4. day snapshots seed the state when a schema starts from a day (``replay --date``), and are checked
+   against the folded state otherwise (a difference is recorded in ``system_events``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +27,46 @@ import structlog
 
 from adapters.postgres import ident, run_sql_file
 from engine import orders as om
+from engine import roundtrips as rt
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position, apply_fill
-from events import Envelope, OrderFilled, OrderType, Side, Topics, event_to_dict
+from events import (
+    EngineStarted,
+    EngineStopped,
+    Envelope,
+    OpenOrderSnapshot,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    OrderType,
+    PositionSnapshot,
+    Side,
+    SignalGenerated,
+    TickReceived,
+    Topics,
+    event_to_dict,
+)
+from projections.audit import sql
+from projections.audit.partitions import DayPartitions
 from projections.runner import Record
 
 log = structlog.get_logger(__name__)
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+ROLES_SQL = Path(__file__).with_name("roles.sql")
+ZERO = Decimal(0)
 
 
-async def create_schema(pool: asyncpg.Pool, schema: str) -> None:
+async def create_schema(pool: asyncpg.Pool, schema: str, *, roles: bool = True) -> None:
+    """Create (idempotently) the audit schema, and grant the writer and reader roles their rights."""
     await run_sql_file(pool, SCHEMA_SQL, schema)
+    if roles:
+        await run_sql_file(pool, ROLES_SQL, schema)
+
+
+def _minute(ts_ns: int) -> datetime:
+    return datetime.fromtimestamp(ts_ns // 60_000_000_000 * 60, UTC)
 
 
 def _order_from_row(r: asyncpg.Record) -> Order:
@@ -53,63 +86,60 @@ def _position_from_row(r: asyncpg.Record) -> Position:
     )
 
 
+def _trip_from_row(r: asyncpg.Record) -> rt.OpenTrip | None:
+    if r["direction"] == 0:
+        return None
+    return rt.OpenTrip(r["instrument"], r["direction"], r["opened_ts"], r["quantity"], r["max_quantity"],
+                       r["entry_quantity"], r["entry_notional"], r["exit_quantity"], r["exit_notional"],
+                       r["fees"], r["fills"])
+
+
+def _snapshot_state(s: PositionSnapshot) -> tuple[Position, rt.OpenTrip | None]:
+    pos = Position(s.instrument, s.quantity, s.avg_price, s.realized_pnl, s.fees, s.bought, s.sold, s.fills)
+    trip = None if s.trip_direction == 0 else rt.OpenTrip(
+        s.instrument, s.trip_direction, s.trip_opened_ts, s.trip_quantity, s.trip_max_quantity,
+        s.trip_entry_quantity, s.trip_entry_notional, s.trip_exit_quantity, s.trip_exit_notional, s.trip_fees,
+        s.trip_fills,
+    )
+    return pos, trip
+
+
+def _currencies(instrument: str) -> tuple[str, str]:
+    base, _, quote = instrument.partition("/")
+    return base, quote or "QUOTE"
+
+
+@dataclass
+class _Batch:
+    """Rows to write, collected while folding one batch."""
+
+    order_events: list[tuple[Any, ...]] = field(default_factory=list)
+    position_changes: list[tuple[Any, ...]] = field(default_factory=list)
+    round_trips: list[tuple[Any, ...]] = field(default_factory=list)
+    balance_changes: list[tuple[Any, ...]] = field(default_factory=list)
+    system_events: list[tuple[Any, ...]] = field(default_factory=list)
+    orders_touched: dict[str, Envelope] = field(default_factory=dict)
+    orders_created: dict[str, int] = field(default_factory=dict)
+    positions_touched: dict[str, int] = field(default_factory=dict)
+    trips_touched: set[str] = field(default_factory=set)
+
+
 class AuditProjection:
     name = "audit"
 
-    def __init__(self, schema: str = "audit", topics: Topics = Topics()) -> None:
-        s = ident(schema)
-        self.topics: tuple[str, ...] = (topics.ticks, topics.trading)
-        self._trading = topics.trading
+    def __init__(self, schema: str = "audit", topics: Topics = Topics(), *, owner_pool: asyncpg.Pool | None = None):
         self.schema = schema
-        self._insert_events = f"""
-            INSERT INTO {s}.events (event_id, type, version, key, ts_event, ts_init, correlation_id,
-                                    causation_id, source, topic, partition, "offset", payload)
-            SELECT e.id, e.type, e.version, e.key, e.ts_event, e.ts_init, e.corr, e.caus, e.source,
-                   e.topic, e.part, e.off, e.payload::jsonb
-            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::bigint[],
-                        $7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::int[], $12::bigint[], $13::text[])
-                 AS e(id, type, version, key, ts_event, ts_init, corr, caus, source, topic, part, off, payload)
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING event_id
-        """  # noqa: S608 - schema is a validated identifier
-        self._insert_fills = f"""
-            INSERT INTO {s}.fills (venue, trade_id, client_order_id, venue_order_id, instrument, side,
-                                   quantity, price, fee, fee_currency, liquidity, ts_event, event_id)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                 $7::numeric[], $8::numeric[], $9::numeric[], $10::text[], $11::text[],
-                                 $12::bigint[], $13::uuid[])
-            ON CONFLICT (venue, trade_id) DO NOTHING
-            RETURNING venue, trade_id
-        """  # noqa: S608
-        self._select_orders = f"SELECT * FROM {s}.orders WHERE client_order_id = ANY($1::text[])"  # noqa: S608
-        self._upsert_order = f"""
-            INSERT INTO {s}.orders (client_order_id, instrument, strategy, side, order_type, quantity,
-                limit_price, status, venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees,
-                reject_rule, reject_reason, created_ts, updated_ts, last_event_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-            ON CONFLICT (client_order_id) DO UPDATE SET
-                status = EXCLUDED.status, venue_order_id = EXCLUDED.venue_order_id,
-                filled_quantity = EXCLUDED.filled_quantity, filled_notional = EXCLUDED.filled_notional,
-                avg_fill_price = EXCLUDED.avg_fill_price, fees = EXCLUDED.fees,
-                reject_rule = EXCLUDED.reject_rule, reject_reason = EXCLUDED.reject_reason,
-                updated_ts = EXCLUDED.updated_ts, last_event_id = EXCLUDED.last_event_id
-        """  # noqa: S608
-        self._select_positions = f"SELECT * FROM {s}.positions WHERE instrument = ANY($1::text[])"  # noqa: S608
-        self._upsert_position = f"""
-            INSERT INTO {s}.positions (instrument, quantity, avg_price, realized_pnl, fees, bought, sold,
-                                       fills, updated_ts, last_event_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            ON CONFLICT (instrument) DO UPDATE SET
-                quantity = EXCLUDED.quantity, avg_price = EXCLUDED.avg_price,
-                realized_pnl = EXCLUDED.realized_pnl, fees = EXCLUDED.fees, bought = EXCLUDED.bought,
-                sold = EXCLUDED.sold, fills = EXCLUDED.fills, updated_ts = EXCLUDED.updated_ts,
-                last_event_id = EXCLUDED.last_event_id
-        """  # noqa: S608
+        self.topics: tuple[str, ...] = (topics.ticks, topics.trading, topics.control)
+        self._ticks, self._trading, self._control = topics.ticks, topics.trading, topics.control
+        self.sql = sql.Statements(ident(schema))
+        self.partitions = DayPartitions(owner_pool, schema)
         self.invalid_transitions = 0
+        self.snapshot_mismatches = 0
 
     async def apply(self, conn: asyncpg.Connection, records: Sequence[Record]) -> None:
         if not records:
             return
+        await self.partitions.ensure({r.envelope.ts_event for r in records}, conn)
         cols: list[list[Any]] = [[] for _ in range(13)]
         for r in records:
             e = r.envelope
@@ -119,69 +149,201 @@ class AuditProjection:
             )
             for c, v in zip(cols, row, strict=True):
                 c.append(v)
-        inserted = {row[0] for row in await conn.fetch(self._insert_events, *cols)}
-        new = [r.envelope for r in records if r.envelope.event_id in inserted and r.topic == self._trading]
-        if new:
-            await self._fold_trading(conn, new)
+        inserted = {row[0] for row in await conn.fetch(self.sql.insert_events, *cols)}
+        new = [r for r in records if r.envelope.event_id in inserted]
+        ticks = [r.envelope for r in new if r.topic == self._ticks]
+        trading = [r.envelope for r in new if r.topic == self._trading]
+        control = [r.envelope for r in new if r.topic == self._control]
+        batch = _Batch()
+        if ticks:
+            await self._candles(conn, ticks)
+        for e in control:
+            if isinstance(e.event, EngineStarted | EngineStopped):
+                detail = {k: v for k, v in event_to_dict(e.event).items() if k != "instrument"}
+                batch.system_events.append((e.event_id, e.type, e.source, orjson.dumps(detail).decode(), e.ts_event))
+        if trading:
+            await self._trading_events(conn, trading, batch)
+        await self._write(conn, batch)
 
-    async def _fold_trading(self, conn: asyncpg.Connection, new: list[Envelope]) -> None:
-        fills = [e for e in new if isinstance(e.event, OrderFilled)]
-        fresh_fills: set[tuple[str, str]] = set()
-        if fills:
-            fc: list[list[Any]] = [[] for _ in range(13)]
-            for e in fills:
-                f = e.event
-                assert isinstance(f, OrderFilled)
-                row = (f.venue, f.trade_id, f.client_order_id, f.venue_order_id, f.instrument, f.side.value,
-                       f.quantity, f.price, f.fee, f.fee_currency, f.liquidity.value, e.ts_event, e.event_id)
-                for c, v in zip(fc, row, strict=True):
-                    c.append(v)
-            fresh_fills = {(r[0], r[1]) for r in await conn.fetch(self._insert_fills, *fc)}
+    async def _candles(self, conn: asyncpg.Connection, ticks: list[Envelope]) -> None:
+        candles: dict[tuple[str, datetime], list[Any]] = {}
+        for e in ticks:
+            t = e.event
+            assert isinstance(t, TickReceived)
+            key = (t.instrument, _minute(e.ts_event))
+            c = candles.get(key)
+            if c is None:
+                candles[key] = [t.price, t.price, t.price, t.price, t.quantity, 1]
+            else:
+                c[1] = max(c[1], t.price)
+                c[2] = min(c[2], t.price)
+                c[3] = t.price
+                c[4] += t.quantity
+                c[5] += 1
+        await conn.executemany(self.sql.upsert_candle, [(*k, *v) for k, v in candles.items()])
 
-        order_events = [e for e in new if isinstance(e.event, om.ORDER_EVENTS)]
-        coids = sorted({e.event.client_order_id for e in order_events})  # type: ignore[attr-defined]
-        current: dict[str, Order] = {
-            r["client_order_id"]: _order_from_row(r) for r in await conn.fetch(self._select_orders, coids)
-        } if coids else {}
-        created: dict[str, int] = {}
-        touched: dict[str, Envelope] = {}
-        instruments = sorted({e.event.instrument for e in fills})
-        positions: dict[str, Position] = {
-            r["instrument"]: _position_from_row(r) for r in await conn.fetch(self._select_positions, instruments)
-        } if instruments else {}
-        pos_touched: dict[str, Envelope] = {}
-        for e in order_events:
+    async def _trading_events(self, conn: asyncpg.Connection, new: list[Envelope], b: _Batch) -> None:
+        s = self.sql
+        signals: list[tuple[Any, ...]] = []
+        decisions: list[tuple[Any, ...]] = []
+        fills: list[tuple[Any, ...]] = []
+        for e in new:
             ev = e.event
-            coid: str = ev.client_order_id  # type: ignore[attr-defined]
-            if isinstance(ev, OrderFilled) and (ev.venue, ev.trade_id) not in fresh_fills:
-                continue  # this fill is already stored: it was counted once
-            before = current.get(coid)
-            try:
-                after = om.apply(before, ev)
-            except om.InvalidTransition as exc:
-                self.invalid_transitions += 1
-                log.error("audit.invalid_transition", error=str(exc), event_id=str(e.event_id))
-                continue
-            if isinstance(ev, OrderFilled):
-                after = replace(after, trade_ids=frozenset())
-                pos = positions.get(ev.instrument) or Position(ev.instrument)
-                positions[ev.instrument] = apply_fill(pos, ev)
-                pos_touched[ev.instrument] = e
-            if before is None:
-                created[coid] = e.ts_event
-            current[coid] = after
-            touched[coid] = e
-        if touched:
-            await conn.executemany(self._upsert_order, [
+            if isinstance(ev, SignalGenerated):
+                signals.append((e.event_id, ev.instrument, ev.strategy, ev.direction.value, ev.target_position,
+                                ev.price, ev.reason, e.ts_event))
+            elif isinstance(ev, OrderSubmitted):
+                decisions.append((e.event_id, ev.client_order_id, ev.instrument, "accepted", None, None,
+                                  ev.side.value, ev.quantity, ev.limit_price, e.ts_event))
+            elif isinstance(ev, OrderRejected) and ev.by == "risk":
+                decisions.append((e.event_id, ev.client_order_id, ev.instrument, "rejected", ev.rule, ev.reason,
+                                  ev.side.value, ev.quantity, ev.limit_price, e.ts_event))
+            elif isinstance(ev, OrderFilled):
+                fills.append((ev.venue, ev.trade_id, ev.client_order_id, ev.venue_order_id, ev.instrument,
+                              ev.side.value, ev.quantity, ev.price, ev.fee, ev.fee_currency, ev.liquidity.value,
+                              e.ts_event, e.event_id))
+        if signals:
+            await conn.executemany(s.insert_signal, signals)
+        if decisions:
+            await conn.executemany(s.insert_risk_decision, decisions)
+        fresh: set[tuple[str, str]] = set()
+        if fills:
+            fresh = {(r[0], r[1]) for r in await conn.fetch(s.insert_fills, *map(list, zip(*fills, strict=True)))}
+
+        coids = sorted({e.event.client_order_id for e in new if isinstance(e.event, (*om.ORDER_EVENTS,
+                                                                                     OpenOrderSnapshot))})
+        orders = {r["client_order_id"]: _order_from_row(r) for r in await conn.fetch(s.select_orders, coids)} \
+            if coids else {}
+        instruments = sorted({e.event.instrument for e in new if isinstance(e.event, OrderFilled | PositionSnapshot)})
+        positions: dict[str, Position] = {}
+        trips: dict[str, rt.OpenTrip | None] = {}
+        if instruments:
+            positions = {r["instrument"]: _position_from_row(r)
+                         for r in await conn.fetch(s.select_positions, instruments)}
+            trips = {r["instrument"]: _trip_from_row(r) for r in await conn.fetch(s.select_trips, instruments)}
+
+        for e in new:
+            ev = e.event
+            if isinstance(ev, PositionSnapshot):
+                self._check_position(e, ev, positions, trips, b)
+            elif isinstance(ev, OpenOrderSnapshot):
+                self._check_order(e, ev, orders, b)
+            elif isinstance(ev, om.ORDER_EVENTS):
+                if isinstance(ev, OrderFilled) and (ev.venue, ev.trade_id) not in fresh:
+                    continue  # this fill is already stored: it was counted once
+                self._order_event(e, orders, positions, trips, b)
+        await self._write_state(conn, orders, positions, trips, b)
+
+    def _check_position(self, e: Envelope, ev: PositionSnapshot, positions: dict[str, Position],
+                        trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+        pos, trip = _snapshot_state(ev)
+        if ev.instrument not in positions and ev.instrument not in trips:
+            positions[ev.instrument], trips[ev.instrument] = pos, trip  # a schema that starts at this day
+            b.positions_touched[ev.instrument] = e.ts_event
+            b.trips_touched.add(ev.instrument)
+            return
+        have = (positions.get(ev.instrument, Position(ev.instrument)), trips.get(ev.instrument))
+        if have != (pos, trip):
+            self._mismatch(e, {"position": str(have[0]), "trip": str(have[1]), "snapshot": str((pos, trip))}, b)
+
+    def _check_order(self, e: Envelope, ev: OpenOrderSnapshot, orders: dict[str, Order], b: _Batch) -> None:
+        snap = Order(ev.client_order_id, ev.instrument, ev.strategy, ev.side, ev.order_type, ev.quantity,
+                     ev.limit_price, OrderStatus(ev.status), ev.venue_order_id, ev.filled_quantity,
+                     ev.filled_notional, ev.fees)
+        have = orders.get(ev.client_order_id)
+        if have is None:
+            orders[ev.client_order_id] = snap
+            b.orders_touched[ev.client_order_id] = e
+            b.orders_created[ev.client_order_id] = e.ts_event
+        elif replace(have, trade_ids=frozenset(), reject_rule=None, reject_reason=None) != snap:
+            self._mismatch(e, {"order": str(have), "snapshot": str(snap)}, b)
+
+    def _mismatch(self, e: Envelope, detail: dict[str, str], b: _Batch) -> None:
+        self.snapshot_mismatches += 1
+        log.error("audit.snapshot_mismatch", event_id=str(e.event_id), **detail)
+        b.system_events.append((e.event_id, "SnapshotMismatch", "projection:audit",
+                                orjson.dumps(detail).decode(), e.ts_event))
+
+    def _order_event(self, e: Envelope, orders: dict[str, Order], positions: dict[str, Position],
+                     trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+        ev = e.event
+        coid: str = ev.client_order_id  # type: ignore[attr-defined]
+        before = orders.get(coid)
+        try:
+            after = om.apply(before, ev)
+        except om.InvalidTransition as exc:
+            self.invalid_transitions += 1
+            log.error("audit.invalid_transition", error=str(exc), event_id=str(e.event_id))
+            return
+        qty: Decimal | None = getattr(ev, "quantity", after.quantity)
+        price: Decimal | None = after.limit_price
+        reason: str | None = None
+        if isinstance(ev, OrderFilled):
+            price = ev.price
+            after = replace(after, trade_ids=frozenset())
+            self._fill(e, ev, positions, trips, b)
+        elif isinstance(ev, OrderRejected):
+            reason = f"{ev.rule}: {ev.reason}"
+        elif isinstance(ev, OrderCancelled):
+            reason = ev.reason
+        b.order_events.append((e.event_id, coid, ev.instrument, ev.TYPE,
+                               before.status.value if before else None, after.status.value, qty, price, reason,
+                               e.ts_event))
+        if before is None:
+            b.orders_created[coid] = e.ts_event
+        orders[coid] = after
+        b.orders_touched[coid] = e
+
+    def _fill(self, e: Envelope, f: OrderFilled, positions: dict[str, Position],
+              trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+        before = positions.get(f.instrument) or Position(f.instrument)
+        after = apply_fill(before, f)
+        positions[f.instrument] = after
+        b.positions_touched[f.instrument] = e.ts_event
+        b.position_changes.append((e.event_id, f.instrument, e.ts_event, f.side.value, f.quantity, f.price, f.fee,
+                                   before.quantity, after.quantity, after.avg_price,
+                                   after.realized_pnl - before.realized_pnl, after.realized_pnl, after.fees))
+        trip, closed = rt.apply_fill(trips.get(f.instrument), f, e.ts_event)
+        trips[f.instrument] = trip
+        b.trips_touched.add(f.instrument)
+        if closed is not None:
+            b.round_trips.append((e.event_id, closed.instrument, "long" if closed.direction > 0 else "short",
+                                  closed.opened_ts, closed.closed_ts, closed.quantity, closed.entry_price,
+                                  closed.exit_price, closed.realized_pnl, closed.fees, closed.net_pnl,
+                                  Decimal(closed.duration_ns) / Decimal(1_000_000_000), closed.fills))
+        base, quote = _currencies(f.instrument)
+        deltas: dict[str, Decimal] = {base: f.side.sign * f.quantity, quote: -f.side.sign * f.quantity * f.price}
+        deltas[f.fee_currency] = deltas.get(f.fee_currency, ZERO) - f.fee
+        b.balance_changes.extend((e.event_id, cur, d, e.ts_event, f.instrument) for cur, d in sorted(deltas.items()))
+
+    async def _write_state(self, conn: asyncpg.Connection, orders: dict[str, Order], positions: dict[str, Position],
+                           trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+        s = self.sql
+        if b.orders_touched:
+            await conn.executemany(s.upsert_order, [
                 (o.client_order_id, o.instrument, o.strategy, o.side.value, o.order_type.value, o.quantity,
                  o.limit_price, o.status.value, o.venue_order_id, o.filled_quantity, o.notional,
                  o.avg_fill_price, o.fees, o.reject_rule, o.reject_reason,
-                 created.get(coid, touched[coid].ts_event), touched[coid].ts_event, touched[coid].event_id)
-                for coid, o in ((c, current[c]) for c in touched)
+                 b.orders_created.get(coid, e.ts_event), e.ts_event, e.event_id)
+                for coid, e in b.orders_touched.items() for o in (orders[coid],)
             ])
-        if pos_touched:
-            await conn.executemany(self._upsert_position, [
-                (p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills,
-                 pos_touched[i].ts_event, pos_touched[i].event_id)
-                for i, p in ((i, positions[i]) for i in pos_touched)
+        if b.positions_touched:
+            await conn.executemany(s.upsert_position, [
+                (p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills, ts)
+                for i, ts in b.positions_touched.items() for p in (positions[i],)
             ])
+        if b.trips_touched:
+            await conn.executemany(s.upsert_trip, [
+                (i, t.direction, t.opened_ts, t.quantity, t.max_quantity, t.entry_quantity, t.entry_notional,
+                 t.exit_quantity, t.exit_notional, t.fees, t.fills) if t is not None else
+                (i, 0, 0, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, 0)
+                for i in sorted(b.trips_touched) for t in (trips.get(i),)
+            ])
+
+    async def _write(self, conn: asyncpg.Connection, b: _Batch) -> None:
+        s = self.sql
+        for stmt, rows in ((s.insert_order_event, b.order_events), (s.insert_position_change, b.position_changes),
+                           (s.insert_round_trip, b.round_trips), (s.insert_balance_change, b.balance_changes),
+                           (s.insert_system_event, b.system_events)):
+            if rows:
+                await conn.executemany(stmt, rows)

@@ -1,5 +1,6 @@
--- The audit projection. Built only by the projection runner, from the log; rebuilt by replay.
--- {schema} is replaced by a validated, quoted schema name ("audit" live, anything else for replays).
+-- The audit projection, version 2. Built only by the projection runner, from the log; rebuilt by replay.
+-- {schema} is replaced by a validated, quoted schema name. See docs/audit-schema.md for every column.
+-- Times are integer nanoseconds since the epoch (UTC) in ts_* columns, with timestamptz companions.
 
 CREATE SCHEMA IF NOT EXISTS {schema};
 
@@ -13,14 +14,14 @@ CREATE TABLE IF NOT EXISTS {schema}.projection_offsets (
     PRIMARY KEY (projection, topic, partition)
 );
 
--- Every event, once (a re-delivered event with the same id is ignored). Append-only.
+-- Every event, once. Append-only; partitioned by UTC day of event time (partitions created ahead).
 CREATE TABLE IF NOT EXISTS {schema}.events (
-    event_id       uuid        PRIMARY KEY,
+    event_id       uuid        NOT NULL,
     type           text        NOT NULL,
     version        integer     NOT NULL,
     key            text        NOT NULL,
-    ts_event       bigint      NOT NULL,  -- ns since epoch, UTC: when it happened
-    ts_init        bigint      NOT NULL,  -- ns since epoch, UTC: when the system recorded it
+    ts_event       bigint      NOT NULL,
+    ts_init        bigint      NOT NULL,
     event_time     timestamptz GENERATED ALWAYS AS (to_timestamp((ts_event / 1000)::double precision / 1000000)) STORED,
     correlation_id uuid        NOT NULL,
     causation_id   uuid,
@@ -28,35 +29,51 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     topic          text        NOT NULL,
     partition      integer     NOT NULL,
     "offset"       bigint      NOT NULL,
-    payload        jsonb       NOT NULL
-);
+    payload        jsonb       NOT NULL,
+    PRIMARY KEY (event_id, ts_event)
+) PARTITION BY RANGE (ts_event);
 CREATE INDEX IF NOT EXISTS events_key_ts ON {schema}.events (key, ts_event);
 CREATE INDEX IF NOT EXISTS events_type_ts ON {schema}.events (type, ts_event);
 
--- Current state of every order (including orders rejected by risk).
+-- Current state of every order (including those rejected by risk).
 CREATE TABLE IF NOT EXISTS {schema}.orders (
-    client_order_id text        PRIMARY KEY,
-    instrument      text        NOT NULL,
-    strategy        text        NOT NULL,
-    side            text        NOT NULL,
-    order_type      text        NOT NULL,
-    quantity        numeric     NOT NULL,
+    client_order_id text    PRIMARY KEY,
+    instrument      text    NOT NULL,
+    strategy        text    NOT NULL,
+    side            text    NOT NULL,
+    order_type      text    NOT NULL,
+    quantity        numeric NOT NULL,
     limit_price     numeric,
-    status          text        NOT NULL,
+    status          text    NOT NULL,
     venue_order_id  text,
-    filled_quantity numeric     NOT NULL,
-    filled_notional numeric     NOT NULL,
+    filled_quantity numeric NOT NULL,
+    filled_notional numeric NOT NULL,
     avg_fill_price  numeric,
-    fees            numeric     NOT NULL,
+    fees            numeric NOT NULL,
     reject_rule     text,
     reject_reason   text,
-    created_ts      bigint      NOT NULL,
-    updated_ts      bigint      NOT NULL,
-    last_event_id   uuid        NOT NULL
+    created_ts      bigint  NOT NULL,
+    updated_ts      bigint  NOT NULL,
+    last_event_id   uuid    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_instrument ON {schema}.orders (instrument, created_ts);
 
--- Executions: one row per venue trade id, however often the fill was delivered.
+-- Every order transition, with its reason. Append-only.
+CREATE TABLE IF NOT EXISTS {schema}.order_events (
+    event_id        uuid    PRIMARY KEY,
+    client_order_id text    NOT NULL,
+    instrument      text    NOT NULL,
+    type            text    NOT NULL,
+    status_before   text,
+    status_after    text    NOT NULL,
+    quantity        numeric,          -- the fill's quantity for OrderFilled, else the order's
+    price           numeric,          -- the fill's price for OrderFilled, else the limit price
+    reason          text,             -- rejection rule: reason, cancel reason
+    ts_event        bigint  NOT NULL
+);
+CREATE INDEX IF NOT EXISTS order_events_order ON {schema}.order_events (client_order_id, ts_event);
+
+-- Executions: one row per venue trade id, however often the fill was delivered. Append-only.
 CREATE TABLE IF NOT EXISTS {schema}.fills (
     venue           text    NOT NULL,
     trade_id        text    NOT NULL,
@@ -74,6 +91,25 @@ CREATE TABLE IF NOT EXISTS {schema}.fills (
     PRIMARY KEY (venue, trade_id)
 );
 CREATE INDEX IF NOT EXISTS fills_order ON {schema}.fills (client_order_id);
+CREATE INDEX IF NOT EXISTS fills_instrument_ts ON {schema}.fills (instrument, ts_event);
+
+-- Each change of a position (one per fill): before and after.
+CREATE TABLE IF NOT EXISTS {schema}.position_changes (
+    event_id         uuid    PRIMARY KEY,
+    instrument       text    NOT NULL,
+    ts_event         bigint  NOT NULL,
+    side             text    NOT NULL,
+    quantity         numeric NOT NULL,
+    price            numeric NOT NULL,
+    fee              numeric NOT NULL,
+    quantity_before  numeric NOT NULL,
+    quantity_after   numeric NOT NULL,
+    avg_price_after  numeric NOT NULL,
+    realized_pnl     numeric NOT NULL,   -- realized by this fill (gross)
+    realized_after   numeric NOT NULL,   -- cumulative realized PnL after this fill (gross)
+    fees_after       numeric NOT NULL
+);
+CREATE INDEX IF NOT EXISTS position_changes_instrument_ts ON {schema}.position_changes (instrument, ts_event);
 
 -- Current position per instrument (average-cost method; realized PnL gross, fees apart).
 CREATE TABLE IF NOT EXISTS {schema}.positions (
@@ -85,6 +121,158 @@ CREATE TABLE IF NOT EXISTS {schema}.positions (
     bought        numeric NOT NULL,
     sold          numeric NOT NULL,
     fills         integer NOT NULL,
-    updated_ts    bigint  NOT NULL,
-    last_event_id uuid    NOT NULL
+    updated_ts    bigint  NOT NULL
 );
+
+-- The round trip under way per instrument (working state of the round_trips fold).
+CREATE TABLE IF NOT EXISTS {schema}.open_trips (
+    instrument      text    PRIMARY KEY,
+    direction       integer NOT NULL,
+    opened_ts       bigint  NOT NULL,
+    quantity        numeric NOT NULL,
+    max_quantity    numeric NOT NULL,
+    entry_quantity  numeric NOT NULL,
+    entry_notional  numeric NOT NULL,
+    exit_quantity   numeric NOT NULL,
+    exit_notional   numeric NOT NULL,
+    fees            numeric NOT NULL,
+    fills           integer NOT NULL
+);
+
+-- Closed round-trip trades: flat -> position -> flat (a flip closes one and opens the next).
+CREATE TABLE IF NOT EXISTS {schema}.round_trips (
+    closing_event_id uuid    PRIMARY KEY,
+    instrument       text    NOT NULL,
+    direction        text    NOT NULL,   -- long | short
+    opened_ts        bigint  NOT NULL,
+    closed_ts        bigint  NOT NULL,
+    quantity         numeric NOT NULL,   -- largest absolute position of the trip
+    entry_price      numeric NOT NULL,
+    exit_price       numeric NOT NULL,
+    realized_pnl     numeric NOT NULL,   -- gross
+    fees             numeric NOT NULL,
+    net_pnl          numeric NOT NULL,
+    duration_seconds numeric NOT NULL,
+    fills            integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS round_trips_closed ON {schema}.round_trips (instrument, closed_ts);
+
+-- Account balance changes: one row per currency a fill moved (base, quote, fee). Balances are the sums.
+CREATE TABLE IF NOT EXISTS {schema}.balance_changes (
+    event_id   uuid    NOT NULL,
+    currency   text    NOT NULL,
+    delta      numeric NOT NULL,
+    ts_event   bigint  NOT NULL,
+    instrument text    NOT NULL,
+    PRIMARY KEY (event_id, currency)
+);
+CREATE INDEX IF NOT EXISTS balance_changes_currency_ts ON {schema}.balance_changes (currency, ts_event);
+
+-- Strategy signals.
+CREATE TABLE IF NOT EXISTS {schema}.signals (
+    event_id        uuid    PRIMARY KEY,
+    instrument      text    NOT NULL,
+    strategy        text    NOT NULL,
+    direction       text    NOT NULL,
+    target_position numeric NOT NULL,
+    price           numeric NOT NULL,
+    reason          text    NOT NULL,
+    ts_event        bigint  NOT NULL
+);
+
+-- Pre-trade risk decisions: every order that passed (OrderSubmitted) or was refused (OrderRejected by risk).
+CREATE TABLE IF NOT EXISTS {schema}.risk_decisions (
+    event_id        uuid    PRIMARY KEY,
+    client_order_id text    NOT NULL,
+    instrument      text    NOT NULL,
+    decision        text    NOT NULL,   -- accepted | rejected
+    rule            text,
+    reason          text,
+    side            text    NOT NULL,
+    quantity        numeric NOT NULL,
+    limit_price     numeric,
+    ts_event        bigint  NOT NULL
+);
+CREATE INDEX IF NOT EXISTS risk_decisions_rule ON {schema}.risk_decisions (decision, rule);
+
+-- System events: engine start and stop, snapshot mismatches found by the projection.
+CREATE TABLE IF NOT EXISTS {schema}.system_events (
+    event_id  uuid   PRIMARY KEY,
+    type      text   NOT NULL,
+    source    text   NOT NULL,
+    detail    jsonb  NOT NULL,
+    ts_event  bigint NOT NULL
+);
+
+-- 1-minute OHLCV candles of the trade ticks.
+CREATE TABLE IF NOT EXISTS {schema}.candles_1m (
+    instrument text        NOT NULL,
+    bucket     timestamptz NOT NULL,
+    open       numeric     NOT NULL,
+    high       numeric     NOT NULL,
+    low        numeric     NOT NULL,
+    close      numeric     NOT NULL,
+    volume     numeric     NOT NULL,
+    trades     integer     NOT NULL,
+    PRIMARY KEY (instrument, bucket)
+);
+
+-- Balances now, and over time (running sums of the changes).
+CREATE OR REPLACE VIEW {schema}.balances AS
+    SELECT currency, sum(delta) AS balance, max(ts_event) AS updated_ts
+    FROM {schema}.balance_changes GROUP BY currency;
+
+-- Daily performance per instrument (UTC days), from closed round trips and position changes.
+-- pnl: net realized PnL of the day (gross realized - fees, quote currency); trades: round trips closed;
+-- win_rate: share of those with net_pnl > 0; max_drawdown: largest fall of the day's cumulative net
+-- realized PnL from its running peak (>= 0); sharpe_ratio: mean / sample stddev of the closed trips'
+-- net PnL x sqrt(trades) (null below 2 trades or with zero spread).
+CREATE OR REPLACE VIEW {schema}.daily_performance AS
+WITH drawdown AS (
+    SELECT c.instrument, c.day, sum(c.net) AS pnl, max(c.peak - c.cum) AS max_drawdown
+    FROM (SELECT instrument, day, net, cum,
+                 greatest(0::numeric, max(cum) OVER (PARTITION BY instrument, day ORDER BY ord
+                                                     ROWS UNBOUNDED PRECEDING)) AS peak
+          FROM (SELECT curve.*, row_number() OVER (PARTITION BY instrument, day ORDER BY ts_event, event_id) AS ord
+                FROM (SELECT instrument, (to_timestamp(ts_event / 1e9) AT TIME ZONE 'UTC')::date AS day,
+                             ts_event, event_id, realized_pnl - fee AS net,
+                             sum(realized_pnl - fee) OVER (
+                                 PARTITION BY instrument, (to_timestamp(ts_event / 1e9) AT TIME ZONE 'UTC')::date
+                                 ORDER BY ts_event, event_id) AS cum
+                      FROM {schema}.position_changes) curve) ordered) c
+    GROUP BY c.instrument, c.day
+), trips AS (
+    SELECT instrument, (to_timestamp(closed_ts / 1e9) AT TIME ZONE 'UTC')::date AS day,
+           count(*) AS trades,
+           avg((net_pnl > 0)::int)::numeric AS win_rate,
+           CASE WHEN count(*) > 1 AND stddev_samp(net_pnl) > 0
+                THEN avg(net_pnl) / stddev_samp(net_pnl) * sqrt(count(*)) END AS sharpe_ratio
+    FROM {schema}.round_trips GROUP BY 1, 2
+)
+SELECT coalesce(d.instrument, t.instrument) AS instrument, coalesce(d.day, t.day) AS day,
+       coalesce(d.pnl, 0) AS pnl, coalesce(t.trades, 0) AS trades, t.win_rate,
+       coalesce(d.max_drawdown, 0) AS max_drawdown, t.sharpe_ratio
+FROM drawdown d FULL JOIN trips t ON t.instrument = d.instrument AND t.day = d.day;
+
+-- Append-only tables refuse UPDATE, DELETE and TRUNCATE for everyone but the schema's owner.
+CREATE OR REPLACE FUNCTION {schema}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user <> (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
+        RAISE EXCEPTION '%.% is append-only: % refused for role %', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP, current_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['events', 'order_events', 'fills'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS append_only ON %s.%I', '{schema}', t);
+        EXECUTE format('CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON %s.%I '
+                       'FOR EACH ROW EXECUTE FUNCTION %s.refuse_change()', '{schema}', t, '{schema}');
+        EXECUTE format('DROP TRIGGER IF EXISTS append_only_truncate ON %s.%I', '{schema}', t);
+        EXECUTE format('CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON %s.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s.refuse_change()', '{schema}', t, '{schema}');
+    END LOOP;
+END $$;

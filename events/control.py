@@ -1,0 +1,77 @@
+"""Day snapshots and engine lifecycle events.
+
+At the first tick of each UTC day, the engine writes the state of each instrument as it stood at the
+end of the previous day (``PositionSnapshot`` and one ``OpenOrderSnapshot`` per working order), so a
+day of the log is self-contained: a projection can be rebuilt for that day alone, from its snapshots
+and its events. The live projection checks that each snapshot equals what it folded.
+
+``EngineStarted`` / ``EngineStopped`` record the engine's lifecycle (topic ``engine.control``, keyed
+by engine id; ``instrument`` is empty).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from events._base import Event
+from events.enums import OrderType, Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionSnapshot(Event):
+    """An instrument's position (and its open round trip) at the start of ``day`` (YYYY-MM-DD, UTC)."""
+
+    day: str
+    quantity: Decimal
+    avg_price: Decimal
+    realized_pnl: Decimal
+    fees: Decimal
+    bought: Decimal
+    sold: Decimal
+    fills: int
+    trip_direction: int  # 0: no open round trip
+    trip_opened_ts: int
+    trip_quantity: Decimal
+    trip_max_quantity: Decimal
+    trip_entry_quantity: Decimal
+    trip_entry_notional: Decimal
+    trip_exit_quantity: Decimal
+    trip_exit_notional: Decimal
+    trip_fees: Decimal
+    trip_fills: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenOrderSnapshot(Event):
+    """A working order at the start of ``day``."""
+
+    day: str
+    client_order_id: str
+    strategy: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    limit_price: Decimal | None = None
+    status: str
+    venue_order_id: str | None = None
+    filled_quantity: Decimal
+    filled_notional: Decimal
+    fees: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineStarted(Event):
+    instrument: str = ""
+    engine_id: str
+    version: str
+    settings: str  # the effective non-secret settings, JSON
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineStopped(Event):
+    instrument: str = ""
+    engine_id: str
+    reason: str
+    ticks_processed: int
+    events_published: int

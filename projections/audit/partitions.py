@@ -1,0 +1,59 @@
+"""Day partitions of ``audit.events``, created ahead (by the schema owner: the writer role cannot run DDL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from adapters.postgres import ident
+
+DAY_NS = 86_400 * 1_000_000_000
+AHEAD_DAYS = 2
+
+
+def _day(ts_ns: int) -> date:
+    return datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).date()
+
+
+def _start_ns(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * 1_000_000_000
+
+
+class DayPartitions:
+    def __init__(self, owner_pool: asyncpg.Pool | None, schema: str) -> None:
+        self._pool = owner_pool
+        self._schema = schema
+        self._known: set[date] = set()
+
+    async def ensure(self, ts_events: Iterable[int], conn: Any = None) -> None:
+        """Make sure a partition exists for the day of every timestamp, and for the days after the newest."""
+        days = {_day(ts) for ts in ts_events}
+        if not days or days <= self._known:
+            return
+        newest = max(days)
+        wanted = sorted(days | {newest + timedelta(days=i) for i in range(1, AHEAD_DAYS + 1)})
+        missing = [d for d in wanted if d not in self._known]
+        if self._pool is None:  # no owner pool: the caller's connection must be allowed to run DDL
+            await self._create(conn, missing)
+            return
+        async with self._pool.acquire() as owner, owner.transaction():
+            await self._create(owner, missing)
+
+    async def _create(self, conn: Any, days: Iterable[date]) -> None:
+        s = ident(self._schema)
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"partitions:{self._schema}")
+        for d in days:
+            name = ident(f"events_{d:%Y%m%d}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.{name} PARTITION OF {s}.events "
+                f"FOR VALUES FROM ({_start_ns(d)}) TO ({_start_ns(d) + DAY_NS})"
+            )
+            await conn.execute(f"DROP TRIGGER IF EXISTS append_only_truncate ON {s}.{name}")
+            await conn.execute(
+                f"CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON {s}.{name} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change()"
+            )
+            self._known.add(d)

@@ -1,0 +1,90 @@
+"""The SQL statements of the audit projection, for one (validated, quoted) schema name."""
+
+from __future__ import annotations
+
+# ruff: noqa: S608 - every statement is built from a schema name validated by adapters.postgres.ident
+
+
+class Statements:
+    def __init__(self, s: str) -> None:
+        self.insert_events = f"""
+            INSERT INTO {s}.events (event_id, type, version, key, ts_event, ts_init, correlation_id,
+                                    causation_id, source, topic, partition, "offset", payload)
+            SELECT e.id, e.type, e.version, e.key, e.ts_event, e.ts_init, e.corr, e.caus, e.source,
+                   e.topic, e.part, e.off, e.payload::jsonb
+            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::bigint[],
+                        $7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::int[], $12::bigint[], $13::text[])
+                 AS e(id, type, version, key, ts_event, ts_init, corr, caus, source, topic, part, off, payload)
+            ON CONFLICT DO NOTHING
+            RETURNING event_id"""
+        self.insert_fills = f"""
+            INSERT INTO {s}.fills (venue, trade_id, client_order_id, venue_order_id, instrument, side,
+                                   quantity, price, fee, fee_currency, liquidity, ts_event, event_id)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::numeric[], $8::numeric[], $9::numeric[], $10::text[], $11::text[],
+                                 $12::bigint[], $13::uuid[])
+            ON CONFLICT (venue, trade_id) DO NOTHING
+            RETURNING venue, trade_id"""
+        self.upsert_candle = f"""
+            INSERT INTO {s}.candles_1m AS c (instrument, bucket, open, high, low, close, volume, trades)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (instrument, bucket) DO UPDATE SET
+                high = greatest(c.high, EXCLUDED.high), low = least(c.low, EXCLUDED.low),
+                close = EXCLUDED.close, volume = c.volume + EXCLUDED.volume, trades = c.trades + EXCLUDED.trades"""
+        self.insert_signal = f"""
+            INSERT INTO {s}.signals (event_id, instrument, strategy, direction, target_position, price, reason,
+                                     ts_event)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"""
+        self.insert_risk_decision = f"""
+            INSERT INTO {s}.risk_decisions (event_id, client_order_id, instrument, decision, rule, reason, side,
+                                            quantity, limit_price, ts_event)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"""
+        self.select_orders = f"SELECT * FROM {s}.orders WHERE client_order_id = ANY($1::text[])"
+        self.select_positions = f"SELECT * FROM {s}.positions WHERE instrument = ANY($1::text[])"
+        self.select_trips = f"SELECT * FROM {s}.open_trips WHERE instrument = ANY($1::text[])"
+        self.upsert_order = f"""
+            INSERT INTO {s}.orders (client_order_id, instrument, strategy, side, order_type, quantity,
+                limit_price, status, venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees,
+                reject_rule, reject_reason, created_ts, updated_ts, last_event_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+            ON CONFLICT (client_order_id) DO UPDATE SET
+                status = EXCLUDED.status, venue_order_id = EXCLUDED.venue_order_id,
+                filled_quantity = EXCLUDED.filled_quantity, filled_notional = EXCLUDED.filled_notional,
+                avg_fill_price = EXCLUDED.avg_fill_price, fees = EXCLUDED.fees,
+                reject_rule = EXCLUDED.reject_rule, reject_reason = EXCLUDED.reject_reason,
+                updated_ts = EXCLUDED.updated_ts, last_event_id = EXCLUDED.last_event_id"""
+        self.upsert_position = f"""
+            INSERT INTO {s}.positions (instrument, quantity, avg_price, realized_pnl, fees, bought, sold, fills,
+                                       updated_ts)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (instrument) DO UPDATE SET
+                quantity = EXCLUDED.quantity, avg_price = EXCLUDED.avg_price,
+                realized_pnl = EXCLUDED.realized_pnl, fees = EXCLUDED.fees, bought = EXCLUDED.bought,
+                sold = EXCLUDED.sold, fills = EXCLUDED.fills, updated_ts = EXCLUDED.updated_ts"""
+        self.upsert_trip = f"""
+            INSERT INTO {s}.open_trips (instrument, direction, opened_ts, quantity, max_quantity, entry_quantity,
+                                        entry_notional, exit_quantity, exit_notional, fees, fills)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (instrument) DO UPDATE SET
+                direction = EXCLUDED.direction, opened_ts = EXCLUDED.opened_ts, quantity = EXCLUDED.quantity,
+                max_quantity = EXCLUDED.max_quantity, entry_quantity = EXCLUDED.entry_quantity,
+                entry_notional = EXCLUDED.entry_notional, exit_quantity = EXCLUDED.exit_quantity,
+                exit_notional = EXCLUDED.exit_notional, fees = EXCLUDED.fees, fills = EXCLUDED.fills"""
+        self.insert_order_event = f"""
+            INSERT INTO {s}.order_events (event_id, client_order_id, instrument, type, status_before,
+                                          status_after, quantity, price, reason, ts_event)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"""
+        self.insert_position_change = f"""
+            INSERT INTO {s}.position_changes (event_id, instrument, ts_event, side, quantity, price, fee,
+                quantity_before, quantity_after, avg_price_after, realized_pnl, realized_after, fees_after)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"""
+        self.insert_round_trip = f"""
+            INSERT INTO {s}.round_trips (closing_event_id, instrument, direction, opened_ts, closed_ts, quantity,
+                entry_price, exit_price, realized_pnl, fees, net_pnl, duration_seconds, fills)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"""
+        self.insert_balance_change = f"""
+            INSERT INTO {s}.balance_changes (event_id, currency, delta, ts_event, instrument)
+            VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"""
+        self.insert_system_event = f"""
+            INSERT INTO {s}.system_events (event_id, type, source, detail, ts_event)
+            VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING"""
