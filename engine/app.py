@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import re
+import socket
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,6 +22,7 @@ from adapters.http import HttpServer
 from adapters.kafka import EventProducer, LogInspector, ensure_topics
 from adapters.postgres import create_pool
 from adapters.venues.paper import PaperExchange
+from engine import __version__
 from engine.config import Settings
 from engine.core import TradingCore
 from engine.loop import TradingLoop
@@ -25,7 +30,7 @@ from engine.risk import RiskLimits
 from engine.status import StatusBoard
 from engine.strategies import MaCross
 from engine.trader import Trader
-from events import OrderType, Topics
+from events import EngineStarted, EngineStopped, Envelope, Event, OrderType, Topics
 from projections.audit import AuditProjection, create_schema
 from projections.metrics import MetricsProjection
 from projections.offsets import MemoryOffsets, PgOffsets
@@ -43,6 +48,20 @@ def make_feed(settings: Settings, limit: int | None = None) -> Feed:
         f.instruments, f.start_prices, f.tick_size, seed=f.seed, ticks_per_second=f.ticks_per_second,
         volatility_bps=f.volatility_bps, limit=limit,
     )
+
+
+def lifecycle(event: Event, engine_id: str) -> Envelope:
+    now = time.time_ns()
+    return Envelope.new(event, ts_event=now, ts_init=now, source="engine", key=engine_id)
+
+
+def public_settings(settings: Settings) -> str:
+    """The effective settings as JSON, with any password in a DSN masked."""
+    data = settings.model_dump(mode="json", by_alias=True)
+    for key in ("dsn", "writer_dsn", "reader_dsn"):
+        if data["postgres"].get(key):
+            data["postgres"][key] = re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", data["postgres"][key])
+    return json.dumps(data, sort_keys=True)
 
 
 def topics_of(settings: Settings) -> Topics:
@@ -204,7 +223,11 @@ async def run_engine(
         feed_task = svc.spawn(publish_feed(feed, producer, feed_stop), "feed")
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         started = time.monotonic()
-        log.info("engine.started", feed=feed.source, projections=sorted(projections), duration=duration)
+        engine_id = f"{s.kafka.client_id}@{socket.gethostname()}:{os.getpid()}"
+        await producer.publish([lifecycle(EngineStarted(
+            engine_id=engine_id, version=__version__, settings=public_settings(s)), engine_id)])
+        log.info("engine.started", engine_id=engine_id, feed=feed.source, projections=sorted(projections),
+                 duration=duration)
 
         async def stop_conditions() -> None:
             waits = [asyncio.ensure_future(stopper.stop.wait()), feed_task]
@@ -228,7 +251,10 @@ async def run_engine(
             tick_tps = await inspector.partitions([topics.ticks])
             ends = await inspector.end_offsets(tick_tps)
             drained = await wait_until(lambda: loop.caught_up(ends), drain_timeout)
-            all_tps = await inspector.partitions([topics.ticks, topics.trading])
+            await producer.publish([lifecycle(EngineStopped(
+                engine_id=engine_id, reason=stopper.reason, ticks_processed=loop.ticks_processed,
+                events_published=loop.events_published), engine_id)])
+            all_tps = await inspector.partitions([topics.ticks, topics.trading, topics.control])
             ends_all = await inspector.end_offsets(all_tps)
             drained = drained and await wait_until(
                 lambda: all(r.caught_up(ends_all) for r in runners), drain_timeout

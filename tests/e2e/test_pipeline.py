@@ -19,8 +19,8 @@ ORDER_COLS = ("instrument, side, order_type, quantity, status, filled_quantity, 
               "created_ts, updated_ts")
 
 
-def run_file(servers: Any, prefix: str, schema: str, path: Path) -> str:
-    env = engine_env(servers, prefix, schema, XRP_ETH_SETTINGS)
+def run_file(servers: Any, prefix: str, schema: str, path: Path, extra: dict[str, str] | None = None) -> str:
+    env = engine_env(servers, prefix, schema, {**XRP_ETH_SETTINGS, **(extra or {})})
     res = run_cli(["run", "--file", str(path), "--symbol", "XRP/ETH"], env)
     assert res.returncode == 0, f"engine run failed:\n{res.stdout}\n{res.stderr[-4000:]}"
     assert "stopped (end of feed)" in res.stdout
