@@ -7,8 +7,8 @@ import contextlib
 import json
 import os
 import re
-import socket
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
