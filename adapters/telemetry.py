@@ -14,3 +14,12 @@ PG_WRITE_SECONDS = Histogram(
 )
 KAFKA_UP = Gauge("engine_kafka_up", "1 when the last Kafka call succeeded")
 POSTGRES_UP = Gauge("engine_postgres_up", "1 when the last PostgreSQL call succeeded")
+
+# Live venue adapters (ccxt, OpenAlgo) count every exchange API call here; the paper venue makes none.
+EXCHANGE_REQUESTS = Counter("engine_exchange_requests", "Exchange API requests", ["venue", "endpoint"])
+EXCHANGE_ERRORS = Counter("engine_exchange_errors", "Exchange API requests that failed", ["venue", "kind"])
+EXCHANGE_SECONDS = Histogram(
+    "engine_exchange_request_duration_seconds", "Exchange API request latency", ["venue"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+INDICATORS = Counter("engine_indicators_calculated", "Indicator values computed by strategies", ["instrument"])

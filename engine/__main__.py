@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
                    "on the search path. Extra arguments after -- go to psql.").add_argument(
         "psql_args", nargs=argparse.REMAINDER, help="passed to psql, e.g. -- -c 'select * from positions'")
 
+    for name, what in (("halt", "stop trading: every new order is refused, cancels still pass"),
+                       ("resume", "resume trading after a halt")):
+        h = sub.add_parser(name, help=what, description=f"{what.capitalize()}. Writes a "
+                           f"{'TradingHalted' if name == 'halt' else 'TradingResumed'} event to the log; every "
+                           "engine applies it from that event's time on, and a restart rebuilds it from the log.")
+        h.add_argument("--reason", required=True, help="why (kept in the event)")
+
     st = sub.add_parser("stack", help="the local Kafka + PostgreSQL stack (no Docker needed)")
     st.add_argument("action", choices=["up", "down", "status"])
     st.add_argument("--timeout", type=float, default=240.0, help="up: seconds to wait for both services")
@@ -190,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{table}: equal")
         return 1 if different else 0
+    if args.command in ("halt", "resume"):
+        from engine.app import switch_breaker
+
+        asyncio.run(switch_breaker(settings, halt=args.command == "halt", reason=args.reason))
+        print("trading halted: only cancels pass" if args.command == "halt" else "trading resumed")
+        return 0
     if args.command == "sql":
         import os
         import shutil

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import os
 import re
@@ -30,7 +31,16 @@ from engine.risk import RiskLimits
 from engine.status import StatusBoard
 from engine.strategies import MaCross
 from engine.trader import Trader
-from events import EngineStarted, EngineStopped, Envelope, Event, OrderType, Topics
+from events import (
+    EngineStarted,
+    EngineStopped,
+    Envelope,
+    Event,
+    OrderType,
+    Topics,
+    TradingHalted,
+    TradingResumed,
+)
 from projections.audit import AuditProjection, create_schema
 from projections.metrics import MetricsProjection
 from projections.offsets import MemoryOffsets, PgOffsets
@@ -274,6 +284,17 @@ async def run_engine(
         if supervisor.done() and not supervisor.cancelled() and supervisor.exception():
             raise supervisor.exception()  # type: ignore[misc]
         return summary
+
+
+async def switch_breaker(settings: Settings, *, halt: bool, reason: str) -> None:
+    """``python -m engine halt`` / ``resume``: one control event in the log."""
+    topics = topics_of(settings)
+    await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
+    by = f"operator:{getpass.getuser()}@{socket.gethostname()}"
+    event: Event = TradingHalted(reason=reason, by=by) if halt else TradingResumed(reason=reason, by=by)
+    async with EventProducer(settings.kafka.bootstrap, topics, client_id="engine-cli") as producer:
+        await producer.publish([lifecycle(event, "operator")])
+    log.info("breaker.switched", halted=halt, reason=reason, by=by)
 
 
 async def run_projections(settings: Settings, which: set[str], *, http: bool = True) -> None:

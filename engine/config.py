@@ -135,6 +135,10 @@ class VenueSettings(_Section):
     taker_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0)
     maker_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0)
     fee_currency: str | None = Field(default=None, description="default: the instrument's quote currency")
+    starting_balances: dict[str, Decimal] = Field(
+        default_factory=lambda: {"USDT": Decimal("100000")},
+        description="the paper account's balances at its first start, per currency",
+    )
 
 
 class StackSettings(_Section):

@@ -32,8 +32,9 @@ class TradingCore:
         self.trader = trader
         self.venue = venue
         self.states: dict[str, TraderState] = {}
+        self.indicators: dict[str, int] = {}  # indicator values computed, per instrument (a statistic)
 
-    def on_tick(self, env: Envelope, *, ts_init: int) -> list[Envelope]:
+    def on_tick(self, env: Envelope, *, ts_init: int, halted: bool = False) -> list[Envelope]:
         tick = env.event
         if not isinstance(tick, TickReceived):
             return []
@@ -53,7 +54,9 @@ class TradingCore:
         state = replace(state, day=day)
         venue_source = f"venue:{self.venue.name}"
         fold(self.venue.on_tick(tick), venue_source)
-        state, decisions = t.on_tick(state, tick, str(env.event_id))
+        state, decisions = t.on_tick(state, tick, str(env.event_id), halted=halted)
+        if len(state.strategy.prices) == t.strategy.slow:
+            self.indicators[tick.instrument] = self.indicators.get(tick.instrument, 0) + 2  # fast and slow mean
         for ev in decisions:
             fold([ev], "engine")
             if isinstance(ev, OrderSubmitted):

@@ -22,7 +22,8 @@ import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from adapters.kafka import EventProducer, make_consumer
-from adapters.telemetry import KAFKA_CONSUMED
+from adapters.telemetry import INDICATORS, KAFKA_CONSUMED
+from engine.breaker import Breaker
 from engine.core import TradingCore
 from events import DecodeError, Topics, decode
 
@@ -85,11 +86,34 @@ class TradingLoop:
             bootstrap, group_id=self._group_id, client_id="engine-loop", fetch_max_wait_ms=fetch_max_wait_ms
         )
         self.assigned = asyncio.Event()
+        self.breaker = Breaker()
+        self._control = make_consumer(bootstrap, group_id=None, client_id="engine-control")
+        self._indicators_reported: dict[tuple[TopicPartition, str], int] = {}
         self.batch_lock = asyncio.Lock()
         self.revoked: set[TopicPartition] = set()
 
+    async def _read_control(self, *, to_end: bool = False) -> None:
+        """Fold new halt/resume events into the breaker (all of them up to the log end with ``to_end``)."""
+        tps = list(self._control.assignment())
+        end = await self._control.end_offsets(tps) if to_end else {}
+        while True:
+            batch = await self._control.getmany(timeout_ms=0 if not to_end else 200)
+            for msgs in batch.values():
+                for msg in msgs:
+                    try:
+                        env = decode(msg.value)
+                    except DecodeError:
+                        continue
+                    self.breaker.apply(env.event, env.ts_event)
+            if not to_end:
+                return
+            positions = [await self._control.position(tp) for tp in tps]
+            if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
+                return
+
     async def recover(self, tp: TopicPartition) -> None:
         """Rebuild the core of ``tp`` from the log up to the committed offset, publishing nothing."""
+        await self._read_control(to_end=True)
         committed = await self._consumer.committed(tp)
         begin = (await self._consumer.beginning_offsets([tp]))[tp]
         start = begin if committed is None else committed
@@ -111,7 +135,8 @@ class TradingLoop:
                         if msg.offset >= start:
                             break
                         try:
-                            core.on_tick(decode(msg.value), ts_init=0)
+                            env = decode(msg.value)
+                            core.on_tick(env, ts_init=0, halted=self.breaker.halted_at(env.ts_event))
                         except DecodeError:
                             continue  # dead-lettered when it was first consumed
                         replayed += 1
@@ -120,15 +145,25 @@ class TradingLoop:
             log.info("engine.recovered", partition=tp.partition, ticks=replayed, offset=start,
                      seconds=round(time.monotonic() - t0, 3))
         self.cores[tp] = core
+        self._indicators_reported.update({(tp, i): n for i, n in core.indicators.items()})
         self.processed[tp] = self.positions[tp] = start
         self._consumer.seek(tp, start)
 
     async def start(self) -> None:
+        await self._control.start()
+        parts = self._control.partitions_for_topic(self._topics.control) or set()
+        if not parts:
+            await self._control._client.force_metadata_update()
+            parts = self._control.partitions_for_topic(self._topics.control) or set()
+        control_tps = [TopicPartition(self._topics.control, p) for p in sorted(parts)]
+        self._control.assign(control_tps)
+        await self._control.seek_to_beginning(*control_tps)
         await self._consumer.start()
         self._consumer.subscribe([self._topics.ticks], listener=_Rebalance(self))
 
     async def stop(self) -> None:
         await asyncio.shield(self._consumer.stop())
+        await asyncio.shield(self._control.stop())
 
     async def wait_assigned(self, seconds: float) -> None:
         await asyncio.wait_for(self.assigned.wait(), seconds)
@@ -159,6 +194,7 @@ class TradingLoop:
                 await asyncio.shield(self.flush())
 
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        await self._read_control()
         for tp, msgs in batches.items():
             core = self.cores.get(tp)
             # records fetched before a rebalance moved the position are stale: never feed a tick twice
@@ -171,10 +207,13 @@ class TradingLoop:
                 except DecodeError as exc:
                     await self._producer.dead_letter(msg, exc.reason, consumer=self._group_id)
                     continue
-                for out in core.on_tick(env, ts_init=time.time_ns()):
+                for out in core.on_tick(env, ts_init=time.time_ns(), halted=self.breaker.halted_at(env.ts_event)):
                     self._unacked.append(await self._producer.enqueue(out))
                     self.events_published += 1
             KAFKA_CONSUMED.labels("engine").inc(len(msgs))
+            for instrument, n in core.indicators.items():
+                INDICATORS.labels(instrument).inc(n - self._indicators_reported.get((tp, instrument), 0))
+                self._indicators_reported[(tp, instrument)] = n
             self.processed[tp] = self._to_commit[tp] = msgs[-1].offset + 1
             self.ticks_processed += len(msgs)
 

@@ -6,6 +6,8 @@ Rules, in the order they are checked (the first that fails names the rejection):
 - ``max_order_notional``: quantity x price (the limit price, else the last trade price) <= limit;
 - ``max_position``: |position + open orders + this order| <= limit, unless the order reduces
   the absolute exposure (reducing risk is always allowed).
+
+While trading is halted (the circuit breaker), every new order is refused with rule ``halted``.
 """
 
 from __future__ import annotations
@@ -57,3 +59,12 @@ def check(
             f"limit {limits.max_position}",
         )
     return order
+
+
+def halted_rejection(order: OrderSubmitted) -> OrderRejected:
+    """Trading is halted (circuit breaker): every new order is refused; cancels are not orders and pass."""
+    return OrderRejected(
+        instrument=order.instrument, client_order_id=order.client_order_id, strategy=order.strategy,
+        side=order.side, order_type=order.order_type, quantity=order.quantity, limit_price=order.limit_price,
+        by="risk", rule="halted", reason="trading is halted: only cancels pass",
+    )

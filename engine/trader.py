@@ -14,7 +14,7 @@ from decimal import Decimal
 from engine import orders, portfolio, roundtrips
 from engine.orders import Order
 from engine.portfolio import Position
-from engine.risk import RiskLimits, check
+from engine.risk import RiskLimits, check, halted_rejection
 from engine.strategies import MaCross, MaCrossState
 from events import (
     Event,
@@ -58,7 +58,9 @@ class Trader:
         """Derived from the causing event's id: a retried submit can never make a second order."""
         return f"{self.strategy.name}-{short_hash(cause_id)}"
 
-    def on_tick(self, state: TraderState, tick: TickReceived, cause_id: str) -> tuple[TraderState, list[Event]]:
+    def on_tick(
+        self, state: TraderState, tick: TickReceived, cause_id: str, *, halted: bool = False
+    ) -> tuple[TraderState, list[Event]]:
         sstate, signal = self.strategy.on_tick(state.strategy, tick)
         state = replace(state, strategy=sstate, last_price=tick.price)
         if signal is None:
@@ -85,7 +87,7 @@ class Trader:
             quantity=abs(delta),
             limit_price=tick.price if self.order_type is OrderType.LIMIT else None,
         )
-        decision = check(
+        decision = halted_rejection(request) if halted else check(
             request, position=state.position.quantity, open_exposure=pending,
             last_price=tick.price, limits=self.limits,
         )

@@ -5,7 +5,14 @@ Imports nothing of ours; no I/O. See ``docs/events.md``.
 
 from events._base import Event, event_types
 from events.codec import DecodeError, decode, encode, event_to_dict
-from events.control import EngineStarted, EngineStopped, OpenOrderSnapshot, PositionSnapshot
+from events.control import (
+    EngineStarted,
+    EngineStopped,
+    OpenOrderSnapshot,
+    PositionSnapshot,
+    TradingHalted,
+    TradingResumed,
+)
 from events.enums import Direction, Liquidity, OrderType, Side
 from events.envelope import Envelope
 from events.market import TickReceived
@@ -44,6 +51,8 @@ __all__ = [
     "SignalGenerated",
     "TickReceived",
     "Topics",
+    "TradingHalted",
+    "TradingResumed",
     "decode",
     "encode",
     "event_to_dict",

@@ -5,8 +5,9 @@ end of the previous day (``PositionSnapshot`` and one ``OpenOrderSnapshot`` per 
 day of the log is self-contained: a projection can be rebuilt for that day alone, from its snapshots
 and its events. The live projection checks that each snapshot equals what it folded.
 
-``EngineStarted`` / ``EngineStopped`` record the engine's lifecycle (topic ``engine.control``, keyed
-by engine id; ``instrument`` is empty).
+``EngineStarted`` / ``EngineStopped`` record the engine's lifecycle; ``TradingHalted`` /
+``TradingResumed`` switch the circuit breaker (topic ``engine.control``, keyed by engine id or
+``operator``; ``instrument`` is empty).
 """
 
 from __future__ import annotations
@@ -75,3 +76,19 @@ class EngineStopped(Event):
     reason: str
     ticks_processed: int
     events_published: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradingHalted(Event):
+    """The circuit breaker: from ``ts_event`` on, no new order passes (cancels still do)."""
+
+    instrument: str = ""
+    reason: str
+    by: str  # operator, or the rule that tripped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradingResumed(Event):
+    instrument: str = ""
+    reason: str
+    by: str

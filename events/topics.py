@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from events._base import Event
-from events.control import EngineStarted, EngineStopped
+from events.control import EngineStarted, EngineStopped, TradingHalted, TradingResumed
 from events.market import TickReceived
 
 TICKS = "market.ticks"
@@ -65,7 +65,7 @@ class Topics:
         """The topic an event is published to."""
         if isinstance(event, TickReceived):
             return self.ticks
-        if isinstance(event, EngineStarted | EngineStopped):
+        if isinstance(event, EngineStarted | EngineStopped | TradingHalted | TradingResumed):
             return self.control
         return self.trading
 

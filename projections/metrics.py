@@ -8,18 +8,32 @@ through the order machine, and a fill is counted once per venue trade id.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections import Counter as Tally
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from prometheus_client import Counter, Gauge, Histogram
 
 from engine import orders as om
 from engine import roundtrips
+from engine.account import Account
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position, apply_fill
-from events import OrderFilled, OrderRejected, SignalGenerated, TickReceived, Topics
+from engine.snapshots import utc_day
+from events import (
+    EngineStarted,
+    OrderFilled,
+    OrderRejected,
+    SignalGenerated,
+    TickReceived,
+    Topics,
+    TradingHalted,
+    TradingResumed,
+)
 from projections.runner import Record
 
 EVENTS = Counter("engine_events_consumed", "Events folded by the metrics projection", ["type"])
@@ -44,13 +58,24 @@ TRADE_DURATION = Histogram(
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400),
 )
 WIN_RATE = Gauge("engine_win_rate", "Closed round trips with a positive net PnL / closed round trips")
+SHARPE = Gauge("engine_sharpe_ratio", "Mean / stddev of closed round trips' net PnL x sqrt(trades)")
+BALANCE = Gauge("engine_account_balance", "Paper account balance", ["currency"])
+EQUITY = Gauge("engine_equity", "Balance of a quote currency + base balances valued at last prices", ["currency"])
+DAILY_PNL = Gauge("engine_daily_pnl_ratio", "(equity - start-of-day equity) / start-of-day equity", ["currency"])
+DRAWDOWN = Gauge("engine_max_drawdown", "Largest fall of equity from its running peak, share of the peak", ["currency"])
+BREAKER = Gauge("engine_circuit_breaker_state", "0 = trading, 1 = halted (only cancels pass)")
+CANDLES = Counter("engine_candles_processed", "1-minute candles completed from the ticks", ["instrument"])
 
 
 class MetricsProjection:
     name = "metrics"
 
     def __init__(self, topics: Topics = Topics()) -> None:
-        self.topics: tuple[str, ...] = (topics.ticks, topics.trading)
+        self.topics: tuple[str, ...] = (topics.ticks, topics.trading, topics.control)
+        self.account = Account()
+        self._minute: dict[str, int] = {}
+        self._trip_pnls: list[float] = []
+        BREAKER.set(0)
         self.orders: dict[str, Order] = {}
         self.positions: dict[str, Position] = {}
         self._fills_seen: set[tuple[str, str]] = set()
@@ -67,17 +92,40 @@ class MetricsProjection:
             types[ev.TYPE] += 1
             if isinstance(ev, TickReceived):
                 self._last_price[ev.instrument] = ev.price
+                self.account.on_price(ev.instrument, ev.price)
                 LAST_PRICE.labels(ev.instrument).set(float(ev.price))
                 VOLUME.labels(ev.instrument).inc(float(ev.quantity))
+                minute = r.envelope.ts_event // 60_000_000_000
+                if self._minute.get(ev.instrument, minute) != minute:
+                    CANDLES.labels(ev.instrument).inc()
+                self._minute[ev.instrument] = minute
                 self._mark(ev.instrument)
+            elif isinstance(ev, EngineStarted):
+                starting = orjson.loads(ev.settings).get("venue", {}).get("starting_balances", {})
+                self.account.fund({cur: Decimal(v) for cur, v in starting.items()})
+            elif isinstance(ev, TradingHalted | TradingResumed):
+                BREAKER.set(1 if isinstance(ev, TradingHalted) else 0)
             elif isinstance(ev, SignalGenerated):
                 SIGNALS.labels(ev.instrument, ev.direction.value).inc()
             elif isinstance(ev, om.ORDER_EVENTS):
                 self._order_event(ev, r.envelope.ts_event)
         for t, n in types.items():
             EVENTS.labels(t).inc(n)
+        if records:
+            self._account(records[-1].envelope.ts_event)
         for status in OrderStatus:
             ORDERS.labels(status.value).set(self._by_status[status])
+
+    def _account(self, ts_event: int) -> None:
+        equity = self.account.mark(utc_day(ts_event))
+        for cur, bal in self.account.balances.items():
+            BALANCE.labels(cur).set(float(bal))
+        for cur, value in equity.items():
+            EQUITY.labels(cur).set(float(value))
+            ratio = self.account.daily_pnl_ratio(cur, value)
+            if ratio is not None:
+                DAILY_PNL.labels(cur).set(float(ratio))
+            DRAWDOWN.labels(cur).set(float(self.account.max_drawdown.get(cur, 0)))
 
     def _mark(self, instrument: str) -> None:
         pos, price = self.positions.get(instrument), self._last_price.get(instrument)
@@ -105,6 +153,7 @@ class MetricsProjection:
         self._by_status[after.status] += 1
         self.orders[ev.client_order_id] = after
         if isinstance(ev, OrderFilled):
+            self.account.on_fill(ev)
             pos = apply_fill(self.positions.get(ev.instrument) or Position(ev.instrument), ev)
             self.positions[ev.instrument] = pos
             FILLS.labels(ev.instrument).inc()
@@ -121,3 +170,8 @@ class MetricsProjection:
                 TRADE_PNL.labels(ev.instrument).observe(float(closed.net_pnl))
                 TRADE_DURATION.labels(ev.instrument).observe(closed.duration_ns / 1e9)
                 WIN_RATE.set(self.won_trips / self.closed_trips)
+                self._trip_pnls.append(float(closed.net_pnl))
+                if len(self._trip_pnls) > 1:
+                    sd = statistics.stdev(self._trip_pnls)
+                    if sd > 0:
+                        SHARPE.set(statistics.fmean(self._trip_pnls) / sd * math.sqrt(len(self._trip_pnls)))

@@ -45,6 +45,8 @@ from events import (
     SignalGenerated,
     TickReceived,
     Topics,
+    TradingHalted,
+    TradingResumed,
     event_to_dict,
 )
 from projections.audit import sql
@@ -158,7 +160,7 @@ class AuditProjection:
         if ticks:
             await self._candles(conn, ticks)
         for e in control:
-            if isinstance(e.event, EngineStarted | EngineStopped):
+            if isinstance(e.event, EngineStarted | EngineStopped | TradingHalted | TradingResumed):
                 detail = {k: v for k, v in event_to_dict(e.event).items() if k != "instrument"}
                 batch.system_events.append((e.event_id, e.type, e.source, orjson.dumps(detail).decode(), e.ts_event))
         if trading:

@@ -29,7 +29,7 @@ async def test_kill_9_of_the_projection_then_restart_loses_and_duplicates_nothin
     assert res.returncode == 0, res.stderr[-3000:]
     topics = Topics(f"{prefix}.")
     async with LogInspector(servers.kafka_bootstrap) as log:
-        tps = await log.partitions([topics.ticks, topics.trading])
+        tps = await log.partitions([topics.ticks, topics.trading, topics.control])
         end = await log.end_offsets(tps)
     total = sum(end.values())
     assert total > TICKS
