@@ -1,0 +1,97 @@
+"""The Prometheus rules, Alertmanager config and Grafana dashboards are valid, and speak only of metrics the
+engine really exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+import adapters.telemetry
+import projections.lag
+import projections.metrics
+from tests.support import REPO
+
+OPS = REPO / "ops"
+_ = (adapters.telemetry, projections.lag, projections.metrics)  # imported for their metrics
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is required (Debian: apt-get install prometheus prometheus-alertmanager)"
+    return path
+
+
+def run(*args: str) -> str:
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def exported() -> set[str]:
+    names = {"up"}
+    for collector in list(REGISTRY._collector_to_names):
+        for family in collector.describe() if hasattr(collector, "describe") else collector.collect():
+            kind = family.type
+            if kind == "counter":
+                names |= {family.name + "_total", family.name}
+            elif kind == "histogram":
+                names |= {family.name + s for s in ("_bucket", "_sum", "_count")}
+            else:
+                names.add(family.name)
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\b((?:engine|process)_[a-z0-9_]+|up)\b(?=\s*[\[{)\s]|$)", expr))
+
+
+def test_alert_rules_pass_promtool_check_and_unit_tests() -> None:
+    promtool = tool("promtool")
+    assert "SUCCESS" in run(promtool, "check", "rules", str(OPS / "prometheus" / "alerts.yml"))
+    assert "SUCCESS" in run(promtool, "test", "rules", str(OPS / "prometheus" / "alerts_test.yml"))
+
+
+def test_every_alert_has_a_unit_test() -> None:
+    rules = yaml.safe_load((OPS / "prometheus" / "alerts.yml").read_text())
+    tests = (OPS / "prometheus" / "alerts_test.yml").read_text()
+    names = [r["alert"] for g in rules["groups"] for r in g["rules"]]
+    assert len(names) >= 11
+    for name in names:
+        assert re.search(rf"alertname: {name}\b", tests), f"alert {name} has no promtool test"
+
+
+def test_prometheus_and_alertmanager_configs_are_valid() -> None:
+    run(tool("promtool"), "check", "config", str(OPS / "prometheus" / "prometheus.yml"))
+    run(tool("amtool"), "check-config", str(OPS / "alertmanager" / "alertmanager.yml"))
+
+
+@pytest.mark.parametrize("dashboard", ["event-lag", "trading", "system"])
+def test_every_dashboard_query_uses_only_exported_metrics(dashboard: str) -> None:
+    board = json.loads((OPS / "grafana" / "dashboards" / f"{dashboard}.json").read_text())
+    known = exported()
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    assert exprs
+    for expr in exprs:
+        names = metric_names(expr)
+        assert names, f"no metric in {expr!r}"
+        unknown = names - known
+        assert not unknown, f"{dashboard}: {expr!r} uses metrics the engine does not export: {unknown}"
+
+
+def test_every_alert_uses_only_exported_metrics() -> None:
+    rules = yaml.safe_load((OPS / "prometheus" / "alerts.yml").read_text())
+    known = exported()
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            unknown = metric_names(rule["expr"]) - known
+            assert not unknown, f"alert {rule['alert']} uses metrics the engine does not export: {unknown}"
+
+
+def test_the_metric_check_would_catch_a_typo() -> None:
+    assert metric_names('sum(rate(engine_fils_total[5m]))') - exported() == {"engine_fils_total"}
