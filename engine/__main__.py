@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--to", dest="end", type=_when, help="stop before this event time (ISO)")
     rp.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
 
+    sub.add_parser("rebuild", help="blue/green: rebuild the audit schema from the log, then switch to it",
+                   description="Builds a new version of the audit projection from the start of the log (with this "
+                   "code's schema) while the current one keeps serving, catches it up, then renames it into "
+                   "place in one transaction; live workers follow. The old version stays as <schema>_old_<time>.")
+
     df = sub.add_parser("diff", help="compare the audit tables of two schemas row by row (exit 1 if different)")
     df.add_argument("schema_a")
     df.add_argument("schema_b")
@@ -181,6 +186,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"replayed {res.events} events into schema {res.schema} in {res.seconds:.2f} s "
               f"({res.events_per_second:,.0f} events/s)")
+        return 0
+    if args.command == "rebuild":
+        from events import Topics
+        from projections.rebuild import rebuild
+
+        rb = asyncio.run(rebuild(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
+                                 settings.postgres.schema_, topics=Topics(settings.kafka.topic_prefix)))
+        kept = f"; the previous version is kept as {rb.old}" if rb.old else ""
+        print(f"rebuilt {rb.schema} from {rb.events} events in {rb.seconds:.2f} s and switched to it{kept}")
         return 0
     if args.command == "diff":
         from projections.replay import diff

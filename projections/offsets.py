@@ -32,6 +32,8 @@ class Batch(Protocol):
 
 
 class OffsetStore(Protocol):
+    async def reset(self) -> None: ...
+
     async def load(
         self, projection: str, tps: Iterable[TopicPartition], default: dict[TopicPartition, int]
     ) -> dict[TopicPartition, int]: ...
@@ -56,9 +58,23 @@ class _PgBatch:
 
 
 class PgOffsets:
+    """Offsets in ``<schema>.projection_offsets``.
+
+    Each batch also checks, before it commits, that the schema it wrote to still carries the configured
+    name: ``python -m engine rebuild`` swaps a freshly built schema in by renaming, and a worker that
+    still writes to the old one must notice, roll back and start again on the new one.
+    """
+
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
+        self._schema = schema
         self._table = f"{ident(schema)}.projection_offsets"
+        self._schema_oid: int | None = None
+
+    async def reset(self) -> None:
+        """Drop every pooled connection (and its prepared statements, bound to the old tables)."""
+        await self._pool.expire_connections()
+        self._schema_oid = None
 
     async def load(
         self, projection: str, tps: Iterable[TopicPartition], default: dict[TopicPartition, int]
@@ -66,6 +82,7 @@ class PgOffsets:
         """The stored next offset of each partition; a partition seen for the first time starts at ``default``."""
         tps = list(tps)
         async with self._pool.acquire() as conn, conn.transaction():
+            self._schema_oid = await conn.fetchval("SELECT oid FROM pg_namespace WHERE nspname = $1", self._schema)
             await conn.executemany(
                 f"INSERT INTO {self._table} (projection, topic, partition, next_offset) "  # noqa: S608
                 "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -82,6 +99,9 @@ class PgOffsets:
     async def batch(self, projection: str) -> AsyncIterator[_PgBatch]:
         async with self._pool.acquire() as conn, conn.transaction():
             yield _PgBatch(conn, self._table, projection)
+            name = await conn.fetchval("SELECT nspname FROM pg_namespace WHERE oid = $1", self._schema_oid)
+            if name != self._schema:
+                raise StaleOffset(f"schema {self._schema!r} was switched by a rebuild; reloading")
 
 
 class _MemoryBatch:
@@ -92,6 +112,9 @@ class _MemoryBatch:
 
 
 class MemoryOffsets:
+    async def reset(self) -> None:
+        return None
+
     async def load(
         self, projection: str, tps: Iterable[TopicPartition], default: dict[TopicPartition, int]
     ) -> dict[TopicPartition, int]:

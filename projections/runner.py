@@ -214,7 +214,11 @@ class ProjectionRunner:
                 PG_WRITE_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
         except StaleOffset as exc:
             log.warning("projection.stale_offset", projection=self.name, error=str(exc))
-            await self._seek_stored([tp for tp in moves if tp in self.lag])
+            await self._store.reset()
+            reset = getattr(self.projection, "reset", None)
+            if reset is not None:
+                reset()
+            await self._seek_stored(list(self.lag))
             return
         for tp, (_, new, last_ts, good) in moves.items():
             st = self.lag[tp]

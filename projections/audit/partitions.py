@@ -24,7 +24,7 @@ def _start_ns(d: date) -> int:
 
 class DayPartitions:
     def __init__(self, owner_pool: asyncpg.Pool | None, schema: str) -> None:
-        self._pool = owner_pool
+        self.pool = owner_pool
         self._schema = schema
         self._known: set[date] = set()
 
@@ -36,10 +36,10 @@ class DayPartitions:
         newest = max(days)
         wanted = sorted(days | {newest + timedelta(days=i) for i in range(1, AHEAD_DAYS + 1)})
         missing = [d for d in wanted if d not in self._known]
-        if self._pool is None:  # no owner pool: the caller's connection must be allowed to run DDL
+        if self.pool is None:  # no owner pool: the caller's connection must be allowed to run DDL
             await self._create(conn, missing)
             return
-        async with self._pool.acquire() as owner, owner.transaction():
+        async with self.pool.acquire() as owner, owner.transaction():
             await self._create(owner, missing)
 
     async def _create(self, conn: Any, days: Iterable[date]) -> None:

@@ -138,6 +138,10 @@ class AuditProjection:
         self.invalid_transitions = 0
         self.snapshot_mismatches = 0
 
+    def reset(self) -> None:
+        """Forget cached knowledge of the schema (after a rebuild switched it)."""
+        self.partitions = DayPartitions(self.partitions.pool, self.schema)
+
     async def apply(self, conn: asyncpg.Connection, records: Sequence[Record]) -> None:
         if not records:
             return
