@@ -163,13 +163,16 @@ class LogInspector:
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.shield(self._consumer.stop())
 
-    async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+    async def partitions(self, topics: Iterable[str], *, missing_ok: bool = False) -> list[TopicPartition]:
+        """The partitions of the topics; a missing topic is an error, or (``missing_ok``) holds no events."""
         out: list[TopicPartition] = []
         for t in topics:
             parts = self._consumer.partitions_for_topic(t)
             if parts is None:
                 await self._consumer._client.force_metadata_update()
                 parts = self._consumer.partitions_for_topic(t)
+            if not parts and missing_ok:
+                continue
             if not parts:
                 raise LookupError(f"topic {t!r} does not exist: start the engine once (it creates its topics)")
             out.extend(TopicPartition(t, p) for p in sorted(parts))

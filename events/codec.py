@@ -174,8 +174,8 @@ def decode_event(type_name: str, version: int, data: dict[str, Any]) -> Event:
                 raise DecodeError(f"{type_name}.{name}: {exc.reason}") from None
         elif required:
             raise DecodeError(f"{type_name}: missing field {name!r}")
-    extra = set(data) - {name for name, *_ in _schema(cls)}
-    if extra:
+    if len(kwargs) != len(data):  # every field in data was consumed above, unless some are unknown
+        extra = set(data) - {name for name, *_ in _schema(cls)}
         raise DecodeError(f"{type_name}: unknown fields {sorted(extra)}")
     return cls(**kwargs)
 

@@ -58,7 +58,7 @@ async def _catch_up(
     """Fold the new schema forward to ``stop_at`` (default: the log end now); return the events applied."""
     projection = AuditProjection(schema, topics, owner_pool=owner)
     async with LogInspector(bootstrap) as inspector, EventProducer(bootstrap, topics, client_id="rebuild") as dlq:
-        tps = await inspector.partitions(projection.topics)
+        tps = await inspector.partitions(projection.topics, missing_ok=True)
         end = await inspector.end_offsets(tps)
         target = end if stop_at is None else {tp: stop_at.get(tp, 0) for tp in tps}
         runner = ProjectionRunner(projection, PgOffsets(writer, schema), bootstrap, dlq, partitions=tps,

@@ -119,7 +119,7 @@ async def replay(
         await create_schema(owner, schema)
         projection = AuditProjection(schema, topics, owner_pool=owner)
         async with LogInspector(bootstrap) as inspector, EventProducer(bootstrap, topics, client_id="replay") as dlq:
-            tps = await inspector.partitions(projection.topics)
+            tps = await inspector.partitions(projection.topics, missing_ok=True)
             begin = await inspector.beginning_offsets(tps)
             start_at = await inspector.offsets_at(tps, int(start.timestamp() * 1000)) if start else begin
             stop_at = await inspector.offsets_at(tps, int(end.timestamp() * 1000)) if end else (

@@ -65,6 +65,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner.ready.clear()  # mid-rebalance: what it owns is unknown until the next assignment
         for tp in revoked:
             self._runner.lag.pop(tp, None)
+            self._runner._planned.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._runner._seek_stored(assigned)
@@ -99,6 +100,7 @@ class ProjectionRunner:
         self._export_lag = export_lag
         self._consumer = make_consumer(bootstrap, group_id=group_id, client_id=f"projection-{projection.name}")
         self.lag: dict[TopicPartition, lagm.PartitionLag] = {}
+        self._planned: dict[TopicPartition, int] = {}  # next offset of the batches prepared so far
         self.applied = 0
         self.dead_lettered = 0
         self.ready = asyncio.Event()
@@ -134,6 +136,7 @@ class ProjectionRunner:
                     f"in the log (it starts at {begin[tp]}); rebuild the projection from the log"
                 )
             self._consumer.seek(tp, stored[tp])
+            self._planned[tp] = stored[tp]
             self.lag[tp] = lagm.PartitionLag(next_offset=stored[tp], log_end=end[tp])
             self._publish_lag(tp)
         log.info("projection.assigned", projection=self.name,
@@ -170,19 +173,36 @@ class ProjectionRunner:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set() and not self.done():
-            data = await self._consumer.getmany(timeout_ms=200, max_records=self._batch)
-            await self._refresh_log_end()
-            if data:
-                await self._apply(data)
+        """Fetch and decode the next batch while the previous one commits (one transaction at a time)."""
+        inflight: asyncio.Task[bool] | None = None
+        try:
+            while not stop.is_set() and not self.done():
+                data = await self._consumer.getmany(timeout_ms=200, max_records=self._batch)
+                await self._refresh_log_end()
+                batch = await self._prepare(data) if data else None
+                if inflight is not None:
+                    committed = await inflight
+                    inflight = None
+                    if not committed:
+                        batch = None  # prepared against positions that were just reloaded
+                if batch is not None:
+                    inflight = asyncio.create_task(self._commit(*batch))
+        finally:
+            if inflight is not None:
+                await inflight
 
-    async def _apply(self, data: dict[TopicPartition, list[Any]]) -> None:
+    async def _prepare(
+        self, data: dict[TopicPartition, list[Any]]
+    ) -> tuple[list[Record], dict[TopicPartition, tuple[int, int, int | None, int]]] | None:
+        """Decode a batch (undecodable records go to the dead-letter topic) and plan the offset moves."""
         records: list[Record] = []
         moves: dict[TopicPartition, tuple[int, int, int | None, int]] = {}
         for tp, msgs in data.items():
             state = self.lag.get(tp)
-            if state is None:
+            expected = self._planned.get(tp)
+            if state is None or expected is None:
                 continue  # revoked while fetched
+            msgs = [m for m in msgs if m.offset >= expected]
             if self._stop_at is not None:
                 msgs = [m for m in msgs if m.offset < self._stop_at.get(tp, 0)]
             if not msgs:
@@ -200,9 +220,14 @@ class ProjectionRunner:
                 records.append(Record(tp.topic, tp.partition, m.offset, env))
                 last_ts = env.ts_init
                 good += 1
-            moves[tp] = (state.next_offset, msgs[-1].offset + 1, last_ts, good)
-        if not moves:
-            return
+            moves[tp] = (expected, msgs[-1].offset + 1, last_ts, good)
+            self._planned[tp] = msgs[-1].offset + 1
+        return (records, moves) if moves else None
+
+    async def _commit(
+        self, records: list[Record], moves: dict[TopicPartition, tuple[int, int, int | None, int]]
+    ) -> bool:
+        """Apply one batch and its offsets in one transaction; False if the offsets were stale (reloaded)."""
         t0 = time.perf_counter()
         try:
             async with self._store.batch(self.name) as b:
@@ -219,9 +244,11 @@ class ProjectionRunner:
             if reset is not None:
                 reset()
             await self._seek_stored(list(self.lag))
-            return
+            return False
         for tp, (_, new, last_ts, good) in moves.items():
-            st = self.lag[tp]
+            st = self.lag.get(tp)
+            if st is None:
+                continue  # revoked meanwhile; the next owner reads the stored offset
             st.next_offset = new
             st.last_ts_init = last_ts
             st.log_end = max(st.log_end, self._consumer.highwater(tp) or 0, new)
@@ -229,6 +256,7 @@ class ProjectionRunner:
         self.applied += len(records)
         if self._group_id is not None:
             try:
-                await self._consumer.commit({tp: new for tp, (_, new, _, _) in moves.items()})
+                await self._consumer.commit({tp: new for tp, (_, new, _, _) in moves.items() if tp in self.lag})
             except Exception as exc:  # PostgreSQL is the truth; Kafka's copy is for lag tools
                 log.warning("projection.kafka_commit_failed", projection=self.name, error=repr(exc))
+        return True

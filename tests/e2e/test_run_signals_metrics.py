@@ -50,15 +50,20 @@ async def test_metrics_health_and_a_clean_stop_on_sigterm(servers: Any, tmp_path
             async def trading() -> bool:
                 async with http.get(f"{base}/metrics") as r:
                     seen["text"] = await r.text()
-                return (metric(seen["text"], "engine_fills_total") or 0) > 0
+                t = seen["text"]
+                return bool(
+                    (metric(t, "engine_fills_total") or 0) > 0
+                    and metric(t, "engine_projection_lag_events", projection="audit") is not None
+                    and metric(t, "engine_projection_lag_seconds", projection="metrics") is not None
+                )
 
-            await wait_for(trading, 120, "fills to show in /metrics")
+            await wait_for(trading, 120, "fills and the lag of both projections to show in /metrics")
             text = seen["text"]
             assert metric(text, "engine_events_consumed_total", type="TickReceived")
             assert metric(text, "engine_orders", status="filled")
-            assert metric(text, "engine_projection_lag_events", projection="audit") is not None
-            assert metric(text, "engine_projection_lag_seconds", projection="metrics") is not None
             assert metric(text, "engine_last_price", instrument="BTC/USDT")
+            assert metric(text, "engine_account_balance", currency="USDT")
+            assert metric(text, "engine_kafka_messages_produced_total", topic=f"{prefix}.market.ticks")
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(120)
