@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         from ops import stack
 
         try:
-            fn = {"up": stack.up, "down": stack.down, "status": stack.status}[args.action]
-            statuses = fn(settings, timeout=args.timeout) if args.action == "up" else fn(settings)
+            if args.action == "up":
+                statuses = stack.up(settings, timeout=args.timeout)
+            else:
+                statuses = stack.down(settings) if args.action == "down" else stack.status(settings)
         except stack.StackError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

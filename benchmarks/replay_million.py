@@ -1,0 +1,87 @@
+"""Replay of a large synthetic log (default 1,000,000 events) into a fresh schema: wall time, events per
+second, and peak memory of the replay process.
+
+It first writes the log (synthetic ticks run through the trading core, all resulting events published to
+fresh topics), then runs `python -m engine replay` on it as a separate process, as a user would, and reads
+that process's peak resident memory from the kernel (getrusage of the child).
+
+Usage: python benchmarks/replay_million.py [--events N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.feeds import SyntheticFeed  # noqa: E402
+from adapters.kafka import EventProducer, ensure_topics  # noqa: E402
+from engine.app import make_core_factory  # noqa: E402
+from engine.config import load  # noqa: E402
+from events import Envelope, Topics  # noqa: E402
+
+
+async def write_log(target_events: int, prefix: str) -> int:
+    settings = load(strategy={"fast": 3, "slow": 8})
+    topics = Topics(prefix)
+    await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
+    feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size,
+                         seed=11, paced=False)
+    make_core = make_core_factory(settings)
+    cores = {i: make_core() for i in settings.feed.instruments}
+    written = 0
+    chunk: list[Envelope] = []
+    async with EventProducer(settings.kafka.bootstrap, topics, linger_ms=20) as producer:
+        async for ts, tick in feed.ticks():
+            env = Envelope.new(tick, ts_event=ts, ts_init=ts, source="bench")
+            chunk.append(env)
+            chunk.extend(cores[tick.instrument].on_tick(env, ts_init=ts))
+            if len(chunk) >= 20_000:
+                await producer.publish(chunk)
+                written += len(chunk)
+                chunk = []
+                if written >= target_events:
+                    break
+        if chunk:
+            await producer.publish(chunk)
+            written += len(chunk)
+    return written
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    prefix = f"million_{uuid.uuid4().hex[:6]}."
+    t0 = time.monotonic()
+    written = asyncio.run(write_log(args.events, prefix))
+    print(f"log written: {written:,} events in {time.monotonic() - t0:.1f} s")
+    schema = f"million_{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "ENGINE_KAFKA__TOPIC_PREFIX": prefix}
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "engine", "replay", "--schema", schema], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=False)
+    wall = time.monotonic() - t0
+    if out.returncode != 0:
+        print(out.stderr[-3000:])
+        raise SystemExit(out.returncode)
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(out.stdout.strip())
+    print(f"replay of {written:,} events: {wall:.1f} s wall (process start to exit), "
+          f"{written / wall:,.0f} events/s; peak memory of the replay process {peak_kib / 1024:,.0f} MiB")
+    subprocess.run(["psql", load().postgres.dsn, "-qc", f"DROP SCHEMA {schema} CASCADE"], check=False)
+
+
+if __name__ == "__main__":
+    main()
