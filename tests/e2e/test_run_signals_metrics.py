@@ -71,4 +71,5 @@ async def test_metrics_health_and_a_clean_stop_on_sigterm(servers: Any, tmp_path
     assert code == 0, out[-3000:]
     assert "stopped (SIGTERM)" in out
     m = re.search(r"(\d+) ticks published, (\d+) processed", out)
-    assert m and m.group(1) == m.group(2), "every published tick was processed before exit"
+    assert m, out[-3000:]
+    assert m.group(1) == m.group(2), f"every published tick was processed before exit: {m.group(0)}\n{out[-4000:]}"

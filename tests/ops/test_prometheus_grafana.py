@@ -95,3 +95,21 @@ def test_every_alert_uses_only_exported_metrics() -> None:
 
 def test_the_metric_check_would_catch_a_typo() -> None:
     assert metric_names('sum(rate(engine_fils_total[5m]))') - exported() == {"engine_fils_total"}
+
+
+def test_compose_runs_the_same_stack_with_health_checks_on_loopback() -> None:
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"kafka", "postgres", "engine", "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert "KRaft" in (REPO / "compose.yaml").read_text() or services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    for name, svc in services.items():
+        assert "healthcheck" in svc or name == "grafana", f"{name} has no health check"
+        for port in svc.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        for dep in svc.get("depends_on", {}).values():
+            assert dep["condition"] == "service_healthy"
+    assert services["engine"]["depends_on"].keys() == {"kafka", "postgres"}
+    assert all(services[s].get("profiles") == ["monitoring"] for s in ("prometheus", "alertmanager", "grafana"))
+    # the provisioned dashboards are the ones in the repository
+    mounts = " ".join(services["grafana"]["volumes"])
+    assert "./ops/grafana/dashboards" in mounts and "./ops/grafana/provisioning" in mounts
