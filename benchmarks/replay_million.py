@@ -80,7 +80,8 @@ def main() -> None:
     print(out.stdout.strip())
     print(f"replay of {written:,} events: {wall:.1f} s wall (process start to exit), "
           f"{written / wall:,.0f} events/s; peak memory of the replay process {peak_kib / 1024:,.0f} MiB")
-    subprocess.run(["psql", load().postgres.dsn, "-qc", f"DROP SCHEMA {schema} CASCADE"], check=False)
+    subprocess.run(["psql", load().postgres.dsn, "-qc", "SET client_min_messages = warning",
+                    "-c", f"DROP SCHEMA {schema} CASCADE"], check=False)
 
 
 if __name__ == "__main__":
