@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             f"published, {summary['ticks_processed']} processed, {summary['events_published']} events published; "
             f"projected: {summary['projections']}"
         )
-        query = f"select * from {settings.postgres.schema_}.positions"  # noqa: S608 - a hint printed for the user
-        print(f"look: psql '{settings.postgres.dsn}' -c '{query}'")
+        print("look: python -m engine sql -- -c 'select * from positions'   (the audit tables, read-only)")
+        print("      python -m engine replay --schema check1 && python -m engine diff audit check1")
         return 0 if summary["drained"] else 1
     if args.command == "project":
         from engine.app import run_projections
