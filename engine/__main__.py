@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stack", help="the local Kafka + PostgreSQL stack (no Docker needed)")
     st.add_argument("action", choices=["up", "down", "status"])
     st.add_argument("--timeout", type=float, default=240.0, help="up: seconds to wait for both services")
+    st.add_argument("--with-prometheus", action="store_true",
+                    help="up: also start Debian's Prometheus (scraping the engine, with the alert rules) and "
+                    "Alertmanager on 127.0.0.1:9090 and :9093")
     return p
 
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             if args.action == "up":
-                statuses = stack.up(settings, timeout=args.timeout)
+                statuses = stack.up(settings, timeout=args.timeout, with_prometheus=args.with_prometheus)
             else:
                 statuses = stack.down(settings) if args.action == "down" else stack.status(settings)
         except stack.StackError as exc:

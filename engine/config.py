@@ -146,6 +146,8 @@ class StackSettings(_Section):
     kafka_version: str = "4.1.1"
     kafka_controller_port: int = 19093
     kafka_heap: str = "512m"
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
 
     @field_validator("state_dir")
     @classmethod

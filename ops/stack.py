@@ -7,7 +7,8 @@
 
 ``up`` is idempotent and waits until both answer (a Kafka metadata round trip, a PostgreSQL connection), with a
 deadline; a failure names the log file to read. ``down`` stops what ``up`` started, and nothing else. A service
-whose configured address is not local is reported as external and left alone.
+whose configured address is not local is reported as external and left alone. ``--with-prometheus`` also
+starts Debian's Prometheus (scraping the engine, with the alert rules) and Alertmanager on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from engine.config import Settings
-from ops import _kafka, _postgres
+from ops import _kafka, _monitoring, _postgres
 from ops._proc import port_open, tail
 
 LOCAL = {"127.0.0.1", "localhost", "::1"}
@@ -91,8 +92,21 @@ def _pg_status(settings: Settings) -> ServiceStatus:
     return ServiceStatus("postgres", "running", endpoint, _postgres.pid(state), log, f"PostgreSQL {bins.parent.name}")
 
 
+def _monitoring_status(settings: Settings) -> list[ServiceStatus]:
+    base = settings.stack.state_dir
+    out = []
+    for name, port in (("prometheus", settings.stack.prometheus_port),
+                       ("alertmanager", settings.stack.alertmanager_port)):
+        pid = _monitoring.running(base, name)
+        if pid is not None:
+            out.append(ServiceStatus(name, "running", f"127.0.0.1:{port}", pid, base / name / f"{name}.log",
+                                     f"scrapes the engine at {settings.http.host}:{settings.http.port}"
+                                     if name == "prometheus" else "alerts from the local Prometheus"))
+    return out
+
+
 def status(settings: Settings) -> list[ServiceStatus]:
-    return [_kafka_status(settings), _pg_status(settings)]
+    return [_kafka_status(settings), _pg_status(settings), *_monitoring_status(settings)]
 
 
 def _up_postgres(settings: Settings, deadline: float) -> None:
@@ -141,15 +155,24 @@ def _up_kafka(settings: Settings, deadline: float) -> None:
         raise _fail(f"Kafka: {exc}", out) from None
 
 
-def up(settings: Settings, timeout: float = 240.0) -> list[ServiceStatus]:
+def up(settings: Settings, timeout: float = 240.0, *, with_prometheus: bool = False) -> list[ServiceStatus]:
     deadline = time.monotonic() + timeout
     _up_postgres(settings, deadline)
     _up_kafka(settings, deadline)
+    if with_prometheus:
+        host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "") else settings.http.host  # noqa: S104
+        try:
+            _monitoring.start(settings.stack.state_dir, f"{host}:{settings.http.port}",
+                              settings.stack.prometheus_port, settings.stack.alertmanager_port,
+                              max(deadline - time.monotonic(), 5))
+        except _monitoring.MonitoringError as exc:
+            raise StackError(str(exc)) from None
     return status(settings)
 
 
 def down(settings: Settings) -> list[ServiceStatus]:
     kstate, pstate = _dirs(settings)
+    _monitoring.stop(settings.stack.state_dir)
     if _kafka_addr(settings)[0] in LOCAL:
         _kafka.stop(kstate)
     if _pg_addr(settings)[0] in LOCAL:
