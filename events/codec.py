@@ -131,13 +131,23 @@ def encode(env: Envelope) -> bytes:
     )
 
 
+_UUIDS: dict[str, uuid.UUID] = {}  # recent ids: a tick's id comes back as correlation and causation
+
+
 def _uuid(v: Any, name: str) -> uuid.UUID:
     if not isinstance(v, str):
         raise DecodeError(f"{name}: expected a uuid string, got {v!r}")
+    known = _UUIDS.get(v)
+    if known is not None:
+        return known
     try:
-        return uuid.UUID(v)
+        u = uuid.UUID(v)
     except ValueError:
         raise DecodeError(f"{name}: not a uuid: {v!r}") from None
+    if len(_UUIDS) >= 4096:
+        _UUIDS.clear()
+    _UUIDS[v] = u
+    return u
 
 
 def _int(obj: dict[str, Any], name: str) -> int:
@@ -193,7 +203,8 @@ def decode(raw: bytes | None) -> Envelope:
     data = obj.get("data")
     if not isinstance(data, dict):
         raise DecodeError("data: expected an object")
-    event = decode_event(_str(obj, "type"), _int(obj, "v"), data)
+    version = _int(obj, "v")
+    event = decode_event(_str(obj, "type"), version, data)
     causation = obj.get("causation_id")
     return Envelope(
         event_id=_uuid(obj.get("id"), "id"),
@@ -204,4 +215,5 @@ def decode(raw: bytes | None) -> Envelope:
         causation_id=None if causation is None else _uuid(causation, "causation_id"),
         source=_str(obj, "source"),
         key=_str(obj, "key"),
+        upcast_from=version if version != event.VERSION else None,
     )

@@ -30,6 +30,7 @@ class Envelope:
     causation_id: uuid.UUID | None
     source: str
     key: str = field(default="")
+    upcast_from: int | None = field(default=None, compare=False)  # the version on the wire, when upcast
 
     def __post_init__(self) -> None:
         if not self.key:

@@ -48,6 +48,7 @@ class Record:
     partition: int
     offset: int
     envelope: Envelope
+    raw: bytes | None = None  # the record value as read (the audit stores it without re-encoding)
 
 
 class Projection(Protocol):
@@ -217,7 +218,7 @@ class ProjectionRunner:
                     await self._dlq.dead_letter(m, exc.reason, consumer=f"projection:{self.name}")
                     self.dead_lettered += 1
                     continue
-                records.append(Record(tp.topic, tp.partition, m.offset, env))
+                records.append(Record(tp.topic, tp.partition, m.offset, env, m.value))
                 last_ts = env.ts_init
                 good += 1
             moves[tp] = (expected, msgs[-1].offset + 1, last_ts, good)

@@ -47,6 +47,7 @@ from events import (
     Topics,
     TradingHalted,
     TradingResumed,
+    encode,
     event_to_dict,
 )
 from projections.audit import sql
@@ -146,16 +147,15 @@ class AuditProjection:
         if not records:
             return
         await self.partitions.ensure({r.envelope.ts_event for r in records}, conn)
-        cols: list[list[Any]] = [[] for _ in range(13)]
-        for r in records:
-            e = r.envelope
-            row = (
-                e.event_id, e.type, e.version, e.key, e.ts_event, e.ts_init, e.correlation_id, e.causation_id,
-                e.source, r.topic, r.partition, r.offset, orjson.dumps(event_to_dict(e.event)).decode(),
-            )
-            for c, v in zip(cols, row, strict=True):
-                c.append(v)
-        inserted = {row[0] for row in await conn.fetch(self.sql.insert_events, *cols)}
+        rows = [
+            (e.event_id, e.type, e.version, e.key, e.ts_event, e.ts_init, e.correlation_id, e.causation_id,
+             e.source, r.topic, r.partition, r.offset,
+             r.raw.decode() if r.raw is not None and e.upcast_from is None else encode(e).decode())
+            for r in records for e in (r.envelope,)
+        ]
+        await conn.execute(self.sql.create_stage)
+        await conn.copy_records_to_table("audit_stage_events", records=rows)
+        inserted = {row[0] for row in await conn.fetch(self.sql.insert_events)}
         new = [r for r in records if r.envelope.event_id in inserted]
         ticks = [r.envelope for r in new if r.topic == self._ticks]
         trading = [r.envelope for r in new if r.topic == self._trading]
