@@ -101,7 +101,7 @@ async def replay(
     end: datetime | None = None,
     day: date | None = None,
     replace: bool = False,
-    batch: int = 5000,
+    batch: int = 20000,
     topics: Topics = Topics(),
     progress: bool = True,
 ) -> ReplayResult:

@@ -85,7 +85,7 @@ class ProjectionRunner:
         partitions: Iterable[TopicPartition] | None = None,
         start_at: dict[TopicPartition, int] | None = None,
         stop_at: dict[TopicPartition, int] | None = None,
-        batch: int = 5000,
+        batch: int = 20000,
         export_lag: bool = True,
     ) -> None:
         if (group_id is None) == (partitions is None):
