@@ -160,8 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         from engine.app import run_engine
 
         which = set() if args.no_projections else {"audit", "metrics"}
-        summary = asyncio.run(run_engine(settings, duration=args.duration, projections=which,
-                                         limit=args.ticks, drain_timeout=args.drain_timeout))
+        if settings.feed.kind == "recorded" and settings.feed.path is not None and not settings.feed.path.is_file():
+            print(f"error: feed.path {settings.feed.path}: no such file (--file or ENGINE_FEED__PATH)", file=sys.stderr)
+            return 2
+        try:
+            summary = asyncio.run(run_engine(settings, duration=args.duration, projections=which,
+                                             limit=args.ticks, drain_timeout=args.drain_timeout))
+        except Exception as exc:  # the engine stopped on an error: say it plainly (the log has the traceback)
+            print(f"error: the engine stopped: {exc}", file=sys.stderr)
+            return 1
         print(
             f"stopped ({summary['reason']}) after {summary['seconds']} s: {summary['ticks_published']} ticks "
             f"published, {summary['ticks_processed']} processed, {summary['events_published']} events published; "

@@ -252,12 +252,19 @@ async def run_engine(
 
         await stop_conditions()
         feed_stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            ticks_published = await feed_task if not feed_task.cancelled() else 0
+        ticks_published = 0
+        error: BaseException | None = None
+        try:
+            ticks_published = await feed_task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # the feed failed: stop, and say why in the log and the event
+            error = exc
+            stopper.reason = f"feed failed: {exc}"
         log.info("engine.stopping", reason=stopper.reason, ticks_published=ticks_published)
         # drain: the loop takes every published tick, then the projections every event
         drained = True
-        if not supervisor.done():
+        if not supervisor.done() and error is None:
             tick_tps = await inspector.partitions([topics.ticks])
             ends = await inspector.end_offsets(tick_tps)
             drained = await wait_until(lambda: loop.caught_up(ends), drain_timeout)
@@ -281,8 +288,15 @@ async def run_engine(
             "projections": {r.name: r.applied for r in runners},
         }
         log.info("engine.stopped", **summary)
-        if supervisor.done() and not supervisor.cancelled() and supervisor.exception():
-            raise supervisor.exception()  # type: ignore[misc]
+        if error is None and supervisor.done() and not supervisor.cancelled():
+            error = supervisor.exception()
+        if error is not None:
+            # best effort: the failure itself may be Kafka being gone
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.publish([lifecycle(EngineStopped(
+                    engine_id=engine_id, reason=f"error: {error!r}"[:2000], ticks_processed=loop.ticks_processed,
+                    events_published=loop.events_published), engine_id)]), 5)
+            raise error
         return summary
 
 
