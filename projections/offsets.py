@@ -25,12 +25,6 @@ class StaleOffset(Exception):
     retriable = True
 
 
-class Batch(Protocol):
-    conn: Any
-
-    async def advance(self, tp: TopicPartition, expected: int, new: int) -> None: ...
-
-
 class OffsetStore(Protocol):
     async def reset(self) -> None: ...
 
