@@ -22,6 +22,22 @@ def currencies(instrument: str) -> tuple[str, str]:
     return base, quote or "QUOTE"
 
 
+def fill_deltas(f: OrderFilled) -> dict[str, Decimal]:
+    """What one fill moves, per currency: base +/- quantity, quote -/+ quantity x price, fee currency - fee."""
+    base, quote = currencies(f.instrument)
+    sign = f.side.sign
+    deltas = {base: sign * f.quantity, quote: -sign * f.quantity * f.price}
+    deltas[f.fee_currency] = deltas.get(f.fee_currency, ZERO) - f.fee
+    return deltas
+
+
+def add_deltas(flows: dict[str, Decimal], f: OrderFilled) -> dict[str, Decimal]:
+    out = dict(flows)
+    for cur, d in fill_deltas(f).items():
+        out[cur] = out.get(cur, ZERO) + d
+    return out
+
+
 @dataclass
 class Account:
     balances: dict[str, Decimal] = field(default_factory=dict)
@@ -37,11 +53,7 @@ class Account:
             self.balances.setdefault(cur, amount)
 
     def on_fill(self, f: OrderFilled) -> None:
-        base, quote = currencies(f.instrument)
-        sign = f.side.sign
-        self.balances[base] = self.balances.get(base, ZERO) + sign * f.quantity
-        self.balances[quote] = self.balances.get(quote, ZERO) - sign * f.quantity * f.price
-        self.balances[f.fee_currency] = self.balances.get(f.fee_currency, ZERO) - f.fee
+        self.balances = add_deltas(self.balances, f)
 
     def on_price(self, instrument: str, price: Decimal) -> None:
         self.last_price[instrument] = price

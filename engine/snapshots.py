@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from engine.trader import TraderState
-from events import Event, OpenOrderSnapshot, PositionSnapshot
+from events import BalanceSnapshot, Event, OpenOrderSnapshot, PositionSnapshot
 
 ZERO = Decimal(0)
 
@@ -16,7 +16,7 @@ def utc_day(ts_ns: int) -> str:
 
 
 def snapshots(state: TraderState, day: str) -> list[Event]:
-    """The position (with its open round trip) and the working orders, as they stand when ``day`` starts."""
+    """The position (with its open round trip), the balance flows and the working orders when ``day`` starts."""
     p, t = state.position, state.trip
     out: list[Event] = [PositionSnapshot(
         instrument=state.instrument, day=day, quantity=p.quantity, avg_price=p.avg_price,
@@ -27,6 +27,8 @@ def snapshots(state: TraderState, day: str) -> list[Event]:
         trip_exit_quantity=t.exit_quantity if t else ZERO, trip_exit_notional=t.exit_notional if t else ZERO,
         trip_fees=t.fees if t else ZERO, trip_fills=t.fills if t else 0,
     )]
+    out.extend(BalanceSnapshot(instrument=state.instrument, day=day, currency=cur, amount=amount)
+               for cur, amount in state.flows)
     for o in sorted(state.open_orders, key=lambda o: o.client_order_id):
         out.append(OpenOrderSnapshot(
             instrument=o.instrument, day=day, client_order_id=o.client_order_id, strategy=o.strategy,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from engine import orders, portfolio, roundtrips
+from engine.account import add_deltas
 from engine.orders import Order
 from engine.portfolio import Position
 from engine.risk import RiskLimits, check, halted_rejection
@@ -38,6 +39,7 @@ class TraderState:
     last_price: Decimal | None = None
     day: str | None = None  # UTC day of the last tick
     trip: roundtrips.OpenTrip | None = None
+    flows: tuple[tuple[str, Decimal], ...] = ()  # what this instrument's fills moved, per currency, in total
 
     @property
     def open_exposure(self) -> Decimal:
@@ -109,4 +111,6 @@ class Trader:
         if isinstance(event, OrderFilled) and event.trade_id not in (current.trade_ids if current else ()):
             position = portfolio.apply_fill(position, event)
             trip, _ = roundtrips.apply_fill(trip, event, ts_event)
+            flows = tuple(sorted(add_deltas(dict(state.flows), event).items()))
+            return replace(state, open_orders=open_orders, position=position, trip=trip, flows=flows)
         return replace(state, open_orders=open_orders, position=position, trip=trip)

@@ -6,6 +6,7 @@ Imports nothing of ours; no I/O. See ``docs/events.md``.
 from events._base import Event, event_types
 from events.codec import DecodeError, decode, encode, event_to_dict
 from events.control import (
+    BalanceSnapshot,
     EngineStarted,
     EngineStopped,
     OpenOrderSnapshot,
@@ -31,6 +32,7 @@ __all__ = [
     "DEADLETTER",
     "TICKS",
     "TRADING",
+    "BalanceSnapshot",
     "DecodeError",
     "Direction",
     "EngineStarted",

@@ -1,7 +1,8 @@
 """Day snapshots and engine lifecycle events.
 
 At the first tick of each UTC day, the engine writes the state of each instrument as it stood at the
-end of the previous day (``PositionSnapshot`` and one ``OpenOrderSnapshot`` per working order), so a
+end of the previous day (``PositionSnapshot``, one ``BalanceSnapshot`` per currency its fills moved, one
+``OpenOrderSnapshot`` per working order), so a
 day of the log is self-contained: a projection can be rebuilt for that day alone, from its snapshots
 and its events. The live projection checks that each snapshot equals what it folded.
 
@@ -41,6 +42,15 @@ class PositionSnapshot(Event):
     trip_exit_notional: Decimal
     trip_fees: Decimal
     trip_fills: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BalanceSnapshot(Event):
+    """What the instrument's fills have moved in ``currency``, in total, when ``day`` starts."""
+
+    day: str
+    currency: str
+    amount: Decimal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ TABLES: dict[str, tuple[str, str | None]] = {
     "position_changes": ("event_id", "ts_event"),
     "round_trips": ("closing_event_id", "closed_ts"),
     "balance_changes": ("event_id, currency", "ts_event"),
+    "balance_snapshots": ("event_id", "ts_event"),
     "signals": ("event_id", "ts_event"),
     "risk_decisions": ("event_id", "ts_event"),
     "system_events": ("event_id", "ts_event"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,11 @@ import structlog
 from adapters.postgres import ident, run_sql_file
 from engine import orders as om
 from engine import roundtrips as rt
+from engine.account import fill_deltas
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position, apply_fill
 from events import (
+    BalanceSnapshot,
     EngineStarted,
     EngineStopped,
     Envelope,
@@ -105,11 +107,6 @@ def _snapshot_state(s: PositionSnapshot) -> tuple[Position, rt.OpenTrip | None]:
         s.trip_fills,
     )
     return pos, trip
-
-
-def _currencies(instrument: str) -> tuple[str, str]:
-    base, _, quote = instrument.partition("/")
-    return base, quote or "QUOTE"
 
 
 @dataclass
@@ -193,6 +190,7 @@ class AuditProjection:
         signals: list[tuple[Any, ...]] = []
         decisions: list[tuple[Any, ...]] = []
         fills: list[tuple[Any, ...]] = []
+        balance_snaps: list[tuple[Any, ...]] = []
         for e in new:
             ev = e.event
             if isinstance(ev, SignalGenerated):
@@ -204,6 +202,9 @@ class AuditProjection:
             elif isinstance(ev, OrderRejected) and ev.by == "risk":
                 decisions.append((e.event_id, ev.client_order_id, ev.instrument, "rejected", ev.rule, ev.reason,
                                   ev.side.value, ev.quantity, ev.limit_price, e.ts_event))
+            elif isinstance(ev, BalanceSnapshot):
+                balance_snaps.append((e.event_id, date.fromisoformat(ev.day), ev.instrument, ev.currency, ev.amount,
+                                      e.ts_event))
             elif isinstance(ev, OrderFilled):
                 fills.append((ev.venue, ev.trade_id, ev.client_order_id, ev.venue_order_id, ev.instrument,
                               ev.side.value, ev.quantity, ev.price, ev.fee, ev.fee_currency, ev.liquidity.value,
@@ -212,6 +213,8 @@ class AuditProjection:
             await conn.executemany(s.insert_signal, signals)
         if decisions:
             await conn.executemany(s.insert_risk_decision, decisions)
+        if balance_snaps:
+            await conn.executemany(s.insert_balance_snapshot, balance_snaps)
         fresh: set[tuple[str, str]] = set()
         if fills:
             fresh = {(r[0], r[1]) for r in await conn.fetch(s.insert_fills, *map(list, zip(*fills, strict=True)))}
@@ -317,9 +320,7 @@ class AuditProjection:
                                   closed.opened_ts, closed.closed_ts, closed.quantity, closed.entry_price,
                                   closed.exit_price, closed.realized_pnl, closed.fees, closed.net_pnl,
                                   Decimal(closed.duration_ns) / Decimal(1_000_000_000), closed.fills))
-        base, quote = _currencies(f.instrument)
-        deltas: dict[str, Decimal] = {base: f.side.sign * f.quantity, quote: -f.side.sign * f.quantity * f.price}
-        deltas[f.fee_currency] = deltas.get(f.fee_currency, ZERO) - f.fee
+        deltas = fill_deltas(f)
         b.balance_changes.extend((e.event_id, cur, d, e.ts_event, f.instrument) for cur, d in sorted(deltas.items()))
 
     async def _write_state(self, conn: asyncpg.Connection, orders: dict[str, Order], positions: dict[str, Position],

@@ -168,6 +168,18 @@ CREATE TABLE IF NOT EXISTS {schema}.balance_changes (
 );
 CREATE INDEX IF NOT EXISTS balance_changes_currency_ts ON {schema}.balance_changes (currency, ts_event);
 
+-- At each UTC day's start: what each instrument's fills had moved per currency, in total (from the engine's
+-- day snapshot). The balance of a currency at the start of a day is the sum over instruments; a replay of
+-- one day starts from these rows.
+CREATE TABLE IF NOT EXISTS {schema}.balance_snapshots (
+    event_id   uuid    PRIMARY KEY,
+    day        date    NOT NULL,
+    instrument text    NOT NULL,
+    currency   text    NOT NULL,
+    amount     numeric NOT NULL,
+    ts_event   bigint  NOT NULL
+);
+
 -- Strategy signals.
 CREATE TABLE IF NOT EXISTS {schema}.signals (
     event_id        uuid    PRIMARY KEY,

@@ -91,6 +91,9 @@ class Statements:
         self.insert_balance_change = f"""
             INSERT INTO {s}.balance_changes (event_id, currency, delta, ts_event, instrument)
             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"""
+        self.insert_balance_snapshot = f"""
+            INSERT INTO {s}.balance_snapshots (event_id, day, instrument, currency, amount, ts_event)
+            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"""
         self.insert_system_event = f"""
             INSERT INTO {s}.system_events (event_id, type, source, detail, ts_event)
             VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING"""

@@ -61,6 +61,12 @@ async def test_a_replayed_day_equals_the_live_day(servers: Any, live: tuple[str,
                 f"select quantity_after, realized_after from {fresh}.position_changes "
                 f"order by ts_event desc, event_id desc limit 1")
             assert tuple(live_pos) == tuple(day_pos), "the position at the end of the day is the live one"
+            # the balances the day started from are the sums of every earlier fill's moves
+            snapshot = dict(await conn.fetch(
+                f"select currency, sum(amount) from {fresh}.balance_snapshots group by 1"))
+            before = dict(await conn.fetch(
+                f"select currency, sum(delta) from {schema}.balance_changes where ts_event < $1 group by 1", start))
+            assert snapshot and snapshot == before
     finally:
         await conn.close()
 
