@@ -77,3 +77,30 @@ def write_trades(path: Path, rows: list[list[Any]]) -> Path:
 
     path.write_text("[" + ",\n".join("[" + ", ".join(fmt(v) for v in row) + "]" for row in rows) + "]")
     return path
+
+
+async def project_until(bootstrap: str, pool: Any, schema: str, topics: Any, topic: str, records: int) -> Any:
+    """Run the audit projection (as a consumer group) until it has passed ``records`` records of ``topic``."""
+    from adapters.kafka import EventProducer
+    from projections.audit import AuditProjection
+    from projections.offsets import PgOffsets
+    from projections.runner import ProjectionRunner
+
+    async with EventProducer(bootstrap, topics) as dlq:
+        runner = ProjectionRunner(AuditProjection(schema, topics), PgOffsets(pool, schema), bootstrap, dlq,
+                                  group_id=topics.group("audit"))
+        stop = asyncio.Event()
+        await runner.start()
+        task = asyncio.create_task(runner.run(stop))
+        try:
+            async def passed() -> bool:
+                return bool(await pool.fetchval(
+                    f"select coalesce(sum(next_offset), 0) from {schema}.projection_offsets where topic = $1",
+                    topic) == records)
+
+            await wait_for(passed, 60, f"the projection to pass {records} records of {topic}")
+        finally:
+            stop.set()
+            await task
+            await runner.stop()
+    return runner

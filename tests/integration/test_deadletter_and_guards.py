@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from decimal import Decimal
 from typing import Any
@@ -16,7 +15,7 @@ from events import Envelope, Side, TickReceived, Topics, encode
 from projections.audit import AuditProjection, create_schema
 from projections.offsets import PgOffsets, StaleOffset
 from projections.runner import ProjectionRunner, Record
-from tests.support import unique, wait_for
+from tests.support import project_until, unique
 
 pytestmark = pytest.mark.servers
 
@@ -44,22 +43,7 @@ async def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_project
     pool = await create_pool(servers.pg_dsn)
     try:
         await create_schema(pool, schema)
-        async with EventProducer(servers.kafka_bootstrap, topics) as dlq:
-            runner = ProjectionRunner(AuditProjection(schema, topics), PgOffsets(pool, schema),
-                                      servers.kafka_bootstrap, dlq, group_id=topics.group("audit"))
-            stop = asyncio.Event()
-            await runner.start()
-            task = asyncio.create_task(runner.run(stop))
-            try:
-                async def consumed_all() -> bool:
-                    return await pool.fetchval(
-                        f"select coalesce(sum(next_offset), 0) from {schema}.projection_offsets "
-                        "where topic = $1", topics.ticks) == 4
-                await wait_for(consumed_all, 60, "the projection to pass all four records")
-            finally:
-                stop.set()
-                await task
-                await runner.stop()
+        runner = await project_until(servers.kafka_bootstrap, pool, schema, topics, topics.ticks, 4)
         ids = {r[0] for r in await pool.fetch(f"select event_id from {schema}.events")}
         assert ids == {good_before.event_id, good_after.event_id}
         assert runner.dead_lettered == 2

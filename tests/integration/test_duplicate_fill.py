@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from decimal import Decimal
 from typing import Any
@@ -12,10 +11,8 @@ import pytest
 from adapters.kafka import EventProducer, ensure_topics
 from adapters.postgres import create_pool
 from events import Envelope, Liquidity, OrderAccepted, OrderFilled, OrderSubmitted, OrderType, Side, Topics
-from projections.audit import AuditProjection, create_schema
-from projections.offsets import PgOffsets
-from projections.runner import ProjectionRunner
-from tests.support import unique, wait_for
+from projections.audit import create_schema
+from tests.support import project_until, unique
 
 pytestmark = pytest.mark.servers
 
@@ -44,22 +41,7 @@ async def test_a_fill_delivered_twice_is_stored_once(servers: Any) -> None:
     pool = await create_pool(servers.pg_dsn)
     try:
         await create_schema(pool, schema)
-        async with EventProducer(servers.kafka_bootstrap, topics) as dlq:
-            runner = ProjectionRunner(AuditProjection(schema, topics), PgOffsets(pool, schema),
-                                      servers.kafka_bootstrap, dlq, group_id=topics.group("audit"))
-            stop = asyncio.Event()
-            await runner.start()
-            task = asyncio.create_task(runner.run(stop))
-            try:
-                async def all_read() -> bool:
-                    return await pool.fetchval(
-                        f"select coalesce(sum(next_offset), 0) from {schema}.projection_offsets where topic = $1",
-                        topics.trading) == 5
-                await wait_for(all_read, 60, "the projection to read all five records")
-            finally:
-                stop.set()
-                await task
-                await runner.stop()
+        await project_until(servers.kafka_bootstrap, pool, schema, topics, topics.trading, 5)
         assert await pool.fetchval(f"select count(*) from {schema}.events") == 4  # the re-published one once
         assert await pool.fetchval(f"select count(*) from {schema}.fills") == 1
         pos = await pool.fetchrow(f"select quantity, fees, fills from {schema}.positions")
