@@ -94,9 +94,11 @@ class EventProducer:
     ) -> None:
         await self.stop()
 
-    async def enqueue(self, env: Envelope) -> asyncio.Future[Any]:
-        """Hand one envelope to the producer; the returned future resolves when the broker acknowledged it."""
-        topic = self.topics.for_event(env.event)
+    async def enqueue(self, env: Envelope, topic: str | None = None) -> asyncio.Future[Any]:
+        """Hand one envelope to the producer; the returned future resolves when the broker acknowledged it.
+
+        ``topic`` defaults to the event type's topic (:meth:`Topics.for_event`)."""
+        topic = topic or self.topics.for_event(env.event)
         fut: asyncio.Future[Any] = await self._producer.send(
             topic,
             value=encode(env),
@@ -108,10 +110,10 @@ class EventProducer:
         fut.add_done_callback(_count_ack(topic))
         return fut
 
-    async def publish(self, envs: Sequence[Envelope]) -> None:
+    async def publish(self, envs: Sequence[Envelope], topic: str | None = None) -> None:
         """Send every envelope and wait until the broker acknowledged all of them."""
         if envs:
-            await asyncio.gather(*[await self.enqueue(env) for env in envs])
+            await asyncio.gather(*[await self.enqueue(env, topic) for env in envs])
 
     async def send_raw(
         self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]

@@ -56,7 +56,7 @@ async def throughput(n_ticks: int) -> None:
     async for ts, tick in feed.ticks():
         env = Envelope.new(tick, ts_event=ts, ts_init=ts, source="bench")
         envs.append(env)
-        envs.extend(cores[tick.instrument].on_tick(env, ts_init=ts))
+        envs.extend(cores[tick.instrument].on_input(env, ts_init=ts))
     core_s = time.monotonic() - t0
     print(f"trading core: {n_ticks:,} ticks -> {len(envs) - n_ticks:,} events in {core_s:.2f} s "
           f"({n_ticks / core_s:,.0f} ticks/s, pure Python, one core)")

@@ -45,7 +45,7 @@ async def write_log(target_events: int, prefix: str) -> int:
         async for ts, tick in feed.ticks():
             env = Envelope.new(tick, ts_event=ts, ts_init=ts, source="bench")
             chunk.append(env)
-            chunk.extend(cores[tick.instrument].on_tick(env, ts_init=ts))
+            chunk.extend(cores[tick.instrument].on_input(env, ts_init=ts))
             if len(chunk) >= 20_000:
                 await producer.publish(chunk)
                 written += len(chunk)

@@ -10,6 +10,11 @@ For each tick of an instrument, in this order:
 
 The first tick of a new UTC day is preceded by the day's snapshots (see ``engine.snapshots``).
 
+With a **live** venue (``venue=None``) steps 1 and 4 happen outside: the execution service sends the
+orders and writes the venue's reports (accepted, filled, cancelled...) into the same input topic as the
+ticks, keyed by instrument. :meth:`TradingCore.on_input` folds such a report into the trader and returns
+nothing, so the engine's decisions stay a function of one ordered log per instrument.
+
 Every event produced is derived from the tick's envelope (same event time, deterministic id,
 the tick as causation), so processing the same tick twice yields the very same events.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from engine import trader as trader_mod
+from engine.orders import ORDER_EVENTS
 from engine.ports import SimulatedVenue
 from engine.snapshots import snapshots, utc_day
 from engine.trader import Trader, TraderState
@@ -28,15 +34,19 @@ from events import Envelope, Event, OrderCancelRequested, OrderSubmitted, TickRe
 class TradingCore:
     """The state of the instruments of one partition (the engine keeps one core per partition it owns)."""
 
-    def __init__(self, trader: Trader, venue: SimulatedVenue) -> None:
+    def __init__(self, trader: Trader, venue: SimulatedVenue | None) -> None:
         self.trader = trader
         self.venue = venue
         self.states: dict[str, TraderState] = {}
         self.indicators: dict[str, int] = {}  # indicator values computed, per instrument (a statistic)
 
-    def on_tick(self, env: Envelope, *, ts_init: int, halted: bool = False) -> list[Envelope]:
+    def on_input(self, env: Envelope, *, ts_init: int, halted: bool = False) -> list[Envelope]:
+        """One record of the input topic: a tick (-> derived events) or a live venue's report (-> folded)."""
         tick = env.event
         if not isinstance(tick, TickReceived):
+            if isinstance(tick, ORDER_EVENTS) and tick.instrument:
+                state = self.states.get(tick.instrument) or trader_mod.initial(tick.instrument)
+                self.states[tick.instrument] = self.trader.on_event(state, tick, env.ts_event)
             return []
         t = self.trader
         state = self.states.get(tick.instrument) or trader_mod.initial(tick.instrument)
@@ -52,16 +62,20 @@ class TradingCore:
         if state.day is not None and day != state.day:
             produced.extend((ev, "engine") for ev in snapshots(state, day))
         state = replace(state, day=day)
-        venue_source = f"venue:{self.venue.name}"
-        fold(self.venue.on_tick(tick), venue_source)
+        venue = self.venue
+        venue_source = f"venue:{venue.name}" if venue else ""
+        if venue is not None:
+            fold(venue.on_tick(tick), venue_source)
         state, decisions = t.on_tick(state, tick, str(env.event_id), halted=halted)
         if len(state.strategy.prices) == t.strategy.slow:
             self.indicators[tick.instrument] = self.indicators.get(tick.instrument, 0) + 2  # fast and slow mean
         for ev in decisions:
             fold([ev], "engine")
+            if venue is None:
+                continue  # live: the execution service sends it; its reports come back as input
             if isinstance(ev, OrderSubmitted):
-                fold(self.venue.submit(ev), venue_source)
+                fold(venue.submit(ev), venue_source)
             elif isinstance(ev, OrderCancelRequested):
-                fold(self.venue.cancel(ev), venue_source)
+                fold(venue.cancel(ev), venue_source)
         self.states[tick.instrument] = state
         return [env.derive(ev, seq, ts_init=ts_init, source=src) for seq, (ev, src) in enumerate(produced)]

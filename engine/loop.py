@@ -136,7 +136,7 @@ class TradingLoop:
                             break
                         try:
                             env = decode(msg.value)
-                            core.on_tick(env, ts_init=0, halted=self.breaker.halted_at(env.ts_event))
+                            core.on_input(env, ts_init=0, halted=self.breaker.halted_at(env.ts_event))
                         except DecodeError:
                             continue  # dead-lettered when it was first consumed
                         replayed += 1
@@ -207,7 +207,7 @@ class TradingLoop:
                 except DecodeError as exc:
                     await self._producer.dead_letter(msg, exc.reason, consumer=self._group_id)
                     continue
-                for out in core.on_tick(env, ts_init=time.time_ns(), halted=self.breaker.halted_at(env.ts_event)):
+                for out in core.on_input(env, ts_init=time.time_ns(), halted=self.breaker.halted_at(env.ts_event)):
                     self._unacked.append(await self._producer.enqueue(out))
                     self.events_published += 1
             KAFKA_CONSUMED.labels("engine").inc(len(msgs))

@@ -5,7 +5,7 @@
     submitted --accepted--> accepted --fill--> partially_filled --fill--> filled
         |                      |                    |
         +--rejected            +--cancel requested--+--> cancel_requested --cancelled--> cancelled
-                               +--cancelled---------+
+        +--expired             +--cancelled---------+                   +--expired
                                +--expired-----------+
 
 ``filled``, ``cancelled``, ``rejected`` and ``expired`` are terminal. A fill whose venue trade id
@@ -24,6 +24,7 @@ from events import (
     OrderAccepted,
     OrderCancelled,
     OrderCancelRequested,
+    OrderExpired,
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
@@ -92,7 +93,9 @@ class Order:
         return self.side.sign * self.leaves_quantity if self.status.is_open else Decimal(0)
 
 
-ORDER_EVENTS = (OrderSubmitted, OrderRejected, OrderAccepted, OrderFilled, OrderCancelRequested, OrderCancelled)
+ORDER_EVENTS = (
+    OrderSubmitted, OrderRejected, OrderAccepted, OrderFilled, OrderCancelRequested, OrderCancelled, OrderExpired,
+)
 
 
 def _refuse(order: Order | None, event: Event) -> InvalidTransition:
@@ -169,4 +172,10 @@ def apply(order: Order | None, event: Event) -> Order:
         if order.status.is_terminal:
             raise _refuse(order, event)
         return replace(order, status=OrderStatus.CANCELLED)
+    if isinstance(event, OrderExpired):
+        if order.status is OrderStatus.EXPIRED:
+            return order
+        if order.status.is_terminal:
+            raise _refuse(order, event)
+        return replace(order, status=OrderStatus.EXPIRED)
     raise TypeError(f"not an order event: {event.TYPE}")

@@ -102,3 +102,48 @@ class TradingResumed(Event):
     instrument: str = ""
     reason: str
     by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconciliationDifference(Event):
+    """The venue and the log disagree. ``kind``:
+
+    - ``unknown_order``: the venue has an open order the log does not know;
+    - ``missed_fill``: the venue reports an execution the log did not have (an OrderFilled follows);
+    - ``unknown_fill``: an execution of an order the log does not know;
+    - ``status``: the venue says an order ended (cancelled/expired/filled) the log still has open;
+    - ``balance``: a currency's balance moved by more or less than the fills in the log explain.
+
+    ``raw`` is the venue's response the decision was taken on (JSON text).
+    """
+
+    venue: str
+    kind: str
+    client_order_id: str = ""
+    detail: str
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BalanceReconciled(Event):
+    """A currency's balance as the venue reports it, next to what the log explains (``instrument`` empty)."""
+
+    instrument: str = ""
+    venue: str
+    currency: str
+    venue_amount: Decimal
+    expected_amount: Decimal
+    difference: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionChanged(Event):
+    """A connection to the outside went down or came back (``state``: ``lost`` | ``restored``).
+
+    ``component`` names it, e.g. ``feed:binance`` (a trade stream) or ``venue:binance`` (the REST API).
+    """
+
+    instrument: str = ""
+    component: str
+    state: str
+    detail: str

@@ -7,9 +7,16 @@ over the partitions. The Kafka record timestamp is the event's ``ts_event``.
 =====================  ==========================================  ===========================
 topic                  holds                                       retention
 =====================  ==========================================  ===========================
-``market.ticks``       TickReceived, written by feeds               forever (the source of truth)
+``market.ticks``       the engine's input, per instrument in one    forever (the source of truth)
+                       order: TickReceived (feeds) and the reports
+                       of live venues (OrderAccepted/Rejected/
+                       Filled/Cancelled/Expired, written by the
+                       execution service), so every decision is a
+                       function of this one ordered log
 ``trading.events``     SignalGenerated, Order*, written by engine   forever (the source of truth)
-``engine.control``     EngineStarted/Stopped, keyed by engine id      forever
+``engine.control``     EngineStarted/Stopped, TradingHalted/        forever
+                       Resumed, reconciliation and connection
+                       events, keyed by engine id or instrument
 ``events.deadletter``  raw bytes of messages no one could decode,   forever
                        with headers ``dlq.reason``, ``dlq.topic``,
                        ``dlq.partition``, ``dlq.offset``, ``dlq.consumer``
@@ -21,7 +28,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from events._base import Event
-from events.control import EngineStarted, EngineStopped, TradingHalted, TradingResumed
+from events.control import (
+    BalanceReconciled,
+    ConnectionChanged,
+    EngineStarted,
+    EngineStopped,
+    ReconciliationDifference,
+    TradingHalted,
+    TradingResumed,
+)
 from events.market import TickReceived
 
 TICKS = "market.ticks"
@@ -37,6 +52,10 @@ class TopicSpec:
 
 
 _FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+
+
+_CONTROL = (EngineStarted, EngineStopped, TradingHalted, TradingResumed, ReconciliationDifference,
+            BalanceReconciled, ConnectionChanged)
 
 
 @dataclass(frozen=True)
@@ -62,10 +81,10 @@ class Topics:
         return self.prefix + DEADLETTER
 
     def for_event(self, event: Event) -> str:
-        """The topic an event is published to."""
+        """The topic an event is published to (a live venue's reports are sent to ``ticks`` explicitly)."""
         if isinstance(event, TickReceived):
             return self.ticks
-        if isinstance(event, EngineStarted | EngineStopped | TradingHalted | TradingResumed):
+        if isinstance(event, _CONTROL):
             return self.control
         return self.trading
 

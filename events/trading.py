@@ -2,7 +2,12 @@
 
 An order moves through: OrderSubmitted -> OrderAccepted | OrderRejected;
 OrderAccepted -> OrderFilled (partial, repeated) ... -> OrderFilled (leaves 0);
-OrderAccepted -> OrderCancelRequested -> OrderCancelled. See ``engine.orders``.
+OrderAccepted -> OrderCancelRequested -> OrderCancelled; OrderAccepted -> OrderExpired (the venue or
+the execution service gave up on it). See ``engine.orders``.
+
+Events a venue reports (accepted, rejected by the venue, filled, cancelled, expired) carry ``raw``: the
+venue's response as JSON text ("" for the paper venue), so a decision taken on it can be re-run offline.
+v1 of these events had no ``raw``; :mod:`events.upcasters` reads them as ``raw=""``.
 """
 
 from __future__ import annotations
@@ -50,15 +55,20 @@ class OrderRejected(Event):
     by: str
     rule: str
     reason: str
+    raw: str = ""
+
+    VERSION = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderAccepted(Event):
     """The venue acknowledged the order and gave it an id."""
 
+    VERSION = 2
     client_order_id: str
     venue: str
     venue_order_id: str
+    raw: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +87,9 @@ class OrderFilled(Event):
     liquidity: Liquidity
     cumulative_quantity: Decimal
     leaves_quantity: Decimal
+    raw: str = ""
+
+    VERSION = 2
 
     @property
     def is_final(self) -> bool:
@@ -95,7 +108,21 @@ class OrderCancelRequested(Event):
 class OrderCancelled(Event):
     """The venue confirmed the order is no longer working; nothing more will fill."""
 
+    VERSION = 2
     client_order_id: str
     venue: str
     reason: str
     filled_quantity: Decimal
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderExpired(Event):
+    """The order ended without a fill of its remainder because time ran out: the venue expired it (time in
+    force), or the execution service refused to send a command older than its limit."""
+
+    client_order_id: str
+    venue: str
+    reason: str
+    filled_quantity: Decimal
+    raw: str = ""

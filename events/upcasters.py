@@ -45,3 +45,12 @@ def upcast(event_type: str, version: int, current: int, data: Payload) -> Payloa
         data = step(data)
         version += 1
     return data
+
+
+def _add_empty_raw(data: Payload) -> Payload:
+    return {**data, "raw": ""}
+
+
+# v2 of the venue reports added ``raw`` (the venue's response); v1 events came from the paper venue only.
+for _type in ("OrderAccepted", "OrderRejected", "OrderFilled", "OrderCancelled"):
+    upcaster(_type, 1)(_add_empty_raw)

@@ -115,7 +115,7 @@ def run_real_trades(max_order_notional: str = "1") -> list[Envelope]:
                          side=Side(row[3]))
         tick_id = uuid.uuid5(uuid.NAMESPACE_URL, f"binance-trade:{row[1]}")  # the same in both runs
         env = Envelope(tick_id, t, int(row[0]) * 1_000_000, 0, tick_id, None, "test")
-        out.extend(core.on_tick(env, ts_init=0))
+        out.extend(core.on_input(env, ts_init=0))
     return out
 
 
