@@ -12,8 +12,9 @@ The first tick of a new UTC day is preceded by the day's snapshots (see ``engine
 
 With a **live** venue (``venue=None``) steps 1 and 4 happen outside: the execution service sends the
 orders and writes the venue's reports (accepted, filled, cancelled...) into the same input topic as the
-ticks, keyed by instrument. :meth:`TradingCore.on_input` folds such a report into the trader and returns
-nothing, so the engine's decisions stay a function of one ordered log per instrument.
+ticks, keyed by instrument. :meth:`TradingCore.on_input` folds such a report into the trader and relays it unchanged
+(same id) to the trading topic, so the engine's decisions stay a function of one ordered log per
+instrument, and ``trading.events`` holds each order's whole life in order for the projections.
 
 Every event produced is derived from the tick's envelope (same event time, deterministic id,
 the tick as causation), so processing the same tick twice yields the very same events.
@@ -47,6 +48,7 @@ class TradingCore:
             if isinstance(tick, ORDER_EVENTS) and tick.instrument:
                 state = self.states.get(tick.instrument) or trader_mod.initial(tick.instrument)
                 self.states[tick.instrument] = self.trader.on_event(state, tick, env.ts_event)
+                return [env]  # relayed as it is (same id) to the trading topic, after the order it answers
             return []
         t = self.trader
         state = self.states.get(tick.instrument) or trader_mod.initial(tick.instrument)

@@ -72,6 +72,7 @@ class MetricsProjection:
 
     def __init__(self, topics: Topics = Topics()) -> None:
         self.topics: tuple[str, ...] = (topics.ticks, topics.trading, topics.control)
+        self._ticks = topics.ticks
         self.account = Account()
         self._minute: dict[str, int] = {}
         self._trip_pnls: list[float] = []
@@ -89,6 +90,8 @@ class MetricsProjection:
         types: Tally[str] = Tally()
         for r in records:
             ev = r.envelope.event
+            if r.topic == self._ticks and not isinstance(ev, TickReceived):
+                continue  # a live venue's report: counted when the engine relays it on the trading topic
             types[ev.TYPE] += 1
             if isinstance(ev, TickReceived):
                 self._last_price[ev.instrument] = ev.price

@@ -32,7 +32,9 @@ from engine.account import fill_deltas
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position, apply_fill
 from events import (
+    BalanceReconciled,
     BalanceSnapshot,
+    ConnectionChanged,
     EngineStarted,
     EngineStopped,
     Envelope,
@@ -43,6 +45,7 @@ from events import (
     OrderSubmitted,
     OrderType,
     PositionSnapshot,
+    ReconciliationDifference,
     Side,
     SignalGenerated,
     TickReceived,
@@ -124,6 +127,10 @@ class _Batch:
     trips_touched: set[str] = field(default_factory=set)
 
 
+_SYSTEM_EVENTS = (EngineStarted, EngineStopped, TradingHalted, TradingResumed, ReconciliationDifference,
+                  BalanceReconciled, ConnectionChanged)
+
+
 class AuditProjection:
     name = "audit"
 
@@ -141,6 +148,9 @@ class AuditProjection:
         self.partitions = DayPartitions(self.partitions.pool, self.schema)
 
     async def apply(self, conn: asyncpg.Connection, records: Sequence[Record]) -> None:
+        # a live venue's reports on the input topic come again, relayed with the same id, on the trading
+        # topic, in order after the command they answer: they are stored and folded from there
+        records = [r for r in records if r.topic != self._ticks or isinstance(r.envelope.event, TickReceived)]
         if not records:
             return
         await self.partitions.ensure({r.envelope.ts_event for r in records}, conn)
@@ -161,7 +171,7 @@ class AuditProjection:
         if ticks:
             await self._candles(conn, ticks)
         for e in control:
-            if isinstance(e.event, EngineStarted | EngineStopped | TradingHalted | TradingResumed):
+            if isinstance(e.event, _SYSTEM_EVENTS):
                 detail = {k: v for k, v in event_to_dict(e.event).items() if k != "instrument"}
                 batch.system_events.append((e.event_id, e.type, e.source, orjson.dumps(detail).decode(), e.ts_event))
         if trading:
