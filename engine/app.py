@@ -26,12 +26,15 @@ from adapters.venues.paper import PaperExchange
 from engine import __version__
 from engine.config import Settings
 from engine.core import TradingCore
+from engine.execution import ExecutionService
 from engine.loop import TradingLoop
 from engine.risk import RiskLimits
 from engine.status import StatusBoard
 from engine.strategies import MaCross
 from engine.trader import Trader
+from engine.venues import make_live_venue, service_settings
 from events import (
+    ConnectionChanged,
     EngineStarted,
     EngineStopped,
     Envelope,
@@ -49,8 +52,16 @@ from projections.runner import ProjectionRunner
 log = structlog.get_logger(__name__)
 
 
-def make_feed(settings: Settings, limit: int | None = None) -> Feed:
+def make_feed(
+    settings: Settings, limit: int | None = None,
+    on_connection: Callable[[str, str], Awaitable[None]] | None = None,
+) -> Feed:
     f = settings.feed
+    if f.kind == "ccxt":
+        from adapters.feeds.ccxt_stream import CcxtTradeFeed
+
+        return CcxtTradeFeed(f.exchange, f.instruments, rest_url=f.rest_url, ws_url=f.ws_url,
+                             on_connection=on_connection)
     if f.kind == "recorded":
         assert f.path is not None and f.symbol is not None
         return RecordedFeed(f.path, f.symbol, speed=f.speed)
@@ -85,6 +96,8 @@ def make_core_factory(settings: Settings) -> Callable[[], TradingCore]:
         RiskLimits(r.max_order_notional, r.max_position),
         OrderType(s.order_type),
     )
+    if v.kind != "paper":
+        return lambda: TradingCore(trader, None)  # live: the execution service sends the orders
     return lambda: TradingCore(trader, PaperExchange(v.taker_fee_rate, v.maker_fee_rate, v.fee_currency))
 
 
@@ -229,7 +242,20 @@ async def run_engine(
         await loop.start()
         svc.on_close(loop.stop)
         svc.spawn(loop.run(work_stop), "trading-loop")
-        feed = make_feed(s, limit)
+        venue = make_live_venue(s.venue)
+        if venue is not None:
+            execution = ExecutionService(venue, producer, s.kafka.bootstrap, topics, service_settings(s.execution))
+            await execution.start()
+            svc.on_close(execution.stop)
+            svc.spawn(execution.run(work_stop), "execution")
+
+        async def on_connection(state: str, detail: str) -> None:
+            component = f"feed:{s.feed.exchange}"
+            log.warning("feed.connection", component=component, state=state, detail=detail)
+            await producer.publish([lifecycle(ConnectionChanged(component=component, state=state, detail=detail),
+                                              component)])
+
+        feed = make_feed(s, limit, on_connection)
         feed_task = svc.spawn(publish_feed(feed, producer, feed_stop), "feed")
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         started = time.monotonic()

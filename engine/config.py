@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -82,7 +82,11 @@ class HttpSettings(_Section):
 
 
 class FeedSettings(_Section):
-    kind: Literal["synthetic", "recorded"] = "synthetic"
+    kind: Literal["synthetic", "recorded", "ccxt"] = "synthetic"
+    # ccxt: live trades of ``instruments`` from ``exchange`` (websocket, REST polling as fallback)
+    exchange: str = Field(default="binance", pattern=r"^[a-z0-9_]{2,40}$")
+    rest_url: str | None = Field(default=None, pattern=r"^https?://", description="ccxt feed: REST override")
+    ws_url: str | None = Field(default=None, pattern=r"^wss?://", description="ccxt feed: websocket override")
     # synthetic
     seed: int = 7
     instruments: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
@@ -97,6 +101,8 @@ class FeedSettings(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> FeedSettings:
+        if self.kind == "ccxt":
+            return self
         if self.kind == "synthetic":
             if not (len(self.instruments) == len(self.start_prices) == len(self.tick_size)):
                 raise ValueError(
@@ -131,7 +137,14 @@ class RiskSettings(_Section):
 
 
 class VenueSettings(_Section):
-    kind: Literal["paper"] = "paper"
+    """Where orders go. ``paper`` simulates fills from the ticks; ``ccxt`` trades on any exchange ccxt knows
+    (``exchange``: binance, coinbase, alpaca, kraken, ...); ``openalgo`` goes through an OpenAlgo server.
+
+    Credentials: ``ENGINE_VENUE__API_KEY`` / ``ENGINE_VENUE__SECRET`` / ``ENGINE_VENUE__PASSWORD`` in the
+    environment, or ``secrets_file``: a TOML file OUTSIDE the repository holding ``api_key``, ``secret`` and
+    (for venues that have one) ``password``. They never reach a log, an event or a metric."""
+
+    kind: Literal["paper", "ccxt", "openalgo"] = "paper"
     taker_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0)
     maker_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0)
     fee_currency: str | None = Field(default=None, description="default: the instrument's quote currency")
@@ -139,6 +152,39 @@ class VenueSettings(_Section):
         default_factory=lambda: {"USDT": Decimal("100000")},
         description="the paper account's balances at its first start, per currency",
     )
+    exchange: str = Field(default="binance", pattern=r"^[a-z0-9_]{2,40}$", description="ccxt exchange id")
+    sandbox: bool = Field(default=False, description="ccxt: the exchange's test network")
+    base_url: str | None = Field(default=None, pattern=r"^https?://",
+                                 description="REST endpoint: the OpenAlgo server, or a proxy/fake for ccxt")
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    password: SecretStr | None = None
+    secrets_file: Path | None = None
+    openalgo_exchange: str = "NSE"
+    openalgo_product: str = "MIS"
+
+    @model_validator(mode="after")
+    def _check(self) -> VenueSettings:
+        if self.secrets_file is not None:
+            path = self.secrets_file.expanduser().resolve()
+            if path.is_relative_to(PROJECT_ROOT):
+                raise ValueError(f"venue.secrets_file {path} is inside the repository: keep secrets outside it")
+            if not path.is_file():
+                raise ValueError(f"venue.secrets_file {path}: no such file")
+        if self.kind == "openalgo" and self.base_url is None:
+            raise ValueError("venue.base_url is required for openalgo (the OpenAlgo server, e.g. http://127.0.0.1:5000)")
+        return self
+
+
+class ExecutionSettings(_Section):
+    """How the execution service talks to a live venue (see engine/execution.py)."""
+
+    poll_interval: float = Field(default=0.5, gt=0, description="seconds between polls of working orders' fills")
+    confirm_timeout: float = Field(default=10.0, gt=0, description="how long a lost submit is looked for")
+    submit_attempts: int = Field(default=3, ge=1, le=10)
+    max_command_age: float = Field(default=30.0, gt=0, description="an older order command expires unsent")
+    reconcile_interval: float = Field(default=60.0, gt=0)
+    lookback: float = Field(default=86_400.0, gt=0, description="seconds of log and venue history reconciled")
 
 
 class StackSettings(_Section):
@@ -171,6 +217,7 @@ class Settings(BaseSettings):
     strategy: StrategySettings = StrategySettings()
     risk: RiskSettings = RiskSettings()
     venue: VenueSettings = VenueSettings()
+    execution: ExecutionSettings = ExecutionSettings()
     stack: StackSettings = StackSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
