@@ -243,11 +243,13 @@ async def run_engine(
         svc.on_close(loop.stop)
         svc.spawn(loop.run(work_stop), "trading-loop")
         venue = make_live_venue(s.venue)
+        execution: ExecutionService | None = None
+        exec_stop = asyncio.Event()
         if venue is not None:
             execution = ExecutionService(venue, producer, s.kafka.bootstrap, topics, service_settings(s.execution))
             await execution.start()
             svc.on_close(execution.stop)
-            svc.spawn(execution.run(work_stop), "execution")
+            svc.spawn(execution.run(exec_stop), "execution")
 
         async def on_connection(state: str, detail: str) -> None:
             component = f"feed:{s.feed.exchange}"
@@ -294,6 +296,13 @@ async def run_engine(
             tick_tps = await inspector.partitions([topics.ticks])
             ends = await inspector.end_offsets(tick_tps)
             drained = await wait_until(lambda: loop.caught_up(ends), drain_timeout)
+            if execution is not None:
+                # every order command reaches the venue, then its reports come back through the engine
+                trading_ends = await inspector.end_offsets(await inspector.partitions([topics.trading]))
+                drained = drained and await wait_until(lambda: execution.caught_up(trading_ends), drain_timeout)
+                exec_stop.set()
+                ends = await inspector.end_offsets(tick_tps)
+                drained = drained and await wait_until(lambda: loop.caught_up(ends), drain_timeout)
             await producer.publish([lifecycle(EngineStopped(
                 engine_id=engine_id, reason=stopper.reason, ticks_processed=loop.ticks_processed,
                 events_published=loop.events_published), engine_id)])

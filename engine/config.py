@@ -162,6 +162,7 @@ class VenueSettings(_Section):
     secrets_file: Path | None = None
     openalgo_exchange: str = "NSE"
     openalgo_product: str = "MIS"
+    timeout: float = Field(default=10.0, gt=0, description="seconds before a venue request counts as lost")
 
     @model_validator(mode="after")
     def _check(self) -> VenueSettings:

@@ -109,6 +109,7 @@ class ExecutionService:
         self.baseline = BalanceBaseline()
         self._causes: dict[str, Envelope] = {}  # client order id -> the OrderSubmitted envelope
         self._recovery_end: dict[TopicPartition, int] = {}
+        self._handled: dict[TopicPartition, int] = {}  # next command offset, per partition, handled and committed
         self._consumer = make_consumer(bootstrap, group_id=topics.group(f"execution.{venue.name}"),
                                        client_id=f"execution-{venue.name}")
         self._lock = asyncio.Lock()  # one writer of reports at a time: an acceptance before its fills
@@ -236,6 +237,11 @@ class ExecutionService:
 
     # -- commands ----------------------------------------------------------------------------------------
 
+    def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
+        """True once every command of the partitions this service owns, up to ``ends``, was handled."""
+        assigned = self._consumer.assignment()
+        return bool(assigned) and all(self._handled.get(tp, 0) >= ends.get(tp, 0) for tp in assigned)
+
     async def _commands(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             batches = await self._consumer.getmany(timeout_ms=100, max_records=100)
@@ -256,6 +262,8 @@ class ExecutionService:
                 if msgs:
                     KAFKA_CONSUMED.labels(f"execution.{self.venue.name}").inc(len(msgs))
                     await self._consumer.commit({tp: msgs[-1].offset + 1})
+            for tp in self._consumer.assignment():  # every record returned so far is handled
+                self._handled[tp] = await self._consumer.position(tp)
 
     async def _on_submit(self, env: Envelope, *, recovering: bool) -> None:
         order = env.event

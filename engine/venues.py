@@ -47,11 +47,13 @@ def make_live_venue(v: VenueSettings) -> LiveVenue | None:
         from adapters.venues.openalgo import OpenAlgoVenue
 
         assert v.base_url is not None  # validated with the settings
-        return OpenAlgoVenue(v.base_url, credentials=creds, exchange=v.openalgo_exchange, product=v.openalgo_product)
+        return OpenAlgoVenue(v.base_url, credentials=creds, exchange=v.openalgo_exchange, product=v.openalgo_product,
+                             timeout_s=v.timeout)
     from adapters.venues.ccxt_venue import CcxtVenue
 
     try:
-        return CcxtVenue(v.exchange, credentials=creds, sandbox=v.sandbox, base_url=v.base_url)
+        return CcxtVenue(v.exchange, credentials=creds, sandbox=v.sandbox, base_url=v.base_url,
+                         timeout_ms=int(v.timeout * 1000))
     except ValueError as exc:
         raise ConfigError(f"venue.exchange: {exc}") from None
 
