@@ -297,7 +297,11 @@ class ExecutionService:
                 await self._reject(order, "auth", str(exc), None)
                 return
             except VenueUnavailable as exc:
-                log.warning("execution.submit_unconfirmed", client_order_id=coid, attempt=attempt, error=str(exc))
+                log.warning("execution.submit_unconfirmed", client_order_id=coid, attempt=attempt, error=str(exc),
+                            maybe_sent=exc.maybe_sent)
+                if not exc.maybe_sent:  # refused before processing (429): certainly not placed
+                    await asyncio.sleep(self.settings.retry_base * 2 ** attempt * (1 + random.random()))
+                    continue
                 found = await self._confirm(order)
                 if found is not None:
                     await self._adopt(order, found)

@@ -9,7 +9,8 @@ Errors (one root, a ``retriable`` flag, as in aiokafka)::
 
     VenueError                      retriable?
      ├── VenueUnavailable           yes: network error, timeout, HTTP 429 / rate limit, venue down.
-     │                              The outcome of the call is UNKNOWN (an order may have been placed).
+     │                              ``maybe_sent``: the outcome is UNKNOWN (an order may have been placed),
+     │                              except for a refusal before processing (429), where it is False.
      ├── VenueRejected              no: the venue refused (insufficient funds, invalid order, bad symbol);
      │                              ``rule`` names why in one word, ``reason`` in a sentence.
      ├── VenueOrderNotFound         no: the venue does not know this order (yet: it may show up later).
@@ -40,9 +41,17 @@ class VenueError(Exception):
 
 
 class VenueUnavailable(VenueError):
-    """The call did not get a definite answer: retry with backoff; its outcome is unknown."""
+    """The call did not get a definite answer: retry with backoff.
+
+    ``maybe_sent``: True when the venue may have acted on it (a timeout, a dropped connection: the outcome is
+    unknown); False when it certainly did not (HTTP 429 / 418: the request was refused before processing).
+    """
 
     retriable = True
+
+    def __init__(self, message: str, *, raw: Any = None, maybe_sent: bool = True) -> None:
+        super().__init__(message, raw=raw)
+        self.maybe_sent = maybe_sent
 
 
 class VenueRejected(VenueError):
