@@ -144,6 +144,7 @@ class ExecutionService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Commands, fill polling and reconciliation until ``stop``."""
+        await self._recover_pending()
         await self.reconcile_once()
         self.ready.set()
         tasks = [asyncio.create_task(self._commands(stop)), asyncio.create_task(self._poll(stop)),
@@ -198,6 +199,15 @@ class ExecutionService:
         finally:
             await asyncio.shield(reader.stop())
         log.info("execution.rebuilt", venue=self.venue.name, events=folded, working=len(self.book.working()))
+
+    async def _recover_pending(self) -> None:
+        """Look up every order of the log with no answer recorded: it may have reached the venue before a crash."""
+        for t in [t for t in self.book.orders.values() if not t.done and t.venue_order_id is None]:
+            found = await self._lookup(t.order)
+            if found is not None:
+                log.info("execution.recovered_order", client_order_id=t.order.client_order_id,
+                         venue_order_id=found.venue_order_id)
+                await self._adopt(t.order, found)
 
     def _fold(self, env: Envelope) -> None:
         ev = env.event
