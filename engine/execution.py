@@ -109,6 +109,7 @@ class ExecutionService:
         self.baseline = BalanceBaseline()
         self._causes: dict[str, Envelope] = {}  # client order id -> the OrderSubmitted envelope
         self._recovery_end: dict[TopicPartition, int] = {}
+        self._command_at: dict[str, tuple[TopicPartition, int]] = {}  # client order id -> its command's place
         self._handled: dict[TopicPartition, int] = {}  # next command offset, per partition, handled and committed
         self._consumer = make_consumer(bootstrap, group_id=topics.group(f"execution.{venue.name}"),
                                        client_id=f"execution-{venue.name}")
@@ -193,6 +194,8 @@ class ExecutionService:
                             env = decode(msg.value)
                             self._fold(env)
                             folded += 1
+                            if isinstance(env.event, OrderSubmitted):
+                                self._command_at.setdefault(env.event.client_order_id, (tp, msg.offset))
                 for tp in list(remaining):
                     if await reader.position(tp) >= todo[tp][1]:
                         remaining.discard(tp)
@@ -202,7 +205,17 @@ class ExecutionService:
 
     async def _recover_pending(self) -> None:
         """Look up every order of the log with no answer recorded: it may have reached the venue before a crash."""
+        committed: dict[TopicPartition, int | None] = {}
         for t in [t for t in self.book.orders.values() if not t.done and t.venue_order_id is None]:
+            where = self._command_at.get(t.order.client_order_id)
+            if where is None:
+                continue
+            tp, offset = where
+            if tp not in committed:
+                committed[tp] = await self._consumer.committed(tp)
+            done = committed[tp]
+            if done is not None and offset < done:
+                continue  # handled before (its answer is in the log, e.g. from another venue): not ours to chase
             found = await self._lookup(t.order)
             if found is not None:
                 log.info("execution.recovered_order", client_order_id=t.order.client_order_id,
