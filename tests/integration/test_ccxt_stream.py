@@ -244,3 +244,23 @@ def test_rejects_unknown_exchange_and_empty_symbols() -> None:
         CcxtTradeFeed("no_such_exchange", SYMBOLS)
     with pytest.raises(ValueError, match="at least one symbol"):
         CcxtTradeFeed("binance", [])
+
+
+async def test_a_symbol_the_venue_does_not_list_ends_the_feed(fake: tuple[FakeBinanceMarket, str, str]) -> None:
+    _, rest, ws = fake
+    feed = CcxtTradeFeed("binance", ["XRP/USDT"], rest_url=rest, ws_url=ws)
+    with pytest.raises(ValueError, match=r"does not list \['XRP/USDT'\]"):
+        async with contextlib.aclosing(feed.ticks()) as ticks:
+            async for _ in ticks:
+                pass
+    assert feed._exchange is None  # closed on the way out
+
+
+def test_urls_keep_their_paths_on_the_new_origins() -> None:
+    feed = CcxtTradeFeed("binance", SYMBOLS, rest_url="http://127.0.0.1:8080/", ws_url="ws://127.0.0.1:9090")
+    api = feed._create_exchange().urls["api"]
+    assert api["public"] == "http://127.0.0.1:8080/api/v3"
+    assert api["sapi"] == "http://127.0.0.1:8080/sapi/v1"
+    assert api["ws"]["spot"] == "ws://127.0.0.1:9090/ws"
+    untouched = CcxtTradeFeed("binance", SYMBOLS)._create_exchange().urls["api"]
+    assert untouched["public"] == "https://api.binance.com/api/v3"
