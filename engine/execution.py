@@ -229,6 +229,9 @@ class ExecutionService:
         elif env.source != f"venue:{self.venue.name}" and env.source != "engine":
             return
         self.book.apply(ev)
+        remember = getattr(self.venue, "remember", None)  # venues without client order ids (OpenAlgo)
+        if isinstance(ev, OrderAccepted) and remember is not None:
+            remember(ev.client_order_id, ev.venue_order_id)
 
     # -- writing reports ---------------------------------------------------------------------------------
 

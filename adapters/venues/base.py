@@ -124,6 +124,10 @@ class LiveVenue(Protocol):
 
     name: str
 
+    # A venue that has no client order id of its own (OpenAlgo) may also offer
+    # ``remember(client_order_id, venue_order_id)``: the execution service calls it for every acceptance it
+    # reads back from the log on start, so lookups by client order id work after a restart.
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
