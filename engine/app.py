@@ -93,12 +93,21 @@ def make_core_factory(settings: Settings) -> Callable[[], TradingCore]:
     s, r, v = settings.strategy, settings.risk, settings.venue
     trader = Trader(
         MaCross(s.fast, s.slow, s.order_quantity, allow_short=s.allow_short),
-        RiskLimits(r.max_order_notional, r.max_position),
+        RiskLimits(r.max_order_notional, r.max_position, r.max_open_orders, r.max_orders_per_minute),
         OrderType(s.order_type),
     )
     if v.kind != "paper":
         return lambda: TradingCore(trader, None)  # live: the execution service sends the orders
     return lambda: TradingCore(trader, PaperExchange(v.taker_fee_rate, v.maker_fee_rate, v.fee_currency))
+
+
+def daily_loss_settings(settings: Settings) -> dict[str, Any]:
+    """The TradingLoop's daily loss check: measured against the paper account's starting balances, so only
+    with the paper venue (a live account's equity is not known from the settings)."""
+    if settings.venue.kind != "paper":
+        return {}
+    return {"starting_balances": settings.venue.starting_balances,
+            "daily_loss_limit": settings.risk.daily_loss_limit}
 
 
 @dataclass
@@ -238,7 +247,8 @@ async def run_engine(
         runners, pool = await start_projections(svc, producer, set(projections), work_stop)
         if http:
             await start_http(svc, inspector, pool, runners)
-        loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s), topics)
+        loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s), topics,
+                           **daily_loss_settings(s))
         await loop.start()
         svc.on_close(loop.stop)
         svc.spawn(loop.run(work_stop), "trading-loop")

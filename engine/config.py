@@ -134,6 +134,11 @@ class StrategySettings(_Section):
 class RiskSettings(_Section):
     max_order_notional: Decimal = Field(default=Decimal("1000"), gt=0)
     max_position: Decimal = Field(default=Decimal("0.05"), gt=0)
+    max_open_orders: int = Field(default=5, ge=1, description="open orders per instrument; one more is refused")
+    max_orders_per_minute: int = Field(default=30, ge=1,
+                                       description="orders sent per instrument in any 60 s of event time")
+    daily_loss_limit: Decimal = Field(default=Decimal("0.05"), gt=0, le=1,
+                                      description="loss today, as a share of start-of-day equity, that halts trading")
 
 
 class VenueSettings(_Section):

@@ -63,12 +63,13 @@ class TradingCore:
         day = utc_day(env.ts_event)
         if state.day is not None and day != state.day:
             produced.extend((ev, "engine") for ev in snapshots(state, day))
-        state = replace(state, day=day)
+        if day != state.day:  # the day's first tick: where start-of-day equity is taken (engine.daily_loss)
+            state = replace(state, day=day, day_open_price=tick.price, day_open_flows=state.flows)
         venue = self.venue
         venue_source = f"venue:{venue.name}" if venue else ""
         if venue is not None:
             fold(venue.on_tick(tick), venue_source)
-        state, decisions = t.on_tick(state, tick, str(env.event_id), halted=halted)
+        state, decisions = t.on_tick(state, tick, str(env.event_id), halted=halted, ts_event=env.ts_event)
         if len(state.strategy.prices) == t.strategy.slow:
             self.indicators[tick.instrument] = self.indicators.get(tick.instrument, 0) + 2  # fast and slow mean
         for ev in decisions:

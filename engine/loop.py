@@ -9,13 +9,24 @@ every ``commit_interval`` (and before giving up a partition, and on stop) it wai
 acknowledged everything handed over, and only then commits the tick offsets. A crash in between
 re-processes those ticks and re-publishes the very same events with the same ids, which every
 projection recognises as duplicates.
+
+With a ``daily_loss_limit``, after each input record it checks today's loss over every instrument it owns
+(:mod:`engine.daily_loss`; in a deployment of several engines each checks its own instruments). A breach
+is written as ``TradingHalted(by="risk:daily_loss_limit")`` to the control topic and applied to the breaker
+at once. Its event time is 1 ns after the breaching record's: that record was already decided when the
+loss was measured, and the halt applies from the next tick on, so a recovery, which applies the halt from
+its event time, takes the very same decisions. Its id is derived from the breaching record, so a
+re-processed record re-publishes the same event; and a tick seen while already halted checks nothing, so
+the trip is never written twice (the control topic is read to its end before a partition is recovered).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -23,13 +34,17 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from adapters.kafka import EventProducer, make_consumer
 from adapters.telemetry import INDICATORS, KAFKA_CONSUMED
+from engine import daily_loss
 from engine.breaker import Breaker
 from engine.core import TradingCore
-from events import DecodeError, Topics, decode
+from engine.snapshots import utc_day
+from events import DecodeError, Envelope, Topics, TradingHalted, decode
+from events._ids import derived_event_id
 
 log = structlog.get_logger(__name__)
 
 GROUP = "engine"
+_TRIP_SEQ = 1 << 30  # the position of a daily loss trip among the events derived from its record (no clash)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -66,6 +81,8 @@ class TradingLoop:
         batch: int = 1000,
         commit_interval: float = 0.2,
         fetch_max_wait_ms: int = 5,
+        starting_balances: Mapping[str, Decimal] | None = None,
+        daily_loss_limit: Decimal | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._producer = producer
@@ -87,6 +104,9 @@ class TradingLoop:
         )
         self.assigned = asyncio.Event()
         self.breaker = Breaker()
+        self._starting = dict(starting_balances or {})
+        self._daily_loss_limit = daily_loss_limit  # None: not checked
+        self.risk_trips: dict[uuid.UUID, int] = {}  # daily loss trips in the control log: event id -> ts_event
         self._control = make_consumer(bootstrap, group_id=None, client_id="engine-control")
         self._indicators_reported: dict[tuple[TopicPartition, str], int] = {}
         self.batch_lock = asyncio.Lock()
@@ -104,6 +124,10 @@ class TradingLoop:
                         env = decode(msg.value)
                     except DecodeError:
                         continue
+                    if isinstance(env.event, TradingHalted) and env.event.by == daily_loss.BY:
+                        if env.event_id in self.risk_trips:
+                            continue  # this engine's own trip, applied when it was written
+                        self.risk_trips[env.event_id] = env.ts_event
                     self.breaker.apply(env.event, env.ts_event)
             if not to_end:
                 return
@@ -210,12 +234,37 @@ class TradingLoop:
                 for out in core.on_input(env, ts_init=time.time_ns(), halted=self.breaker.halted_at(env.ts_event)):
                     self._unacked.append(await self._producer.enqueue(out))
                     self.events_published += 1
+                if self._daily_loss_limit is not None:
+                    await self._check_daily_loss(env)
             KAFKA_CONSUMED.labels("engine").inc(len(msgs))
             for instrument, n in core.indicators.items():
                 INDICATORS.labels(instrument).inc(n - self._indicators_reported.get((tp, instrument), 0))
                 self._indicators_reported[(tp, instrument)] = n
             self.processed[tp] = self._to_commit[tp] = msgs[-1].offset + 1
             self.ticks_processed += len(msgs)
+
+    async def _check_daily_loss(self, env: Envelope) -> None:
+        """After one input record: trip the breaker (an event in the log) if today's loss reached the limit."""
+        assert self._daily_loss_limit is not None
+        at = env.ts_event + 1  # from the next tick on: this record was decided before its loss was measured
+        if self.breaker.halted_at(at):
+            return  # halted already (by the operator or by an earlier trip): nothing to trip
+        day = utc_day(env.ts_event)
+        trips_today = sum(1 for ts in self.risk_trips.values() if utc_day(ts) == day)
+        states = [s for core in self.cores.values() for s in core.states.values()]
+        breach = daily_loss.check(states, self._starting, day=day, limit=self._daily_loss_limit,
+                                  trips_today=trips_today)
+        if breach is None:
+            return
+        event = daily_loss.halt_event(breach)
+        trip = Envelope(derived_event_id(env.event_id, _TRIP_SEQ, at), event, at, time.time_ns(),
+                        env.correlation_id, env.event_id, "engine", key="risk")
+        self.risk_trips[trip.event_id] = at
+        self.breaker.apply(event, at)
+        self._unacked.append(await self._producer.enqueue(trip))
+        self.events_published += 1
+        log.warning("risk.daily_loss_limit", currency=breach.currency, loss=str(breach.loss),
+                    limit=str(breach.threshold), start_of_day=str(breach.start_of_day), equity=str(breach.equity))
 
     async def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
         """True once every partition this engine owns is processed, published and committed to ``end_offsets``."""

@@ -5,23 +5,44 @@ Rules, in the order they are checked (the first that fails names the rejection):
 - ``quantity_positive``: the quantity must be above zero;
 - ``max_order_notional``: quantity x price (the limit price, else the last trade price) <= limit;
 - ``max_position``: |position + open orders + this order| <= limit, unless the order reduces
-  the absolute exposure (reducing risk is always allowed).
+  the absolute exposure (reducing risk is always allowed);
+- ``max_open_orders``: the instrument's open orders (submitted, working or being cancelled) must be
+  fewer than ``risk.max_open_orders`` for one more to go out;
+- ``order_rate``: at most ``risk.max_orders_per_minute`` orders of the instrument sent in any 60 s of
+  event time: an order at time t is refused if that many were sent after t - 60 s. Only orders that
+  passed risk count (a venue's rejection counts, it was sent; a rejection by risk does not).
 
-While trading is halted (the circuit breaker), every new order is refused with rule ``halted``.
+``max_open_orders`` and ``order_rate`` apply to reducing orders too: they guard the venue against a
+runaway strategy, and they clear by themselves (orders end, the window slides).
+
+While trading is halted (the circuit breaker), every new order is refused with rule ``halted``; cancels
+are not orders and pass. Besides the operator's ``halt``, the **daily loss limit** halts trading: when
+today's loss reaches ``risk.daily_loss_limit`` of start-of-day equity the engine writes a TradingHalted
+event (``by="risk:daily_loss_limit"``), see :mod:`engine.daily_loss`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from events import OrderRejected, OrderSubmitted
+
+RATE_WINDOW_NS = 60 * 1_000_000_000  # the order rate is counted over 60 s of event time
 
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
     max_order_notional: Decimal
     max_position: Decimal
+    max_open_orders: int = 5
+    max_orders_per_minute: int = 30
+
+
+def recent_sends(sent_ts: Sequence[int], now: int) -> tuple[int, ...]:
+    """The send times still inside the rate window ending at ``now``: those after now - 60 s."""
+    return tuple(t for t in sent_ts if t > now - RATE_WINDOW_NS)
 
 
 def check(
@@ -31,6 +52,9 @@ def check(
     open_exposure: Decimal,
     last_price: Decimal,
     limits: RiskLimits,
+    open_orders: int = 0,
+    sent_ts: Sequence[int] = (),
+    now: int = 0,
 ) -> OrderSubmitted | OrderRejected:
     """``order`` if it passes every rule, else the rejection naming the first rule it broke."""
 
@@ -57,6 +81,17 @@ def check(
             "max_position",
             f"position would reach {after} (now {position}, open orders {open_exposure}); "
             f"limit {limits.max_position}",
+        )
+    if open_orders >= limits.max_open_orders:
+        return reject(
+            "max_open_orders",
+            f"{open_orders} orders of {order.instrument} are open; limit {limits.max_open_orders}",
+        )
+    sent = len(recent_sends(sent_ts, now))
+    if sent >= limits.max_orders_per_minute:
+        return reject(
+            "order_rate",
+            f"{sent} orders of {order.instrument} sent in the last 60 s; limit {limits.max_orders_per_minute}",
         )
     return order
 

@@ -15,7 +15,7 @@ from engine import orders, portfolio, roundtrips
 from engine.account import add_deltas
 from engine.orders import Order
 from engine.portfolio import Position
-from engine.risk import RiskLimits, check, halted_rejection
+from engine.risk import RiskLimits, check, halted_rejection, recent_sends
 from engine.strategies import MaCross, MaCrossState
 from events import (
     Event,
@@ -40,6 +40,10 @@ class TraderState:
     day: str | None = None  # UTC day of the last tick
     trip: roundtrips.OpenTrip | None = None
     flows: tuple[tuple[str, Decimal], ...] = ()  # what this instrument's fills moved, per currency, in total
+    sent_ts: tuple[int, ...] = ()  # event times of the orders sent in the last 60 s (the order rate limit)
+    # at the first tick of ``day``: its price and the flows before it (start-of-day equity, engine.daily_loss)
+    day_open_price: Decimal | None = None
+    day_open_flows: tuple[tuple[str, Decimal], ...] = ()
 
     @property
     def open_exposure(self) -> Decimal:
@@ -61,7 +65,7 @@ class Trader:
         return f"{self.strategy.name}-{short_hash(cause_id)}"
 
     def on_tick(
-        self, state: TraderState, tick: TickReceived, cause_id: str, *, halted: bool = False
+        self, state: TraderState, tick: TickReceived, cause_id: str, *, halted: bool = False, ts_event: int = 0
     ) -> tuple[TraderState, list[Event]]:
         sstate, signal = self.strategy.on_tick(state.strategy, tick)
         state = replace(state, strategy=sstate, last_price=tick.price)
@@ -91,7 +95,8 @@ class Trader:
         )
         decision = halted_rejection(request) if halted else check(
             request, position=state.position.quantity, open_exposure=pending,
-            last_price=tick.price, limits=self.limits,
+            last_price=tick.price, limits=self.limits, open_orders=len(state.open_orders),
+            sent_ts=state.sent_ts, now=ts_event,
         )
         out.append(decision)
         return state, out
@@ -105,6 +110,8 @@ class Trader:
         if current is None and not isinstance(event, OrderSubmitted):
             return state  # an order this trader no longer tracks (terminal already)
         updated = orders.apply(current, event)
+        if isinstance(event, OrderSubmitted) and current is None:  # sent: counts towards the order rate
+            state = replace(state, sent_ts=(*recent_sends(state.sent_ts, ts_event), ts_event))
         others = tuple(o for o in state.open_orders if o.client_order_id != coid)
         open_orders = (*others, updated) if updated.status.is_open else others
         position, trip = state.position, state.trip
