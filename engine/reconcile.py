@@ -198,6 +198,8 @@ def reconcile(book: Book, snap: VenueSnapshot, baseline: BalanceBaseline) -> lis
         first = not baseline.expected
         for cur in sorted(snap.balances):
             amount = snap.balances[cur]
+            if amount == 0 and cur not in baseline.expected:
+                continue  # venues list every currency they have, mostly zeros
             expected = baseline.expected.setdefault(cur, amount) if not first else amount
             diff = amount - expected
             out.append(BalanceReconciled(venue=venue, currency=cur, venue_amount=amount, expected_amount=expected,

@@ -12,9 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
-from adapters.kafka import EventProducer, ensure_topics, make_consumer
+from adapters.kafka import EventProducer, LogInspector, ensure_topics, make_consumer
 from engine.execution import ExecutionService, ExecutionSettings
 from events import (
     Envelope,
@@ -161,14 +160,8 @@ async def _has(log: Log, kind: type[Event], coid: str) -> bool:
 
 def svc_caught_up(svc: ExecutionService, bootstrap: str, topics: Topics) -> Any:
     async def check() -> bool:
-        consumer = make_consumer(bootstrap, group_id=None, client_id="ends")
-        await consumer.start()
-        try:
-            parts = consumer.partitions_for_topic(topics.trading) or set()
-            ends = await consumer.end_offsets([TopicPartition(topics.trading, p) for p in parts])
-        finally:
-            await consumer.stop()
-        return svc.caught_up(dict(ends))
+        async with LogInspector(bootstrap) as inspector:
+            ends = await inspector.end_offsets(await inspector.partitions([topics.trading]))
+        return svc.caught_up(ends)
 
     return check
-
