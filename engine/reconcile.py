@@ -198,10 +198,11 @@ def reconcile(book: Book, snap: VenueSnapshot, baseline: BalanceBaseline) -> lis
         first = not baseline.expected
         for cur in sorted(snap.balances):
             amount = snap.balances[cur]
-            if amount == 0 and cur not in baseline.expected:
-                continue  # venues list every currency they have, mostly zeros
-            expected = baseline.expected.setdefault(cur, amount) if not first else amount
+            expected = amount if first else baseline.expected.get(cur, ZERO)
             diff = amount - expected
+            baseline.expected[cur] = amount  # a difference is reported once; then the venue is the baseline
+            if amount == 0 and diff == 0:
+                continue  # venues list every currency they have, mostly zeros
             out.append(BalanceReconciled(venue=venue, currency=cur, venue_amount=amount, expected_amount=expected,
                                          difference=diff))
             if diff != 0:
@@ -209,5 +210,4 @@ def reconcile(book: Book, snap: VenueSnapshot, baseline: BalanceBaseline) -> lis
                     instrument="", venue=venue, kind="balance",
                     detail=f"{cur}: the venue has {amount}, the log explains {expected} (difference {diff})",
                 ))
-            baseline.expected[cur] = amount  # differences are reported once, then the venue is the baseline
     return out
