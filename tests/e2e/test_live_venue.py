@@ -12,7 +12,6 @@ row, /metrics).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 import signal
@@ -23,8 +22,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 
+from adapters.kafka import LogInspector, make_consumer
+from events import Topics
 from tests.fakes.binance import FakeBinance
 from tests.fakes.binance_stream import FakeBinanceMarket
 from tests.support import engine_env, run_cli, start_cli, unique, wait_for
@@ -84,28 +84,33 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
         def created() -> int:
             return sum(1 for m, p in venue.requests if m == "POST" and p.endswith("/order"))
 
-        async def orders_reach(n: int) -> bool:
-            alive()
-            return created() >= n
+        async def more_orders(what: str, n: int = 2) -> None:
+            target = created() + n
 
-        await wait_for(lambda: orders_reach(3), 120, "three orders at the venue")
+            async def reached() -> bool:
+                alive()
+                return created() >= target
+
+            await wait_for(reached, 90, what)
+
+        await more_orders("three orders at the venue", 3)
         # 1. the venue takes an order but its answer comes after the client gave up (and lookups miss it a while)
         venue.hide_new_orders(2.0)
         venue.delay_responses_after_accept(1, 3.0)
-        await wait_for(lambda: orders_reach(created() + 2), 90, "orders after a lost answer")
+        await more_orders("orders after a lost answer")
         # 2. a burst of 429s
         venue.rate_limit(6)
-        await wait_for(lambda: orders_reach(created() + 2), 90, "orders after a 429 burst")
+        await more_orders("orders after a 429 burst")
         # 3. every trade listed twice
         venue.duplicate_trades(True)
-        await wait_for(lambda: orders_reach(created() + 2), 90, "orders while trades are listed twice")
+        await more_orders("orders while trades are listed twice")
         venue.duplicate_trades(False)
         # 4. the trade stream drops and refuses to come back for a while
         market.refuse_streams(True)
         await market.disconnect_streams()
         await asyncio.sleep(1.5)  # the outage itself (trades keep printing meanwhile)
         market.refuse_streams(False)
-        await wait_for(lambda: orders_reach(created() + 2), 90, "orders after the stream came back")
+        await more_orders("orders after the stream came back")
         m = re.search(r'"url": "(http://127\.0\.0\.1:\d+)/metrics"', log.read_text())
         assert m, log.read_text()[-3000:]
         async with aiohttp.ClientSession() as http, http.get(f"{m.group(1)}/metrics") as r:
@@ -114,7 +119,12 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
         pump_stop.set()
         await pump_task
         engine.send_signal(signal.SIGTERM)
-        code = engine.wait(180)
+
+        async def exited() -> bool:  # the fakes live on this event loop: never block it
+            return engine.poll() is not None
+
+        await wait_for(exited, 180, "the engine to stop after SIGTERM")
+        code = engine.returncode
     output = log.read_text()
     assert code == 0, output[-4000:]
 
@@ -155,7 +165,7 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
                 dump.extend(str(tuple(r)) for r in await conn.fetch(f"select * from {schema}.{table}"))
         finally:
             await conn.close()
-        dump.extend(await _all_records(servers.kafka_bootstrap, prefix))
+        dump.extend(await _all_records(servers.kafka_bootstrap, Topics(prefix + ".")))
         text = "\n".join(dump)
         assert len(text) > 10_000
         for secret in (CANARY_KEY, CANARY_SECRET):
@@ -166,23 +176,20 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
         await market.stop()
 
 
-async def _all_records(bootstrap: str, prefix: str) -> list[str]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+async def _all_records(bootstrap: str, topics: Topics) -> list[str]:
+    """Every record of the deployment's topics (key, value, headers), as text."""
+    async with LogInspector(bootstrap) as inspector:
+        tps = await inspector.partitions([topics.ticks, topics.trading, topics.control, topics.deadletter])
+        ends = await inspector.end_offsets(tps)
+    consumer = make_consumer(bootstrap, group_id=None, client_id="canary-check")
     await consumer.start()
     out: list[str] = []
     try:
-        from aiokafka import TopicPartition
-
-        topics = [t for t in await consumer.topics() if t.startswith(prefix + ".")]
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
-            batch = await consumer.getmany(timeout_ms=1000)
-            for msgs in batch.values():
+        while any(pos < ends[tp] for tp, pos in [(tp, await consumer.position(tp)) for tp in tps]):
+            for msgs in (await consumer.getmany(timeout_ms=1000)).values():
                 out.extend(repr((m.key, m.value, m.headers)) for m in msgs)
     finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+        await asyncio.shield(consumer.stop())
     return out
