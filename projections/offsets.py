@@ -36,10 +36,13 @@ class OffsetStore(Protocol):
 
 
 class _PgBatch:
-    def __init__(self, conn: Any, table: str, projection: str) -> None:
+    def __init__(self, conn: Any, table: str, projection: str, schema: str, schema_oid: int | None) -> None:
         self.conn = conn
         self._table = table
         self._projection = projection
+        self._schema = schema
+        self._schema_oid = schema_oid
+        self.schema_checked = False
 
     async def advance(self, tp: TopicPartition, expected: int, new: int) -> None:
         status = await self.conn.execute(
@@ -49,6 +52,29 @@ class _PgBatch:
         )
         if status != "UPDATE 1":
             raise StaleOffset(f"{self._projection} {tp.topic}[{tp.partition}]: expected offset {expected} is stale")
+
+    async def advance_all(self, moves: dict[TopicPartition, tuple[int, int]]) -> None:
+        """Move every partition from its expected offset to the new one, and check the schema's name, in one
+        statement (the last of the batch): any stale partition, or a switched schema, raises StaleOffset."""
+        if not moves:
+            return
+        tps = list(moves)
+        moved = await self.conn.fetchval(
+            f"WITH moved AS (UPDATE {self._table} o SET next_offset = m.new, updated_at = now() "  # noqa: S608
+            "FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS m(topic, partition, expected, new) "
+            "WHERE o.projection = $1 AND o.topic = m.topic AND o.partition = m.partition "
+            "AND o.next_offset = m.expected RETURNING 1) "
+            "SELECT CASE WHEN (SELECT nspname FROM pg_namespace WHERE oid = $6) = $7 "
+            "THEN (SELECT count(*) FROM moved) ELSE -1 END",
+            self._projection, [tp.topic for tp in tps], [tp.partition for tp in tps],
+            [moves[tp][0] for tp in tps], [moves[tp][1] for tp in tps], self._schema_oid, self._schema,
+        )
+        if moved == -1:
+            raise StaleOffset(f"schema {self._schema!r} was switched by a rebuild; reloading")
+        if moved != len(tps):
+            stale = ", ".join(f"{tp.topic}[{tp.partition}] (expected {moves[tp][0]})" for tp in tps)
+            raise StaleOffset(f"{self._projection}: an expected offset is stale among {stale}")
+        self.schema_checked = True
 
 
 class PgOffsets:
@@ -92,16 +118,21 @@ class PgOffsets:
     @asynccontextmanager
     async def batch(self, projection: str) -> AsyncIterator[_PgBatch]:
         async with self._pool.acquire() as conn, conn.transaction():
-            yield _PgBatch(conn, self._table, projection)
-            name = await conn.fetchval("SELECT nspname FROM pg_namespace WHERE oid = $1", self._schema_oid)
-            if name != self._schema:
-                raise StaleOffset(f"schema {self._schema!r} was switched by a rebuild; reloading")
+            b = _PgBatch(conn, self._table, projection, self._schema, self._schema_oid)
+            yield b
+            if not b.schema_checked:
+                name = await conn.fetchval("SELECT nspname FROM pg_namespace WHERE oid = $1", self._schema_oid)
+                if name != self._schema:
+                    raise StaleOffset(f"schema {self._schema!r} was switched by a rebuild; reloading")
 
 
 class _MemoryBatch:
     conn = None
 
     async def advance(self, tp: TopicPartition, expected: int, new: int) -> None:
+        return None
+
+    async def advance_all(self, moves: dict[TopicPartition, tuple[int, int]]) -> None:
         return None
 
 

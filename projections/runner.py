@@ -19,6 +19,7 @@ on a fixed set of partitions between given offsets (replays).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,15 +48,27 @@ class Record:
     topic: str
     partition: int
     offset: int
-    envelope: Envelope
+    envelope: Any  # an Envelope, or what the projection's ``decode`` made of the record
     raw: bytes | None = None  # the record value as read (the audit stores it without re-encoding)
 
 
 class Projection(Protocol):
+    """``apply`` folds a batch inside the runner's transaction.
+
+    A projection may also define ``decode(topic, partition, offset, value)``, which makes what the runner
+    puts in ``Record.envelope``: it must raise :class:`events.DecodeError`, with the same reason, for every
+    record :func:`events.decode` refuses, and give an object with ``ts_init``. Without it, records are
+    decoded by :func:`events.decode`.
+    """
+
     name: str
     topics: tuple[str, ...]
 
     async def apply(self, conn: Any, records: Sequence[Record]) -> None: ...
+
+
+def _decode(topic: str, partition: int, offset: int, value: bytes | None) -> Envelope:
+    return decode(value)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -100,12 +113,15 @@ class ProjectionRunner:
         self._batch = batch
         self._export_lag = export_lag
         self._consumer = make_consumer(bootstrap, group_id=group_id, client_id=f"projection-{projection.name}")
+        self._decode: Any = getattr(projection, "decode", None) or _decode
         self.lag: dict[TopicPartition, lagm.PartitionLag] = {}
         self._planned: dict[TopicPartition, int] = {}  # next offset of the batches prepared so far
         self.applied = 0
         self.dead_lettered = 0
         self.ready = asyncio.Event()
         self._last_refresh = 0.0
+        self._refresh: asyncio.Task[None] | None = None
+        self._chunk = 2000  # records fetched and decoded between two looks at the transaction in flight
 
     @property
     def name(self) -> str:
@@ -148,12 +164,21 @@ class ProjectionRunner:
         if self._export_lag:
             lagm.publish(self.name, tp.topic, tp.partition, self.lag[tp], applied)
 
-    async def _refresh_log_end(self) -> None:
-        tps = list(self.lag)
-        if not tps or time.monotonic() - self._last_refresh < 1.0:
+    def _refresh_log_end(self) -> None:
+        """Every second, look the log end up again, in the background: the batches must not wait for it."""
+        if not self.lag or time.monotonic() - self._last_refresh < 1.0:
+            return
+        if self._refresh is not None and not self._refresh.done():
             return
         self._last_refresh = time.monotonic()
-        end = await self._consumer.end_offsets(tps)
+        self._refresh = asyncio.create_task(self._fetch_log_end(list(self.lag)))
+
+    async def _fetch_log_end(self, tps: list[TopicPartition]) -> None:
+        try:
+            end = await self._consumer.end_offsets(tps)
+        except Exception as exc:  # the lag figures wait for the next try; the batches go on
+            log.warning("projection.log_end_failed", projection=self.name, error=repr(exc))
+            return
         for tp in tps:
             if tp in self.lag:
                 self.lag[tp].log_end = end[tp]
@@ -173,14 +198,25 @@ class ProjectionRunner:
             st.next_offset >= end_offsets.get(tp, 0) for tp, st in self.lag.items()
         )
 
+    def _planned_to_stop(self) -> bool:
+        """In fixed mode with ``stop_at``: every batch up to the stop offsets has been prepared."""
+        if self._stop_at is None:
+            return False
+        return self.ready.is_set() and all(
+            self._planned.get(tp, 0) >= off for tp, off in self._stop_at.items() if tp in self.lag
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and decode the next batch while the previous one commits (one transaction at a time)."""
         inflight: asyncio.Task[bool] | None = None
         try:
             while not stop.is_set() and not self.done():
-                data = await self._consumer.getmany(timeout_ms=200, max_records=self._batch)
-                await self._refresh_log_end()
-                batch = await self._prepare(data) if data else None
+                if inflight is not None and self._planned_to_stop():
+                    await inflight  # the last batch: nothing more to fetch (and no poll to sit out)
+                    inflight = None
+                    continue
+                batch = await self._next_batch(inflight)
+                self._refresh_log_end()
                 if inflight is not None:
                     committed = await inflight
                     inflight = None
@@ -191,13 +227,43 @@ class ProjectionRunner:
         finally:
             if inflight is not None:
                 await inflight
+            if self._refresh is not None and not self._refresh.done():
+                self._refresh.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._refresh
 
-    async def _prepare(
-        self, data: dict[TopicPartition, list[Any]]
+    async def _next_batch(
+        self, inflight: asyncio.Task[bool] | None = None,
     ) -> tuple[list[Record], dict[TopicPartition, tuple[int, int, int | None, int]]] | None:
-        """Decode a batch (undecodable records go to the dead-letter topic) and plan the offset moves."""
+        """Up to ``batch`` records, fetched and decoded a chunk at a time.
+
+        Decoding yields to the event loop every few hundred records, so the transaction in flight takes its
+        next step at once (PostgreSQL works on the previous batch while this one is decoded, instead of
+        waiting for the decoder). While that transaction is still running, the batch keeps growing.
+        """
         records: list[Record] = []
         moves: dict[TopicPartition, tuple[int, int, int | None, int]] = {}
+        data = await self._consumer.getmany(timeout_ms=200, max_records=min(self._chunk, self._batch))
+        while True:
+            if data:
+                await self._prepare(data, records, moves)
+            if len(records) >= self._batch or self._planned_to_stop():
+                break
+            busy = inflight is not None and not inflight.done()
+            if not data and not busy:
+                break
+            await asyncio.sleep(0)
+            data = await self._consumer.getmany(timeout_ms=5 if busy else 0,
+                                                max_records=min(self._chunk, self._batch - len(records)))
+        return (records, moves) if moves else None
+
+    async def _prepare(
+        self, data: dict[TopicPartition, list[Any]], records: list[Record],
+        moves: dict[TopicPartition, tuple[int, int, int | None, int]],
+    ) -> None:
+        """Decode a chunk into ``records`` (undecodable records go to the dead-letter topic) and extend the
+        batch's offset moves in ``moves``: partition -> (expected, new, last ts_init, records applied)."""
+        decode_one = self._decode
         for tp, msgs in data.items():
             state = self.lag.get(tp)
             expected = self._planned.get(tp)
@@ -209,21 +275,23 @@ class ProjectionRunner:
             if not msgs:
                 continue
             KAFKA_CONSUMED.labels(f"projection:{self.name}").inc(len(msgs))
-            last_ts: int | None = state.last_ts_init
-            good = 0
-            for m in msgs:
+            first, _, last_ts, good = moves.get(tp, (expected, expected, state.last_ts_init, 0))
+            append = records.append
+            topic, partition = tp.topic, tp.partition
+            for i, m in enumerate(msgs, 1):
+                if not i % 500:
+                    await asyncio.sleep(0)  # let the transaction in flight send its next statement
                 try:
-                    env = decode(m.value)
+                    env = decode_one(topic, partition, m.offset, m.value)
                 except DecodeError as exc:
                     await self._dlq.dead_letter(m, exc.reason, consumer=f"projection:{self.name}")
                     self.dead_lettered += 1
                     continue
-                records.append(Record(tp.topic, tp.partition, m.offset, env, m.value))
+                append(Record(topic, partition, m.offset, env, m.value))
                 last_ts = env.ts_init
                 good += 1
-            moves[tp] = (expected, msgs[-1].offset + 1, last_ts, good)
+            moves[tp] = (first, msgs[-1].offset + 1, last_ts, good)
             self._planned[tp] = msgs[-1].offset + 1
-        return (records, moves) if moves else None
 
     async def _commit(
         self, records: list[Record], moves: dict[TopicPartition, tuple[int, int, int | None, int]]
@@ -233,8 +301,7 @@ class ProjectionRunner:
         try:
             async with self._store.batch(self.name) as b:
                 await self.projection.apply(b.conn, records)
-                for tp, (expected, new, _, _) in moves.items():
-                    await b.advance(tp, expected, new)
+                await b.advance_all({tp: (expected, new) for tp, (expected, new, _, _) in moves.items()})
             if b.conn is not None:
                 PG_WRITES.labels(self.name).inc()
                 PG_WRITE_SECONDS.labels(self.name).observe(time.perf_counter() - t0)

@@ -12,6 +12,7 @@ from adapters.postgres import ident
 
 DAY_NS = 86_400 * 1_000_000_000
 AHEAD_DAYS = 2
+_EPOCH = date(1970, 1, 1)
 
 
 def _day(ts_ns: int) -> date:
@@ -30,7 +31,8 @@ class DayPartitions:
 
     async def ensure(self, ts_events: Iterable[int], conn: Any = None) -> None:
         """Make sure a partition exists for the day of every timestamp, and for the days after the newest."""
-        days = {_day(ts) for ts in ts_events}
+        day_numbers = {ts // DAY_NS for ts in ts_events}
+        days = {_EPOCH + timedelta(days=n) for n in day_numbers}
         if not days or days <= self._known:
             return
         newest = max(days)
@@ -43,17 +45,18 @@ class DayPartitions:
             await self._create(owner, missing)
 
     async def _create(self, conn: Any, days: Iterable[date]) -> None:
+        """One round trip: the lock and every partition's DDL as one script (names are validated idents)."""
         s = ident(self._schema)
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"partitions:{self._schema}")
+        days = list(days)
+        script = [f"SELECT pg_advisory_xact_lock(hashtext('partitions:{self._schema}'))"]
         for d in days:
             name = ident(f"events_{d:%Y%m%d}")
-            await conn.execute(
+            script += [
                 f"CREATE TABLE IF NOT EXISTS {s}.{name} PARTITION OF {s}.events "
-                f"FOR VALUES FROM ({_start_ns(d)}) TO ({_start_ns(d) + DAY_NS})"
-            )
-            await conn.execute(f"DROP TRIGGER IF EXISTS append_only_truncate ON {s}.{name}")
-            await conn.execute(
+                f"FOR VALUES FROM ({_start_ns(d)}) TO ({_start_ns(d) + DAY_NS})",
+                f"DROP TRIGGER IF EXISTS append_only_truncate ON {s}.{name}",
                 f"CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON {s}.{name} "
-                f"FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change()"
-            )
-            self._known.add(d)
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change()",
+            ]
+        await conn.execute(";\n".join(script))
+        self._known.update(days)

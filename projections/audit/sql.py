@@ -5,21 +5,33 @@ from __future__ import annotations
 # ruff: noqa: S608 - every statement is built from a schema name validated by adapters.postgres.ident
 
 
+# the columns of an events row, in the order of AuditProjection's rows (event_time is generated)
+EVENT_COLUMNS = ("event_id", "type", "version", "key", "ts_event", "ts_init", "correlation_id", "causation_id",
+                 "source", "topic", "partition", "offset", "payload")
+
+
+def columns(rows: list[tuple[object, ...]]) -> list[list[object]]:
+    """Rows -> one list per column, the arguments of the ``unnest`` statements."""
+    return [list(c) for c in zip(*rows, strict=True)]
+
+
 class Statements:
+    """The statements over many rows take one array per column (``unnest``): one statement per batch, where
+    ``executemany`` runs one per row. :func:`columns` turns rows into those arrays."""
+
     def __init__(self, s: str) -> None:
-        # events arrive by COPY into a per-connection staging table, then move with ON CONFLICT DO NOTHING:
-        # about 1.6x the rate of an INSERT ... SELECT FROM unnest(...) of the same rows
+        # the slow way for a batch that holds an event already stored (see AuditProjection._insert_events):
+        # COPY into a per-connection staging table, then move with ON CONFLICT DO NOTHING
         self.create_stage = """
             CREATE TEMP TABLE IF NOT EXISTS audit_stage_events (
                 event_id uuid, type text, version integer, key text, ts_event bigint, ts_init bigint,
                 correlation_id uuid, causation_id uuid, source text, topic text, partition integer,
-                "offset" bigint, envelope text
+                "offset" bigint, payload text
             ) ON COMMIT DELETE ROWS"""
         self.insert_events = f"""
-            INSERT INTO {s}.events (event_id, type, version, key, ts_event, ts_init, correlation_id,
-                                    causation_id, source, topic, partition, "offset", payload)
+            INSERT INTO {s}.events ({", ".join(f'"{c}"' for c in EVENT_COLUMNS)})
             SELECT event_id, type, version, key, ts_event, ts_init, correlation_id, causation_id, source, topic,
-                   partition, "offset", (envelope::jsonb) -> 'data'
+                   partition, "offset", payload::jsonb
             FROM audit_stage_events
             ON CONFLICT DO NOTHING
             RETURNING event_id"""
@@ -40,11 +52,15 @@ class Statements:
         self.insert_signal = f"""
             INSERT INTO {s}.signals (event_id, instrument, strategy, direction, target_position, price, reason,
                                      ts_event)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"""
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[],
+                                 $7::text[], $8::bigint[])
+            ON CONFLICT DO NOTHING"""
         self.insert_risk_decision = f"""
             INSERT INTO {s}.risk_decisions (event_id, client_order_id, instrument, decision, rule, reason, side,
                                             quantity, limit_price, ts_event)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"""
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::text[], $8::numeric[], $9::numeric[], $10::bigint[])
+            ON CONFLICT DO NOTHING"""
         self.select_orders = f"SELECT * FROM {s}.orders WHERE client_order_id = ANY($1::text[])"
         self.select_positions = f"SELECT * FROM {s}.positions WHERE instrument = ANY($1::text[])"
         self.select_trips = f"SELECT * FROM {s}.open_trips WHERE instrument = ANY($1::text[])"
@@ -52,7 +68,10 @@ class Statements:
             INSERT INTO {s}.orders (client_order_id, instrument, strategy, side, order_type, quantity,
                 limit_price, status, venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees,
                 reject_rule, reject_reason, created_ts, updated_ts, last_event_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
+                                 $7::numeric[], $8::text[], $9::text[], $10::numeric[], $11::numeric[],
+                                 $12::numeric[], $13::numeric[], $14::text[], $15::text[], $16::bigint[],
+                                 $17::bigint[], $18::uuid[])
             ON CONFLICT (client_order_id) DO UPDATE SET
                 status = EXCLUDED.status, venue_order_id = EXCLUDED.venue_order_id,
                 filled_quantity = EXCLUDED.filled_quantity, filled_notional = EXCLUDED.filled_notional,
@@ -79,7 +98,9 @@ class Statements:
         self.insert_order_event = f"""
             INSERT INTO {s}.order_events (event_id, client_order_id, instrument, type, status_before,
                                           status_after, quantity, price, reason, ts_event)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"""
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::numeric[], $8::numeric[], $9::text[], $10::bigint[])
+            ON CONFLICT DO NOTHING"""
         self.insert_position_change = f"""
             INSERT INTO {s}.position_changes (event_id, instrument, ts_event, side, quantity, price, fee,
                 quantity_before, quantity_after, avg_price_after, realized_pnl, realized_after, fees_after)
