@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,20 @@ class Projection(Protocol):
     async def apply(self, conn: Any, records: Sequence[Record]) -> None: ...
 
 
+def _gc_paused() -> bool:
+    """Pause the cyclic garbage collector while a chunk is decoded (True if it was running).
+
+    Decoding makes many small objects and no reference cycles; with the collector on, the young generations
+    are swept every few hundred of them and the old one, the whole heap, every so often: a fifth of the
+    decoding time. Paused, one sweep follows the chunk. Nothing is leaked: objects made meanwhile are
+    tracked as usual and collected by the next sweep.
+    """
+    if not gc.isenabled():
+        return False
+    gc.disable()
+    return True
+
+
 def _decode(topic: str, partition: int, offset: int, value: bytes | None) -> Envelope:
     return decode(value)
 
@@ -77,6 +92,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self._runner.ready.clear()  # mid-rebalance: what it owns is unknown until the next assignment
+        self._runner.assignments += 1
         for tp in revoked:
             self._runner.lag.pop(tp, None)
             self._runner._planned.pop(tp, None)
@@ -122,6 +138,7 @@ class ProjectionRunner:
         self._last_refresh = 0.0
         self._refresh: asyncio.Task[None] | None = None
         self._chunk = 2000  # records fetched and decoded between two looks at the transaction in flight
+        self.assignments = 0  # counts revocations and seeks: a batch ends where the assignment changed
 
     @property
     def name(self) -> str:
@@ -153,6 +170,7 @@ class ProjectionRunner:
                     f"in the log (it starts at {begin[tp]}); rebuild the projection from the log"
                 )
             self._consumer.seek(tp, stored[tp])
+            self.assignments += 1
             self._planned[tp] = stored[tp]
             self.lag[tp] = lagm.PartitionLag(next_offset=stored[tp], log_end=end[tp])
             self._publish_lag(tp)
@@ -243,11 +261,12 @@ class ProjectionRunner:
         """
         records: list[Record] = []
         moves: dict[TopicPartition, tuple[int, int, int | None, int]] = {}
+        assignments = self.assignments
         data = await self._consumer.getmany(timeout_ms=200, max_records=min(self._chunk, self._batch))
         while True:
             if data:
                 await self._prepare(data, records, moves)
-            if len(records) >= self._batch or self._planned_to_stop():
+            if len(records) >= self._batch or self._planned_to_stop() or self.assignments != assignments:
                 break
             busy = inflight is not None and not inflight.done()
             if not data and not busy:
@@ -263,6 +282,17 @@ class ProjectionRunner:
     ) -> None:
         """Decode a chunk into ``records`` (undecodable records go to the dead-letter topic) and extend the
         batch's offset moves in ``moves``: partition -> (expected, new, last ts_init, records applied)."""
+        paused = _gc_paused()
+        try:
+            await self._prepare_chunk(data, records, moves)
+        finally:
+            if paused:
+                gc.enable()
+
+    async def _prepare_chunk(
+        self, data: dict[TopicPartition, list[Any]], records: list[Record],
+        moves: dict[TopicPartition, tuple[int, int, int | None, int]],
+    ) -> None:
         decode_one = self._decode
         for tp, msgs in data.items():
             state = self.lag.get(tp)
