@@ -128,7 +128,10 @@ class ProjectionRunner:
         self._stop_at = stop_at
         self._batch = batch
         self._export_lag = export_lag
-        self._consumer = make_consumer(bootstrap, group_id=group_id, client_id=f"projection-{projection.name}")
+        # a fetch for partitions with nothing new waits on the broker up to fetch_max_wait_ms, and meanwhile
+        # no other partition of that broker can be fetched: 500 ms (the default) stalls a catching-up worker
+        self._consumer = make_consumer(bootstrap, group_id=group_id, client_id=f"projection-{projection.name}",
+                                       fetch_max_wait_ms=100)
         self._decode: Any = getattr(projection, "decode", None) or _decode
         self.lag: dict[TopicPartition, lagm.PartitionLag] = {}
         self._planned: dict[TopicPartition, int] = {}  # next offset of the batches prepared so far
@@ -171,6 +174,11 @@ class ProjectionRunner:
                 )
             self._consumer.seek(tp, stored[tp])
             self.assignments += 1
+            if self._stop_at is not None:  # a replay: fetch only the partitions that have records left
+                if stored[tp] >= self._stop_at.get(tp, 0):
+                    self._consumer.pause(tp)
+                else:
+                    self._consumer.resume(tp)
             self._planned[tp] = stored[tp]
             self.lag[tp] = lagm.PartitionLag(next_offset=stored[tp], log_end=end[tp])
             self._publish_lag(tp)
@@ -309,7 +317,7 @@ class ProjectionRunner:
             append = records.append
             topic, partition = tp.topic, tp.partition
             for i, m in enumerate(msgs, 1):
-                if not i % 500:
+                if not i % 100:
                     await asyncio.sleep(0)  # let the transaction in flight send its next statement
                 try:
                     env = decode_one(topic, partition, m.offset, m.value)
@@ -322,6 +330,8 @@ class ProjectionRunner:
                 good += 1
             moves[tp] = (first, msgs[-1].offset + 1, last_ts, good)
             self._planned[tp] = msgs[-1].offset + 1
+            if self._stop_at is not None and self._planned[tp] >= self._stop_at.get(tp, 0):
+                self._consumer.pause(tp)  # no fetch waits on the broker for a partition that is done
 
     async def _commit(
         self, records: list[Record], moves: dict[TopicPartition, tuple[int, int, int | None, int]]

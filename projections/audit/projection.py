@@ -126,7 +126,10 @@ def _snapshot_state(s: PositionSnapshot) -> tuple[Position, rt.OpenTrip | None]:
 class _Batch:
     """Rows to write, collected while folding one batch."""
 
+    signals: list[tuple[Any, ...]] = field(default_factory=list)
+    risk_decisions: list[tuple[Any, ...]] = field(default_factory=list)
     order_events: list[tuple[Any, ...]] = field(default_factory=list)
+    new_orders: list[tuple[Any, ...]] = field(default_factory=list)  # orders rows of orders not stored yet
     position_changes: list[tuple[Any, ...]] = field(default_factory=list)
     round_trips: list[tuple[Any, ...]] = field(default_factory=list)
     balance_changes: list[tuple[Any, ...]] = field(default_factory=list)
@@ -172,20 +175,18 @@ class AuditProjection:
         new = await self._insert_events(conn, records)
         ticks = [r.envelope for r in new if r.topic == ticks_topic]
         trading = [r.envelope for r in new if r.topic == self._trading and type(r.envelope) is not LeanEvent]
-        signals = [r.envelope.signal_row() for r in new if r.topic == self._trading and type(r.envelope) is LeanEvent]
         control = [r.envelope for r in new if r.topic == self._control]
-        batch = _Batch()
+        batch = _Batch(signals=[r.envelope.signal_row() for r in new
+                                if r.topic == self._trading and type(r.envelope) is LeanEvent])
         if ticks:
             await self._candles(conn, ticks)
         for e in control:
             if isinstance(e.event, _SYSTEM_EVENTS):
                 detail = {k: v for k, v in event_to_dict(e.event).items() if k != "instrument"}
                 batch.system_events.append((e.event_id, e.type, e.source, orjson.dumps(detail).decode(), e.ts_event))
-        if signals:
-            await conn.execute(self.sql.insert_signal, *sql.columns(signals))
         if trading:
             await self._trading_events(conn, trading, batch)
-        await self._write(conn, batch)
+        await self._write(conn, batch, all_new=len(new) == len(records))
 
     async def _insert_events(self, conn: asyncpg.Connection, records: list[Record]) -> list[Record]:
         """Store every event once; return the records whose event was not stored before.
@@ -214,6 +215,30 @@ class AuditProjection:
                 inserted.discard(event_id)  # an event twice in the batch is new once
                 new.append(r)
         return new
+
+    async def _insert_once(self, conn: asyncpg.Connection, all_new: bool,
+                           tables: tuple[tuple[str, list[tuple[Any, ...]], str], ...]) -> None:
+        """Insert rows that cannot be stored yet: rows keyed by the id of an event seen for the first time
+        (they are written only with their event), orders that the batch's read of ``orders`` did not find.
+
+        When every event of the batch was new (the events COPY went through), they are COPY-ed, inside a
+        savepoint all the same; otherwise, or should a key be there after all, each table gets its
+        statement (``ON CONFLICT DO NOTHING``, or the orders upsert), which skips or updates what is stored.
+        """
+        tables = tuple(t for t in tables if t[1])
+        if not tables:
+            return
+        if all_new:
+            try:
+                async with conn.transaction():
+                    for table, rows, _ in tables:
+                        await conn.copy_records_to_table(table, schema_name=self.schema,
+                                                         columns=sql.COLUMNS[table], records=rows)
+                return
+            except asyncpg.UniqueViolationError:
+                pass
+        for _, rows, stmt in tables:
+            await conn.execute(stmt, *sql.columns(rows))
 
     async def _candles(self, conn: asyncpg.Connection, ticks: list[Envelope | LeanEvent]) -> None:
         """1-minute candles of the batch's new ticks, in log order (open: the first, close: the last)."""
@@ -244,8 +269,8 @@ class AuditProjection:
 
     async def _trading_events(self, conn: asyncpg.Connection, new: list[Envelope], b: _Batch) -> None:
         s = self.sql
-        signals: list[tuple[Any, ...]] = []
-        decisions: list[tuple[Any, ...]] = []
+        signals = b.signals
+        decisions = b.risk_decisions
         fills: list[tuple[Any, ...]] = []
         balance_snaps: list[tuple[Any, ...]] = []
         for e in new:
@@ -266,10 +291,6 @@ class AuditProjection:
                 fills.append((ev.venue, ev.trade_id, ev.client_order_id, ev.venue_order_id, ev.instrument,
                               ev.side.value, ev.quantity, ev.price, ev.fee, ev.fee_currency, ev.liquidity.value,
                               e.ts_event, e.event_id))
-        if signals:
-            await conn.execute(s.insert_signal, *sql.columns(signals))
-        if decisions:
-            await conn.execute(s.insert_risk_decision, *sql.columns(decisions))
         if balance_snaps:
             await conn.executemany(s.insert_balance_snapshot, balance_snaps)
         fresh: set[tuple[str, str]] = set()
@@ -280,6 +301,7 @@ class AuditProjection:
                                                                                      OpenOrderSnapshot))})
         orders = {r["client_order_id"]: _order_from_row(r) for r in await conn.fetch(s.select_orders, coids)} \
             if coids else {}
+        stored = set(orders)
         instruments = sorted({e.event.instrument for e in new if isinstance(e.event, OrderFilled | PositionSnapshot)})
         positions: dict[str, Position] = {}
         trips: dict[str, rt.OpenTrip | None] = {}
@@ -298,7 +320,7 @@ class AuditProjection:
                 if isinstance(ev, OrderFilled) and (ev.venue, ev.trade_id) not in fresh:
                     continue  # this fill is already stored: it was counted once
                 self._order_event(e, orders, positions, trips, b)
-        await self._write_state(conn, orders, positions, trips, b)
+        await self._write_state(conn, orders, stored, positions, trips, b)
 
     def _check_position(self, e: Envelope, ev: PositionSnapshot, positions: dict[str, Position],
                         trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
@@ -380,17 +402,19 @@ class AuditProjection:
         deltas = fill_deltas(f)
         b.balance_changes.extend((e.event_id, cur, d, e.ts_event, f.instrument) for cur, d in sorted(deltas.items()))
 
-    async def _write_state(self, conn: asyncpg.Connection, orders: dict[str, Order], positions: dict[str, Position],
-                           trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+    async def _write_state(self, conn: asyncpg.Connection, orders: dict[str, Order], stored: set[str],
+                           positions: dict[str, Position], trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
         s = self.sql
-        if b.orders_touched:
-            await conn.execute(s.upsert_order, *sql.columns([
-                (o.client_order_id, o.instrument, o.strategy, o.side.value, o.order_type.value, o.quantity,
-                 o.limit_price, o.status.value, o.venue_order_id, o.filled_quantity, o.notional,
-                 o.avg_fill_price, o.fees, o.reject_rule, o.reject_reason,
-                 b.orders_created.get(coid, e.ts_event), e.ts_event, e.event_id)
-                for coid, e in b.orders_touched.items() for o in (orders[coid],)
-            ]))
+        updated: list[tuple[Any, ...]] = []
+        for coid, e in b.orders_touched.items():
+            o = orders[coid]
+            (updated if coid in stored else b.new_orders).append((
+                o.client_order_id, o.instrument, o.strategy, o.side.value, o.order_type.value, o.quantity,
+                o.limit_price, o.status.value, o.venue_order_id, o.filled_quantity, o.notional,
+                o.avg_fill_price, o.fees, o.reject_rule, o.reject_reason,
+                b.orders_created.get(coid, e.ts_event), e.ts_event, e.event_id))
+        if updated:
+            await conn.execute(s.upsert_order, *sql.columns(updated))
         if b.positions_touched:
             await conn.executemany(s.upsert_position, [
                 (p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills, ts)
@@ -404,10 +428,12 @@ class AuditProjection:
                 for i in sorted(b.trips_touched) for t in (trips.get(i),)
             ])
 
-    async def _write(self, conn: asyncpg.Connection, b: _Batch) -> None:
+    async def _write(self, conn: asyncpg.Connection, b: _Batch, *, all_new: bool) -> None:
         s = self.sql
-        if b.order_events:
-            await conn.execute(s.insert_order_event, *sql.columns(b.order_events))
+        await self._insert_once(conn, all_new, (("signals", b.signals, s.insert_signal),
+                                                ("risk_decisions", b.risk_decisions, s.insert_risk_decision),
+                                                ("order_events", b.order_events, s.insert_order_event),
+                                                ("orders", b.new_orders, s.upsert_order)))
         for stmt, rows in ((s.insert_position_change, b.position_changes),
                            (s.insert_round_trip, b.round_trips), (s.insert_balance_change, b.balance_changes),
                            (s.insert_system_event, b.system_events)):

@@ -10,6 +10,19 @@ EVENT_COLUMNS = ("event_id", "type", "version", "key", "ts_event", "ts_init", "c
                  "source", "topic", "partition", "offset", "payload")
 
 
+# the columns of the rows the projection COPYs into these tables (the order of its row tuples)
+COLUMNS = {
+    "signals": ("event_id", "instrument", "strategy", "direction", "target_position", "price", "reason", "ts_event"),
+    "risk_decisions": ("event_id", "client_order_id", "instrument", "decision", "rule", "reason", "side",
+                       "quantity", "limit_price", "ts_event"),
+    "order_events": ("event_id", "client_order_id", "instrument", "type", "status_before", "status_after",
+                     "quantity", "price", "reason", "ts_event"),
+    "orders": ("client_order_id", "instrument", "strategy", "side", "order_type", "quantity", "limit_price", "status",
+               "venue_order_id", "filled_quantity", "filled_notional", "avg_fill_price", "fees", "reject_rule",
+               "reject_reason", "created_ts", "updated_ts", "last_event_id"),
+}
+
+
 def columns(rows: list[tuple[object, ...]]) -> list[list[object]]:
     """Rows -> one list per column, the arguments of the ``unnest`` statements."""
     return [list(c) for c in zip(*rows, strict=True)]
