@@ -69,13 +69,7 @@ class Projection(Protocol):
 
 
 def _gc_paused() -> bool:
-    """Pause the cyclic garbage collector while a chunk is decoded (True if it was running).
-
-    Decoding makes many small objects and no reference cycles; with the collector on, the young generations
-    are swept every few hundred of them and the old one, the whole heap, every so often: a fifth of the
-    decoding time. Paused, one sweep follows the chunk. Nothing is leaked: objects made meanwhile are
-    tracked as usual and collected by the next sweep.
-    """
+    """Pause the cyclic garbage collector (True if it was running): see ProjectionRunner._chunk."""
     if not gc.isenabled():
         return False
     gc.disable()
@@ -140,7 +134,7 @@ class ProjectionRunner:
         self.ready = asyncio.Event()
         self._last_refresh = 0.0
         self._refresh: asyncio.Task[None] | None = None
-        self._chunk = 2000  # records fetched and decoded between two looks at the transaction in flight
+        self._chunk_size = 2000  # records fetched at a time (decoding yields every hundred records anyway)
         self.assignments = 0  # counts revocations and seeks: a batch ends where the assignment changed
 
     @property
@@ -263,26 +257,50 @@ class ProjectionRunner:
     ) -> tuple[list[Record], dict[TopicPartition, tuple[int, int, int | None, int]]] | None:
         """Up to ``batch`` records, fetched and decoded a chunk at a time.
 
-        Decoding yields to the event loop every few hundred records, so the transaction in flight takes its
+        Decoding yields to the event loop every hundred records, so the transaction in flight takes its
         next step at once (PostgreSQL works on the previous batch while this one is decoded, instead of
         waiting for the decoder). While that transaction is still running, the batch keeps growing.
         """
         records: list[Record] = []
         moves: dict[TopicPartition, tuple[int, int, int | None, int]] = {}
         assignments = self.assignments
-        data = await self._consumer.getmany(timeout_ms=200, max_records=min(self._chunk, self._batch))
+        fetched = await self._chunk(200, min(self._chunk_size, self._batch), records, moves)
         while True:
-            if data:
-                await self._prepare(data, records, moves)
             if len(records) >= self._batch or self._planned_to_stop() or self.assignments != assignments:
                 break
             busy = inflight is not None and not inflight.done()
-            if not data and not busy:
+            if not fetched and not busy:
                 break
             await asyncio.sleep(0)
-            data = await self._consumer.getmany(timeout_ms=5 if busy else 0,
-                                                max_records=min(self._chunk, self._batch - len(records)))
+            fetched = await self._chunk(5 if busy else 0, min(self._chunk_size, self._batch - len(records)),
+                                        records, moves)
         return (records, moves) if moves else None
+
+    async def _chunk(self, timeout_ms: int, max_records: int, records: list[Record],
+                     moves: dict[TopicPartition, tuple[int, int, int | None, int]]) -> bool:
+        """Fetch the records at hand (waiting up to ``timeout_ms`` for some) and decode them into ``records``
+        (see :meth:`_prepare`); False if there were none.
+
+        The cyclic garbage collector is paused while the records are unpacked and decoded, not while it
+        waits: that work makes many small objects and no reference cycles, and with the collector on, the
+        young generations are swept every few hundred of them and the whole heap every so often (a fifth of
+        the decoding time, more in a process with a large heap). Paused, one sweep follows the chunk.
+        Nothing is leaked: what was made meanwhile is tracked as usual and swept by the next collection.
+        """
+        paused = _gc_paused()
+        try:
+            data = await self._consumer.getmany(timeout_ms=0, max_records=max_records)
+            if not data and timeout_ms:
+                if paused:
+                    gc.enable()
+                data = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+                paused = _gc_paused()
+            if data:
+                await self._prepare(data, records, moves)
+            return bool(data)
+        finally:
+            if paused:
+                gc.enable()
 
     async def _prepare(
         self, data: dict[TopicPartition, list[Any]], records: list[Record],
@@ -290,17 +308,6 @@ class ProjectionRunner:
     ) -> None:
         """Decode a chunk into ``records`` (undecodable records go to the dead-letter topic) and extend the
         batch's offset moves in ``moves``: partition -> (expected, new, last ts_init, records applied)."""
-        paused = _gc_paused()
-        try:
-            await self._prepare_chunk(data, records, moves)
-        finally:
-            if paused:
-                gc.enable()
-
-    async def _prepare_chunk(
-        self, data: dict[TopicPartition, list[Any]], records: list[Record],
-        moves: dict[TopicPartition, tuple[int, int, int | None, int]],
-    ) -> None:
         decode_one = self._decode
         for tp, msgs in data.items():
             state = self.lag.get(tp)
