@@ -12,6 +12,9 @@ On assignment it seeks to the stored offsets; it never uses Kafka's committed of
 start and never jumps to the end of the log. A stored offset below the log start (the events were deleted)
 stops the runner with :class:`OffsetNotInLog` instead of silently skipping.
 
+One transaction is in flight at a time; the next batch is fetched and decoded meanwhile (see
+:meth:`ProjectionRunner._next_batch`). A replay pauses each partition once it is fetched up to its stop offset.
+
 Two ways to run: as a consumer group (``group_id``; workers on many machines share the partitions) or
 on a fixed set of partitions between given offsets (replays).
 """

@@ -1,7 +1,8 @@
 """Apply a batch of events to the audit tables (inside the runner's transaction).
 
-1. ``events``: insert all, ``ON CONFLICT DO NOTHING RETURNING event_id``: only events seen for the
-   first time go further, so an event re-published after a crash changes nothing;
+1. ``events``: COPY the batch in (a savepoint); if an event of it is stored already (a re-publication
+   after a crash), roll that back and insert with ``ON CONFLICT DO NOTHING RETURNING event_id``: only
+   events seen for the first time go further, so an event re-published after a crash changes nothing;
 2. ticks -> ``candles_1m``; engine lifecycle -> ``system_events``;
 3. trading events -> ``signals``, ``risk_decisions``, ``fills`` (unique per venue trade id: a fill
    delivered twice, even under another event id, is stored and counted once), then the folds, with
@@ -10,6 +11,9 @@
    (:mod:`engine.roundtrips`) and ``balance_changes``;
 4. day snapshots seed the state when a schema starts from a day (``replay --date``), and are checked
    against the folded state otherwise (a difference is recorded in ``system_events``).
+
+Ticks and signals, most of the log, are read without their dataclasses (:mod:`projections.audit.lean`);
+rows that cannot exist yet (those of new events, orders not stored) are COPY-ed, the rest upserted.
 """
 
 from __future__ import annotations
