@@ -221,13 +221,14 @@ class AuditProjection:
         return new
 
     async def _insert_once(self, conn: asyncpg.Connection, all_new: bool,
-                           tables: tuple[tuple[str, list[tuple[Any, ...]], str], ...]) -> None:
+                           tables: tuple[tuple[str, list[tuple[Any, ...]], str, bool], ...]) -> None:
         """Insert rows that cannot be stored yet: rows keyed by the id of an event seen for the first time
         (they are written only with their event), orders that the batch's read of ``orders`` did not find.
 
         When every event of the batch was new (the events COPY went through), they are COPY-ed, inside a
         savepoint all the same; otherwise, or should a key be there after all, each table gets its
-        statement (``ON CONFLICT DO NOTHING``, or the orders upsert), which skips or updates what is stored.
+        statement (``ON CONFLICT DO NOTHING``, or the orders upsert), which skips or updates what is stored:
+        one per row (``executemany``) where the flag says so, else one over arrays (``unnest``).
         """
         tables = tuple(t for t in tables if t[1])
         if not tables:
@@ -235,14 +236,17 @@ class AuditProjection:
         if all_new:
             try:
                 async with conn.transaction():
-                    for table, rows, _ in tables:
+                    for table, rows, _, _ in tables:
                         await conn.copy_records_to_table(table, schema_name=self.schema,
                                                          columns=sql.COLUMNS[table], records=rows)
                 return
             except asyncpg.UniqueViolationError:
                 pass
-        for _, rows, stmt in tables:
-            await conn.execute(stmt, *sql.columns(rows))
+        for _, rows, stmt, per_row in tables:
+            if per_row:
+                await conn.executemany(stmt, rows)
+            else:
+                await conn.execute(stmt, *sql.columns(rows))
 
     async def _candles(self, conn: asyncpg.Connection, ticks: list[Envelope | LeanEvent]) -> None:
         """1-minute candles of the batch's new ticks, in log order (open: the first, close: the last)."""
@@ -434,12 +438,14 @@ class AuditProjection:
 
     async def _write(self, conn: asyncpg.Connection, b: _Batch, *, all_new: bool) -> None:
         s = self.sql
-        await self._insert_once(conn, all_new, (("signals", b.signals, s.insert_signal),
-                                                ("risk_decisions", b.risk_decisions, s.insert_risk_decision),
-                                                ("order_events", b.order_events, s.insert_order_event),
-                                                ("orders", b.new_orders, s.upsert_order)))
-        for stmt, rows in ((s.insert_position_change, b.position_changes),
-                           (s.insert_round_trip, b.round_trips), (s.insert_balance_change, b.balance_changes),
-                           (s.insert_system_event, b.system_events)):
-            if rows:
-                await conn.executemany(stmt, rows)
+        await self._insert_once(conn, all_new, (
+            ("signals", b.signals, s.insert_signal, False),
+            ("risk_decisions", b.risk_decisions, s.insert_risk_decision, False),
+            ("order_events", b.order_events, s.insert_order_event, False),
+            ("orders", b.new_orders, s.upsert_order, False),
+            ("position_changes", b.position_changes, s.insert_position_change, True),
+            ("round_trips", b.round_trips, s.insert_round_trip, True),
+            ("balance_changes", b.balance_changes, s.insert_balance_change, True),
+        ))
+        if b.system_events:
+            await conn.executemany(s.insert_system_event, b.system_events)

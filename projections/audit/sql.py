@@ -20,6 +20,11 @@ COLUMNS = {
     "orders": ("client_order_id", "instrument", "strategy", "side", "order_type", "quantity", "limit_price", "status",
                "venue_order_id", "filled_quantity", "filled_notional", "avg_fill_price", "fees", "reject_rule",
                "reject_reason", "created_ts", "updated_ts", "last_event_id"),
+    "position_changes": ("event_id", "instrument", "ts_event", "side", "quantity", "price", "fee", "quantity_before",
+                         "quantity_after", "avg_price_after", "realized_pnl", "realized_after", "fees_after"),
+    "round_trips": ("closing_event_id", "instrument", "direction", "opened_ts", "closed_ts", "quantity",
+                    "entry_price", "exit_price", "realized_pnl", "fees", "net_pnl", "duration_seconds", "fills"),
+    "balance_changes": ("event_id", "currency", "delta", "ts_event", "instrument"),
 }
 
 
