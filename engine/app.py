@@ -102,10 +102,11 @@ def make_core_factory(settings: Settings) -> Callable[[], TradingCore]:
 
 
 def daily_loss_settings(settings: Settings) -> dict[str, Any]:
-    """The TradingLoop's daily loss check: measured against the paper account's starting balances, so only
-    with the paper venue (a live account's equity is not known from the settings)."""
+    """The TradingLoop's daily loss check. Its starting balances: the paper account's from the settings, or for a
+    live venue the venue's own, as the execution service's first reconciliation recorded them (BalanceReconciled
+    in the control log, written before it sends any order)."""
     if settings.venue.kind != "paper":
-        return {}
+        return {"starting_balances": None, "daily_loss_limit": settings.risk.daily_loss_limit}
     return {"starting_balances": settings.venue.starting_balances,
             "daily_loss_limit": settings.risk.daily_loss_limit}
 

@@ -1,7 +1,8 @@
 """The daily loss limit: a pure check of today's loss across the instruments one engine owns.
 
-Equity is counted like the paper account (:mod:`engine.account`), per quote currency: the venue's starting
-balances (``venue.starting_balances``) plus what the fills moved (``TraderState.flows``), with each
+Equity is counted like the paper account (:mod:`engine.account`), per quote currency: the starting
+balances (the paper account's ``venue.starting_balances``; for a live venue, its balances at the execution
+service's first reconciliation, before any order) plus what the fills moved (``TraderState.flows``), with each
 instrument's base balance valued at its last price. **Start-of-day equity** is the same sum taken with
 each instrument's state at its first tick of the UTC day (event time): the flows before that tick and
 that tick's price (``TraderState.day_open_flows`` / ``day_open_price``, kept by the core). An instrument

@@ -11,7 +11,8 @@ re-processes those ticks and re-publishes the very same events with the same ids
 projection recognises as duplicates.
 
 With a ``daily_loss_limit``, after each input record it checks today's loss over every instrument it owns
-(:mod:`engine.daily_loss`; in a deployment of several engines each checks its own instruments). A breach
+(:mod:`engine.daily_loss`; in a deployment of several engines each checks its own instruments), against the
+paper account's starting balances, or a live venue's balances as its first reconciliation recorded them. A breach
 is written as ``TradingHalted(by="risk:daily_loss_limit")`` to the control topic and applied to the breaker
 at once. Its event time is 1 ns after the breaching record's: that record was already decided when the
 loss was measured, and the halt applies from the next tick on, so a recovery, which applies the halt from
@@ -38,7 +39,7 @@ from engine import daily_loss
 from engine.breaker import Breaker
 from engine.core import TradingCore
 from engine.snapshots import utc_day
-from events import DecodeError, Envelope, Topics, TradingHalted, decode
+from events import BalanceReconciled, DecodeError, Envelope, Topics, TradingHalted, decode
 from events._ids import derived_event_id
 
 log = structlog.get_logger(__name__)
@@ -104,6 +105,8 @@ class TradingLoop:
         )
         self.assigned = asyncio.Event()
         self.breaker = Breaker()
+        # None: a live venue's, taken from the first BalanceReconciled of each currency in the control log
+        self._balances_from_venue = starting_balances is None
         self._starting = dict(starting_balances or {})
         self._daily_loss_limit = daily_loss_limit  # None: not checked
         self.risk_trips: dict[uuid.UUID, int] = {}  # daily loss trips in the control log: event id -> ts_event
@@ -123,6 +126,10 @@ class TradingLoop:
                     try:
                         env = decode(msg.value)
                     except DecodeError:
+                        continue
+                    if isinstance(env.event, BalanceReconciled):
+                        if self._balances_from_venue:
+                            self._starting.setdefault(env.event.currency, env.event.venue_amount)
                         continue
                     if isinstance(env.event, TradingHalted) and env.event.by == daily_loss.BY:
                         if env.event_id in self.risk_trips:
