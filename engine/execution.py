@@ -476,13 +476,14 @@ class ExecutionService:
                 await self.reconcile_once()
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Retry a read while the venue is unavailable (bounded, with backoff and jitter)."""
+        """One more try, after a backoff, of a call the venue left unanswered. Adapters already retry their reads
+        (``read_retries``); this covers the calls they do not retry (cancel) without multiplying theirs."""
         delay = self.settings.retry_base
-        for attempt in range(5):
+        for attempt in range(2):
             try:
                 return await call()
             except VenueUnavailable:
-                if attempt == 4:
+                if attempt == 1:
                     raise
                 await asyncio.sleep(delay * (1 + random.random()))
                 delay *= 2
