@@ -12,17 +12,51 @@ exchange but ``CRYPTO`` (OpenAlgo refuses fractions): a fractional quantity is r
 **Client order ids.** OpenAlgo's ``placeorder`` has no client order id field, and a broker's order book does not
 echo any tag back. Its ``strategy`` field is required but is only a label for OpenAlgo's own logs and per-strategy
 views; we send the configured ``strategy`` (default ``"engine"``) unchanged so those views stay usable. The adapter
-therefore keeps the map ``client_order_id -> orderid`` **in memory**:
+therefore keeps the map ``client_order_id -> orderid`` **in memory**. Within one process, and but for the limits listed
+at the end, a client order id gets at most one order, and a lost answer is matched only to its own order:
 
 - ``submit`` twice with the same client order id places one order: the second call returns the first order.
-- After a restart the map is empty: ``fetch_order`` of an order placed before raises VenueOrderNotFound, unless the
-  caller hands the pair back with :meth:`OpenAlgoVenue.remember` (``OrderAccepted`` events carry both ids).
-  ``cancel`` works across restarts when given the venue order id.
-- A ``submit`` whose answer was lost (timeout, dropped connection, 5xx) raises VenueUnavailable(maybe_sent=True);
-  ``fetch_order`` of that client order id then looks in the order book for exactly one order of ours not yet mapped
-  with the same symbol, side, type, quantity and price, and adopts it. With none (or several: ambiguous) it raises
-  VenueOrderNotFound, and a resend may place a second order if the first one did reach the broker. That window is
-  the honest limit of an API without client order ids.
+- **One unresolved placement per shape.** The shape is (symbol, side, type, quantity, price) as sent. While a
+  placement of a shape is **in flight**, a ``submit`` of another client order id with the same shape waits for its
+  answer (a per-shape asyncio lock, held only over one placement and at most one order-book read, so the wait is
+  bounded by the HTTP timeouts). A ``submit`` whose answer is lost (timeout, dropped connection, 5xx, a success
+  without orderid, or the call cancelled in flight) raises VenueUnavailable(maybe_sent=True) and leaves its shape
+  **in doubt**. So at any moment the order book holds at most one unmapped order of a shape that this process placed,
+  and ``fetch_order`` of the lost client order id adopts the one unmapped order of that shape (on this exchange) it
+  finds there.
+- A doubt ends when (1) ``fetch_order`` of that client order id adopts its order; (2) that client order id is
+  submitted again (the execution service does so after ``confirm_timeout`` of not finding it): the order book is read
+  first and a matching order adopted instead of placing a second, otherwise it is placed again and its answer ends
+  the doubt (a resend that is refused, e.g. HTTP 429, leaves the first placement in doubt); (3) :meth:`remember`
+  maps it; (4) a ``submit`` of another client order id of the shape reads the order book: one matching unmapped order
+  is adopted **by the lost client order id** and the newcomer is placed; none or several, less than ``settle_s``
+  (default 5 s) after the loss, and the newcomer is **not sent**: VenueUnavailable(maybe_sent=False), which the
+  execution service retries after a backoff; ``settle_s`` or more after it, the lost placement is given up (none:
+  absent; several: undecidable) and the newcomer placed. A given-up client order id is not adopted later:
+  ``fetch_order`` raises VenueOrderNotFound.
+- Why deferred and not waited for: a doubt ends only by its caller's next step (or by time), and the execution service
+  handles one command at a time, so a ``submit`` waiting for it would wait for its own caller. With the default
+  settings the engine is never deferred at all: it gives up on a lost order only after looking for it for about
+  ``confirm_timeout`` (10 s), beyond ``settle_s``; the next order of the shape then reads the book once before it is
+  sent. Deferring is for concurrent callers of the adapter (and an ``execution.confirm_timeout`` below ``settle_s``).
+- **After a restart** the map and the doubts are empty: ``fetch_order`` of an order placed before raises
+  VenueOrderNotFound unless the caller hands the pair back with :meth:`OpenAlgoVenue.remember` (the execution service
+  does, from the ``OrderAccepted`` events of its ``lookback``; remembered orders are never adopted for a lost one).
+  A lost placement of the previous process is not guessed: the execution service, chasing the commands at or after
+  its committed offset, finds no order for it and sends it again. ``cancel`` works across restarts when given the
+  venue order id.
+
+What remains, the honest limit of an API without client order ids: (a) a crash of the process between the broker
+accepting an order and the log recording its ``OrderAccepted``: after the restart a second identical order is
+placed, and the first stays unmapped (a later lost answer of that shape then finds two candidates and is not adopted,
+or, if its own never arrived, adopts the orphan); (b) orders of the same shape placed on the account by anyone else
+(another engine or process, the broker's app, OpenAlgo's UI, another strategy label: the order book does not show the
+label): they are indistinguishable from ours, so several candidates are not adopted and the order may be resent, and
+one stranger's order can be adopted for a lost one of ours that never arrived; (c) a lost placement that reaches the
+order book only after its caller resent it (two orders for one client order id) or gave up on it (an order the log
+says was rejected: adopted by its own client order id if it is there, alone, when the next order of its shape is sent;
+after that, a stranger as in (b)); (d) the per-shape gate is per process: two processes (or two engines) on one account
+are not serialized with each other.
 
 **Trades** come from the trade book, which has no trade id and no fee: the id is derived from
 (orderid, time, quantity, price) plus a counter for identical rows, so it is stable across polls; the fee is 0.
@@ -45,7 +79,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
@@ -81,6 +115,17 @@ _STATUS = {
     "cancelled": VenueOrderStatus.CANCELLED, "canceled": VenueOrderStatus.CANCELLED,
     "rejected": VenueOrderStatus.REJECTED, "expired": VenueOrderStatus.EXPIRED, "lapsed": VenueOrderStatus.EXPIRED,
 }  # anything else ("open", "pending", "trigger pending", "validation pending", ...) is working: OPEN
+
+
+_Shape = tuple[str, str, str, str, str]  # symbol, action, pricetype, quantity, price: as sent, normalized
+
+
+@dataclass(frozen=True, slots=True)
+class _Doubt:
+    """The one placement of a shape whose answer was lost and that is not resolved yet."""
+
+    order: OrderSubmitted
+    since: float  # time.monotonic() when its (last) answer was lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +210,7 @@ class OpenAlgoVenue:
         read_retries: int = 3,
         name: str = "openalgo",
         backoff_s: float = 0.2,
+        settle_s: float = 5.0,
     ) -> None:
         root = base_url.rstrip("/")
         if root.endswith("/api/v1"):
@@ -183,8 +229,10 @@ class OpenAlgoVenue:
         self._by_client: dict[str, str] = {}  # client_order_id -> orderid
         self._by_venue: dict[str, str] = {}  # orderid -> client_order_id
         self._submitted: dict[str, OrderSubmitted] = {}  # client_order_id -> the order (its type, for liquidity)
-        self._lost: dict[str, OrderSubmitted] = {}  # submits whose answer was lost
-        self._inflight: dict[str, asyncio.Lock] = {}
+        self._inflight: dict[str, asyncio.Lock] = {}  # client_order_id -> one submit at a time
+        self._settle_s = max(0.0, settle_s)
+        self._gates: dict[_Shape, asyncio.Lock] = {}  # shape -> one placement or look-up of a lost one at a time
+        self._doubts: dict[_Shape, _Doubt] = {}  # shape -> its one placement whose answer was lost, unresolved
 
     def __repr__(self) -> str:
         return f"OpenAlgoVenue(name={self.name!r}, url={self._root!r}, exchange={self.exchange!r})"
@@ -208,10 +256,14 @@ class OpenAlgoVenue:
             await session.close()
 
     def remember(self, client_order_id: str, venue_order_id: str) -> None:
-        """Restore one ``client_order_id -> orderid`` pair (e.g. from the log's ``OrderAccepted`` after a restart)."""
+        """Restore one ``client_order_id -> orderid`` pair (e.g. from the log's ``OrderAccepted`` after a restart).
+
+        A placement of that client order id that was in doubt is resolved by it: its shape is free again.
+        """
         self._by_client[client_order_id] = venue_order_id
         self._by_venue[venue_order_id] = client_order_id
-        self._lost.pop(client_order_id, None)
+        for shape in [s for s, d in self._doubts.items() if d.order.client_order_id == client_order_id]:
+            del self._doubts[shape]
 
     @property
     def known_orders(self) -> dict[str, str]:
@@ -222,27 +274,50 @@ class OpenAlgoVenue:
 
     async def submit(self, order: OrderSubmitted) -> VenueOrder:
         coid = order.client_order_id
-        lock = self._inflight.setdefault(coid, asyncio.Lock())
-        async with lock:
+        async with self._inflight.setdefault(coid, asyncio.Lock()):
             known = self._by_client.get(coid)
             if known is not None:  # the same client order id again: never a second order
                 return await self._status_of(known)
             body = self._order_body(order)
-            answer = await self._call("placeorder", body, retries=0, on_lost=lambda: self._lose(order))
-            orderid = str(answer.get("orderid") or "")
-            if not orderid:
-                self._lose(order)
-                raise VenueUnavailable(self._redact(f"{self.name}: placeorder answered success without an orderid"),
-                                       raw=answer)
-            self._submitted[coid] = order
-            self.remember(coid, orderid)
-            log.info("openalgo.placed", venue=self.name, client_order_id=coid, orderid=orderid)
-            return VenueOrder(
-                instrument=order.instrument, client_order_id=coid, venue_order_id=orderid, side=order.side,
-                order_type=order.order_type, quantity=_dec(body["quantity"]),
-                limit_price=order.limit_price if order.order_type is OrderType.LIMIT else None,
-                status=VenueOrderStatus.OPEN, filled=Decimal(0), ts=time.time_ns(), raw=answer,
-            )
+            shape = self._shape(body)
+            gate = self._gates.setdefault(shape, asyncio.Lock())
+            if gate.locked():
+                log.info("openalgo.shape_busy", venue=self.name, client_order_id=coid, symbol=order.instrument)
+            async with gate:  # held over at most one order-book read and one placement: the wait is bounded
+                known = self._by_client.get(coid)  # adopted while this waited
+                doubt = self._doubts.get(shape)
+                if known is None and doubt is not None:
+                    known = await self._settle(shape, doubt, order)
+                if known is None:
+                    return await self._place(order, body, shape)
+            return await self._status_of(known)
+
+    async def _place(self, order: OrderSubmitted, body: Mapping[str, Any], shape: _Shape) -> VenueOrder:
+        """Send ``placeorder`` (under the shape's gate); a lost answer leaves the shape in doubt."""
+        coid = order.client_order_id
+        try:
+            answer = await self._call("placeorder", body, retries=0)
+        except VenueUnavailable as exc:
+            if exc.maybe_sent:
+                self._in_doubt(shape, order)
+            raise
+        except asyncio.CancelledError:  # cancelled in flight: the request may have reached the server
+            self._in_doubt(shape, order)
+            raise
+        orderid = str(answer.get("orderid") or "")
+        if not orderid:
+            self._in_doubt(shape, order)
+            raise VenueUnavailable(self._redact(f"{self.name}: placeorder answered success without an orderid"),
+                                   raw=answer)
+        self._submitted[coid] = order
+        self.remember(coid, orderid)
+        log.info("openalgo.placed", venue=self.name, client_order_id=coid, orderid=orderid)
+        return VenueOrder(
+            instrument=order.instrument, client_order_id=coid, venue_order_id=orderid, side=order.side,
+            order_type=order.order_type, quantity=_dec(body["quantity"]),
+            limit_price=order.limit_price if order.order_type is OrderType.LIMIT else None,
+            status=VenueOrderStatus.OPEN, filled=Decimal(0), ts=time.time_ns(), raw=answer,
+        )
 
     async def cancel(self, instrument: str, client_order_id: str, venue_order_id: str | None) -> VenueOrder:
         orderid = venue_order_id or await self._orderid(client_order_id)
@@ -346,46 +421,98 @@ class OpenAlgoVenue:
             body["price"] = _wire(order.limit_price)
         return body
 
-    def _lose(self, order: OrderSubmitted) -> None:
-        self._lost[order.client_order_id] = order
+    @staticmethod
+    def _shape(body: Mapping[str, Any]) -> _Shape:
+        """All a broker's order book shows to tell two of our orders apart: symbol, side, type, quantity, price."""
+        market = str(body["pricetype"]).upper() == "MARKET"
+        return (str(body["symbol"]), str(body["action"]).upper(), str(body["pricetype"]).upper(),
+                _wire(_dec(body["quantity"])), "0" if market else _wire(_dec(body["price"])))
+
+    def _in_doubt(self, shape: _Shape, order: OrderSubmitted) -> None:
+        self._doubts[shape] = _Doubt(order, time.monotonic())
+        log.warning("openalgo.placement_in_doubt", venue=self.name, client_order_id=order.client_order_id)
 
     async def _orderid(self, client_order_id: str) -> str:
         orderid = self._by_client.get(client_order_id)
         if orderid is not None:
             return orderid
-        lost = self._lost.get(client_order_id)
-        if lost is not None:
-            adopted = await self._adopt_lost(lost)
-            if adopted is not None:
-                return adopted
+        shape = next((s for s, d in self._doubts.items() if d.order.client_order_id == client_order_id), None)
+        if shape is not None:
+            async with self._gates.setdefault(shape, asyncio.Lock()):
+                orderid = self._by_client.get(client_order_id)
+                doubt = self._doubts.get(shape)
+                if orderid is None and doubt is not None and doubt.order.client_order_id == client_order_id:
+                    candidates = await self._candidates(doubt.order)
+                    if len(candidates) == 1:
+                        orderid = self._adopt(doubt.order, candidates[0])
+                    else:
+                        log.warning("openalgo.lost_submit_unresolved", venue=self.name,
+                                    client_order_id=client_order_id, candidates=len(candidates))
+            if orderid is not None:
+                return orderid
         raise VenueOrderNotFound(self._redact(
             f"{self.name}: no order known for client order id {client_order_id!r} (OpenAlgo has no client order ids;"
             " the map lives in this process)"))
 
-    async def _adopt_lost(self, order: OrderSubmitted) -> str | None:
-        """The one unmapped order of the book that matches a submit whose answer was lost, if exactly one does."""
+    async def _settle(self, shape: _Shape, doubt: _Doubt, asking: OrderSubmitted) -> str | None:
+        """Before ``asking`` is placed, resolve the shape's lost placement from the order book (under the gate).
+
+        Returns the orderid when ``asking`` is the lost placement itself and its order is there (adopted: no second
+        order); None when ``asking`` may be placed. Raises VenueUnavailable(maybe_sent=False) when ``asking`` is another
+        client order id and the lost placement is neither found nor ``settle_s`` old: not sent.
+        """
+        holder = doubt.order.client_order_id
+        try:
+            candidates = await self._candidates(doubt.order)
+        except VenueUnavailable as exc:
+            raise VenueUnavailable(self._redact(
+                f"{self.name}: {asking.client_order_id} not sent: the order book, read to resolve the lost placement "
+                f"{holder} of the same shape, did not answer: {exc}"), maybe_sent=False) from None
+        if len(candidates) == 1:  # the lost placement: taken by its own client order id, never by the newcomer
+            orderid = self._adopt(doubt.order, candidates[0])
+            return orderid if holder == asking.client_order_id else None
+        if holder == asking.client_order_id:  # its caller found it absent and sends it again (same id)
+            if candidates:
+                log.warning("openalgo.resend_ambiguous", venue=self.name, client_order_id=holder,
+                            candidates=len(candidates))
+            return None
+        age = time.monotonic() - doubt.since
+        if age < self._settle_s:
+            log.warning("openalgo.shape_in_doubt", venue=self.name, client_order_id=asking.client_order_id,
+                        in_doubt=holder, candidates=len(candidates), age=round(age, 3))
+            raise VenueUnavailable(self._redact(
+                f"{self.name}: {asking.client_order_id} not sent: {holder}, of the same symbol, side, type, quantity "
+                f"and price, was sent {age:.1f} s ago and its answer was lost; a second one now would make the order "
+                "book ambiguous (retry later)"), maybe_sent=False)
+        del self._doubts[shape]  # none there after settle_s: absent; several: undecidable either way
+        log.warning("openalgo.lost_submit_given_up", venue=self.name, client_order_id=holder,
+                    candidates=len(candidates), age=round(age, 3))
+        return None
+
+    async def _candidates(self, order: OrderSubmitted) -> list[str]:
+        """The orderids of the book's unmapped orders of ``order``'s shape, on this adapter's exchange."""
         answer = await self._call("orderbook", {})
         data = answer.get("data") or {}
         rows = data.get("orders") if isinstance(data, Mapping) else data
-        body = self._order_body(order)
-        candidates = [
-            str(r.get("orderid")) for r in rows or [] if isinstance(r, Mapping)
-            and str(r.get("orderid")) not in self._by_venue
-            and r.get("symbol") == order.instrument and str(r.get("exchange") or self.exchange).upper() == self.exchange
-            and str(r.get("action", "")).upper() == body["action"]
-            and str(r.get("pricetype") or r.get("price_type") or "").upper() == body["pricetype"]
-            and _dec(r.get("quantity")) == _dec(body["quantity"])
-            and (body["pricetype"] == "MARKET" or _dec(r.get("price")) == _dec(body["price"]))
-        ]
-        if len(candidates) != 1:
-            log.warning("openalgo.lost_submit_unresolved", venue=self.name, client_order_id=order.client_order_id,
-                        candidates=len(candidates))
-            return None
+        shape = self._shape(self._order_body(order))
+        found: list[str] = []
+        for r in rows or []:
+            if not isinstance(r, Mapping) or str(r.get("orderid")) in self._by_venue \
+                    or str(r.get("exchange") or self.exchange).upper() != self.exchange:
+                continue
+            row = {"symbol": r.get("symbol"), "action": r.get("action", ""), "quantity": r.get("quantity"),
+                   "pricetype": r.get("pricetype") or r.get("price_type") or "", "price": r.get("price")}
+            if self._shape(row) == shape:
+                found.append(str(r.get("orderid")))
+        return found
+
+    def _adopt(self, order: OrderSubmitted, orderid: str) -> str:
+        """Map a lost placement's client order id to the order found for it (ends its doubt)."""
         self._submitted[order.client_order_id] = order
-        self.remember(order.client_order_id, candidates[0])
+        self.remember(order.client_order_id, orderid)
         log.info("openalgo.lost_submit_adopted", venue=self.name, client_order_id=order.client_order_id,
-                 orderid=candidates[0])
-        return candidates[0]
+                 orderid=orderid)
+        return orderid
 
     async def _status_of(self, orderid: str) -> VenueOrder:
         answer = await self._call("orderstatus", {"strategy": self.strategy, "orderid": orderid})
@@ -471,8 +598,7 @@ class OpenAlgoVenue:
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    async def _call(self, endpoint: str, body: Mapping[str, Any], *, retries: int | None = None,
-                    on_lost: Callable[[], None] | None = None) -> dict[str, Any]:
+    async def _call(self, endpoint: str, body: Mapping[str, Any], *, retries: int | None = None) -> dict[str, Any]:
         """POST one endpoint; ``retries``: None = the read policy, 0 = never, -1 = only on a certain refusal (429)."""
         budget = (self._read_retries if endpoint in _READS else 0) if retries is None else retries
         attempt = 0
@@ -483,8 +609,6 @@ class OpenAlgoVenue:
                 certain = not exc.maybe_sent
                 allowed = self._read_retries if budget == -1 and certain else max(budget, 0)
                 if attempt >= allowed:
-                    if exc.maybe_sent and on_lost is not None:
-                        on_lost()
                     raise
                 delay = min(self._backoff_s * 2 ** attempt, 5.0) * (1 + random.random() / 2)
                 attempt += 1

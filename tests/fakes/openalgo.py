@@ -15,12 +15,14 @@ A limit order fills at once at the current price when marketable, else rests and
 ``set_price`` crosses it. Cash: a fill moves ``availablecash`` by the notional; a resting buy blocks its notional
 (``utiliseddebits``) until it fills or is cancelled; a buy beyond the free cash is refused (insufficient funds).
 
-Faults: :meth:`rate_limit` (HTTP 429 before processing), :meth:`fail_next` (HTTP 500, before or after processing);
+Faults: :meth:`rate_limit` (HTTP 429 before processing), :meth:`fail_next` (HTTP 500, before or after processing,
+on any endpoint or one), :meth:`hold` (calls to an endpoint are received but wait to be processed: in flight);
 ``echo_key = True`` makes the 403 message repeat the key it got (the real server does not: this tests redaction).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -109,7 +111,8 @@ class FakeOpenAlgo:
         self._trades: list[FakeTrade] = []
         self._ids = itertools.count(250408000989443)
         self._rate_limited = 0
-        self._fail: list[bool] = []  # one entry per failure to come: True = after processing
+        self._fail: list[tuple[bool, str | None]] = []  # one per failure to come: (after processing?, endpoint)
+        self._holds: dict[str, asyncio.Event] = {}  # endpoint -> calls wait for it before being processed
         self.requests: list[str] = []  # endpoints called, in order (including refused calls)
         self.bodies: list[dict[str, Any]] = []  # request bodies as received, apikey included (for the tests)
         self._by_endpoint: dict[str, dict[str, Any]] = {}
@@ -148,9 +151,16 @@ class FakeOpenAlgo:
         """The next ``count`` calls get HTTP 429 (refused before processing)."""
         self._rate_limited += count
 
-    def fail_next(self, count: int, *, after_processing: bool = False) -> None:
-        """The next ``count`` calls get HTTP 500; ``after_processing``: the call took effect first (a lost answer)."""
-        self._fail.extend([after_processing] * count)
+    def fail_next(self, count: int, *, after_processing: bool = False, endpoint: str | None = None) -> None:
+        """The next ``count`` calls (to ``endpoint`` only, if given) get HTTP 500; ``after_processing``: the call took
+        effect first (a lost answer)."""
+        self._fail.extend([(after_processing, endpoint)] * count)
+
+    def hold(self, endpoint: str) -> asyncio.Event:
+        """Calls to ``endpoint`` are received (and listed in :attr:`requests`) but wait, unprocessed and unanswered,
+        until the returned event is set."""
+        gate = self._holds[endpoint] = asyncio.Event()
+        return gate
 
     def last(self, endpoint: str) -> dict[str, Any]:
         """The body of the last well-formed request to ``endpoint``."""
@@ -187,7 +197,10 @@ class FakeOpenAlgo:
             return self._error(400, "Invalid JSON body")
         self.bodies.append(body)
         self._by_endpoint[endpoint] = body
-        fail_after = self._fail.pop(0) if self._fail else None
+        gate = self._holds.get(endpoint)
+        if gate is not None:
+            await gate.wait()
+        fail_after = self._fault(endpoint)
         if fail_after is False:
             return self._error(500, "An unexpected error occurred")
         if not body.get("apikey"):
@@ -314,6 +327,14 @@ class FakeOpenAlgo:
                          for (s, e, p), q in net.items()]}
 
     # -- internals -------------------------------------------------------------------------------------------------
+
+    def _fault(self, endpoint: str) -> bool | None:
+        """The first failure to come that applies to ``endpoint`` (taken), or None."""
+        for i, (after, only) in enumerate(self._fail):
+            if only is None or only == endpoint:
+                del self._fail[i]
+                return after
+        return None
 
     def _get(self, body: dict[str, Any]) -> FakeOrder:
         if "orderid" not in body:

@@ -1,13 +1,16 @@
-"""The OpenAlgo venue adapter against a fake OpenAlgo server: orders, books, funds, faults, and a secret kept.
+"""The OpenAlgo venue adapter against a fake OpenAlgo server: orders, books, funds, faults, a secret kept, and one
+order per client order id when identical orders' answers are lost.
 
 No Kafka or PostgreSQL needed: the fake is an aiohttp server on 127.0.0.1 (tests/fakes/openalgo.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from decimal import Decimal as D
 
@@ -18,6 +21,7 @@ from prometheus_client import REGISTRY
 from adapters.venues.base import (
     Credentials,
     VenueAuthError,
+    VenueOrder,
     VenueOrderNotFound,
     VenueOrderStatus,
     VenueRejected,
@@ -48,6 +52,36 @@ def requests(venue: str, endpoint: str) -> float:
     return REGISTRY.get_sample_value("engine_exchange_requests_total", {"venue": venue, "endpoint": endpoint}) or 0.0
 
 
+async def eventually(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(0.005)
+
+
+async def place_like_the_execution_service(venue: OpenAlgoVenue, o: OrderSubmitted, *, confirm_s: float = 1.0,
+                                           within: float = 15.0) -> VenueOrder:
+    """What engine/execution.py does with one order: submit it; a refusal before sending (maybe_sent=False) is
+    retried after a backoff; a lost answer (maybe_sent=True) is looked up by client order id for ``confirm_s``, and
+    only then is the order sent again, with the same client order id."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            return await venue.submit(o)
+        except VenueUnavailable as exc:
+            if not exc.maybe_sent:
+                await asyncio.sleep(0.05)
+                continue
+        confirm_until = time.monotonic() + confirm_s
+        while time.monotonic() < confirm_until:
+            try:
+                return await venue.fetch_order(o.instrument, o.client_order_id)
+            except (VenueOrderNotFound, VenueUnavailable):
+                await asyncio.sleep(0.05)
+    raise AssertionError(f"{o.client_order_id} was not placed within {within} s")
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeOpenAlgo]:
     server = FakeOpenAlgo(KEY, cash=CASH)
@@ -61,8 +95,8 @@ async def fake() -> AsyncIterator[FakeOpenAlgo]:
 
 @pytest.fixture
 async def venue(fake: FakeOpenAlgo, request: pytest.FixtureRequest) -> AsyncIterator[OpenAlgoVenue]:
-    v = OpenAlgoVenue(fake.url, credentials=Credentials(KEY, ""), timeout_s=5, backoff_s=0.01,
-                      name=f"oa-{request.node.name}"[:60])
+    v = OpenAlgoVenue(fake.url, credentials=Credentials(KEY, ""), timeout_s=5, backoff_s=0.01, settle_s=60,
+                      name=f"oa-{request.node.name}"[:60])  # settle_s: no doubt is given up by time in a test
     await v.start()
     yield v
     await v.close()
@@ -282,6 +316,126 @@ async def test_after_a_restart_the_map_is_restored_from_the_log(fake: FakeOpenAl
     assert (got.venue_order_id, got.client_order_id, got.status) == (placed.venue_order_id, o.client_order_id,
                                                                      VenueOrderStatus.OPEN)
     await fresh.close()
+
+
+async def test_two_identical_orders_whose_answers_are_both_lost_become_two_orders_each_adopted_never_a_third(
+        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    first, second = order(qty="5", limit="790"), order(qty="5", limit="790")  # same symbol, side, type, qty, price
+    fake.fail_next(2, after_processing=True, endpoint="placeorder")  # both reach the broker, both answers are lost
+
+    got = await asyncio.wait_for(asyncio.gather(place_like_the_execution_service(venue, first),
+                                                place_like_the_execution_service(venue, second)), 30)
+
+    assert len(fake.orders) == 2 and fake.requests.count("placeorder") == 2  # never a third: nothing was resent
+    earlier, later = (o.orderid for o in fake.orders)  # sent one after the other: the first order is the first's
+    assert [(g.client_order_id, g.venue_order_id) for g in got] == [(first.client_order_id, earlier),
+                                                                    (second.client_order_id, later)]
+    assert venue.known_orders == {first.client_order_id: earlier, second.client_order_id: later}
+
+
+async def test_an_identical_order_submitted_while_anothers_answer_is_in_doubt_is_deferred_and_placed_once(
+        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    first, second = order(qty="7", limit="795"), order(qty="7", limit="795")
+    fake.fail_next(1, endpoint="placeorder")  # HTTP 500 before processing: not placed, but the adapter cannot know
+    with pytest.raises(VenueUnavailable) as lost:
+        await venue.submit(first)
+    assert lost.value.maybe_sent is True and fake.orders == []
+
+    with pytest.raises(VenueUnavailable) as deferred:  # placed now, it would make the first one's order ambiguous
+        await venue.submit(second)
+    assert deferred.value.maybe_sent is False and fake.requests.count("placeorder") == 1 and fake.orders == []
+    assert first.client_order_id in str(deferred.value) and KEY not in str(deferred.value)
+
+    meanwhile = asyncio.create_task(place_like_the_execution_service(venue, second))  # retried after backoffs
+    with pytest.raises(VenueOrderNotFound):  # the first one's caller finds it absent...
+        await venue.fetch_order("SBIN", first.client_order_id)
+    resent = await venue.submit(first)  # ...and sends it again, with the same client order id
+    placed = await asyncio.wait_for(meanwhile, 20)
+
+    assert fake.requests.count("placeorder") == 3  # the lost one, its resend, and the second order: once
+    assert [o.orderid for o in fake.orders] == [resent.venue_order_id, placed.venue_order_id]
+    assert venue.known_orders == {first.client_order_id: resent.venue_order_id,
+                                  second.client_order_id: placed.venue_order_id}
+
+
+async def test_an_identical_order_waits_while_another_is_in_flight_and_a_different_one_does_not(
+        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    first, second, other = order(qty="2", limit="780"), order(qty="2", limit="780"), order(qty="3", limit="780")
+    in_flight = fake.hold("placeorder")  # the server receives placements but does not answer yet
+    tasks: list[asyncio.Task[VenueOrder]] = []
+    try:
+        with structlog.testing.capture_logs() as logs:
+            tasks.append(asyncio.create_task(venue.submit(first)))
+            await eventually(lambda: fake.requests.count("placeorder") == 1, "the first order reaches the server")
+            tasks.append(asyncio.create_task(venue.submit(other)))  # another quantity: another shape, not held up
+            await eventually(lambda: fake.requests.count("placeorder") == 2, "a different order is sent at once")
+            tasks.append(asyncio.create_task(venue.submit(second)))
+            await eventually(lambda: any(e["event"] == "openalgo.shape_busy"
+                                         and e.get("client_order_id") == second.client_order_id for e in logs),
+                             "the identical order waits for the first one's answer")
+            assert fake.requests.count("placeorder") == 2 and not tasks[2].done()
+            in_flight.set()
+            a, c, b = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    finally:
+        in_flight.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    assert fake.requests.count("placeorder") == 3 and len(fake.orders) == 3
+    assert venue.known_orders == {first.client_order_id: a.venue_order_id, second.client_order_id: b.venue_order_id,
+                                  other.client_order_id: c.venue_order_id}
+    assert len({a.venue_order_id, b.venue_order_id, c.venue_order_id}) == 3
+
+
+async def test_a_lost_order_its_caller_gave_up_on_holds_its_shape_only_until_found_or_settle_s(
+        fake: FakeOpenAlgo) -> None:
+    venue = OpenAlgoVenue(fake.url, credentials=Credentials(KEY, ""), timeout_s=5, backoff_s=0.01, settle_s=1,
+                          name="oa-settle")
+    await venue.start()
+    try:
+        # placed, answer lost, nobody looks it up: the next identical order finds it, adopts it by its own id, goes out
+        lost, nxt = order(qty="4", limit="1490", symbol="INFY"), order(qty="4", limit="1490", symbol="INFY")
+        fake.fail_next(1, after_processing=True, endpoint="placeorder")
+        with pytest.raises(VenueUnavailable):
+            await venue.submit(lost)
+        placed = await venue.submit(nxt)
+        [its, new] = [o.orderid for o in fake.orders]
+        assert placed.venue_order_id == new and venue.known_orders[lost.client_order_id] == its
+        assert (await venue.fetch_order("INFY", lost.client_order_id)).venue_order_id == its
+
+        # never placed, answer lost, nobody looks it up: the next identical order waits settle_s (1 s), then goes out
+        absent, after = order(qty="4", limit="770"), order(qty="4", limit="770")
+        fake.fail_next(1, endpoint="placeorder")
+        with pytest.raises(VenueUnavailable):
+            await venue.submit(absent)
+        with pytest.raises(VenueUnavailable) as deferred:
+            await venue.submit(after)
+        assert deferred.value.maybe_sent is False
+        sent = await asyncio.wait_for(place_like_the_execution_service(venue, after), 10)
+        assert [o.orderid for o in fake.orders if o.symbol == "SBIN"] == [sent.venue_order_id]
+        assert fake.requests.count("placeorder") == 4
+        with pytest.raises(VenueOrderNotFound):  # given up: never adopted later by guess
+            await venue.fetch_order("SBIN", absent.client_order_id)
+    finally:
+        await venue.close()
+
+
+async def test_after_a_restart_orders_restored_from_the_log_are_never_taken_for_a_lost_one(
+        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    before = order(qty="6", limit="760")
+    accepted = await venue.submit(before)  # its OrderAccepted is in the log
+    fresh = OpenAlgoVenue(fake.url, credentials=Credentials(KEY, ""), backoff_s=0.01, name="oa-restarted-2")
+    await fresh.start()
+    try:
+        fresh.remember(before.client_order_id, accepted.venue_order_id)  # the execution service, from the log
+        after = order(qty="6", limit="760")  # identical, after the restart, its answer lost
+        fake.fail_next(1, after_processing=True, endpoint="placeorder")
+        with pytest.raises(VenueUnavailable):
+            await fresh.submit(after)
+        found = await fresh.fetch_order("SBIN", after.client_order_id)
+        [new] = [o.orderid for o in fake.orders if o.orderid != accepted.venue_order_id]
+        assert found.venue_order_id == new and found.client_order_id == after.client_order_id
+        assert fresh.known_orders == {before.client_order_id: accepted.venue_order_id, after.client_order_id: new}
+    finally:
+        await fresh.close()
 
 
 async def test_an_unreachable_server_is_unavailable_and_not_sent() -> None:
