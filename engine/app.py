@@ -215,8 +215,15 @@ async def start_http(
     return server
 
 
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
 async def _supervise(svc: Services, stopper: Stopper) -> None:
-    """Stop everything if a background task dies."""
+    """Stop everything if a background task dies (it raises that task's error); return once a stop is requested.
+
+    Returning is not failing: a stop by signal, duration or end of feed still drains (``run_engine`` checks
+    :func:`_failed`, not ``done()``: the supervisor may notice the stop before the feed has finished)."""
     while not stopper.stop.is_set():
         for t in svc.tasks:
             if t.done() and not t.cancelled() and t.exception() is not None:
@@ -303,7 +310,7 @@ async def run_engine(
         log.info("engine.stopping", reason=stopper.reason, ticks_published=ticks_published)
         # drain: the loop takes every published tick, then the projections every event
         drained = True
-        if not supervisor.done() and error is None:
+        if not _failed(supervisor) and error is None:
             tick_tps = await inspector.partitions([topics.ticks])
             ends = await inspector.end_offsets(tick_tps)
             drained = await wait_until(lambda: loop.caught_up(ends), drain_timeout)
@@ -334,7 +341,7 @@ async def run_engine(
             "projections": {r.name: r.applied for r in runners},
         }
         log.info("engine.stopped", **summary)
-        if error is None and supervisor.done() and not supervisor.cancelled():
+        if error is None and _failed(supervisor):
             error = supervisor.exception()
         if error is not None:
             # best effort: the failure itself may be Kafka being gone
