@@ -26,8 +26,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -47,8 +46,9 @@ class OffsetNotInLog(Exception):
     retriable = False
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    """One record of a batch (a tuple: made once per record, it is on the hot path of every projection)."""
+
     topic: str
     partition: int
     offset: int

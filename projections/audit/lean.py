@@ -22,8 +22,9 @@ import orjson
 from events import Direction, Envelope, Side, SignalGenerated, TickReceived, decode
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z").match
-# a subset of what Decimal() takes, and exactly what PostgreSQL's numeric takes, with the same value and scale
-_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?\Z").match
+# a subset of what Decimal() takes and PostgreSQL's numeric takes, with the same value and scale, and written as
+# str(Decimal(s)) writes it (no leading zero: "01" would be stored as "01" here and as "1" by the full decoder)
+_PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z").match
 _MAX_TS = 2**63  # ts_* are bigint columns
 _STR, _DEC = "str", "dec"
 

@@ -1,0 +1,139 @@
+"""The audit projection's fast reader (projections/audit/lean.py) sees every record exactly as the full decoder
+does: a record it reads lean gives the same stored values, and a record the decoder refuses is refused by it too,
+for the same reason (so it is dead-lettered the same way)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events import (
+    DecodeError,
+    Direction,
+    Envelope,
+    Side,
+    SignalGenerated,
+    TickReceived,
+    decode,
+    encode,
+    event_to_dict,
+)
+from projections.audit.lean import LeanEvent, decode_record
+from tests.unit.test_codec import envelopes
+
+TICKS, TRADING = "market.ticks", "trading.events"
+
+
+def _outcome(read: Any, raw: bytes) -> tuple[str, Any]:
+    try:
+        return "ok", read(raw)
+    except DecodeError as exc:
+        return "refused", exc.reason
+
+
+def assert_same_as_full_decoder(raw: bytes, topic: str) -> Envelope | LeanEvent:
+    kind, full = _outcome(decode, raw)
+    lean_kind, got = _outcome(lambda r: decode_record(TICKS, TRADING, topic, 2, 7, r), raw)
+    assert lean_kind == kind, (kind, full, lean_kind, got)
+    if kind == "refused":
+        assert got == full  # the same reason in the dead-letter header
+        return got  # type: ignore[no-any-return]
+    if type(got) is not LeanEvent:
+        assert got == full
+        return got  # type: ignore[no-any-return]
+    env: Envelope = full
+    row = got.row
+    assert row[:12] == (str(env.event_id), env.type, env.version, env.key, env.ts_event, env.ts_init,
+                        str(env.correlation_id), None if env.causation_id is None else str(env.causation_id),
+                        env.source, topic, 2, 7)
+    assert orjson.loads(row[12]) == event_to_dict(env.event)  # the stored payload
+    for name, value in got.data.items():  # values as the projection reads them
+        want = getattr(env.event, name)
+        if isinstance(want, Decimal):
+            assert str(Decimal(value)) == str(want)  # same value and scale in numeric columns
+        else:
+            assert value == want
+    assert (got.event_id, got.ts_event, got.ts_init) == (str(env.event_id), env.ts_event, env.ts_init)
+    return got
+
+
+@settings(max_examples=300, deadline=None)
+@given(env=st.one_of(envelopes(TickReceived), envelopes(SignalGenerated)))
+def test_every_tick_and_signal_reads_the_same_lean_as_in_full(env: Envelope) -> None:
+    topic = TICKS if env.type == TickReceived.TYPE else TRADING
+    got = assert_same_as_full_decoder(encode(env), topic)
+    decimals = [str(v) for v in vars_of(env).values() if isinstance(v, Decimal)]
+    if env.key and all(re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", d) for d in decimals):
+        assert type(got) is LeanEvent  # the codec's own output, in plain decimals, is read lean
+
+
+def vars_of(env: Envelope) -> dict[str, Any]:
+    return {name: getattr(env.event, name) for name in event_to_dict(env.event)}
+
+
+ODD_VALUES: list[Any] = [
+    None, 0, 1, -1, 2**63, 1.5, True, "", "x", "1e5", "NaN", "Infinity", " 1", "1.", ".5", "+1", "-0", "01",
+    "1_000", "٣", [], {}, "01A2299B-5CCC-795B-BF9E-FB45B1159F88", "{01a2299b-5ccc-795b-bf9e-fb45b1159f88}",
+    "01a2299b5ccc795bbf9efb45b1159f88", "buy", "BUY", "long", "LONG", "flat",
+]
+
+
+def _tick_env() -> Envelope:
+    ev = TickReceived(instrument="ETH/USDT", venue="v", trade_id="t-1", price=Decimal("3002.17"),
+                      quantity=Decimal("0.40590"), side=Side.SELL)
+    return Envelope.new(ev, ts_event=1_795_994_377_420_683_099, ts_init=1_795_994_377_420_683_100, source="bench")
+
+
+def _signal_env() -> Envelope:
+    ev = SignalGenerated(instrument="ETH/USDT", strategy="ma_cross", direction=Direction.LONG,
+                         target_position=Decimal("0.01"), price=Decimal("2992.27"), reason="fast crossed above slow")
+    return _tick_env().derive(ev, 1, ts_init=1_795_994_377_420_683_200, source="engine")
+
+
+@pytest.mark.parametrize("make", [_tick_env, _signal_env], ids=["tick", "signal"])
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_a_record_changed_anywhere_is_read_lean_only_if_the_decoder_agrees(make: Any, data: st.DataObject) -> None:
+    env = make()
+    topic = TICKS if env.type == TickReceived.TYPE else TRADING
+    obj = orjson.loads(encode(env))
+    where = data.draw(st.sampled_from(["top", "data"]))
+    target = obj if where == "top" else obj["data"]
+    key = data.draw(st.sampled_from(sorted(target)))
+    change = data.draw(st.sampled_from(["set", "drop", "extra"]))
+    if change == "set":
+        target[key] = data.draw(st.sampled_from(ODD_VALUES) | st.text(max_size=8) | st.integers(-(2**63), 2**64 - 1))
+    elif change == "drop":
+        del target[key]
+    else:
+        target[data.draw(st.text(min_size=1, max_size=5))] = "1"
+    assert_same_as_full_decoder(orjson.dumps(obj), topic)
+
+
+@pytest.mark.parametrize("make", [_tick_env, _signal_env], ids=["tick", "signal"])
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_damaged_bytes_are_refused_alike(make: Any, data: st.DataObject) -> None:
+    raw = bytearray(encode(make()))
+    for _ in range(data.draw(st.integers(1, 3))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    topic = TICKS if make is _tick_env else TRADING
+    assert_same_as_full_decoder(bytes(raw), topic)
+
+
+def test_a_signal_on_the_ticks_topic_and_a_tick_on_the_trading_topic_are_not_read_lean() -> None:
+    assert type(decode_record(TICKS, TRADING, TICKS, 0, 0, encode(_signal_env()))) is Envelope
+    assert type(decode_record(TICKS, TRADING, TRADING, 0, 0, encode(_tick_env()))) is Envelope
+
+
+def test_event_ids_are_the_canonical_uuid_strings() -> None:
+    got = decode_record(TICKS, TRADING, TICKS, 0, 0, encode(_tick_env()))
+    assert type(got) is LeanEvent
+    assert str(uuid.UUID(got.event_id)) == got.event_id
