@@ -430,6 +430,22 @@ class ExecutionService:
                     fills, _ = fills_for(self.book, trades)
                     await self._write([(f, f"trade|{f.trade_id}", None) for f in fills])
 
+    async def _cancel_ended(self, open_orders: list[VenueOrder]) -> None:
+        """Cancel at the venue the open orders that the log has already ended (e.g. a lost submit that was given up
+        and rejected as unconfirmed, then turned up): the log says they do not trade, so they must not."""
+        for vo in open_orders:
+            t = self.book.orders.get(vo.client_order_id)
+            if t is None or not t.done:
+                continue
+            try:
+                await self._retrying(lambda vo=vo: self.venue.cancel(vo.instrument, vo.client_order_id,  # type: ignore[misc]
+                                                                   vo.venue_order_id))
+                log.warning("execution.ended_order_cancelled", client_order_id=vo.client_order_id,
+                            venue_order_id=vo.venue_order_id)
+            except VenueError as exc:
+                log.warning("execution.ended_order_cancel_failed", client_order_id=vo.client_order_id,
+                            error=str(exc))
+
     def _since(self, t: Tracked) -> int:
         cause = self._causes.get(t.order.client_order_id)
         return (cause.ts_init if cause else time.time_ns() - int(self.settings.lookback * 1e9)) - 60_000_000_000
@@ -456,6 +472,7 @@ class ExecutionService:
                 fact = f"trade|{ev.trade_id}" if hasattr(ev, "trade_id") else f"reconcile|{uuid.uuid4()}"
                 items.append((ev, fact, None))
             await self._write(items)
+            await self._cancel_ended(open_orders)
             # working orders the venue no longer lists: ask how they ended
             listed = {o.client_order_id for o in open_orders}
             for t in self.book.working():

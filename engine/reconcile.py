@@ -98,9 +98,13 @@ class Book:
 
 
 def fills_for(book: Book, trades: Iterable[VenueTrade]) -> tuple[list[OrderFilled], list[VenueTrade]]:
-    """(fills for the trades of known orders not yet in the book, trades of orders the book does not know).
+    """(fills for the trades of known orders not yet in the book, trades that cannot be fills: of orders the book
+    does not know, or of orders the log has already ended).
 
     Trades are taken oldest first; a trade id seen twice (in the book, or twice in ``trades``) yields one fill.
+    A trade of an ended order (cancelled, rejected, expired or filled in full) is not made a fill: the order state
+    machine would refuse it (terminal states stay terminal), and the position would silently differ from the
+    venue's; :func:`reconcile` records it as a difference instead.
     The book is not changed: fold the returned fills into it once they are published.
     """
     seen = set(book.known_trade_ids())
@@ -112,7 +116,7 @@ def fills_for(book: Book, trades: Iterable[VenueTrade]) -> tuple[list[OrderFille
             continue
         seen.add(tr.trade_id)
         t = book.owner(tr)
-        if t is None:
+        if t is None or t.done:
             unknown.append(tr)
             continue
         o = t.order
@@ -171,7 +175,15 @@ def reconcile(book: Book, snap: VenueSnapshot, baseline: BalanceBaseline) -> lis
     out: list[Event] = []
     venue = book.venue
     for vo in snap.open_orders:
-        if vo.client_order_id not in book.orders:
+        mine = book.orders.get(vo.client_order_id)
+        if mine is not None and mine.done:
+            out.append(ReconciliationDifference(
+                instrument=vo.instrument, venue=venue, kind="ended_order_open", client_order_id=vo.client_order_id,
+                detail=f"the venue has order {vo.venue_order_id} ({vo.side} {vo.quantity} {vo.instrument}) open, "
+                       "which the log has already ended; it is cancelled at the venue",
+                raw=raw_json(vo.raw),
+            ))
+        elif mine is None:
             out.append(ReconciliationDifference(
                 instrument=vo.instrument, venue=venue, kind="unknown_order", client_order_id=vo.client_order_id,
                 detail=f"the venue has open order {vo.venue_order_id} ({vo.side} {vo.quantity} {vo.instrument}) "
@@ -180,10 +192,15 @@ def reconcile(book: Book, snap: VenueSnapshot, baseline: BalanceBaseline) -> lis
             ))
     fills, unknown = fills_for(book, snap.trades)
     for tr in unknown:
+        ended_order = book.owner(tr)
         out.append(ReconciliationDifference(
-            instrument=tr.instrument, venue=venue, kind="unknown_fill", client_order_id=tr.client_order_id or "",
+            instrument=tr.instrument, venue=venue,
+            kind="unknown_fill" if ended_order is None else "fill_of_ended_order",
+            client_order_id=tr.client_order_id or (ended_order.order.client_order_id if ended_order else ""),
             detail=f"trade {tr.trade_id} of venue order {tr.venue_order_id} ({tr.side} {tr.quantity} @ {tr.price}) "
-                   "belongs to no order in the log",
+                   + ("belongs to no order in the log" if ended_order is None else
+                      "belongs to an order the log has already ended: not applied, the position differs from the "
+                      "venue's by it"),
             raw=raw_json(tr.raw),
         ))
     for f in fills:

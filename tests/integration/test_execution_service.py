@@ -21,6 +21,7 @@ from events import (
     OrderAccepted,
     OrderExpired,
     OrderFilled,
+    OrderRejected,
     OrderSubmitted,
     OrderType,
     ReconciliationDifference,
@@ -150,6 +151,45 @@ async def test_a_command_older_than_the_limit_expires_unsent(servers: Any) -> No
         assert fake.orders_by_client_id("ma_cross-stale") == []
         (expired,) = log.of(OrderExpired)
         assert "max_command_age" in expired.reason
+    finally:
+        await fake.stop()
+
+
+async def test_an_order_open_at_the_venue_that_the_log_has_ended_is_cancelled_there(servers: Any) -> None:
+    topics = Topics(unique("exec") + ".")
+    await ensure_topics(servers.kafka_bootstrap, 1, topics)
+    fake = FakeBinance(api_key=KEY, secret=SECRET, balances={"USDT": Decimal("10000"), "BTC": Decimal(0)})
+    await fake.start()
+    fake.set_price("BTC/USDT", Decimal("60000"))
+    try:
+        async with EventProducer(servers.kafka_bootstrap, topics) as producer, \
+                Log(servers.kafka_bootstrap, topics) as log:
+            order = OrderSubmitted(instrument="BTC/USDT", client_order_id="ma_cross-given-up", strategy="ma_cross",
+                                   side=Side.BUY, order_type=OrderType.LIMIT, quantity=Decimal("0.01"),
+                                   limit_price=Decimal("50000"))
+            now = time.time_ns()
+            cmd = Envelope.new(order, ts_event=now, ts_init=now, source="engine")
+            await producer.publish([cmd])
+            svc, stop, task = await start_service(fake, producer, servers.kafka_bootstrap, topics)
+            await wait_for(lambda: _has(log, OrderAccepted, order.client_order_id), 30, "the order accepted")
+            await halt(svc, stop, task)
+            # the log ends the order (as when a lost submit was given up), yet the venue has it open
+            given_up = OrderRejected(instrument="BTC/USDT", client_order_id=order.client_order_id, strategy="ma_cross",
+                                     side=Side.BUY, order_type=OrderType.LIMIT, quantity=Decimal("0.01"),
+                                     limit_price=Decimal("50000"), by="venue", rule="unconfirmed", reason="test")
+            await producer.publish([cmd.derive(given_up, 9, ts_init=time.time_ns(), source="engine")])
+            svc, stop, task = await start_service(fake, producer, servers.kafka_bootstrap, topics)
+
+            async def recorded() -> bool:
+                await log.read()
+                return any(d.kind == "ended_order_open" for d in log.of(ReconciliationDifference))
+
+            await wait_for(recorded, 30, "reconciliation to record the order open at the venue")
+            await halt(svc, stop, task)
+        (diff,) = [d for d in log.of(ReconciliationDifference) if d.kind == "ended_order_open"]
+        assert diff.client_order_id == order.client_order_id and '"ma_cross-given-up"' in diff.raw
+        (placed,) = fake.orders_by_client_id(order.client_order_id)
+        assert placed["status"] == "CANCELED" and fake.open_orders() == []
     finally:
         await fake.stop()
 

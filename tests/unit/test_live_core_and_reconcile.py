@@ -18,6 +18,7 @@ from events import (
     Liquidity,
     OrderAccepted,
     OrderFilled,
+    OrderRejected,
     OrderSubmitted,
     OrderType,
     ReconciliationDifference,
@@ -110,6 +111,23 @@ def test_reconciliation_records_every_difference_and_the_missed_fill() -> None:
     assert bal["USDT"].difference == 0 and bal["BTC"].difference == D("0.5")
     assert [e.detail for e in events if isinstance(e, ReconciliationDifference) and e.kind == "balance"] == [
         "BTC: the venue has 1.5, the log explains 1 (difference 0.5)"]
+
+
+def test_an_order_the_log_ended_but_the_venue_has_open_is_a_difference_and_its_trade_is_never_a_fill() -> None:
+    # "a" was given up (rejected as unconfirmed) but had reached the venue, where it is open and trades
+    book = _book()
+    book.apply(OrderRejected(instrument="BTC/USDT", client_order_id="a", strategy="s", side=Side.BUY,
+                             order_type=OrderType.LIMIT, quantity=D(2), limit_price=D(100), by="venue",
+                             rule="unconfirmed", reason="no answer"))
+    open_a = VenueOrder(instrument="BTC/USDT", client_order_id="a", venue_order_id="1", side=Side.BUY,
+                        order_type=OrderType.LIMIT, quantity=D(2), limit_price=D(100),
+                        status=VenueOrderStatus.OPEN, filled=D("0.5"), ts=0, raw={"orderId": 1})
+    fills, strays = fills_for(book, [_trade("t1", "1", "0.5")])
+    assert fills == [] and [t.trade_id for t in strays] == ["t1"]  # the state machine would refuse it
+    events = reconcile(book, VenueSnapshot([open_a], [_trade("t1", "1", "0.5")], None), BalanceBaseline())
+    assert not any(isinstance(e, OrderFilled) for e in events)
+    assert [(e.kind, e.client_order_id) for e in events if isinstance(e, ReconciliationDifference)] == [
+        ("ended_order_open", "a"), ("fill_of_ended_order", "a")]
 
 
 def test_live_credentials_come_from_the_environment_or_a_file_outside_the_repo(
