@@ -33,6 +33,11 @@ class Event:
         _REGISTRY[name] = cls
 
 
+def event_type(name: str) -> type[Event] | None:
+    """The event class of a wire name (None if unknown); no copy of the registry, for the decoder's hot path."""
+    return _REGISTRY.get(name)
+
+
 def event_types() -> dict[str, type[Event]]:
     """Every known event type by its wire name."""
     return dict(_REGISTRY)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from events._base import Event, event_types
+from events._base import Event, event_type
 from events.envelope import Envelope
 from events.upcasters import upcast
 
@@ -165,7 +165,7 @@ def _str(obj: dict[str, Any], name: str) -> str:
 
 
 def decode_event(type_name: str, version: int, data: dict[str, Any]) -> Event:
-    cls = event_types().get(type_name)
+    cls = event_type(type_name)
     if cls is None:
         raise DecodeError(f"unknown event type {type_name!r}")
     if version > cls.VERSION:
