@@ -191,7 +191,10 @@ class Book:
 
 
 class FakeServer:
-    """An aiohttp server on 127.0.0.1 running ``dispatch``, with the fault injection the venue fakes share."""
+    """An aiohttp server on 127.0.0.1 running ``dispatch`` for a venue's :class:`Book`, with the fault injection
+    the venue fakes share; the venue's fake renders orders and fills its way (``render_order``, ``render_fill``)."""
+
+    book: Book
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
@@ -209,6 +212,32 @@ class FakeServer:
     def too_many_requests(self) -> web.Response:
         """The venue's answer to a request over its rate limit (HTTP 429)."""
         raise NotImplementedError
+
+    def render_order(self, o: Order) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def render_fill(self, f: Fill) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- the market and introspection --------------------------------------------------------------------
+
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        """The last price of ``symbol``; resting limit orders it crosses fill in full at their price (maker)."""
+        self.book.set_price(symbol, price)
+
+    def orders_by_client_id(self, client_order_id: str) -> list[dict[str, Any]]:
+        return [self.render_order(o) for o in self.book.orders if o.client_order_id == client_order_id]
+
+    def all_orders(self) -> list[dict[str, Any]]:
+        return [self.render_order(o) for o in self.book.orders]
+
+    def all_trades(self) -> list[dict[str, Any]]:
+        """Every fill, as the venue lists it."""
+        return [self.render_fill(f) for f in self.book.fills]
+
+    def balances(self) -> dict[str, Decimal]:
+        """Total (free + held) per currency."""
+        return self.book.balances()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -71,24 +72,6 @@ class FakeAlpaca(FakeServer):
                          taker=TAKER, maker=MAKER, fee_from_received=True)
         self._asset_ids = {s: str(uuid.uuid5(uuid.NAMESPACE_URL, f"alpaca/{s}")) for s in markets}
 
-    # -- the market and introspection --------------------------------------------------------------------
-
-    def set_price(self, symbol: str, price: Decimal) -> None:
-        """The last price of ``symbol``; resting limit orders it crosses fill in full at their price (maker)."""
-        self.book.set_price(symbol, price)
-
-    def orders_by_client_id(self, client_order_id: str) -> list[dict[str, Any]]:
-        return [self._order(o) for o in self.book.orders if o.client_order_id == client_order_id]
-
-    def all_orders(self) -> list[dict[str, Any]]:
-        return [self._order(o) for o in self.book.orders]
-
-    def all_trades(self) -> list[dict[str, Any]]:
-        return [self._fill(f) for f in self.book.fills]
-
-    def balances(self) -> dict[str, Decimal]:
-        return self.book.balances()
-
     # -- HTTP plumbing -----------------------------------------------------------------------------------
 
     def too_many_requests(self) -> web.Response:
@@ -107,17 +90,17 @@ class FakeAlpaca(FakeServer):
             if method == "DELETE" and path.startswith("/v2/orders/"):
                 self._cancel(path.rsplit("/", 1)[1])
                 return web.Response(status=204)
-            routes = {
+            routes: dict[Any, Callable[[], Any]] = {
                 "/v2/assets": self._assets, "/v2/clock": self._clock, "/v2/account": self._account,
                 "/v2/positions": self._positions, "/v2/orders": lambda: self._list_orders(q),
-                "/v2/orders:by_client_order_id": lambda: self._order(self._find(q.get("client_order_id", ""))),
-                "/v2/account/activities/FILL": lambda: self._activities(q, self._fill),
+                "/v2/orders:by_client_order_id": lambda: self.render_order(self._find(q.get("client_order_id", ""))),
+                "/v2/account/activities/FILL": lambda: self._activities(q, self.render_fill),
                 "/v2/account/activities/CFEE": lambda: self._activities(q, self._fee),
             }
             if method == "GET" and path in routes:
                 return web.json_response(routes[path]())
             if method == "GET" and path.startswith("/v2/orders/"):
-                return web.json_response(self._order(self._find(path.rsplit("/", 1)[1], by_id=True)))
+                return web.json_response(self.render_order(self._find(path.rsplit("/", 1)[1], by_id=True)))
             raise _Error(404, 40410000, f"endpoint not found: {method} {path}")
         except _Error as exc:
             return web.json_response(exc.body, status=exc.status)
@@ -202,7 +185,7 @@ class FakeAlpaca(FakeServer):
         if side == "buy" and m.quote == "USD" and ref is not None and qty * ref < 10:
             raise _Error(403, 40310000, "cost basis must be >= minimal amount of order 10")
         o = Order(m, coid, side, kind, qty, price, tif=tif)
-        accepted = self._order(o) | {"status": "pending_new"}
+        accepted = self.render_order(o) | {"status": "pending_new"}
         try:
             self.book.place(o)
         except Refused as exc:
@@ -234,7 +217,7 @@ class FakeAlpaca(FakeServer):
                 and (not symbols or o.market.symbol in symbols)
                 and (status == "all" or (status == "open") == o.open)]
         rows = rows if q.get("direction") == "asc" else rows[::-1]
-        return [self._order(o) for o in rows[:min(int(q.get("limit") or 50), 500)]]
+        return [self.render_order(o) for o in rows[:min(int(q.get("limit") or 50), 500)]]
 
     def _activities(self, q: Any, render: Any) -> list[dict[str, Any]]:
         after = parse_iso(q["after"]) if q.get("after") else 0
@@ -242,7 +225,7 @@ class FakeAlpaca(FakeServer):
         for f in self.book.fills:
             row = render(f)
             if f.ts_ns > after:
-                rows.extend([row, dict(row)] if self.listed_twice and render == self._fill else [row])
+                rows.extend([row, dict(row)] if self.listed_twice and render == self.render_fill else [row])
         if q.get("direction") != "asc":
             rows.reverse()
         if q.get("page_token"):
@@ -252,7 +235,7 @@ class FakeAlpaca(FakeServer):
 
     # -- rendering ---------------------------------------------------------------------------------------
 
-    def _order(self, o: Order) -> dict[str, Any]:
+    def render_order(self, o: Order) -> dict[str, Any]:
         done = iso(o.updated_ns or o.created_ns)
         return {
             "id": o.id, "client_order_id": o.client_order_id, "created_at": iso(o.created_ns),
@@ -270,7 +253,7 @@ class FakeAlpaca(FakeServer):
             "trail_price": None, "hwm": None, "subtag": None, "source": "access_key", "expires_at": None,
         }
 
-    def _fill(self, f: Fill) -> dict[str, Any]:
+    def render_fill(self, f: Fill) -> dict[str, Any]:
         o = f.order
         return {
             "id": _activity_id(f.ts_ns, f.id), "activity_type": "FILL", "transaction_time": iso(f.ts_ns),

@@ -30,6 +30,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -80,31 +81,16 @@ class FakeCoinbase(FakeServer):
                  balances: dict[str, Decimal] | None = None) -> None:
         super().__init__()
         self._api_key = api_key
-        self._public_key = load_pem_private_key(private_key_pem.encode(), None).public_key()
+        key = load_pem_private_key(private_key_pem.encode(), None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("a CDP API key's secret is an EC private key")
+        self._public_key = key.public_key()
         symbols = symbols if symbols is not None else {"BTC/USD": ("BTC", "USD"), "ETH/USD": ("ETH", "USD")}
         markets = {s: Market(s, b, q, Decimal("0.00000001"), Decimal("0.01"), Decimal("0.00000001"))
                    for s, (b, q) in symbols.items()}
         self.book = Book(markets, {"USD": Decimal("100000")} if balances is None else balances,
                          taker=TAKER, maker=MAKER)
         self._uuids = {c: str(uuid.uuid5(uuid.NAMESPACE_URL, f"coinbase/{c}")) for c in self.book.free}
-
-    # -- the market and introspection --------------------------------------------------------------------
-
-    def set_price(self, symbol: str, price: Decimal) -> None:
-        """The last price of ``symbol``; resting limit orders it crosses fill in full at their price (maker)."""
-        self.book.set_price(symbol, price)
-
-    def orders_by_client_id(self, client_order_id: str) -> list[dict[str, Any]]:
-        return [self._order(o) for o in self.book.orders if o.client_order_id == client_order_id]
-
-    def all_orders(self) -> list[dict[str, Any]]:
-        return [self._order(o) for o in self.book.orders]
-
-    def all_trades(self) -> list[dict[str, Any]]:
-        return [self._fill(f) for f in self.book.fills]
-
-    def balances(self) -> dict[str, Decimal]:
-        return self.book.balances()
 
     # -- HTTP plumbing -----------------------------------------------------------------------------------
 
@@ -114,7 +100,7 @@ class FakeCoinbase(FakeServer):
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path, method = request.path, request.method
-        public = {
+        public: dict[Any, Callable[[], Any]] = {
             "/v2/currencies": self._fiat, "/v2/currencies/crypto": self._crypto,
             "/v2/exchange-rates": self._rates, "/v2/time": self._v2_time, f"{API}/time": self._time,
             f"{API}/market/products": lambda: self._products(request.query.get("product_type", "SPOT")),
@@ -130,7 +116,7 @@ class FakeCoinbase(FakeServer):
                 answer = self._create(body)
                 await self.answer_late()
                 return web.json_response(answer)
-            private = {
+            private: dict[Any, Callable[[], Any]] = {
                 ("GET", f"{API}/transaction_summary"): self._summary,
                 ("GET", f"{API}/accounts"): self._accounts,
                 ("POST", f"{API}/orders/batch_cancel"): lambda: self._cancel(body.get("order_ids") or []),
@@ -140,7 +126,7 @@ class FakeCoinbase(FakeServer):
             if (method, path) in private:
                 return web.json_response(private[(method, path)]())
             if method == "GET" and path.startswith(f"{API}/orders/historical/"):
-                return web.json_response({"order": self._order(self._find(path.rsplit("/", 1)[1]))})
+                return web.json_response({"order": self.render_order(self._find(path.rsplit("/", 1)[1]))})
             raise _Error(404, {"error": "NOT_FOUND", "error_details": f"no route {method} {path}",
                                "message": "Not Found"})
         except _Error as exc:
@@ -188,7 +174,7 @@ class FakeCoinbase(FakeServer):
         return {"iso": iso(now), "epochSeconds": str(now // 10**9), "epochMillis": str(now // 10**6)}
 
     def _products(self, product_type: str) -> dict[str, Any]:
-        products = [] if product_type != "SPOT" else [{
+        products: list[dict[str, Any]] = [] if product_type != "SPOT" else [{
             "product_id": f"{m.base}-{m.quote}", "price": num(self.book.prices.get(m.symbol, ZERO)),
             "price_percentage_change_24h": "0", "volume_24h": "0", "volume_percentage_change_24h": "0",
             "base_increment": num(m.step), "quote_increment": num(m.tick), "quote_min_size": "1",
@@ -302,7 +288,7 @@ class FakeCoinbase(FakeServer):
 
     def _list_orders(self, q: Any) -> dict[str, Any]:
         products, statuses = self._products_asked(q), set(q.getall("order_status", []))
-        rows = [self._order(o) for o in reversed(self.book.orders) if not self.hidden(o)
+        rows = [self.render_order(o) for o in reversed(self.book.orders) if not self.hidden(o)
                 and (not products or f"{o.market.base}-{o.market.quote}" in products)
                 and (not statuses or _STATUS[o.status] in statuses)]
         return {**self._page(rows, q, "orders"), "sequence": "0"}
@@ -312,14 +298,14 @@ class FakeCoinbase(FakeServer):
         start = parse_iso(q["start_sequence_timestamp"]) if q.get("start_sequence_timestamp") else 0
         rows = []
         for f in reversed(self.book.fills):
-            row = self._fill(f)
+            row = self.render_fill(f)
             if (not products or row["product_id"] in products) and f.ts_ns >= start:
                 rows.extend([row, dict(row)] if self.listed_twice else [row])
         return self._page(rows, q, "fills")
 
     # -- rendering ---------------------------------------------------------------------------------------
 
-    def _order(self, o: Order) -> dict[str, Any]:
+    def render_order(self, o: Order) -> dict[str, Any]:
         size = {"base_size": num(o.qty)}
         config = ({"market_market_ioc": size} if o.kind == "market" else
                   {"limit_limit_gtc" if o.tif == "gtc" else "sor_limit_ioc":
@@ -343,8 +329,7 @@ class FakeCoinbase(FakeServer):
             "leverage": "", "margin_type": "UNKNOWN_MARGIN_TYPE", "retail_portfolio_id": "fake-portfolio",
         }
 
-    @staticmethod
-    def _fill(f: Fill) -> dict[str, Any]:
+    def render_fill(self, f: Fill) -> dict[str, Any]:
         return {
             "entry_id": f"entry-{f.id}", "trade_id": f.id, "order_id": f.order.id, "trade_time": iso(f.ts_ns),
             "trade_type": "FILL", "price": num(f.price), "size": num(f.qty), "commission": num(f.fee),
