@@ -13,8 +13,11 @@ Exactly one live order per client order id:
   are first looked up at the venue by client order id, and only sent if the venue does not know them;
 - a submit whose answer is lost (timeout, 429, disconnect) is **not** resent blindly: the service asks
   the venue for the client order id until ``confirm_timeout``; an order the venue cannot find yet is not
-  declared failed at once; only then is it sent again with the same client order id (which the venue
-  refuses if it has it), at most ``submit_attempts`` times, and finally rejected with rule ``unconfirmed``;
+  declared failed at once; only then is it sent again with the same client order id, at most
+  ``submit_attempts`` times, and finally rejected with rule ``unconfirmed``. A venue that refuses the resend
+  as a duplicate client order id has the first one: it is looked for again and adopted, never counted as
+  refused (if it still cannot be seen, it is rejected ``unconfirmed`` and reconciliation, which cancels an
+  order open at the venue that the log has ended, finds it);
 - a command older than ``max_command_age`` when the service sees it is not sent: it expires.
 
 Fills are polled (``trades``) for working orders every ``poll_interval``; a venue trade id is reported
@@ -47,6 +50,7 @@ from adapters.telemetry import KAFKA_CONSUMED
 from adapters.venues.base import (
     LiveVenue,
     VenueAuthError,
+    VenueDuplicateOrder,
     VenueError,
     VenueOrder,
     VenueOrderNotFound,
@@ -315,6 +319,16 @@ class ExecutionService:
         for attempt in range(1, self.settings.submit_attempts + 1):
             try:
                 placed = await self.venue.submit(order)
+            except VenueDuplicateOrder as exc:
+                # an earlier attempt did reach the venue, which still does not show it: look for it again
+                log.warning("execution.submit_duplicate", client_order_id=coid, attempt=attempt, error=str(exc))
+                found = await self._confirm(order)
+                if found is not None:
+                    await self._adopt(order, found)
+                    return
+                await self._reject(order, "unconfirmed", f"{self.venue.name} has an order under this client order id "
+                                   "(it refused a duplicate) but does not show it; reconciliation will find it", None)
+                return
             except VenueRejected as exc:
                 await self._reject(order, exc.rule, exc.reason, exc.raw)
                 return

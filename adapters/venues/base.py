@@ -12,7 +12,9 @@ Errors (one root, a ``retriable`` flag, as in aiokafka)::
      │                              ``maybe_sent``: the outcome is UNKNOWN (an order may have been placed),
      │                              except for a refusal before processing (429), where it is False.
      ├── VenueRejected              no: the venue refused (insufficient funds, invalid order, bad symbol);
-     │                              ``rule`` names why in one word, ``reason`` in a sentence.
+     │    │                         ``rule`` names why in one word, ``reason`` in a sentence.
+     │    └── VenueDuplicateOrder   the venue already has an order with this client order id: an earlier
+     │                              attempt reached it (look it up; never count it as refused).
      ├── VenueOrderNotFound         no: the venue does not know this order (yet: it may show up later).
      └── VenueAuthError             no: the credentials were refused (never retried, never logged).
 
@@ -61,6 +63,14 @@ class VenueRejected(VenueError):
         super().__init__(f"{rule}: {reason}", raw=raw)
         self.rule = rule
         self.reason = reason
+
+
+class VenueDuplicateOrder(VenueRejected):
+    """The venue refused a new order because it already has one with this client order id (binance's "Duplicate
+    order sent.", alpaca's "client_order_id must be unique"): proof that an earlier attempt reached it."""
+
+    def __init__(self, reason: str, *, raw: Any = None) -> None:
+        super().__init__("duplicate_client_order_id", reason, raw=raw)
 
 
 class VenueOrderNotFound(VenueError):

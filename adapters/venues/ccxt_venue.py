@@ -11,6 +11,7 @@ AuthenticationError (PermissionDenied, ...)            VenueAuthError
 OrderNotFound, or a venue's words for it (NOT_FOUND)   VenueOrderNotFound
 NetworkError (RequestTimeout, ExchangeNotAvailable)    VenueUnavailable (``maybe_sent`` True: outcome unknown)
 DDoSProtection, RateLimitExceeded, InvalidNonce        VenueUnavailable (``maybe_sent`` False: refused unprocessed)
+DuplicateOrderId, or a venue's words (DUPLICATE)      VenueDuplicateOrder (the venue has this client order id)
 any other ccxt error (InsufficientFunds, InvalidOrder)  VenueRejected(rule = the class in snake_case)
 =====================================================  ==========================================================
 
@@ -56,6 +57,7 @@ from adapters.telemetry import EXCHANGE_ERRORS, EXCHANGE_REQUESTS, EXCHANGE_SECO
 from adapters.venues.base import (
     Credentials,
     VenueAuthError,
+    VenueDuplicateOrder,
     VenueError,
     VenueOrder,
     VenueOrderNotFound,
@@ -93,6 +95,9 @@ TRADE_PAGING: dict[str, tuple[int, str]] = {"binance": (1000, "since"), "coinbas
 OPEN_ORDERS_LIMIT = {"alpaca": 500}  # alpaca lists 50 by default
 # a venue's own words for "no such order" where ccxt raises a generic error (coinbase's 404 text is not matched by
 # ccxt 4.5's python port, alpaca's 40410000 becomes InvalidOrder; a cancel of an order no longer open, as binance's)
+# a venue's words for "you already have an order with this client order id" (ccxt maps them to InvalidOrder or
+# BadRequest, with other refusals of the same code); ccxt's own DuplicateOrderId counts for every exchange
+DUPLICATE = {"binance": ("Duplicate order sent",), "alpaca": ("client_order_id must be unique",)}
 NOT_FOUND = {"coinbase": ("order with this orderID was not found", "cancelOrders() has failed"),
              "alpaca": ("40410000", "order is already in")}
 BY_VENUE_ID = {"coinbase", "alpaca"}  # cancel by the venue's own order id only
@@ -484,6 +489,9 @@ class CcxtVenue:
         if isinstance(exc, ccxt.OrderNotFound) or (isinstance(exc, ccxt.ExchangeError) and any(
                 words in str(exc) for words in NOT_FOUND.get(self.exchange_id, ()))):
             return VenueOrderNotFound(message, raw=raw)
+        if isinstance(exc, ccxt.DuplicateOrderId) or (isinstance(exc, ccxt.ExchangeError) and any(
+                words in str(exc) for words in DUPLICATE.get(self.exchange_id, ()))):
+            return VenueDuplicateOrder(message, raw=raw)
         if isinstance(exc, ccxt.NetworkError):
             # ccxt 4.5: RateLimitExceeded and InvalidNonce are NetworkErrors, not DDoSProtection's subclasses
             refused = isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded | ccxt.InvalidNonce)

@@ -163,6 +163,8 @@ class FakeBinance:
         self._rate_limited = 0
         self._duplicate_trades = False
         self._hide_for = 0.0
+        self._hide_until_resent = False
+        self._unseen: set[str] = set()  # client order ids hidden from lookups until sent again
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -212,6 +214,11 @@ class FakeBinance:
     def hide_new_orders(self, seconds: float) -> None:
         """Order lookups answer -2013 for orders younger than ``seconds`` (0 turns it off)."""
         self._hide_for = seconds
+
+    def hide_new_orders_until_resent(self, on: bool = True) -> None:
+        """Order lookups answer -2013 for new orders until a new-order request repeats their client order id
+        (which is refused as a duplicate): a venue whose reads lag its writes for as long as that takes."""
+        self._hide_until_resent = on
 
     # -- introspection -----------------------------------------------------------------------------------
 
@@ -365,6 +372,7 @@ class FakeBinance:
         if qty * ref < m.min_notional:
             raise _ApiError(400, -1013, "Filter failure: NOTIONAL")
         if any(o.client_order_id == coid for o in self._orders):  # stricter than Binance (open orders only)
+            self._unseen.discard(coid)
             raise _ApiError(400, -2010, "Duplicate order sent.")
         # funds: a buy spends quote (notional and fee), a sell spends base
         spend_cur, spend = (m.quote, qty * ref * (1 + FEE_RATE)) if side == "BUY" else (m.base, qty)
@@ -374,6 +382,8 @@ class FakeBinance:
         o = _Order(m, next(self._order_ids), coid, side, kind, qty, price,
                    params.get("timeInForce") if kind == "LIMIT" else None, now, time.monotonic(), update_ms=now)
         self._orders.append(o)
+        if self._hide_until_resent:
+            self._unseen.add(coid)
         marketable = last is not None and (kind == "MARKET" or (side == "BUY" and price >= last)
                                            or (side == "SELL" and price <= last))
         if marketable:
@@ -429,7 +439,7 @@ class FakeBinance:
                             "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         for o in self._orders:
             if o.market is m and ((coid and o.client_order_id == coid) or (oid and str(o.order_id) == oid)):
-                if hide and time.monotonic() - o.created_mono < self._hide_for:
+                if hide and (time.monotonic() - o.created_mono < self._hide_for or o.client_order_id in self._unseen):
                     break
                 return o
         raise _ApiError(400, -2013, "Order does not exist.") if hide else _ApiError(400, -2011, "Unknown order sent.")

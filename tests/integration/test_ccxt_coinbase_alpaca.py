@@ -24,6 +24,7 @@ import structlog
 from adapters.venues import ccxt_venue as ccxt_venue_module
 from adapters.venues.base import (
     VenueAuthError,
+    VenueDuplicateOrder,
     VenueError,
     VenueOrderNotFound,
     VenueOrderStatus,
@@ -176,7 +177,7 @@ async def test_an_order_submitted_twice_with_one_client_order_id_is_placed_once(
     if case.exchange == "coinbase":  # documented: the order already placed under that id is returned
         assert (await venue.submit(o)).venue_order_id == first.venue_order_id
     else:
-        with pytest.raises(VenueRejected, match="client_order_id must be unique"):
+        with pytest.raises(VenueDuplicateOrder, match="client_order_id must be unique"):
             await venue.submit(o)
     assert len(case.fake.orders_by_client_id(o.client_order_id)) == 1
 
@@ -191,7 +192,7 @@ async def test_a_submit_whose_answer_was_lost_is_found_by_its_client_order_id(ca
         (at_venue,) = case.fake.book.orders
         found = await v.fetch_order(BTC, o.client_order_id)  # what the caller does next: look it up
         assert (found.status, found.venue_order_id) == (VenueOrderStatus.FILLED, at_venue.id)
-        with pytest.raises(VenueRejected) if case.exchange == "alpaca" else contextlib.nullcontext():
+        with pytest.raises(VenueDuplicateOrder) if case.exchange == "alpaca" else contextlib.nullcontext():
             await v.submit(o)  # sent again: coinbase answers with the same order, alpaca refuses the id
         assert len(case.fake.orders_by_client_id(o.client_order_id)) == 1
 

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from adapters.venues.base import (
     Credentials,
     VenueAuthError,
+    VenueDuplicateOrder,
     VenueOrderNotFound,
     VenueOrderStatus,
     VenueRejected,
@@ -131,7 +132,7 @@ async def test_a_client_order_id_used_twice_is_rejected_and_places_no_second_ord
                                                                                      venue: CcxtVenue) -> None:
     o = order("0.01")
     await venue.submit(o)
-    with pytest.raises(VenueRejected) as exc:
+    with pytest.raises(VenueDuplicateOrder) as exc:  # proof the venue has it: the caller looks it up
         await venue.submit(o)
     assert "Duplicate order sent" in exc.value.reason
     assert len(fake.orders_by_client_id(o.client_order_id)) == 1

@@ -155,6 +155,31 @@ async def test_a_command_older_than_the_limit_expires_unsent(servers: Any) -> No
         await fake.stop()
 
 
+async def test_a_resend_refused_as_a_duplicate_adopts_the_first_order_instead_of_rejecting_it(servers: Any) -> None:
+    topics = Topics(unique("exec") + ".")
+    await ensure_topics(servers.kafka_bootstrap, 1, topics)
+    fake = FakeBinance(api_key=KEY, secret=SECRET, balances={"USDT": Decimal("10000"), "BTC": Decimal(0)})
+    await fake.start()
+    fake.set_price("BTC/USDT", Decimal("60000"))
+    # the first submit is taken but its answer comes after ccxt's 2 s timeout, and the new order stays invisible to
+    # lookups (past the service's confirm_timeout) until the service resends it and Binance says "Duplicate order sent."
+    fake.delay_responses_after_accept(1, 4.0)
+    fake.hide_new_orders_until_resent()
+    try:
+        async with EventProducer(servers.kafka_bootstrap, topics) as producer, \
+                Log(servers.kafka_bootstrap, topics) as log:
+            await producer.publish([command("ma_cross-dup")])
+            svc, stop, task = await start_service(fake, producer, servers.kafka_bootstrap, topics)
+            await wait_for(lambda: _has(log, OrderFilled, "ma_cross-dup"), 30, "the order adopted and its fill")
+            await halt(svc, stop, task)
+            await log.read()
+        assert len(fake.orders_by_client_id("ma_cross-dup")) == 1
+        assert [a.client_order_id for a in log.of(OrderAccepted)] == ["ma_cross-dup"]
+        assert log.of(OrderRejected) == []
+    finally:
+        await fake.stop()
+
+
 async def test_an_order_open_at_the_venue_that_the_log_has_ended_is_cancelled_there(servers: Any) -> None:
     topics = Topics(unique("exec") + ".")
     await ensure_topics(servers.kafka_bootstrap, 1, topics)
