@@ -7,8 +7,9 @@ This module also holds what the Coinbase and Alpaca fakes share (the Binance and
   price as taker if marketable, otherwise rest with their funds held and fill in full at their limit price as
   maker when ``set_price`` crosses them. The fee is a rate of the notional, charged in the quote currency or
   (``fee_from_received``) in whatever the fill credits, as Alpaca does for crypto.
-- :class:`FakeServer`: the aiohttp plumbing and the fault injection: answers delayed after the order was taken,
-  429 bursts, every trade listed twice, new orders invisible to lookups for a while.
+- :class:`LocalServer`: the aiohttp plumbing and the fault injection (the Binance fake uses it too): answers delayed
+  after the order was taken, 429 bursts, every trade listed twice, new orders invisible to lookups for a while;
+  :class:`FakeServer` adds a :class:`Book`.
 
 Money is Decimal here and plain decimal strings on the wire (:func:`num`).
 """
@@ -190,11 +191,8 @@ class Book:
         self.fills.append(Fill(str(uuid.uuid4()), o, qty, price, fee, fee_cur, maker, now))
 
 
-class FakeServer:
-    """An aiohttp server on 127.0.0.1 running ``dispatch`` for a venue's :class:`Book`, with the fault injection
-    the venue fakes share; the venue's fake renders orders and fills its way (``render_order``, ``render_fill``)."""
-
-    book: Book
+class LocalServer:
+    """An aiohttp server on 127.0.0.1 running ``dispatch``, with the fault injection every venue fake shares."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
@@ -212,32 +210,6 @@ class FakeServer:
     def too_many_requests(self) -> web.Response:
         """The venue's answer to a request over its rate limit (HTTP 429)."""
         raise NotImplementedError
-
-    def render_order(self, o: Order) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def render_fill(self, f: Fill) -> dict[str, Any]:
-        raise NotImplementedError
-
-    # -- the market and introspection --------------------------------------------------------------------
-
-    def set_price(self, symbol: str, price: Decimal) -> None:
-        """The last price of ``symbol``; resting limit orders it crosses fill in full at their price (maker)."""
-        self.book.set_price(symbol, price)
-
-    def orders_by_client_id(self, client_order_id: str) -> list[dict[str, Any]]:
-        return [self.render_order(o) for o in self.book.orders if o.client_order_id == client_order_id]
-
-    def all_orders(self) -> list[dict[str, Any]]:
-        return [self.render_order(o) for o in self.book.orders]
-
-    def all_trades(self) -> list[dict[str, Any]]:
-        """Every fill, as the venue lists it."""
-        return [self.render_fill(f) for f in self.book.fills]
-
-    def balances(self) -> dict[str, Decimal]:
-        """Total (free + held) per currency."""
-        return self.book.balances()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -277,7 +249,8 @@ class FakeServer:
         """Lookups do not find orders younger than ``seconds`` (0 turns it off)."""
         self._hide_for = seconds
 
-    def hidden(self, o: Order) -> bool:
+    def hidden(self, o: Any) -> bool:
+        """``o`` (anything with ``created_mono``) is too young to be found by a lookup."""
         return time.monotonic() - o.created_mono < self._hide_for
 
     async def answer_late(self) -> None:
@@ -294,6 +267,39 @@ class FakeServer:
             self._rate_limited -= 1
             return self.too_many_requests()
         return await handler(request)
+
+
+class FakeServer(LocalServer):
+    """A :class:`LocalServer` for a venue's :class:`Book`; the venue's fake renders orders and fills its way
+    (``render_order``, ``render_fill``)."""
+
+    book: Book
+
+    def render_order(self, o: Order) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def render_fill(self, f: Fill) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- the market and introspection --------------------------------------------------------------------
+
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        """The last price of ``symbol``; resting limit orders it crosses fill in full at their price (maker)."""
+        self.book.set_price(symbol, price)
+
+    def orders_by_client_id(self, client_order_id: str) -> list[dict[str, Any]]:
+        return [self.render_order(o) for o in self.book.orders if o.client_order_id == client_order_id]
+
+    def all_orders(self) -> list[dict[str, Any]]:
+        return [self.render_order(o) for o in self.book.orders]
+
+    def all_trades(self) -> list[dict[str, Any]]:
+        """Every fill, as the venue lists it."""
+        return [self.render_fill(f) for f in self.book.fills]
+
+    def balances(self) -> dict[str, Decimal]:
+        """Total (free + held) per currency."""
+        return self.book.balances()
 
 
 def ccxt_venue(exchange_id: str, fake: FakeServer, *, api_key: str, secret: str, **kw: Any) -> CcxtVenue:

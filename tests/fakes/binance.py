@@ -21,20 +21,20 @@ invisible to lookups for a while. Everything runs on the test's event loop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from tests.fakes import LocalServer
 
 if TYPE_CHECKING:
     from adapters.venues.ccxt_venue import CcxtVenue
@@ -125,7 +125,7 @@ class _Order:
         }
 
 
-class FakeBinance:
+class FakeBinance(LocalServer):
     """A Binance spot account on 127.0.0.1: see the module docstring."""
 
     def __init__(self, *, api_key: str, secret: str, symbols: dict[str, tuple[str, str]] | None = None,
@@ -154,37 +154,9 @@ class FakeBinance:
         self._trades: list[dict[str, Any]] = []
         self._order_ids = itertools.count(1000001)
         self._trade_ids = itertools.count(5000001)
-        self.requests: list[tuple[str, str]] = []
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
-        self._stopping = asyncio.Event()
-        # faults
-        self._delays: list[float] = []
-        self._rate_limited = 0
-        self._duplicate_trades = False
-        self._hide_for = 0.0
+        LocalServer.__init__(self)
         self._hide_until_resent = False
         self._unseen: set[str] = set()  # client order ids hidden from lookups until sent again
-
-    # -- lifecycle ---------------------------------------------------------------------------------------
-
-    async def start(self) -> str:
-        app = web.Application(middlewares=[self._middleware])
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = getattr(site, "_server", None)
-        port = server.sockets[0].getsockname()[1] if server is not None and server.sockets else 0
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
 
     # -- the market --------------------------------------------------------------------------------------
 
@@ -198,22 +170,6 @@ class FakeBinance:
                 self._fill(o, o.price, maker=True)
 
     # -- fault injection ---------------------------------------------------------------------------------
-
-    def delay_responses_after_accept(self, count: int, seconds: float) -> None:
-        """The next ``count`` new-order requests are taken (and matched), but answered ``seconds`` later."""
-        self._delays.extend([seconds] * count)
-
-    def rate_limit(self, count: int) -> None:
-        """The next ``count`` requests (any endpoint) are refused with HTTP 429 and Binance's -1003."""
-        self._rate_limited += count
-
-    def duplicate_trades(self, on: bool) -> None:
-        """``myTrades`` lists every trade twice while on."""
-        self._duplicate_trades = on
-
-    def hide_new_orders(self, seconds: float) -> None:
-        """Order lookups answer -2013 for orders younger than ``seconds`` (0 turns it off)."""
-        self._hide_for = seconds
 
     def hide_new_orders_until_resent(self, on: bool = True) -> None:
         """Order lookups answer -2013 for new orders until a new-order request repeats their client order id
@@ -241,19 +197,15 @@ class FakeBinance:
 
     # -- HTTP plumbing -----------------------------------------------------------------------------------
 
-    @web.middleware
-    async def _middleware(self, request: web.Request,
-                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        self.requests.append((request.method, request.path))
-        if self._rate_limited > 0:
-            self._rate_limited -= 1
-            return web.json_response(
-                {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
-                                       "minute. Please use WebSocket Streams for live updates to avoid polling the "
-                                       "API."},
-                status=429, headers={"Retry-After": "1"})
+    def too_many_requests(self) -> web.Response:
+        return web.json_response(
+            {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
+                                   "minute. Please use WebSocket Streams for live updates to avoid polling the API."},
+            status=429, headers={"Retry-After": "1"})
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await handler(request)
+            return await self._dispatch(request)
         except _ApiError as exc:
             return web.json_response({"code": exc.code, "msg": exc.msg}, status=exc.status)
 
@@ -279,9 +231,8 @@ class FakeBinance:
             raise _ApiError(404, -1000, f"The fake has no {request.method} {request.path}.")
         params = await self._verify(request)
         answer = signed[route](params)
-        if route == ("POST", "/api/v3/order") and self._delays:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._delays.pop(0))
+        if route == ("POST", "/api/v3/order"):
+            await self.answer_late()
         return web.json_response(answer)
 
     async def _verify(self, request: web.Request) -> dict[str, str]:
@@ -439,7 +390,7 @@ class FakeBinance:
                             "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         for o in self._orders:
             if o.market is m and ((coid and o.client_order_id == coid) or (oid and str(o.order_id) == oid)):
-                if hide and (time.monotonic() - o.created_mono < self._hide_for or o.client_order_id in self._unseen):
+                if hide and (self.hidden(o) or o.client_order_id in self._unseen):
                     break
                 return o
         raise _ApiError(400, -2013, "Order does not exist.") if hide else _ApiError(400, -2011, "Unknown order sent.")
@@ -488,7 +439,7 @@ class FakeBinance:
             if (from_id is not None and t["id"] < from_id) or (order_id is not None and t["orderId"] != order_id):
                 continue
             public = {k: v for k, v in t.items() if k != "clientOrderId"}
-            out.extend([public, dict(public)] if self._duplicate_trades else [public])
+            out.extend([public, dict(public)] if self.listed_twice else [public])
         return out[:limit]
 
     def _account(self, params: dict[str, str]) -> dict[str, Any]:
