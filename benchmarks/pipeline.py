@@ -2,7 +2,8 @@
 
 1. Audit projection throughput: N synthetic ticks run through the trading core; all resulting
    events are published to fresh topics, then the audit projection folds them from Kafka into a
-   fresh schema (the same runner and code as `python -m engine replay`). Prints events/s, and the
+   fresh schema (the same runner and code as `python -m engine replay`, in one worker process and in
+   two: `replay --workers 2`). Prints events/s, and the
    raw ceiling of the same machine in the same run: the same rows (every row of every table the
    projection wrote) written with asyncpg `copy_records_to_table` with no projection logic, and the
    ratio; and, for comparison with earlier figures, the ceiling of the `events` table alone.
@@ -70,21 +71,27 @@ async def throughput(n_ticks: int) -> None:
         pub_s = time.monotonic() - t0
     print(f"publish: {len(envs):,} events to Kafka in {pub_s:.2f} s ({len(envs) / pub_s:,.0f} events/s, acks=all)")
 
-    schema = f"bench_{uuid.uuid4().hex[:6]}"
-    res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer, schema,
-                       topics=topics, progress=False)
-    print(f"audit projection: {res.events:,} events from Kafka into PostgreSQL in {res.seconds:.2f} s "
-          f"= {res.events_per_second:,.0f} events/s")
-
     pool = await create_pool(settings.postgres.dsn)
     try:
-        await raw_ceiling(pool, schema, res.events, res.seconds)
-        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        first, raw_s = "", 0.0
+        for workers in (1, 2):
+            schema = f"bench_{uuid.uuid4().hex[:6]}"
+            res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer, schema,
+                               topics=topics, progress=False, workers=workers)
+            print(f"audit projection, {workers} worker process(es): {res.events:,} events from Kafka into PostgreSQL "
+                  f"in {res.seconds:.2f} s = {res.events_per_second:,.0f} events/s")
+            if workers == 1:
+                first = schema
+                raw_s = await raw_ceiling(pool, schema, res.events, res.seconds)
+            else:
+                print(f"  ratio to the same-rows ceiling above: {raw_s / res.seconds:.2f}")
+                await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.execute(f'DROP SCHEMA "{first}" CASCADE')
     finally:
         await pool.close()
 
 
-async def raw_ceiling(pool: asyncpg.Pool, schema: str, events: int, projection_s: float) -> None:
+async def raw_ceiling(pool: asyncpg.Pool, schema: str, events: int, projection_s: float) -> float:
     """The raw ceiling: the same rows the projection wrote, every table, read back and written again with
     ``copy_records_to_table`` (5,000 rows a call, as the projection's batches) into empty copies of the tables
     with their keys and indexes: no Kafka, no decoding, no projection logic. Also printed: the ``events`` table
@@ -112,6 +119,7 @@ async def raw_ceiling(pool: asyncpg.Pool, schema: str, events: int, projection_s
     print("  " + ", ".join(f"{t} {rows_of[t]:,} rows {seconds[t]:.2f} s" for t in TABLES if rows_of[t]))
     print(f"raw ceiling, the events table alone: {events / seconds['events']:,.0f} events/s; "
           f"ratio = {seconds['events'] / projection_s:.2f}")
+    return raw_s
 
 
 async def latency(n_ticks: int, rate: float) -> None:

@@ -5,7 +5,7 @@ It first writes the log (synthetic ticks run through the trading core, all resul
 fresh topics), then runs `python -m engine replay` on it as a separate process, as a user would, and reads
 that process's peak resident memory from the kernel (getrusage of the child).
 
-Usage: python benchmarks/replay_million.py [--events N]
+Usage: python benchmarks/replay_million.py [--events N] [--workers N [N ...]]
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import argparse
 import asyncio
 import os
 import platform
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -61,28 +61,36 @@ async def write_log(target_events: int, prefix: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="replay with each (default: 1 2)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     prefix = f"million_{uuid.uuid4().hex[:6]}."
     t0 = time.monotonic()
     written = asyncio.run(write_log(args.events, prefix))
     print(f"log written: {written:,} events in {time.monotonic() - t0:.1f} s")
-    schema = f"million_{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "ENGINE_KAFKA__TOPIC_PREFIX": prefix}
-    t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "engine", "replay", "--schema", schema], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=False)
-    wall = time.monotonic() - t0
-    if out.returncode != 0:
-        print(out.stderr[-3000:])
-        raise SystemExit(out.returncode)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(out.stdout.strip())
-    print(f"replay of {written:,} events: {wall:.1f} s wall (process start to exit), "
-          f"{written / wall:,.0f} events/s; peak memory of the replay process {peak_kib / 1024:,.0f} MiB")
-    subprocess.run(["psql", load().postgres.dsn, "-qc", "SET client_min_messages = warning",
-                    "-c", f"DROP SCHEMA {schema} CASCADE"], check=False)
-
+    for workers in args.workers:
+        schema = f"million_{uuid.uuid4().hex[:6]}"
+        t0 = time.monotonic()
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "engine", "replay", "--schema", schema, "--workers",
+                                     str(workers)], cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
+            # wait4 gives the usage of the child and of its reaped children: the largest of the replay's processes
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - t0
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        peak_kib = usage.ru_maxrss
+        if os.waitstatus_to_exitcode(status) != 0:
+            print(stderr[-3000:])
+            raise SystemExit(1)
+        print(stdout.strip())
+        print(f"replay of {written:,} events, {workers} worker process(es): {wall:.1f} s wall (process start to "
+              f"exit), {written / wall:,.0f} events/s; peak memory of the largest replay process "
+              f"{peak_kib / 1024:,.0f} MiB")
+        subprocess.run(["psql", load().postgres.dsn, "-qc", "SET client_min_messages = warning",
+                        "-c", f"DROP SCHEMA {schema} CASCADE"], check=False)
 
 if __name__ == "__main__":
     main()

@@ -30,6 +30,16 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day, e.g. 2019-10-11") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m engine",
@@ -73,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--from", dest="start", type=_when, help="first event time (ISO, UTC if no zone)")
     rp.add_argument("--to", dest="end", type=_when, help="stop before this event time (ISO)")
     rp.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
+    rp.add_argument("--workers", type=_positive, default=1,
+                    help="processes sharing the partitions, as a live consumer group does (default 1; see the README's "
+                    "benchmarks)")
 
     sub.add_parser("rebuild", help="blue/green: rebuild the audit schema from the log, then switch to it",
                    description="Builds a new version of the audit projection from the start of the log (with this "
@@ -192,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             res = asyncio.run(replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
                                      args.schema, start=args.start, end=args.end, day=args.date,
-                                     replace=args.replace, topics=Topics(settings.kafka.topic_prefix)))
+                                     replace=args.replace, topics=Topics(settings.kafka.topic_prefix),
+                                     workers=args.workers))
         except SchemaExists as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

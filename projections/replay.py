@@ -2,20 +2,27 @@
 
 ``replay`` folds the whole log, a time range, or one UTC day (``day``: from the day's first event to
 its end; the day's snapshots seed the state, so the day stands alone) into a schema that must not
-exist yet. ``diff`` compares two schemas table by table; with ``day`` it compares only that day's rows
+exist yet, in one process or in several (``workers``: the partitions are shared out, as in a live
+consumer group). ``diff`` compares two schemas table by table; with ``day`` it compares only that day's rows
 (the current-state tables are then left out: they hold the end of the log, not the end of the day).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
+from aiokafka import TopicPartition
 from tqdm import tqdm
 
 from adapters.kafka import EventProducer, LogInspector
@@ -71,25 +78,93 @@ async def _schema_exists(pool: asyncpg.Pool, schema: str) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema))
 
 
-async def _progress(runner: ProjectionRunner, total: int, done: asyncio.Event) -> None:
+async def _progress(seen: Callable[[], Awaitable[int]], total: int, done: asyncio.Event) -> None:
     """A progress bar on a terminal (done/total, events/s, time left); plain log lines otherwise."""
     tty = sys.stderr.isatty()
     bar = tqdm(total=total, unit="ev", unit_scale=True, disable=not tty, desc="replay", smoothing=0.1)
-    t0, last_log, seen = time.monotonic(), 0.0, 0
+    t0, last_log, shown = time.monotonic(), 0.0, 0
     try:
         while not done.is_set():
             await asyncio.sleep(0.25)
-            bar.update(runner.applied + runner.dead_lettered - seen)
-            seen = runner.applied + runner.dead_lettered
+            now_seen = await seen()
+            bar.update(now_seen - shown)
+            shown = now_seen
             now = time.monotonic()
             if not tty and now - last_log >= 5:
                 last_log = now
-                rate = seen / (now - t0) if now > t0 else 0.0
-                log.info("replay.progress", done=seen, total=total, events_per_second=round(rate),
-                         seconds_left=round((total - seen) / rate, 1) if rate else None)
-        bar.update(runner.applied + runner.dead_lettered - seen)
+                rate = shown / (now - t0) if now > t0 else 0.0
+                log.info("replay.progress", done=shown, total=total, events_per_second=round(rate),
+                         seconds_left=round((total - shown) / rate, 1) if rate else None)
+        bar.update(total - shown)
     finally:
         bar.close()
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A worker's share of a replay: the partitions (of every topic) it folds, and where it starts and stops."""
+
+    tps: tuple[TopicPartition, ...]
+    start_at: dict[TopicPartition, int]
+    stop_at: dict[TopicPartition, int]
+
+
+def _split(tps: list[TopicPartition], start_at: dict[TopicPartition, int], stop_at: dict[TopicPartition, int],
+           workers: int) -> list[_Part]:
+    """At most ``workers`` shares, by partition number (an instrument's ticks, trading and control events, keyed
+    alike, are in the same partition number of each topic and stay in one worker, as in a live consumer group),
+    balanced by the number of records: the largest partition number first, to the share with the fewest."""
+    size: dict[int, int] = {}
+    for tp in tps:
+        size[tp.partition] = size.get(tp.partition, 0) + max(stop_at[tp] - start_at[tp], 0)
+    busy = sorted((n for n in size if size[n]), key=lambda n: (-size[n], n))
+    if not busy:  # nothing to fold (or no topic yet): one share, which records where it stands
+        return [_Part(tuple(tps), start_at, stop_at)]
+    groups: list[list[int]] = [[] for _ in range(min(workers, len(busy)))]
+    loads = [0] * len(groups)
+    for n in busy:
+        i = loads.index(min(loads))
+        groups[i].append(n)
+        loads[i] += size[n]
+    for n in sorted(set(size) - set(busy)):  # empty partitions: someone must still record their offsets
+        groups[0].append(n)
+    return [_Part(tuple(tp for tp in tps if tp.partition in g), {tp: start_at[tp] for tp in tps if tp.partition in g},
+                  {tp: stop_at[tp] for tp in tps if tp.partition in g}) for g in groups]
+
+
+async def _replay_part(bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, topics: Topics, part: _Part,
+                       batch: int) -> int:
+    """Fold one share of the log into ``schema`` (which exists); return the events applied."""
+    owner = await create_pool(owner_dsn, max_size=2)
+    writer = await create_pool(writer_dsn)
+    try:
+        async with EventProducer(bootstrap, topics, client_id="replay") as dlq:
+            runner = ProjectionRunner(
+                AuditProjection(schema, topics, owner_pool=owner), PgOffsets(writer, schema), bootstrap, dlq,
+                partitions=part.tps, start_at=part.start_at, stop_at=part.stop_at, batch=batch, export_lag=False,
+            )
+            await runner.start()
+            try:
+                await runner.run(asyncio.Event())
+            finally:
+                await runner.stop()
+            return runner.applied
+    finally:
+        await writer.close()
+        await owner.close()
+
+
+def _worker(args: tuple[Any, ...]) -> int:
+    """A replay worker process: warnings and errors to stderr, the rest is the parent's to say."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    return asyncio.run(_replay_part(*args))
+
+
+async def _in_processes(args: list[tuple[Any, ...]]) -> int:
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(max_workers=len(args), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(await asyncio.gather(*(loop.run_in_executor(pool, _worker, a) for a in args)))
 
 
 async def replay(
@@ -105,53 +180,60 @@ async def replay(
     batch: int = 20000,
     topics: Topics = Topics(),
     progress: bool = True,
+    workers: int = 1,
 ) -> ReplayResult:
-    """Fold the log (all of it, ``start``..``end``, or one UTC ``day``) into the fresh schema ``schema``."""
+    """Fold the log (all of it, ``start``..``end``, or one UTC ``day``) into the fresh schema ``schema``.
+
+    With ``workers`` > 1 the partitions are shared among that many processes (spawned), each folding its share
+    into the same schema, as the workers of a live consumer group do: the result is the same schema.
+    """
     ident(schema)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
     if day is not None:
         start, end = day_bounds(day)
     owner = await create_pool(owner_dsn, max_size=2)
-    writer = await create_pool(writer_dsn)
     try:
         if await _schema_exists(owner, schema):
             if not replace:
                 raise SchemaExists(f"schema {schema!r} exists; pass --replace to drop and rebuild it")
             await owner.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
         await create_schema(owner, schema)
-        projection = AuditProjection(schema, topics, owner_pool=owner)
-        async with LogInspector(bootstrap) as inspector, EventProducer(bootstrap, topics, client_id="replay") as dlq:
-            tps = await inspector.partitions(projection.topics, missing_ok=True)
+        async with LogInspector(bootstrap) as inspector:
+            tps = await inspector.partitions((topics.ticks, topics.trading, topics.control), missing_ok=True)
             begin = await inspector.beginning_offsets(tps)
             start_at = await inspector.offsets_at(tps, int(start.timestamp() * 1000)) if start else begin
             stop_at = await inspector.offsets_at(tps, int(end.timestamp() * 1000)) if end else (
                 await inspector.end_offsets(tps)
             )
-            start_at = {tp: max(start_at[tp], begin[tp]) for tp in tps}
-            total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in tps)
-            runner = ProjectionRunner(
-                projection, PgOffsets(writer, schema), bootstrap, dlq, partitions=tps,
-                start_at=start_at, stop_at=stop_at, batch=batch, export_lag=False,
-            )
-            t0 = time.monotonic()
-            await runner.start()
-            done = asyncio.Event()
-            bar = asyncio.create_task(_progress(runner, total, done)) if progress else None
-            try:
-                log.info("replay.started", schema=schema, events=total,
-                         start=start.isoformat() if start else None, end=end.isoformat() if end else None)
-                await runner.run(asyncio.Event())
-            finally:
-                done.set()
-                if bar is not None:
-                    await bar
-                await runner.stop()
-            seconds = time.monotonic() - t0
-        result = ReplayResult(schema, runner.applied, seconds)
+        start_at = {tp: max(start_at[tp], begin[tp]) for tp in tps}
+        total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in tps)
+        parts = _split(tps, start_at, stop_at, workers)
+
+        async def seen() -> int:
+            table = f"{ident(schema)}.projection_offsets"
+            rows = await owner.fetch(f"SELECT topic, partition, next_offset FROM {table} WHERE projection = 'audit'")  # noqa: S608
+            return sum(max(r["next_offset"] - start_at.get(TopicPartition(r["topic"], r["partition"]),
+                                                           r["next_offset"]), 0) for r in rows)
+
+        args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch) for part in parts]
+        t0 = time.monotonic()
+        done = asyncio.Event()
+        bar = asyncio.create_task(_progress(seen, total, done)) if progress else None
+        try:
+            log.info("replay.started", schema=schema, events=total, workers=len(parts),
+                     start=start.isoformat() if start else None, end=end.isoformat() if end else None)
+            applied = await (_replay_part(*args[0]) if len(args) == 1 else _in_processes(args))
+        finally:
+            done.set()
+            if bar is not None:
+                await bar
+        seconds = time.monotonic() - t0
+        result = ReplayResult(schema, applied, seconds)
         log.info("replay.finished", schema=schema, events=result.events, seconds=round(seconds, 3),
                  events_per_second=round(result.events_per_second))
         return result
     finally:
-        await writer.close()
         await owner.close()
 
 
