@@ -87,10 +87,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="processes sharing the partitions, as a live consumer group does (default 1; see the README's "
                     "benchmarks)")
 
-    sub.add_parser("rebuild", help="blue/green: rebuild the audit schema from the log, then switch to it",
-                   description="Builds a new version of the audit projection from the start of the log (with this "
-                   "code's schema) while the current one keeps serving, catches it up, then renames it into "
-                   "place in one transaction; live workers follow. The old version stays as <schema>_old_<time>.")
+    rb = sub.add_parser("rebuild", help="blue/green: rebuild the audit schema from the log, then switch to it",
+                        description="Builds a new version of the audit projection from the start of the log (with "
+                        "this code's schema) while the current one keeps serving, catches it up, then renames it "
+                        "into place in one transaction; live workers follow. The old version stays as "
+                        "<schema>_old_<time>.")
+    rb.add_argument("--workers", type=_positive, default=1,
+                    help="processes sharing the partitions for the initial build (as replay --workers)")
 
     df = sub.add_parser("diff", help="compare the audit tables of two schemas row by row (exit 1 if different)")
     df.add_argument("schema_a")
@@ -218,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         from projections.rebuild import rebuild
 
         rb = asyncio.run(rebuild(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
-                                 settings.postgres.schema_, topics=Topics(settings.kafka.topic_prefix)))
+                                 settings.postgres.schema_, topics=Topics(settings.kafka.topic_prefix),
+                                 workers=args.workers))
         kept = f"; the previous version is kept as {rb.old}" if rb.old else ""
         print(f"rebuilt {rb.schema} from {rb.events} events in {rb.seconds:.2f} s and switched to it{kept}")
         return 0

@@ -72,7 +72,8 @@ async def _catch_up(
 
 
 async def rebuild(
-    bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, *, topics: Topics = Topics(), rounds: int = 5
+    bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, *, topics: Topics = Topics(), rounds: int = 5,
+    workers: int = 1,
 ) -> RebuildResult:
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     new, old = f"{schema}_next_{stamp}"[:63], f"{schema}_old_{stamp}"[:63]
@@ -80,7 +81,7 @@ async def rebuild(
     ident(old)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    built = await replay(bootstrap, owner_dsn, writer_dsn, new, topics=topics)
+    built = await replay(bootstrap, owner_dsn, writer_dsn, new, topics=topics, workers=workers)
     applied = built.events
     owner = await create_pool(owner_dsn, max_size=3)
     writer = await create_pool(writer_dsn)

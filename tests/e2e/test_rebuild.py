@@ -36,7 +36,7 @@ async def test_rebuild_switches_to_a_complete_new_version_while_trading_goes_on(
             return await count("fills") > 0
 
         await wait_for(some_fills, 120, "the live projection to record fills")
-        res = run_cli(["rebuild"], env)
+        res = run_cli(["rebuild", "--workers", "2"], env)
         assert res.returncode == 0, res.stderr[-3000:]
         m = re.search(r"kept as (\S+)", res.stdout)
         assert m, res.stdout
