@@ -1,4 +1,4 @@
-"""The daily loss limit: a pure check of today's loss across the instruments one engine owns.
+"""The daily loss limit: a pure check of today's loss over the account's instruments.
 
 Equity is counted like the paper account (:mod:`engine.account`), per quote currency: the starting
 balances (the paper account's ``venue.starting_balances``; for a live venue, its balances at the execution
@@ -16,12 +16,18 @@ resume the limit is re-armed one step further: the n-th trip of a UTC day needs 
 from the control log, so this holds across restarts. A manual halt does not count as a trip; while trading
 is halted (by anyone) nothing is checked.
 
-Everything here is a function of the cores' states, so the check is deterministic given the order in which
-the engine processed its ticks; the decision that follows it is in the log (the TradingHalted event), and a
-recovery rebuilds from that event, not from this check. **Scope:** one engine process checks the
-instruments it owns (the partitions assigned to it), each against the full starting balances; in a
-deployment of several engine processes each one checks its own instruments, and no process sees the
-loss of the whole account.
+**The whole account, across engines.** Engines scale out over the partitions, so each owns some instruments. Each
+engine publishes, for the instruments it owns, an ``EquityReported`` to the control topic (:func:`report`) when an
+instrument's flows change (a fill) or its day changes, and at most once per second of event time when only its price
+moves; every engine reads the control topic, and checks its own instruments' live states together with the latest
+report of every instrument it does not own (:func:`from_report`). So the limit holds for the account, whichever
+engine sees the breach first; another engine's instruments count with their last report (at most a second of event
+time old while they trade).
+
+Everything here is a function of the views it is given, so the check is deterministic given what the engine had
+read; the decision that follows it is in the log (the TradingHalted event), and a recovery rebuilds from that event,
+not from this check. A trip reaches the other engines as an operator's halt does: it applies from its event time,
+and they apply it when they read it from the control topic.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+import orjson
+
 from engine.account import currencies
 from engine.trader import TraderState
-from events import TradingHalted
+from events import EquityReported, TradingHalted
 
 ZERO = Decimal(0)
 BY = "risk:daily_loss_limit"
@@ -47,9 +55,52 @@ class Breach:
     threshold: Decimal  # the share it reached (n x limit for the n-th trip of the day)
 
 
-def _equity(
-    starting: Mapping[str, Decimal], views: list[tuple[str, Decimal, tuple[tuple[str, Decimal], ...]]]
-) -> dict[str, Decimal]:
+@dataclass(frozen=True, slots=True)
+class View:
+    """What the check needs of one instrument: its last price and flows, and both at its first tick of ``day``."""
+
+    instrument: str
+    day: str | None
+    price: Decimal | None
+    flows: tuple[tuple[str, Decimal], ...]
+    open_price: Decimal | None = None
+    open_flows: tuple[tuple[str, Decimal], ...] = ()
+
+
+def view(s: TraderState) -> View:
+    return View(s.instrument, s.day, s.last_price, s.flows, s.day_open_price, s.day_open_flows)
+
+
+def _flows_json(flows: tuple[tuple[str, Decimal], ...]) -> str:
+    return orjson.dumps({cur: str(amount) for cur, amount in flows}).decode()
+
+
+def _flows(text: str) -> tuple[tuple[str, Decimal], ...]:
+    return tuple(sorted((cur, Decimal(amount)) for cur, amount in orjson.loads(text).items()))
+
+
+def report(v: View) -> EquityReported:
+    """The event that tells the other engines what ``v``'s instrument adds to the account (it must have a price)."""
+    assert v.price is not None and v.day is not None
+    return EquityReported(instrument=v.instrument, day=v.day, price=v.price, flows=_flows_json(v.flows),
+                          open_price=v.open_price, open_flows=_flows_json(v.open_flows))
+
+
+def from_report(e: EquityReported) -> View:
+    return View(e.instrument, e.day, e.price, _flows(e.flows), e.open_price, _flows(e.open_flows))
+
+
+def worth_reporting(now: View, last: View | None, ts: int, last_ts: int, interval_ns: int) -> bool:
+    """A new report: the first, a fill or a new day; a price move once ``interval_ns`` of event time has passed."""
+    if now.price is None or now.day is None:
+        return False
+    if last is None or now.flows != last.flows or now.day != last.day or now.open_price != last.open_price:
+        return True
+    return now.price != last.price and ts - last_ts >= interval_ns
+
+
+def _equity(starting: Mapping[str, Decimal], views: list[tuple[str, Decimal, tuple[tuple[str, Decimal], ...]]]
+            ) -> dict[str, Decimal]:
     """Per quote currency: its balance + the base balances of the instruments quoted in it at their price."""
     balances = dict(starting)
     for _, _, flows in views:
@@ -64,28 +115,28 @@ def _equity(
 
 
 def equities(
-    states: Iterable[TraderState], starting: Mapping[str, Decimal], day: str
+    views: Iterable[View], starting: Mapping[str, Decimal], day: str
 ) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
     """(start-of-day equity, equity now) per quote currency, of the instruments that have a price."""
     now: list[tuple[str, Decimal, tuple[tuple[str, Decimal], ...]]] = []
     sod: list[tuple[str, Decimal, tuple[tuple[str, Decimal], ...]]] = []
-    for s in states:
-        if s.last_price is None:
+    for v in views:
+        if v.price is None:
             continue
-        now.append((s.instrument, s.last_price, s.flows))
-        if s.day == day and s.day_open_price is not None:
-            sod.append((s.instrument, s.day_open_price, s.day_open_flows))
+        now.append((v.instrument, v.price, v.flows))
+        if v.day == day and v.open_price is not None:
+            sod.append((v.instrument, v.open_price, v.open_flows))
         else:
-            sod.append((s.instrument, s.last_price, s.flows))
+            sod.append((v.instrument, v.price, v.flows))
     return _equity(starting, sod), _equity(starting, now)
 
 
 def check(
-    states: Iterable[TraderState], starting: Mapping[str, Decimal], *, day: str, limit: Decimal, trips_today: int = 0
+    views: Iterable[View], starting: Mapping[str, Decimal], *, day: str, limit: Decimal, trips_today: int = 0
 ) -> Breach | None:
     """The first quote currency (by name) whose loss today reached ``limit`` x (trips today + 1), or None."""
     threshold = limit * (trips_today + 1)
-    start, now = equities(states, starting, day)
+    start, now = equities(views, starting, day)
     for cur in sorted(now):
         s = start.get(cur, ZERO)
         if s <= 0:

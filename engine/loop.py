@@ -10,8 +10,9 @@ acknowledged everything handed over, and only then commits the tick offsets. A c
 re-processes those ticks and re-publishes the very same events with the same ids, which every
 projection recognises as duplicates.
 
-With a ``daily_loss_limit``, after each input record it checks today's loss over every instrument it owns
-(:mod:`engine.daily_loss`; in a deployment of several engines each checks its own instruments), against the
+With a ``daily_loss_limit``, after each input record it reports what the record's instrument adds to the account
+(``EquityReported`` on the control topic, when worth it) and checks today's loss over the whole account
+(:mod:`engine.daily_loss`): its own instruments live, the other engines' as they last reported them, against the
 paper account's starting balances, or a live venue's balances as its first reconciliation recorded them. A breach
 is written as ``TradingHalted(by="risk:daily_loss_limit")`` to the control topic and applied to the breaker
 at once. Its event time is 1 ns after the breaching record's: that record was already decided when the
@@ -39,13 +40,15 @@ from engine import daily_loss
 from engine.breaker import Breaker
 from engine.core import TradingCore
 from engine.snapshots import utc_day
-from events import BalanceReconciled, DecodeError, Envelope, Topics, TradingHalted, decode
+from events import BalanceReconciled, DecodeError, Envelope, EquityReported, Topics, TradingHalted, decode
 from events._ids import derived_event_id
 
 log = structlog.get_logger(__name__)
 
 GROUP = "engine"
 _TRIP_SEQ = 1 << 30  # the position of a daily loss trip among the events derived from its record (no clash)
+_REPORT_SEQ = _TRIP_SEQ + 1  # and of an instrument's EquityReported
+REPORT_INTERVAL_NS = 1_000_000_000  # a price move alone is reported at most once a second of event time
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -110,6 +113,8 @@ class TradingLoop:
         self._starting = dict(starting_balances or {})
         self._daily_loss_limit = daily_loss_limit  # None: not checked
         self.risk_trips: dict[uuid.UUID, int] = {}  # daily loss trips in the control log: event id -> ts_event
+        self.peers: dict[str, daily_loss.View] = {}  # instrument -> its last EquityReported in the control log
+        self._reported: dict[str, tuple[daily_loss.View, int]] = {}  # own instrument -> last report, its ts_event
         self._control = make_consumer(bootstrap, group_id=None, client_id="engine-control")
         self._indicators_reported: dict[tuple[TopicPartition, str], int] = {}
         self.batch_lock = asyncio.Lock()
@@ -126,6 +131,9 @@ class TradingLoop:
                     try:
                         env = decode(msg.value)
                     except DecodeError:
+                        continue
+                    if isinstance(env.event, EquityReported):
+                        self.peers[env.event.instrument] = daily_loss.from_report(env.event)
                         continue
                     if isinstance(env.event, BalanceReconciled):
                         if self._balances_from_venue:
@@ -242,6 +250,7 @@ class TradingLoop:
                     self._unacked.append(await self._producer.enqueue(out))
                     self.events_published += 1
                 if self._daily_loss_limit is not None:
+                    await self._report_equity(env, core)
                     await self._check_daily_loss(env)
             KAFKA_CONSUMED.labels("engine").inc(len(msgs))
             for instrument, n in core.indicators.items():
@@ -249,6 +258,23 @@ class TradingLoop:
                 self._indicators_reported[(tp, instrument)] = n
             self.processed[tp] = self._to_commit[tp] = msgs[-1].offset + 1
             self.ticks_processed += len(msgs)
+
+    async def _report_equity(self, env: Envelope, core: TradingCore) -> None:
+        """Tell the other engines what the record's instrument now adds to the account, when worth it
+        (:func:`engine.daily_loss.worth_reporting`); the id is derived from the record, so a re-processed record
+        re-publishes the same event."""
+        state = core.states.get(env.event.instrument)
+        if state is None:
+            return
+        now = daily_loss.view(state)
+        last, last_ts = self._reported.get(state.instrument, (None, 0))
+        if not daily_loss.worth_reporting(now, last, env.ts_event, last_ts, REPORT_INTERVAL_NS):
+            return
+        self._reported[state.instrument] = (now, env.ts_event)
+        report = Envelope(derived_event_id(env.event_id, _REPORT_SEQ, env.ts_event), daily_loss.report(now),
+                          env.ts_event, time.time_ns(), env.correlation_id, env.event_id, "engine")
+        self._unacked.append(await self._producer.enqueue(report))
+        self.events_published += 1
 
     async def _check_daily_loss(self, env: Envelope) -> None:
         """After one input record: trip the breaker (an event in the log) if today's loss reached the limit."""
@@ -258,8 +284,10 @@ class TradingLoop:
             return  # halted already (by the operator or by an earlier trip): nothing to trip
         day = utc_day(env.ts_event)
         trips_today = sum(1 for ts in self.risk_trips.values() if utc_day(ts) == day)
-        states = [s for core in self.cores.values() for s in core.states.values()]
-        breach = daily_loss.check(states, self._starting, day=day, limit=self._daily_loss_limit,
+        # its own instruments live, the others' (owned by other engines) as they last reported them
+        own = {s.instrument: daily_loss.view(s) for core in self.cores.values() for s in core.states.values()}
+        views = [*own.values(), *(v for i, v in self.peers.items() if i not in own)]
+        breach = daily_loss.check(views, self._starting, day=day, limit=self._daily_loss_limit,
                                   trips_today=trips_today)
         if breach is None:
             return

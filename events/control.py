@@ -111,6 +111,8 @@ class ReconciliationDifference(Event):
     - ``unknown_order``: the venue has an open order the log does not know;
     - ``missed_fill``: the venue reports an execution the log did not have (an OrderFilled follows);
     - ``unknown_fill``: an execution of an order the log does not know;
+    - ``ended_order_open``: the venue has open an order the log has already ended (it is cancelled there);
+    - ``fill_of_ended_order``: an execution of an order the log has already ended (not applied);
     - ``status``: the venue says an order ended (cancelled/expired/filled) the log still has open;
     - ``balance``: a currency's balance moved by more or less than the fills in the log explain.
 
@@ -147,3 +149,20 @@ class ConnectionChanged(Event):
     component: str
     state: str
     detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EquityReported(Event):
+    """What one instrument adds to the account's equity, as the engine that owns it sees it (for the daily loss
+    limit of the whole account, checked by every engine: see :mod:`engine.daily_loss`).
+
+    ``flows`` and ``open_flows`` are JSON objects of currency -> decimal string: what the instrument's fills have
+    moved in total, now and before its first tick of ``day`` (UTC); ``price`` and ``open_price`` are its last
+    price and that first tick's.
+    """
+
+    day: str
+    price: Decimal
+    flows: str
+    open_price: Decimal | None = None
+    open_flows: str = "{}"

@@ -16,7 +16,8 @@ topic                  holds                                       retention
 ``trading.events``     SignalGenerated, Order*, written by engine   forever (the source of truth)
 ``engine.control``     EngineStarted/Stopped, TradingHalted/        forever
                        Resumed, reconciliation and connection
-                       events, keyed by engine id or instrument
+                       events, EquityReported (the daily loss
+                       limit), keyed by engine id or instrument
 ``events.deadletter``  raw bytes of messages no one could decode,   forever
                        with headers ``dlq.reason``, ``dlq.topic``,
                        ``dlq.partition``, ``dlq.offset``, ``dlq.consumer``
@@ -33,6 +34,7 @@ from events.control import (
     ConnectionChanged,
     EngineStarted,
     EngineStopped,
+    EquityReported,
     ReconciliationDifference,
     TradingHalted,
     TradingResumed,
@@ -55,7 +57,7 @@ _FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "de
 
 
 _CONTROL = (EngineStarted, EngineStopped, TradingHalted, TradingResumed, ReconciliationDifference,
-            BalanceReconciled, ConnectionChanged)
+            BalanceReconciled, ConnectionChanged, EquityReported)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal as D
 from types import SimpleNamespace
@@ -16,12 +17,14 @@ from adapters.venues.paper import PaperExchange
 from engine import daily_loss
 from engine.config import ConfigError, load
 from engine.core import TradingCore
+from engine.daily_loss import view
 from engine.loop import TradingLoop
 from engine.risk import RiskLimits, check
 from engine.strategies import MaCross
 from engine.trader import Trader, TraderState
 from events import (
     Envelope,
+    EquityReported,
     Liquidity,
     OrderAccepted,
     OrderFilled,
@@ -33,6 +36,7 @@ from events import (
     Topics,
     TradingHalted,
     TradingResumed,
+    decode,
     encode,
 )
 
@@ -161,8 +165,8 @@ def btc(price: str, *, day: str = DAY, open_price: str = "60000") -> TraderState
 
 def test_the_daily_loss_limit_is_reached_at_its_share_of_start_of_day_equity() -> None:
     start = {"USDT": D("1000")}  # start of day: 400 USDT + 0.01 BTC x 60000 = 1000
-    assert daily_loss.check([btc("55100")], start, day=DAY, limit=D("0.05")) is None  # -49: 4.9 %
-    breach = daily_loss.check([btc("55000")], start, day=DAY, limit=D("0.05"))  # -50: 5 %
+    assert daily_loss.check([view(btc("55100"))], start, day=DAY, limit=D("0.05")) is None  # -49: 4.9 %
+    breach = daily_loss.check([view(btc("55000"))], start, day=DAY, limit=D("0.05"))  # -50: 5 %
     assert breach is not None
     assert (breach.currency, breach.start_of_day, breach.equity, breach.loss) == ("USDT", D(1000), D(950), D("0.05"))
     halt = daily_loss.halt_event(breach)
@@ -171,14 +175,14 @@ def test_the_daily_loss_limit_is_reached_at_its_share_of_start_of_day_equity() -
 
 def test_after_a_trip_the_next_one_that_day_needs_another_limit_of_loss() -> None:
     start = {"USDT": D("1000")}
-    assert daily_loss.check([btc("54000")], start, day=DAY, limit=D("0.05"), trips_today=1) is None  # 6 %
-    assert daily_loss.check([btc("50000")], start, day=DAY, limit=D("0.05"), trips_today=1) is not None  # 10 %
+    assert daily_loss.check([view(btc("54000"))], start, day=DAY, limit=D("0.05"), trips_today=1) is None  # 6 %
+    assert daily_loss.check([view(btc("50000"))], start, day=DAY, limit=D("0.05"), trips_today=1) is not None  # 10 %
 
 
 def test_a_new_day_starts_from_its_own_equity_and_an_idle_instrument_adds_no_change() -> None:
     start = {"USDT": D("1000")}
     # yesterday's state: as of today it has not traded, so today's loss is nothing
-    assert daily_loss.check([btc("50000", day="2024-02-29")], start, day=DAY, limit=D("0.05")) is None
+    assert daily_loss.check([view(btc("50000", day="2024-02-29"))], start, day=DAY, limit=D("0.05")) is None
     # the core takes the day's open at the first tick of each UTC day
     core = TradingCore(Trader(MaCross(10, 30, D("1")), RiskLimits(BIG, BIG)), None)
     core.on_input(tick_env("60000", T0, 0), ts_init=0)
@@ -192,7 +196,40 @@ def test_a_new_day_starts_from_its_own_equity_and_an_idle_instrument_adds_no_cha
 def test_a_quote_currency_without_start_of_day_equity_never_trips() -> None:
     s = TraderState("XRP/ETH", last_price=D("0.001"), day=DAY, flows=(("XRP", D("100")), ("ETH", D("-0.2"))),
                     day_open_price=D("0.002"), day_open_flows=())
-    assert daily_loss.check([s], {"USDT": D("1000")}, day=DAY, limit=D("0.05")) is None
+    assert daily_loss.check([view(s)], {"USDT": D("1000")}, day=DAY, limit=D("0.05")) is None
+
+
+def eth(price: str) -> TraderState:
+    """Long 0.1 ETH bought at 3000 before the day started; now at ``price``."""
+    flows = (("ETH", D("0.1")), ("USDT", D("-300")))
+    return TraderState("ETH/USDT", last_price=D(price), day=DAY, flows=flows, day_open_price=D("3000"),
+                       day_open_flows=flows)
+
+
+def test_a_loss_spread_over_two_engines_trips_when_each_counts_the_others_report() -> None:
+    # the account at the start of the day: 100 USDT + 0.01 BTC @ 60000 + 0.1 ETH @ 3000 = 1000; limit 8 % = 80
+    start, limit = {"USDT": D("1000")}, D("0.08")
+    btc_now, eth_now = btc("55500"), eth("2600")  # -45 on BTC (engine A's), -40 on ETH (engine B's): -85 together
+    assert daily_loss.check([view(btc_now)], start, day=DAY, limit=limit) is None  # what A alone sees: -4.5 %
+    assert daily_loss.check([view(eth_now)], start, day=DAY, limit=limit) is None  # what B alone sees: -4 %
+    # each engine sees its own instrument live, the other's through the control topic
+    eth_seen_by_a = daily_loss.from_report(decode(encode(Envelope.new(
+        daily_loss.report(view(eth_now)), ts_event=T0, ts_init=T0, source="engine"))).event)  # type: ignore[arg-type]
+    assert eth_seen_by_a == view(eth_now)  # the report carries the view exactly, Decimal for Decimal
+    breach = daily_loss.check([view(btc_now), eth_seen_by_a], start, day=DAY, limit=limit)
+    assert breach is not None and breach.loss == D("0.085")
+    assert daily_loss.check([view(btc_now), view(eth("2700"))], start, day=DAY, limit=limit) is None  # -7.5 %
+
+
+def test_a_report_is_worth_sending_on_a_fill_or_a_new_day_and_a_second_apart_for_a_price_move() -> None:
+    first = view(btc("60000"))
+    assert daily_loss.worth_reporting(first, None, T0, 0, SECOND)
+    moved = view(btc("60001"))
+    assert not daily_loss.worth_reporting(moved, first, T0 + SECOND // 2, T0, SECOND)
+    assert daily_loss.worth_reporting(moved, first, T0 + SECOND, T0, SECOND)
+    assert not daily_loss.worth_reporting(first, first, T0 + 10 * SECOND, T0, SECOND)  # nothing changed
+    filled = replace(first, flows=(("BTC", D("0.02")), ("USDT", D("-1200"))))
+    assert daily_loss.worth_reporting(filled, first, T0 + 1, T0, SECOND)
 
 
 class _Producer:
@@ -244,6 +281,35 @@ async def test_the_loop_writes_one_halt_at_the_breach_and_trips_again_only_on_a_
     assert await ticks("53000") == []
     (again,) = await ticks("50000", "49000")
     assert isinstance(again.event, TradingHalted) and "10.0000%" in again.event.reason
+
+
+async def test_an_engine_trips_on_the_accounts_loss_with_the_other_engines_reports_and_reports_its_own() -> None:
+    producer = _Producer()
+    topics = Topics("unit.")
+    core = TradingCore(Trader(MaCross(10, 30, D("0.01")), RiskLimits(BIG, BIG)), PaperExchange(D(0), D(0)))
+    core.states["BTC/USDT"] = btc("60000")
+    loop = TradingLoop("127.0.0.1:1", producer, lambda: core, topics,  # type: ignore[arg-type]
+                       starting_balances={"USDT": D("1000")}, daily_loss_limit=D("0.08"))
+
+    async def no_control(*, to_end: bool = False) -> None:
+        return None
+
+    loop._read_control = no_control  # type: ignore[method-assign]
+    tp = TopicPartition(topics.ticks, 0)
+    loop.cores[tp] = core
+    # ETH belongs to another engine, which reported it at 2600 (-40); BTC's own report is ignored as a peer's
+    loop.peers["ETH/USDT"] = view(eth("2600"))
+    loop.peers["BTC/USDT"] = view(btc("70000"))
+    envs = [tick_env(p, T0 + i * 2 * SECOND // 5, i) for i, p in enumerate(["57000", "56500", "56100", "55500"])]
+    await loop._process({tp: [SimpleNamespace(offset=i, value=encode(e)) for i, e in enumerate(envs)]})
+    reports = [e for e in producer.sent if isinstance(e.event, EquityReported)]
+    # the first tick, then only the fourth (a price move reported at most once a second of event time)
+    assert [(r.causation_id, r.event.price) for r in reports] == [(envs[0].event_id, D("57000")),
+                                                                  (envs[3].event_id, D("55500"))]
+    assert all(topics.for_event(r.event) == topics.control and r.key == "BTC/USDT" for r in reports)
+    (halt,) = [e for e in producer.sent if isinstance(e.event, TradingHalted)]
+    assert halt.causation_id == envs[3].event_id  # -45 on BTC, -40 on ETH: -8.5 % of the account's 1000
+    assert "8.5000%" in halt.event.reason  # type: ignore[attr-defined]
 
 
 # --- settings ----------------------------------------------------------------------------------------
