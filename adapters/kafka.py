@@ -116,9 +116,10 @@ class EventProducer:
             await asyncio.gather(*[await self.enqueue(env, topic) for env in envs])
 
     async def send_raw(
-        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]],
+        partition: int | None = None,
     ) -> None:
-        await (await self._producer.send(topic, value=value, key=key, headers=headers))
+        await (await self._producer.send(topic, value=value, key=key, headers=headers, partition=partition))
 
     async def dead_letter(self, msg: Any, reason: str, consumer: str) -> None:
         """Park an undecodable record on the dead-letter topic, with why and where it came from."""

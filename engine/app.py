@@ -256,7 +256,7 @@ async def run_engine(
         if http:
             await start_http(svc, inspector, pool, runners)
         loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s), topics,
-                           **daily_loss_settings(s))
+                           snapshot_every=s.kafka.snapshot_every, **daily_loss_settings(s))
         await loop.start()
         svc.on_close(loop.stop)
         svc.spawn(loop.run(work_stop), "trading-loop")

@@ -43,6 +43,9 @@ class KafkaSettings(_Section):
     client_id: str = "engine"
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$",
                               description="prepended to every topic and consumer group name")
+    snapshot_every: int = Field(default=100_000, ge=0,
+                                description="records of a ticks partition between snapshots of the engine's state "
+                                            "(a recovery cache in engine.snapshots; 0: none)")
 
 
 class PostgresSettings(_Section):

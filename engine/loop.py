@@ -4,7 +4,9 @@ The engine is a consumer group on ``market.ticks``: several engines split the pa
 partition it owns, it keeps one :class:`TradingCore`. When it is handed a partition it rebuilds that
 core by running the partition's ticks from the start of the log up to the group's committed offset
 through the same code, publishing nothing (the core is deterministic, so this is exactly the state it
-had). Then it consumes: each tick's derived events are handed to the producer at once (no wait on the hot path);
+had); from the latest snapshot of that core it can use (``engine.snapshots``, written after a commit every
+``snapshot_every`` records of the partition: :mod:`engine.state_snapshot`), only the records after it.
+Then it consumes: each tick's derived events are handed to the producer at once (no wait on the hot path);
 every ``commit_interval`` (and before giving up a partition, and on stop) it waits until the broker has
 acknowledged everything handed over, and only then commits the tick offsets. A crash in between
 re-processes those ticks and re-publishes the very same events with the same ids, which every
@@ -36,7 +38,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from adapters.kafka import EventProducer, make_consumer
 from adapters.telemetry import INDICATORS, KAFKA_CONSUMED
-from engine import daily_loss
+from engine import daily_loss, state_snapshot
 from engine.breaker import Breaker
 from engine.core import TradingCore
 from engine.snapshots import utc_day
@@ -87,6 +89,7 @@ class TradingLoop:
         fetch_max_wait_ms: int = 5,
         starting_balances: Mapping[str, Decimal] | None = None,
         daily_loss_limit: Decimal | None = None,
+        snapshot_every: int = 100_000,
     ) -> None:
         self._bootstrap = bootstrap
         self._producer = producer
@@ -119,6 +122,9 @@ class TradingLoop:
         self._indicators_reported: dict[tuple[TopicPartition, str], int] = {}
         self.batch_lock = asyncio.Lock()
         self.revoked: set[TopicPartition] = set()
+        self._snapshot_every = snapshot_every  # records of a partition between snapshots of its core (0: none)
+        self._since_snapshot: dict[TopicPartition, int] = {}
+        self.recovered_from: dict[TopicPartition, int | None] = {}  # where the last recovery started: a snapshot
 
     async def _read_control(self, *, to_end: bool = False) -> None:
         """Fold new halt/resume events into the breaker (all of them up to the log end with ``to_end``)."""
@@ -161,32 +167,89 @@ class TradingLoop:
             return
         core = self._make_core()
         replayed = 0
+        self.recovered_from[tp] = None
         if start > begin:
             t0 = time.monotonic()
-            reader = make_consumer(self._bootstrap, group_id=None, client_id="engine-recovery")
-            await reader.start()
-            try:
-                reader.assign([tp])
-                reader.seek(tp, begin)
-                while await reader.position(tp) < start:
-                    batch = await reader.getmany(tp, timeout_ms=1000, max_records=5000)
-                    for msg in batch.get(tp, []):
-                        if msg.offset >= start:
-                            break
-                        try:
-                            env = decode(msg.value)
-                            core.on_input(env, ts_init=0, halted=self.breaker.halted_at(env.ts_event))
-                        except DecodeError:
-                            continue  # dead-lettered when it was first consumed
-                        replayed += 1
-            finally:
-                await reader.stop()
+            snapshot = await self._snapshot_offset(tp, core, begin, start)
+            if snapshot is not None:
+                self.recovered_from[tp] = begin = snapshot
+            if start > begin:
+                replayed = await self._run_log(tp, core, begin, start)
             log.info("engine.recovered", partition=tp.partition, ticks=replayed, offset=start,
-                     seconds=round(time.monotonic() - t0, 3))
+                     from_snapshot=self.recovered_from[tp], seconds=round(time.monotonic() - t0, 3))
         self.cores[tp] = core
         self._indicators_reported.update({(tp, i): n for i, n in core.indicators.items()})
         self.processed[tp] = self.positions[tp] = start
         self._consumer.seek(tp, start)
+
+    async def _run_log(self, tp: TopicPartition, core: TradingCore, begin: int, start: int) -> int:
+        """Run the records of ``tp`` from ``begin`` to ``start`` through ``core``, publishing nothing."""
+        replayed = 0
+        reader = make_consumer(self._bootstrap, group_id=None, client_id="engine-recovery")
+        await reader.start()
+        try:
+            reader.assign([tp])
+            reader.seek(tp, begin)
+            while await reader.position(tp) < start:
+                batch = await reader.getmany(tp, timeout_ms=1000, max_records=5000)
+                for msg in batch.get(tp, []):
+                    if msg.offset >= start:
+                        break
+                    try:
+                        env = decode(msg.value)
+                        core.on_input(env, ts_init=0, halted=self.breaker.halted_at(env.ts_event))
+                    except DecodeError:
+                        continue  # dead-lettered when it was first consumed
+                    replayed += 1
+        finally:
+            await reader.stop()
+        return replayed
+
+    def _snapshot_key(self, tp: TopicPartition) -> bytes:
+        return f"{tp.topic}:{tp.partition}".encode()
+
+    async def _snapshot_offset(self, tp: TopicPartition, core: TradingCore, begin: int, start: int) -> int | None:
+        """Restore ``core`` from the latest snapshot of ``tp`` it can use (same code and settings, taken between
+        ``begin`` and ``start``); return its offset, or None (then the whole log is run)."""
+        snap_tp = TopicPartition(self._topics.snapshots, tp.partition)
+        reader = make_consumer(self._bootstrap, group_id=None, client_id="engine-snapshots")
+        await reader.start()
+        best: tuple[int, bytes] | None = None
+        try:
+            if self._topics.snapshots not in (await reader.topics()):
+                return None  # a deployment made before snapshots: nothing to read
+            end = (await reader.end_offsets([snap_tp]))[snap_tp]
+            if not end:
+                return None  # (and an assigned consumer that never fetched can hang in stop())
+            reader.assign([snap_tp])
+            await reader.seek_to_beginning(snap_tp)
+            key = self._snapshot_key(tp)
+            while await reader.position(snap_tp) < end:
+                for msg in (await reader.getmany(snap_tp, timeout_ms=1000)).get(snap_tp, []):
+                    offset = state_snapshot.offset_of(msg.value, core) if msg.key == key and msg.value else None
+                    if offset is not None and begin <= offset <= start and (best is None or offset >= best[0]):
+                        best = (offset, msg.value)
+        finally:
+            await reader.stop()
+        if best is None:
+            return None
+        try:
+            return state_snapshot.load(best[1], core)
+        except state_snapshot.SnapshotError as exc:
+            log.warning("engine.snapshot_unusable", partition=tp.partition, error=str(exc))
+            return None
+
+    async def _snapshot(self, tp: TopicPartition) -> None:
+        """Write the core of ``tp`` as it stands after every record before ``processed[tp]`` (just committed)."""
+        core = self.cores.get(tp)
+        if core is None:
+            return
+        offset = self.processed[tp]
+        data = state_snapshot.dump(core, offset)
+        await self._producer.send_raw(self._topics.snapshots, data, self._snapshot_key(tp), [],
+                                      partition=tp.partition)
+        self._since_snapshot[tp] = 0
+        log.info("engine.snapshot", partition=tp.partition, offset=offset, size=len(data))
 
     async def start(self) -> None:
         await self._control.start()
@@ -216,6 +279,9 @@ class TradingLoop:
         if offsets:
             await self._consumer.commit(offsets)
             self.positions.update(offsets)
+            for tp in offsets:
+                if self._snapshot_every and self._since_snapshot.get(tp, 0) >= self._snapshot_every:
+                    await self._snapshot(tp)
 
     async def run(self, stop: asyncio.Event) -> None:
         last_flush = time.monotonic()
@@ -258,6 +324,7 @@ class TradingLoop:
                 self._indicators_reported[(tp, instrument)] = n
             self.processed[tp] = self._to_commit[tp] = msgs[-1].offset + 1
             self.ticks_processed += len(msgs)
+            self._since_snapshot[tp] = self._since_snapshot.get(tp, 0) + len(msgs)
 
     async def _report_equity(self, env: Envelope, core: TradingCore) -> None:
         """Tell the other engines what the record's instrument now adds to the account, when worth it

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from events import Event, OrderCancelRequested, OrderSubmitted, TickReceived
 
@@ -20,3 +20,13 @@ class SimulatedVenue(Protocol):
     def cancel(self, request: OrderCancelRequested) -> list[Event]: ...
 
     def on_tick(self, tick: TickReceived) -> list[Event]: ...
+
+    def config(self) -> object:
+        """What, besides its state, decides what it does (its ``repr`` is part of a core snapshot's fingerprint)."""
+        ...
+
+    def state(self) -> object:
+        """Its state, made of the types :mod:`engine.state_snapshot` allows."""
+        ...
+
+    def restore(self, state: Any) -> None: ...

@@ -21,6 +21,9 @@ topic                  holds                                       retention
 ``events.deadletter``  raw bytes of messages no one could decode,   forever
                        with headers ``dlq.reason``, ``dlq.topic``,
                        ``dlq.partition``, ``dlq.offset``, ``dlq.consumer``
+``engine.snapshots``   the engine's state per ticks partition at    compacted: the latest
+                       an offset (engine.state_snapshot), in the    per partition (a cache,
+                       same partition number: a recovery cache      never the truth)
 =====================  ==========================================  ===========================
 """
 
@@ -45,6 +48,7 @@ TICKS = "market.ticks"
 TRADING = "trading.events"
 DEADLETTER = "events.deadletter"
 CONTROL = "engine.control"
+SNAPSHOTS = "engine.snapshots"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class TopicSpec:
 
 
 _FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+# a cache: the latest snapshot per key is kept (compaction, soon after an hour's segment is closed)
+_LATEST = {"cleanup.policy": "compact", "segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.1"}
 
 
 _CONTROL = (EngineStarted, EngineStopped, TradingHalted, TradingResumed, ReconciliationDifference,
@@ -82,6 +88,10 @@ class Topics:
     def deadletter(self) -> str:
         return self.prefix + DEADLETTER
 
+    @property
+    def snapshots(self) -> str:
+        return self.prefix + SNAPSHOTS
+
     def for_event(self, event: Event) -> str:
         """The topic an event is published to (a live venue's reports are sent to ``ticks`` explicitly)."""
         if isinstance(event, TickReceived):
@@ -92,7 +102,8 @@ class Topics:
 
     def specs(self) -> list[TopicSpec]:
         return [TopicSpec(self.ticks, _FOREVER), TopicSpec(self.trading, _FOREVER),
-                TopicSpec(self.control, _FOREVER), TopicSpec(self.deadletter, _FOREVER)]
+                TopicSpec(self.control, _FOREVER), TopicSpec(self.deadletter, _FOREVER),
+                TopicSpec(self.snapshots, _LATEST)]
 
     def group(self, name: str) -> str:
         """A consumer group id within this deployment."""

@@ -47,6 +47,18 @@ class PaperExchange:
     name: str = "paper"
     _resting: dict[str, dict[str, _Resting]] = field(default_factory=dict)
 
+    def config(self) -> tuple[Decimal, Decimal, str | None, str]:
+        """What, besides its state, decides what it does (part of a core snapshot's fingerprint)."""
+        return (self.taker_fee_rate, self.maker_fee_rate, self.fee_currency, self.name)
+
+    def state(self) -> dict[str, tuple[tuple[OrderSubmitted, Decimal, int], ...]]:
+        """The resting orders, per instrument in arrival order: (order, filled, fills)."""
+        return {i: tuple((r.order, r.filled, r.fills) for r in book.values()) for i, book in self._resting.items()}
+
+    def restore(self, state: dict[str, tuple[tuple[OrderSubmitted, Decimal, int], ...]]) -> None:
+        self._resting = {i: {o.client_order_id: _Resting(o, filled, fills) for o, filled, fills in rows}
+                         for i, rows in state.items()}
+
     def _fee_currency(self, instrument: str) -> str:
         return self.fee_currency or instrument.rpartition("/")[2] or instrument
 
