@@ -30,7 +30,7 @@ from events import Topics
 from projections.audit import AuditProjection
 from projections.offsets import PgOffsets
 from projections.replay import replay
-from projections.runner import ProjectionRunner
+from projections.runner import ProjectionRunner, run_to_stop
 
 log = structlog.get_logger(__name__)
 
@@ -61,14 +61,8 @@ async def _catch_up(
         tps = await inspector.partitions(projection.topics, missing_ok=True)
         end = await inspector.end_offsets(tps)
         target = end if stop_at is None else {tp: stop_at.get(tp, 0) for tp in tps}
-        runner = ProjectionRunner(projection, PgOffsets(writer, schema), bootstrap, dlq, partitions=tps,
-                                  stop_at=target, export_lag=False)
-        await runner.start()
-        try:
-            await runner.run(asyncio.Event())
-        finally:
-            await runner.stop()
-        return runner.applied
+        return await run_to_stop(ProjectionRunner(projection, PgOffsets(writer, schema), bootstrap, dlq,
+                                                  partitions=tps, stop_at=target, export_lag=False))
 
 
 async def rebuild(

@@ -30,7 +30,7 @@ from adapters.postgres import create_pool, ident
 from events import Topics
 from projections.audit import AuditProjection, create_schema
 from projections.offsets import PgOffsets
-from projections.runner import ProjectionRunner
+from projections.runner import ProjectionRunner, run_to_stop
 
 log = structlog.get_logger(__name__)
 
@@ -139,16 +139,10 @@ async def _replay_part(bootstrap: str, owner_dsn: str, writer_dsn: str, schema: 
     writer = await create_pool(writer_dsn)
     try:
         async with EventProducer(bootstrap, topics, client_id="replay") as dlq:
-            runner = ProjectionRunner(
+            return await run_to_stop(ProjectionRunner(
                 AuditProjection(schema, topics, owner_pool=owner), PgOffsets(writer, schema), bootstrap, dlq,
                 partitions=part.tps, start_at=part.start_at, stop_at=part.stop_at, batch=batch, export_lag=False,
-            )
-            await runner.start()
-            try:
-                await runner.run(asyncio.Event())
-            finally:
-                await runner.stop()
-            return runner.applied
+            ))
     finally:
         await writer.close()
         await owner.close()

@@ -378,3 +378,14 @@ class ProjectionRunner:
             except Exception as exc:  # PostgreSQL is the truth; Kafka's copy is for lag tools
                 log.warning("projection.kafka_commit_failed", projection=self.name, error=repr(exc))
         return True
+
+
+async def run_to_stop(runner: ProjectionRunner) -> int:
+    """Start a runner with fixed partitions and stop offsets, run it until it reached them, stop it (even when
+    cancelled); return the events it applied."""
+    await runner.start()
+    try:
+        await runner.run(asyncio.Event())
+    finally:
+        await runner.stop()
+    return runner.applied

@@ -67,6 +67,15 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
 
 
+async def until(cond: Callable[[], bool], what: str, timeout: float = 15.0, poll: float = 0.005) -> None:
+    """Wait until the synchronous ``cond()`` is true; fail with ``what`` after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
+        await asyncio.sleep(poll)
+
+
 def write_trades(path: Path, rows: list[list[Any]]) -> Path:
     """Write a ccxt trade list (e.g. a slice of the shared file); Decimals are written as JSON numbers."""
     import json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -14,17 +14,10 @@ import pytest
 from adapters.feeds.ccxt_stream import CcxtTradeFeed
 from events import Side, TickReceived
 from tests.fakes.binance_stream import FakeBinanceMarket, FakeTrade
+from tests.support import until
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 UNIFIED = {"BTCUSDT": "BTC/USDT", "ETHUSDT": "ETH/USDT"}
-
-
-async def until(cond: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
-        await asyncio.sleep(0.01)
 
 
 class Run:

@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from decimal import Decimal as D
 
@@ -30,6 +30,7 @@ from adapters.venues.base import (
 from adapters.venues.openalgo import OpenAlgoVenue
 from events import Liquidity, OrderSubmitted, OrderType, Side
 from tests.fakes.openalgo import FakeOpenAlgo
+from tests.support import until
 
 KEY = "oa-test-key-5f0c2a9e7d1b"
 CASH = Decimal("1000000")
@@ -50,14 +51,6 @@ def errors(venue: str, kind: str) -> float:
 
 def requests(venue: str, endpoint: str) -> float:
     return REGISTRY.get_sample_value("engine_exchange_requests_total", {"venue": venue, "endpoint": endpoint}) or 0.0
-
-
-async def eventually(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(0.005)
 
 
 async def place_like_the_execution_service(venue: OpenAlgoVenue, o: OrderSubmitted, *, confirm_s: float = 1.0,
@@ -366,11 +359,11 @@ async def test_an_identical_order_waits_while_another_is_in_flight_and_a_differe
     try:
         with structlog.testing.capture_logs() as logs:
             tasks.append(asyncio.create_task(venue.submit(first)))
-            await eventually(lambda: fake.requests.count("placeorder") == 1, "the first order reaches the server")
+            await until(lambda: fake.requests.count("placeorder") == 1, "the first order reaches the server")
             tasks.append(asyncio.create_task(venue.submit(other)))  # another quantity: another shape, not held up
-            await eventually(lambda: fake.requests.count("placeorder") == 2, "a different order is sent at once")
+            await until(lambda: fake.requests.count("placeorder") == 2, "a different order is sent at once")
             tasks.append(asyncio.create_task(venue.submit(second)))
-            await eventually(lambda: any(e["event"] == "openalgo.shape_busy"
+            await until(lambda: any(e["event"] == "openalgo.shape_busy"
                                          and e.get("client_order_id") == second.client_order_id for e in logs),
                              "the identical order waits for the first one's answer")
             assert fake.requests.count("placeorder") == 2 and not tasks[2].done()

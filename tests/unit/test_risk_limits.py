@@ -243,13 +243,15 @@ class _Producer:
         return fut
 
 
-async def test_the_loop_writes_one_halt_at_the_breach_and_trips_again_only_on_a_further_limit() -> None:
+def _loop_owning_btc(limit: D) -> tuple[TradingLoop, _Producer, Topics, TopicPartition]:
+    """A trading loop (no Kafka: its producer records, its control topic is empty) owning partition 0, whose core
+    holds BTC/USDT long 0.01 from 60000, on an account of 1000 USDT with a daily loss limit of ``limit``."""
     producer = _Producer()
     topics = Topics("unit.")
     core = TradingCore(Trader(MaCross(10, 30, D("0.01")), RiskLimits(BIG, BIG)), PaperExchange(D(0), D(0)))
     core.states["BTC/USDT"] = btc("60000")
     loop = TradingLoop("127.0.0.1:1", producer, lambda: core, topics,  # type: ignore[arg-type]
-                       starting_balances={"USDT": D("1000")}, daily_loss_limit=D("0.05"))
+                       starting_balances={"USDT": D("1000")}, daily_loss_limit=limit)
 
     async def no_control(*, to_end: bool = False) -> None:
         return None
@@ -257,6 +259,11 @@ async def test_the_loop_writes_one_halt_at_the_breach_and_trips_again_only_on_a_
     loop._read_control = no_control  # type: ignore[method-assign]
     tp = TopicPartition(topics.ticks, 0)
     loop.cores[tp] = core
+    return loop, producer, topics, tp
+
+
+async def test_the_loop_writes_one_halt_at_the_breach_and_trips_again_only_on_a_further_limit() -> None:
+    loop, producer, topics, tp = _loop_owning_btc(D("0.05"))
     offset = 0
 
     async def ticks(*prices: str) -> list[Envelope]:
@@ -284,19 +291,7 @@ async def test_the_loop_writes_one_halt_at_the_breach_and_trips_again_only_on_a_
 
 
 async def test_an_engine_trips_on_the_accounts_loss_with_the_other_engines_reports_and_reports_its_own() -> None:
-    producer = _Producer()
-    topics = Topics("unit.")
-    core = TradingCore(Trader(MaCross(10, 30, D("0.01")), RiskLimits(BIG, BIG)), PaperExchange(D(0), D(0)))
-    core.states["BTC/USDT"] = btc("60000")
-    loop = TradingLoop("127.0.0.1:1", producer, lambda: core, topics,  # type: ignore[arg-type]
-                       starting_balances={"USDT": D("1000")}, daily_loss_limit=D("0.08"))
-
-    async def no_control(*, to_end: bool = False) -> None:
-        return None
-
-    loop._read_control = no_control  # type: ignore[method-assign]
-    tp = TopicPartition(topics.ticks, 0)
-    loop.cores[tp] = core
+    loop, producer, topics, tp = _loop_owning_btc(D("0.08"))
     # ETH belongs to another engine, which reported it at 2600 (-40); BTC's own report is ignored as a peer's
     loop.peers["ETH/USDT"] = view(eth("2600"))
     loop.peers["BTC/USDT"] = view(btc("70000"))
