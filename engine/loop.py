@@ -42,7 +42,17 @@ from engine import daily_loss, state_snapshot
 from engine.breaker import Breaker
 from engine.core import TradingCore
 from engine.snapshots import utc_day
-from events import BalanceReconciled, DecodeError, Envelope, EquityReported, Topics, TradingHalted, decode
+from events import (
+    BalanceReconciled,
+    BreakerApplied,
+    DecodeError,
+    Envelope,
+    EquityReported,
+    Topics,
+    TradingHalted,
+    TradingResumed,
+    decode,
+)
 from events._ids import derived_event_id
 
 log = structlog.get_logger(__name__)
@@ -50,6 +60,7 @@ log = structlog.get_logger(__name__)
 GROUP = "engine"
 _TRIP_SEQ = 1 << 30  # the position of a daily loss trip among the events derived from its record (no clash)
 _REPORT_SEQ = _TRIP_SEQ + 1  # and of an instrument's EquityReported
+_MARK_SEQ = _TRIP_SEQ + (1 << 20)  # + partition: a switch's BreakerApplied markers, derived from the switch
 REPORT_INTERVAL_NS = 1_000_000_000  # a price move alone is reported at most once a second of event time
 
 
@@ -138,23 +149,48 @@ class TradingLoop:
                         env = decode(msg.value)
                     except DecodeError:
                         continue
-                    if isinstance(env.event, EquityReported):
-                        self.peers[env.event.instrument] = daily_loss.from_report(env.event)
-                        continue
-                    if isinstance(env.event, BalanceReconciled):
-                        if self._balances_from_venue:
-                            self._starting.setdefault(env.event.currency, env.event.venue_amount)
-                        continue
-                    if isinstance(env.event, TradingHalted) and env.event.by == daily_loss.BY:
-                        if env.event_id in self.risk_trips:
-                            continue  # this engine's own trip, applied when it was written
-                        self.risk_trips[env.event_id] = env.ts_event
-                    self.breaker.apply(env.event, env.ts_event)
+                    await self._fold_control(env)
             if not to_end:
                 return
             positions = [await self._control.position(tp) for tp in tps]
             if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
                 return
+
+    async def _fold_control(self, env: Envelope) -> None:
+        """One record of the control topic: the breaker's switches and markers, reports, starting balances."""
+        ev = env.event
+        if isinstance(ev, EquityReported):
+            self.peers[ev.instrument] = daily_loss.from_report(ev)
+        elif isinstance(ev, BalanceReconciled):
+            if self._balances_from_venue:
+                self._starting.setdefault(ev.currency, ev.venue_amount)
+        elif isinstance(ev, BreakerApplied):
+            self.breaker.mark(ev.switch_id, (ev.topic, ev.partition), ev.offset)
+        elif isinstance(ev, TradingHalted | TradingResumed):
+            if isinstance(ev, TradingHalted) and ev.by == daily_loss.BY:
+                if env.event_id in self.risk_trips:
+                    return  # this engine's own trip, applied when it was written
+                self.risk_trips[env.event_id] = env.ts_event
+            self.breaker.apply(ev, env.ts_event, str(env.event_id))
+            await self._mark_switch(env.event_id, env.ts_event)
+
+    async def _mark_switch(self, switch_id: uuid.UUID, ts_event: int,
+                           here: tuple[TopicPartition, int] | None = None) -> None:
+        """Write where a breaker switch applies on each partition this engine trades (``BreakerApplied``): from
+        the next record it will process (``here``: the partition and offset being processed now)."""
+        for tp in sorted(self.cores, key=lambda t: (t.topic, t.partition)):
+            where = (tp.topic, tp.partition)
+            if self.breaker.marked(str(switch_id), where):
+                continue  # marked already (by this engine, or by the engine that had the partition before)
+            offset = here[1] if here is not None and here[0] == tp else self.processed.get(tp, 0)
+            self.breaker.mark(str(switch_id), where, offset)
+            marker = Envelope(derived_event_id(switch_id, _MARK_SEQ + tp.partition, ts_event),
+                              BreakerApplied(switch_id=str(switch_id), topic=tp.topic, partition=tp.partition,
+                                             offset=offset),
+                              ts_event, time.time_ns(), switch_id, switch_id, "engine",
+                              key=f"{tp.topic}:{tp.partition}")
+            self._unacked.append(await self._producer.enqueue(marker))
+            self.events_published += 1
 
     async def recover(self, tp: TopicPartition) -> None:
         """Rebuild the core of ``tp`` from the log up to the committed offset, publishing nothing."""
@@ -185,6 +221,7 @@ class TradingLoop:
     async def _run_log(self, tp: TopicPartition, core: TradingCore, begin: int, start: int) -> int:
         """Run the records of ``tp`` from ``begin`` to ``start`` through ``core``, publishing nothing."""
         replayed = 0
+        where = (tp.topic, tp.partition)
         reader = make_consumer(self._bootstrap, group_id=None, client_id="engine-recovery")
         await reader.start()
         try:
@@ -197,7 +234,8 @@ class TradingLoop:
                         break
                     try:
                         env = decode(msg.value)
-                        core.on_input(env, ts_init=0, halted=self.breaker.halted_at(env.ts_event))
+                        core.on_input(env, ts_init=0,
+                                      halted=self.breaker.halted_at(env.ts_event, where, msg.offset))
                     except DecodeError:
                         continue  # dead-lettered when it was first consumed
                     replayed += 1
@@ -306,18 +344,20 @@ class TradingLoop:
             msgs = [m for m in msgs if m.offset >= self.processed.get(tp, 0)]
             if core is None or not msgs:
                 continue
+            where = (tp.topic, tp.partition)
             for msg in msgs:
                 try:
                     env = decode(msg.value)
                 except DecodeError as exc:
                     await self._producer.dead_letter(msg, exc.reason, consumer=self._group_id)
                     continue
-                for out in core.on_input(env, ts_init=time.time_ns(), halted=self.breaker.halted_at(env.ts_event)):
+                halted = self.breaker.halted_at(env.ts_event, where, msg.offset)
+                for out in core.on_input(env, ts_init=time.time_ns(), halted=halted):
                     self._unacked.append(await self._producer.enqueue(out))
                     self.events_published += 1
                 if self._daily_loss_limit is not None:
                     await self._report_equity(env, core)
-                    await self._check_daily_loss(env)
+                    await self._check_daily_loss(env, (tp, msg.offset + 1))
             KAFKA_CONSUMED.labels("engine").inc(len(msgs))
             for instrument, n in core.indicators.items():
                 INDICATORS.labels(instrument).inc(n - self._indicators_reported.get((tp, instrument), 0))
@@ -343,8 +383,9 @@ class TradingLoop:
         self._unacked.append(await self._producer.enqueue(report))
         self.events_published += 1
 
-    async def _check_daily_loss(self, env: Envelope) -> None:
-        """After one input record: trip the breaker (an event in the log) if today's loss reached the limit."""
+    async def _check_daily_loss(self, env: Envelope, here: tuple[TopicPartition, int]) -> None:
+        """After one input record (``here``: its partition and the next offset): trip the breaker (an event in the
+        log, and where it applies on each partition) if today's loss reached the limit."""
         assert self._daily_loss_limit is not None
         at = env.ts_event + 1  # from the next tick on: this record was decided before its loss was measured
         if self.breaker.halted_at(at):
@@ -362,9 +403,10 @@ class TradingLoop:
         trip = Envelope(derived_event_id(env.event_id, _TRIP_SEQ, at), event, at, time.time_ns(),
                         env.correlation_id, env.event_id, "engine", key="risk")
         self.risk_trips[trip.event_id] = at
-        self.breaker.apply(event, at)
+        self.breaker.apply(event, at, str(trip.event_id))
         self._unacked.append(await self._producer.enqueue(trip))
         self.events_published += 1
+        await self._mark_switch(trip.event_id, at, here)
         log.warning("risk.daily_loss_limit", currency=breach.currency, loss=str(breach.loss),
                     limit=str(breach.threshold), start_of_day=str(breach.start_of_day), equity=str(breach.equity))
 

@@ -8,6 +8,7 @@ from events.codec import DecodeError, decode, encode, event_to_dict
 from events.control import (
     BalanceReconciled,
     BalanceSnapshot,
+    BreakerApplied,
     ConnectionChanged,
     EngineStarted,
     EngineStopped,
@@ -39,6 +40,7 @@ __all__ = [
     "TRADING",
     "BalanceReconciled",
     "BalanceSnapshot",
+    "BreakerApplied",
     "ConnectionChanged",
     "DecodeError",
     "Direction",

@@ -166,3 +166,18 @@ class EquityReported(Event):
     flows: str
     open_price: Decimal | None = None
     open_flows: str = "{}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerApplied(Event):
+    """Where an engine applied a circuit-breaker switch (``switch_id``: a TradingHalted / TradingResumed) on one of
+    its input partitions: to the records from ``offset`` on (whose event time is at or after the switch's). A
+    recovery of that partition applies the switch exactly there, so it takes the live engine's decisions even for
+    ticks stamped after the switch that the engine had processed before it read the switch. Without a marker (no
+    engine owned the partition then) the switch applies by event time alone."""
+
+    instrument: str = ""
+    switch_id: str
+    topic: str
+    partition: int
+    offset: int

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from events._base import Event
 from events.control import (
     BalanceReconciled,
+    BreakerApplied,
     ConnectionChanged,
     EngineStarted,
     EngineStopped,
@@ -63,7 +64,7 @@ _LATEST = {"cleanup.policy": "compact", "segment.ms": "3600000", "min.cleanable.
 
 
 _CONTROL = (EngineStarted, EngineStopped, TradingHalted, TradingResumed, ReconciliationDifference,
-            BalanceReconciled, ConnectionChanged, EquityReported)
+            BalanceReconciled, ConnectionChanged, EquityReported, BreakerApplied)
 
 
 @dataclass(frozen=True)
