@@ -23,3 +23,10 @@ EXCHANGE_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 INDICATORS = Counter("engine_indicators_calculated", "Indicator values computed by strategies", ["instrument"])
+# The engine's recovery of a partition it is handed, and the state snapshots that shorten it.
+RECOVERY_SECONDS = Histogram(
+    "engine_recovery_duration_seconds", "Rebuilding the state of a partition the engine was handed", ["start"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
+RECOVERY_RECORDS = Counter("engine_recovery_records", "Records run through the core to rebuild state", ["start"])
+SNAPSHOTS = Counter("engine_state_snapshots", "State snapshots written to engine.snapshots")

@@ -37,7 +37,7 @@ import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from adapters.kafka import EventProducer, make_consumer
-from adapters.telemetry import INDICATORS, KAFKA_CONSUMED
+from adapters.telemetry import INDICATORS, KAFKA_CONSUMED, RECOVERY_RECORDS, RECOVERY_SECONDS, SNAPSHOTS
 from engine import daily_loss, state_snapshot
 from engine.breaker import Breaker
 from engine.core import TradingCore
@@ -211,8 +211,12 @@ class TradingLoop:
                 self.recovered_from[tp] = begin = snapshot
             if start > begin:
                 replayed = await self._run_log(tp, core, begin, start)
+            seconds = time.monotonic() - t0
+            origin = "log" if self.recovered_from[tp] is None else "snapshot"
+            RECOVERY_SECONDS.labels(origin).observe(seconds)
+            RECOVERY_RECORDS.labels(origin).inc(replayed)
             log.info("engine.recovered", partition=tp.partition, ticks=replayed, offset=start,
-                     from_snapshot=self.recovered_from[tp], seconds=round(time.monotonic() - t0, 3))
+                     from_snapshot=self.recovered_from[tp], seconds=round(seconds, 3))
         self.cores[tp] = core
         self._indicators_reported.update({(tp, i): n for i, n in core.indicators.items()})
         self.processed[tp] = self.positions[tp] = start
@@ -287,6 +291,7 @@ class TradingLoop:
         await self._producer.send_raw(self._topics.snapshots, data, self._snapshot_key(tp), [],
                                       partition=tp.partition)
         self._since_snapshot[tp] = 0
+        SNAPSHOTS.inc()
         log.info("engine.snapshot", partition=tp.partition, offset=offset, size=len(data))
 
     async def start(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
 
 from adapters.feeds import SyntheticFeed
 from adapters.kafka import EventProducer, ensure_topics, make_consumer
@@ -20,6 +21,10 @@ from events import Envelope, Topics, decode
 from tests.support import unique, wait_for
 
 pytestmark = pytest.mark.servers
+
+
+def _recoveries(start: str) -> float:
+    return REGISTRY.get_sample_value("engine_recovery_duration_seconds_count", {"start": start}) or 0.0
 
 
 async def _ticks(settings: Settings, n: int) -> list[Envelope]:
@@ -75,11 +80,13 @@ async def test_a_restart_recovers_from_the_snapshot_to_the_state_of_the_whole_lo
         assert first.events_published > 0
         await producer.publish(ticks[800:])
         # the next start runs only what follows each partition's snapshot
+        before = _recoveries("snapshot")
         second = await _run(settings, topics, producer, 1200, snapshot_every=100)
         used = {tp.partition: at for tp, at in second.recovered_from.items() if at is not None}
         owned = {tp.partition for tp, core in second.cores.items() if core.states}
         assert owned and set(used) == owned, (used, owned)
         assert all(at > 0 for at in used.values())
+        assert _recoveries("snapshot") == before + len(used)  # as /metrics shows it
         whole = await _whole_log(settings, topics, list(second.cores))
         for tp, core in second.cores.items():
             assert core.states == whole[tp.partition].states, f"partition {tp.partition}"
