@@ -21,7 +21,7 @@ from adapters.feeds.recorded import load_trades
 from engine.app import make_core_factory
 from engine.breaker import Breaker
 from engine.config import load
-from events import Envelope, TickReceived
+from events import BreakerApplied, Envelope, TickReceived
 from events.codec import decode_event
 from tests.e2e.test_pipeline import run_file
 from tests.support import SHARED_TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, unique, write_trades
@@ -89,12 +89,20 @@ async def test_a_daily_loss_trips_the_breaker_once_and_a_restart_keeps_it(server
                               "daily_loss_limit": Decimal("0.01")})
         breaker = Breaker()
         for control in await _envelopes(conn, schema, f"{prefix}.engine.control"):
-            breaker.apply(control.event, control.ts_event)
+            if isinstance(control.event, BreakerApplied):
+                breaker.mark(control.event.switch_id, (control.event.topic, control.event.partition),
+                             control.event.offset)
+            breaker.apply(control.event, control.ts_event, str(control.event_id))
         core = make_core_factory(settings)()
         recomputed: dict[Any, Any] = {}
+        offsets = {r["event_id"]: (r["topic"], r["partition"], r["offset"]) for r in await conn.fetch(
+            f'select event_id, topic, partition, "offset" from {schema}.events where topic = $1',
+            f"{prefix}.market.ticks")}
         for tick in await _envelopes(conn, schema, f"{prefix}.market.ticks"):
             assert isinstance(tick.event, TickReceived)
-            for out in core.on_input(tick, ts_init=0, halted=breaker.halted_at(tick.ts_event)):
+            topic, partition, offset = offsets[tick.event_id]
+            halted = breaker.halted_at(tick.ts_event, (topic, partition), offset)
+            for out in core.on_input(tick, ts_init=0, halted=halted):
                 recomputed[out.event_id] = out.event
         live = {e.event_id: e.event for e in await _envelopes(conn, schema, f"{prefix}.trading.events")}
         assert len(live) > 100
