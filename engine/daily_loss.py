@@ -26,8 +26,8 @@ time old while they trade).
 
 Everything here is a function of the views it is given, so the check is deterministic given what the engine had
 read; the decision that follows it is in the log (the TradingHalted event), and a recovery rebuilds from that event,
-not from this check. A trip reaches the other engines as an operator's halt does: it applies from its event time,
-and they apply it when they read it from the control topic.
+not from this check. A trip reaches the other engines as an operator's halt does: each applies it when it reads
+it from the control topic and writes where (``BreakerApplied``, see :mod:`engine.breaker`).
 """
 
 from __future__ import annotations

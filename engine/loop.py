@@ -378,8 +378,11 @@ class TradingLoop:
         state = core.states.get(env.event.instrument)
         if state is None:
             return
-        now = daily_loss.view(state)
         last, last_ts = self._reported.get(state.instrument, (None, 0))
+        if (last is not None and env.ts_event - last_ts < REPORT_INTERVAL_NS and state.flows is last.flows
+                and state.day == last.day):
+            return  # the common case on the hot path: only the price can have moved, too soon to say so
+        now = daily_loss.view(state)
         if not daily_loss.worth_reporting(now, last, env.ts_event, last_ts, REPORT_INTERVAL_NS):
             return
         self._reported[state.instrument] = (now, env.ts_event)

@@ -29,7 +29,7 @@ from engine.portfolio import Position
 from engine.roundtrips import OpenTrip
 from engine.strategies.ma_cross import MaCrossState
 from engine.trader import TraderState
-from events import Direction, Event, Liquidity, OrderType, Side, event_types
+from events import Direction, Event, Liquidity, OrderType, Side, event_type
 
 FORMAT = 1
 _CLASSES: dict[str, type] = {c.__name__: c for c in (TraderState, MaCrossState, Position, Order, OpenTrip)}
@@ -59,7 +59,7 @@ def _enc(v: Any) -> Any:
         return [_enc(x) for x in v]
     if isinstance(v, dict):
         return {"$m": [[_enc(k), _enc(x)] for k, x in v.items()]}
-    if isinstance(v, Event) and event_types().get(v.TYPE) is type(v):
+    if isinstance(v, Event) and event_type(v.TYPE) is type(v):
         return {"$ev": v.TYPE, "f": _fields(v)}
     if _CLASSES.get(type(v).__name__) is type(v):
         return {"$c": type(v).__name__, "f": _fields(v)}
@@ -87,7 +87,7 @@ def _dec(v: Any) -> Any:
         return frozenset(_dec(x) for x in v["$f"])
     if "$m" in v:
         return {_dec(k): _dec(x) for k, x in v["$m"]}
-    cls = event_types().get(v["$ev"]) if "$ev" in v else _CLASSES.get(v.get("$c", ""))
+    cls = event_type(v["$ev"]) if "$ev" in v else _CLASSES.get(v.get("$c", ""))
     if cls is None:
         raise SnapshotError(f"type {v.get('$ev') or v.get('$c')!r} is not allowed in a snapshot")
     return cls(**{k: _dec(x) for k, x in v["f"].items()})

@@ -3,7 +3,7 @@
 Imports nothing of ours; no I/O. See ``docs/events.md``.
 """
 
-from events._base import Event, event_types
+from events._base import Event, event_type, event_types
 from events.codec import DecodeError, decode, encode, event_to_dict
 from events.control import (
     BalanceReconciled,
@@ -70,5 +70,6 @@ __all__ = [
     "decode",
     "encode",
     "event_to_dict",
+    "event_type",
     "event_types",
 ]
