@@ -178,14 +178,17 @@ async def latency(n_ticks: int, rate: float) -> None:
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=100_000, help="ticks for the throughput run (default 100,000)")
-    ap.add_argument("--latency-ticks", type=int, default=5_000)
+    ap.add_argument("--events", type=int, default=100_000,
+                    help="ticks for the throughput run (default 100,000; 0: skip it)")
+    ap.add_argument("--latency-ticks", type=int, default=5_000, help="ticks for the latency run (0: skip it)")
     ap.add_argument("--rate", type=float, default=500.0, help="ticks per second in the latency run")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.platform()}")
-    await throughput(args.events)
-    await latency(args.latency_ticks, args.rate)
+    if args.events > 0:
+        await throughput(args.events)
+    if args.latency_ticks > 0:
+        await latency(args.latency_ticks, args.rate)
 
 
 if __name__ == "__main__":

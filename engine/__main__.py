@@ -195,8 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if summary["drained"] else 1
     if args.command == "project":
         from engine.app import run_projections
+        from projections.audit import SchemaVersionMismatch
 
-        asyncio.run(run_projections(settings, set(args.only or ["audit", "metrics"]), http=not args.no_http))
+        try:
+            asyncio.run(run_projections(settings, set(args.only or ["audit", "metrics"]), http=not args.no_http))
+        except SchemaVersionMismatch as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "replay":
         from events import Topics

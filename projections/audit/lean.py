@@ -2,130 +2,153 @@
 
 Most of the log is ticks and strategy signals, and the audit needs of them only the ``events`` row and one
 more row (a tick's input to its 1-minute candle, a signal's ``signals`` row). :func:`decode_record` reads
-such an event, when it is in the exact shape our codec writes (lower-case canonical uuids, plain decimal
-strings, no field missing or extra, the current version), with one ``orjson.loads`` and a few type checks,
-into a :class:`LeanEvent`. Anything else, including every record that is malformed in any way, goes through
-the full decoder (:func:`events.decode`): so a record is read lean only if the full decoder would accept it
-too (with the same values), and a malformed one raises the same :class:`~events.DecodeError`, with the same
-reason, as before (the runner dead-letters it).
+such an event, when it is in the exact shape our codec writes (plain decimal strings, no field missing or
+extra, the current version), straight into a :class:`LeanTick` or :class:`LeanSignal`: msgspec parses and
+checks it in one call, in C, and the decimal strings are checked against a table of those seen before (prices
+and quantities repeat; a new one is checked once, with a regular expression). Anything else, including every record
+that is malformed in any way, goes through the full decoder (:func:`events.decode`): so a record is read
+lean only if the full decoder would accept it too (with the same values), and a malformed one raises the
+same :class:`~events.DecodeError`, with the same reason, as before (the runner dead-letters it).
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from decimal import Decimal
-from enum import Enum
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import orjson
+import msgspec
+from msgspec import Meta, Struct
 
-from events import Direction, Envelope, Side, SignalGenerated, TickReceived, decode
+from events import Envelope, SignalGenerated, TickReceived, decode
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z").match
+# the lean shapes are written out below; this keeps them in step with the events (a test checks it too)
+assert (TickReceived.VERSION, SignalGenerated.VERSION) == (1, 1), "update the lean shapes for the new version"
+
 # a subset of what Decimal() takes and PostgreSQL's numeric takes, with the same value and scale, and written as
 # str(Decimal(s)) writes it (no leading zero: "01" would be stored as "01" here and as "1" by the full decoder)
 _PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z").match
-_MAX_TS = 2**63  # ts_* are bigint columns
-_STR, _DEC = "str", "dec"
+_Ts = Annotated[int, Meta(ge=0, le=2**63 - 1)]  # ts_* are bigint columns
+_Key = Annotated[str, Meta(min_length=1)]
 
 
-def _values(enum: type[Enum]) -> frozenset[str]:
-    return frozenset(m.value for m in enum)
+class _TickData(Struct, forbid_unknown_fields=True, gc=False):
+    instrument: str
+    venue: str
+    trade_id: str
+    price: str
+    quantity: str
+    side: Literal["buy", "sell"]
 
 
-# event type -> (version, {field: str | decimal | the enum's values}); every field is required (no defaults)
-_SPECS: dict[str, tuple[int, dict[str, Any]]] = {
-    TickReceived.TYPE: (TickReceived.VERSION, {"instrument": _STR, "venue": _STR, "trade_id": _STR,
-                                               "price": _DEC, "quantity": _DEC, "side": _values(Side)}),
-    SignalGenerated.TYPE: (SignalGenerated.VERSION, {"instrument": _STR, "strategy": _STR,
-                                                     "direction": _values(Direction), "target_position": _DEC,
-                                                     "price": _DEC, "reason": _STR}),
-}
-_FIELDS = {t: (v, frozenset(spec), tuple(spec.items())) for t, (v, spec) in _SPECS.items()}
+class _SignalData(Struct, forbid_unknown_fields=True, gc=False):
+    instrument: str
+    strategy: str
+    direction: Literal["long", "short", "flat"]
+    target_position: str
+    price: str
+    reason: str
 
 
-class LeanEvent:
-    """An event read for the audit: its ``events`` row (columns: ``sql.EVENT_COLUMNS``), a few envelope
-    fields, and its payload as parsed (strings: ``price`` and the like are the wire's decimal strings).
+class LeanTick(Struct, tag_field="type", tag=TickReceived.TYPE, forbid_unknown_fields=True, gc=False):
+    """A tick as the audit reads it: the envelope's fields, and the payload with its decimals as strings.
 
-    ``event_id`` is the canonical uuid string (asyncpg encodes such strings as uuid).
-    """
+    The decimal fields are strings here: :func:`decode_record` reads a record lean only if they are plain
+    decimals (see :func:`decimal_of`)."""
 
-    __slots__ = ("data", "event_id", "row", "ts_event", "ts_init", "type")
+    event_id: uuid.UUID = msgspec.field(name="id")
+    v: Literal[1]
+    key: _Key
+    ts_event: _Ts
+    ts_init: _Ts
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None
+    source: str
+    data: _TickData
+
+    type = TickReceived.TYPE
     upcast_from = None
 
-    def __init__(self, type_: str, row: tuple[Any, ...], event_id: str, ts_event: int, ts_init: int,
-                 data: dict[str, Any]) -> None:
-        self.type = type_
-        self.row = row
-        self.event_id = event_id
-        self.ts_event = ts_event
-        self.ts_init = ts_init
-        self.data = data
+
+class LeanSignal(Struct, tag_field="type", tag=SignalGenerated.TYPE, forbid_unknown_fields=True, gc=False):
+    """A strategy signal as the audit reads it (see :class:`LeanTick`)."""
+
+    event_id: uuid.UUID = msgspec.field(name="id")
+    v: Literal[1]
+    key: _Key
+    ts_event: _Ts
+    ts_init: _Ts
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None
+    source: str
+    data: _SignalData
+
+    type = SignalGenerated.TYPE
+    upcast_from = None
 
     def signal_row(self) -> tuple[Any, ...]:
-        """The ``signals`` row of a SignalGenerated."""
+        """The ``signals`` row."""
         d = self.data
-        return (self.event_id, d["instrument"], d["strategy"], d["direction"], Decimal(d["target_position"]),
-                Decimal(d["price"]), d["reason"], self.ts_event)
+        return (self.event_id, d.instrument, d.strategy, d.direction, value_of(d.target_position), value_of(d.price),
+                d.reason, self.ts_event)
 
 
-def _lean(topic: str, partition: int, offset: int, raw: bytes) -> LeanEvent | None:
-    """The event, if ``raw`` is a lean type in our codec's exact shape; None to let the full decoder judge."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if type(obj) is not dict:
-        return None
-    type_ = obj.get("type")
-    known = _FIELDS.get(type_) if type(type_) is str else None
-    if known is None:
-        return None
-    version, names, fields = known
-    v = obj.get("v")
-    data = obj.get("data")
-    if type(v) is not int or v != version or type(data) is not dict or data.keys() != names:
-        return None
-    for name, kind in fields:
-        value = data[name]
-        if type(value) is not str:
+LeanEvent = LeanTick | LeanSignal
+_DECIMALS: dict[str, Decimal] = {}  # plain decimal strings seen lately, and their values
+
+
+def decimal_of(s: str) -> Decimal | None:
+    """``Decimal(s)`` if ``s`` is a plain decimal string, else None. Remembered: prices and quantities repeat
+    (a Decimal is immutable, so one can be shared), and a string seen before costs one dict lookup."""
+    d = _DECIMALS.get(s)
+    if d is None:
+        if not _PLAIN_DECIMAL(s):
             return None
-        if kind is _STR:
-            continue
-        if kind is _DEC:
-            if not _PLAIN_DECIMAL(value):
-                return None
-        elif value not in kind:
-            return None
-    eid, corr, caus = obj.get("id"), obj.get("correlation_id"), obj.get("causation_id")
-    ts_event, ts_init = obj.get("ts_event"), obj.get("ts_init")
-    key, source = obj.get("key"), obj.get("source")
-    if not (
-        type(eid) is str and _UUID(eid)
-        and type(corr) is str and (corr == eid or _UUID(corr))
-        and (caus is None or (type(caus) is str and _UUID(caus)))
-        and type(ts_event) is int and 0 <= ts_event < _MAX_TS
-        and type(ts_init) is int and 0 <= ts_init < _MAX_TS
-        and type(key) is str and key
-        and type(source) is str
-    ):
-        return None
-    row = (eid, type_, v, key, ts_event, ts_init, corr, caus, source, topic, partition, offset,
-           orjson.dumps(data).decode())
-    return LeanEvent(type_, row, eid, ts_event, ts_init, data)  # type: ignore[arg-type]  # checked above
+        if len(_DECIMALS) >= 65536:
+            _DECIMALS.clear()
+        d = _DECIMALS[s] = Decimal(s)
+    return d
+
+
+def value_of(s: str) -> Decimal:
+    """The value of a decimal string :func:`decimal_of` passed (from the table, if still there)."""
+    d = _DECIMALS.get(s)
+    return Decimal(s) if d is None else d
+
+
+# a union, so that the "type" tag is required (a lone tagged struct would take a record without one)
+_read = msgspec.json.Decoder(LeanTick | LeanSignal).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def event_row(e: LeanTick | LeanSignal, topic: str, partition: int, offset: int) -> tuple[Any, ...]:
+    """The ``events`` row (columns: ``sql.EVENT_COLUMNS``); the payload is re-encoded from what was read."""
+    return (e.event_id, e.type, e.v, e.key, e.ts_event, e.ts_init, e.correlation_id, e.causation_id, e.source, topic,
+            partition, offset, _encode(e.data).decode())
 
 
 def decode_record(ticks_topic: str, trading_topic: str, topic: str, partition: int, offset: int,
-                  raw: bytes | None) -> Envelope | LeanEvent:
-    """A :class:`LeanEvent` for a well-formed tick (on the ticks topic) or signal (on the trading topic),
-    else the full :func:`events.decode`."""
+                  raw: bytes | None) -> Envelope | LeanTick | LeanSignal:
+    """A :class:`LeanTick` for a well-formed tick on the ticks topic, a :class:`LeanSignal` for a well-formed
+    signal on the trading topic, else the full :func:`events.decode`."""
     if raw is not None and topic in (ticks_topic, trading_topic):
-        lean = _lean(topic, partition, offset, raw)
-        if lean is not None and (lean.type == TickReceived.TYPE) == (topic == ticks_topic):
-            return lean
+        try:
+            lean = _read(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # not in the exact lean shape (or not a tick/signal): the full decoder judges it
+        else:
+            if isinstance(lean, LeanTick):
+                d = lean.data
+                if topic == ticks_topic and decimal_of(d.price) is not None and decimal_of(d.quantity) is not None:
+                    return lean
+            elif topic == trading_topic:
+                s = lean.data
+                if decimal_of(s.target_position) is not None and decimal_of(s.price) is not None:
+                    return lean
     return decode(raw)
 
 
 def is_tick(e: Any) -> bool:
-    return e.type == TickReceived.TYPE if type(e) is LeanEvent else isinstance(e.event, TickReceived)
+    return type(e) is LeanTick or isinstance(e.event, TickReceived)
+

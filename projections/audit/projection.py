@@ -18,6 +18,7 @@ rows that cannot exist yet (those of new events, orders not stored) are COPY-ed,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -59,7 +60,7 @@ from events import (
     event_to_dict,
 )
 from projections.audit import sql
-from projections.audit.lean import LeanEvent, decode_record, is_tick
+from projections.audit.lean import LeanSignal, LeanTick, decode_record, event_row, is_tick, value_of
 from projections.audit.partitions import DayPartitions
 from projections.runner import Record
 
@@ -67,22 +68,54 @@ log = structlog.get_logger(__name__)
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 ROLES_SQL = Path(__file__).with_name("roles.sql")
+# the version schema.sql stamps a schema with (its last statement)
+SCHEMA_VERSION = int(re.findall(r"schema_version VALUES \('audit', (\d+)\)", SCHEMA_SQL.read_text())[-1])
 ZERO = Decimal(0)
 
 
+class SchemaVersionMismatch(Exception):
+    """The schema was built by another version of the audit projection: its tables or indexes differ."""
+
+    retriable = False
+
+
+async def schema_version(pool: asyncpg.Pool, schema: str) -> int | None:
+    """The audit projection version ``schema`` was built with; 0 if it predates the stamp (version 2 and
+    before), None if there is no audit schema there yet."""
+    q = ident(schema)
+    events, stamp = await pool.fetchrow("SELECT to_regclass($1), to_regclass($2)", f"{q}.events",  # type: ignore[misc]
+                                        f"{q}.schema_version")
+    if events is None:
+        return None
+    if stamp is None:
+        return 0
+    version = await pool.fetchval(f"SELECT version FROM {q}.schema_version WHERE projection = 'audit'")  # noqa: S608
+    return 0 if version is None else int(version)
+
+
 async def create_schema(pool: asyncpg.Pool, schema: str, *, roles: bool = True) -> None:
-    """Create (idempotently) the audit schema, and grant the writer and reader roles their rights."""
+    """Create (idempotently) the audit schema, and grant the writer and reader roles their rights.
+
+    Raises :class:`SchemaVersionMismatch` if ``schema`` was built by another version of the projection: it is
+    never altered in place; ``python -m engine rebuild`` builds the new version from the log beside it."""
+    found = await schema_version(pool, schema)
+    if found is not None and found != SCHEMA_VERSION:
+        built = f"version {found}" if found else "a version before 3"
+        raise SchemaVersionMismatch(
+            f"schema {schema!r} holds the audit projection {built}; this code writes version {SCHEMA_VERSION}. "
+            f"Build it from the log with `python -m engine rebuild` (the current schema keeps serving readers "
+            f"meanwhile, and the switch is atomic), or point postgres.schema at another schema."
+        )
     await run_sql_file(pool, SCHEMA_SQL, schema)
     if roles:
         await run_sql_file(pool, ROLES_SQL, schema)
 
 
 def _event_row(r: Record) -> tuple[Any, ...]:
-    """The ``events`` row of a record (columns: :data:`sql.EVENT_COLUMNS`); the payload is the event's
-    ``data`` as on the wire, or as upcast to the current version."""
+    """The ``events`` row of a record read in full (columns: :data:`sql.EVENT_COLUMNS`; for the lean ones see
+    :func:`projections.audit.lean.event_row`); the payload is the event's ``data`` as on the wire, or as upcast
+    to the current version."""
     e = r.envelope
-    if type(e) is LeanEvent:
-        return e.row
     if r.raw is not None and e.upcast_from is None:
         payload = orjson.dumps(orjson.loads(r.raw)["data"]).decode()
     else:
@@ -164,7 +197,7 @@ class AuditProjection:
         """Forget cached knowledge of the schema (after a rebuild switched it)."""
         self.partitions = DayPartitions(self.partitions.pool, self.schema)
 
-    def decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> Envelope | LeanEvent:
+    def decode(self, topic: str, partition: int, offset: int, value: bytes | None) -> Envelope | LeanTick | LeanSignal:
         """For the runner: ticks and signals read lean (see :mod:`projections.audit.lean`), the rest in full."""
         return decode_record(self._ticks, self._trading, topic, partition, offset, value)
 
@@ -172,16 +205,28 @@ class AuditProjection:
         # a live venue's reports on the input topic come again, relayed with the same id, on the trading
         # topic, in order after the command they answer: they are stored and folded from there
         ticks_topic = self._ticks
-        records = [r for r in records if r.topic != ticks_topic or is_tick(r.envelope)]
+        records = [r for r in records if r.topic != ticks_topic or type(r.envelope) is LeanTick or is_tick(r.envelope)]
         if not records:
             return
         await self.partitions.ensure({r.envelope.ts_event for r in records}, conn)
         new = await self._insert_events(conn, records)
-        ticks = [r.envelope for r in new if r.topic == ticks_topic]
-        trading = [r.envelope for r in new if r.topic == self._trading and type(r.envelope) is not LeanEvent]
-        control = [r.envelope for r in new if r.topic == self._control]
-        batch = _Batch(signals=[r.envelope.signal_row() for r in new
-                                if r.topic == self._trading and type(r.envelope) is LeanEvent])
+        ticks: list[LeanTick | Envelope] = []
+        trading: list[Envelope] = []
+        control: list[Envelope] = []
+        batch = _Batch()
+        signals = batch.signals
+        for r in new:
+            e = r.envelope
+            if type(e) is LeanTick:
+                ticks.append(e)
+            elif type(e) is LeanSignal:
+                signals.append(e.signal_row())
+            elif r.topic == self._trading:
+                trading.append(e)
+            elif r.topic == ticks_topic:
+                ticks.append(e)
+            elif r.topic == self._control:
+                control.append(e)
         if ticks:
             await self._candles(conn, ticks)
         for e in control:
@@ -201,7 +246,8 @@ class AuditProjection:
         produces, fails on the primary key; it is then rolled back to the savepoint and moved the slow way,
         which skips the duplicates.
         """
-        rows = [_event_row(r) for r in records]
+        rows = [event_row(e, r.topic, r.partition, r.offset) if type(e) is LeanTick or type(e) is LeanSignal
+                else _event_row(r) for r in records for e in (r.envelope,)]
         try:
             async with conn.transaction():  # a savepoint: the runner's transaction is open
                 await conn.copy_records_to_table("events", schema_name=self.schema, columns=sql.EVENT_COLUMNS,
@@ -248,13 +294,13 @@ class AuditProjection:
             else:
                 await conn.execute(stmt, *sql.columns(rows))
 
-    async def _candles(self, conn: asyncpg.Connection, ticks: list[Envelope | LeanEvent]) -> None:
+    async def _candles(self, conn: asyncpg.Connection, ticks: list[LeanTick | Envelope]) -> None:
         """1-minute candles of the batch's new ticks, in log order (open: the first, close: the last)."""
         candles: dict[tuple[str, int], list[Any]] = {}
         for e in ticks:
-            if isinstance(e, LeanEvent):
+            if isinstance(e, LeanTick):
                 d = e.data
-                instrument, price, qty = d["instrument"], Decimal(d["price"]), Decimal(d["quantity"])
+                instrument, price, qty = d.instrument, value_of(d.price), value_of(d.quantity)
             else:
                 t = e.event
                 assert isinstance(t, TickReceived)

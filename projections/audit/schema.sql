@@ -1,4 +1,5 @@
--- The audit projection, version 2. Built only by the projection runner, from the log; rebuilt by replay.
+-- The audit projection, version 3 (see schema_version at the end). Built only by the projection runner, from
+-- the log; a new version is shipped by `python -m engine rebuild`, never by ALTER scripts.
 -- {schema} is replaced by a validated, quoted schema name. See docs/audit-schema.md for every column.
 -- Times are integer nanoseconds since the epoch (UTC) in ts_* columns, with timestamptz companions.
 
@@ -32,8 +33,13 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     payload        jsonb       NOT NULL,
     PRIMARY KEY (event_id, ts_event)
 ) PARTITION BY RANGE (ts_event);
-CREATE INDEX IF NOT EXISTS events_key_ts ON {schema}.events (key, ts_event);
-CREATE INDEX IF NOT EXISTS events_type_ts ON {schema}.events (type, ts_event);
+-- Events by time: a BRIN index (a few pages per day; events arrive in about time order). By instrument or by
+-- type: B-trees over every event but the ticks. Ticks are most of the log and are summed up in candles_1m;
+-- a tick is found by its time (this index, the day's partition), and by instrument among the ticks of that
+-- time. Leaving the ticks out of the two B-trees takes about a third off PostgreSQL's cost of storing an event.
+CREATE INDEX IF NOT EXISTS events_ts ON {schema}.events USING brin (ts_event);
+CREATE INDEX IF NOT EXISTS events_key_ts ON {schema}.events (key, ts_event) WHERE type <> 'TickReceived';
+CREATE INDEX IF NOT EXISTS events_type_ts ON {schema}.events (type, ts_event) WHERE type <> 'TickReceived';
 
 -- Current state of every order (including those rejected by risk).
 CREATE TABLE IF NOT EXISTS {schema}.orders (
@@ -288,3 +294,12 @@ BEGIN
                        'FOR EACH STATEMENT EXECUTE FUNCTION %s.refuse_change()', '{schema}', t, '{schema}');
     END LOOP;
 END $$;
+
+-- The version of this file a schema was built with. A projection worker refuses a schema of another version (the
+-- tables, keys or indexes differ): build the new version from the log with `python -m engine rebuild`.
+-- v3: events' key/type B-trees leave out the ticks; a BRIN index on ts_event.
+CREATE TABLE IF NOT EXISTS {schema}.schema_version (
+    projection text    PRIMARY KEY,
+    version    integer NOT NULL
+);
+INSERT INTO {schema}.schema_version VALUES ('audit', 3) ON CONFLICT DO NOTHING;
