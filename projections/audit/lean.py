@@ -111,6 +111,11 @@ def decimal_of(s: str) -> Decimal | None:
     return d
 
 
+def decimals_seen() -> dict[str, Decimal]:
+    """The table :func:`decimal_of` keeps (for a hot loop to look values up without a call)."""
+    return _DECIMALS
+
+
 def value_of(s: str) -> Decimal:
     """The value of a decimal string :func:`decimal_of` passed (from the table, if still there)."""
     d = _DECIMALS.get(s)
