@@ -51,41 +51,38 @@ class _SignalData(Struct, forbid_unknown_fields=True, gc=False):
     reason: str
 
 
-class LeanTick(Struct, tag_field="type", tag=TickReceived.TYPE, forbid_unknown_fields=True, gc=False):
+class _LeanEnvelope(Struct, forbid_unknown_fields=True, gc=False):
+    """The envelope fields of a lean event, as on the wire (``id`` is read into ``event_id``)."""
+
+    event_id: uuid.UUID = msgspec.field(name="id")
+    v: Literal[1]
+    key: _Key
+    ts_event: _Ts
+    ts_init: _Ts
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None
+    source: str
+
+    upcast_from = None
+
+
+class LeanTick(_LeanEnvelope, tag_field="type", tag=TickReceived.TYPE):
     """A tick as the audit reads it: the envelope's fields, and the payload with its decimals as strings.
 
     The decimal fields are strings here: :func:`decode_record` reads a record lean only if they are plain
     decimals (see :func:`decimal_of`)."""
 
-    event_id: uuid.UUID = msgspec.field(name="id")
-    v: Literal[1]
-    key: _Key
-    ts_event: _Ts
-    ts_init: _Ts
-    correlation_id: uuid.UUID
-    causation_id: uuid.UUID | None
-    source: str
     data: _TickData
 
     type = TickReceived.TYPE
-    upcast_from = None
 
 
-class LeanSignal(Struct, tag_field="type", tag=SignalGenerated.TYPE, forbid_unknown_fields=True, gc=False):
+class LeanSignal(_LeanEnvelope, tag_field="type", tag=SignalGenerated.TYPE):
     """A strategy signal as the audit reads it (see :class:`LeanTick`)."""
 
-    event_id: uuid.UUID = msgspec.field(name="id")
-    v: Literal[1]
-    key: _Key
-    ts_event: _Ts
-    ts_init: _Ts
-    correlation_id: uuid.UUID
-    causation_id: uuid.UUID | None
-    source: str
     data: _SignalData
 
     type = SignalGenerated.TYPE
-    upcast_from = None
 
     def signal_row(self) -> tuple[Any, ...]:
         """The ``signals`` row."""
