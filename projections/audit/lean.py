@@ -23,9 +23,6 @@ from msgspec import Meta, Struct
 
 from events import Envelope, SignalGenerated, TickReceived, decode
 
-# the lean shapes are written out below; this keeps them in step with the events (a test checks it too)
-assert (TickReceived.VERSION, SignalGenerated.VERSION) == (1, 1), "update the lean shapes for the new version"
-
 # a subset of what Decimal() takes and PostgreSQL's numeric takes, with the same value and scale, and written as
 # str(Decimal(s)) writes it (no leading zero: "01" would be stored as "01" here and as "1" by the full decoder)
 _PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z").match
@@ -91,7 +88,6 @@ class LeanSignal(_LeanEnvelope, tag_field="type", tag=SignalGenerated.TYPE):
                 d.reason, self.ts_event)
 
 
-LeanEvent = LeanTick | LeanSignal
 _DECIMALS: dict[str, Decimal] = {}  # plain decimal strings seen lately, and their values
 
 

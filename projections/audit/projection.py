@@ -60,7 +60,7 @@ from events import (
     event_to_dict,
 )
 from projections.audit import sql
-from projections.audit.lean import LeanSignal, LeanTick, decimals_seen, decode_record, event_row, is_tick, value_of
+from projections.audit.lean import LeanSignal, LeanTick, decimals_seen, decode_record, event_row, is_tick
 from projections.audit.partitions import DayPartitions
 from projections.runner import Record
 
@@ -297,12 +297,12 @@ class AuditProjection:
     async def _candles(self, conn: asyncpg.Connection, ticks: list[LeanTick | Envelope]) -> None:
         """1-minute candles of the batch's new ticks, in log order (open: the first, close: the last)."""
         candles: dict[tuple[str, int], list[Any]] = {}
-        known = decimals_seen().get  # value_of, inlined: a call per tick costs more than the lookup
+        known = decimals_seen().get  # lean.value_of inlined: a call per tick costs more than the lookup
         for e in ticks:
             if isinstance(e, LeanTick):
                 d = e.data
-                instrument, price, qty = d.instrument, known(d.price) or value_of(d.price), \
-                    known(d.quantity) or value_of(d.quantity)
+                instrument, price, qty = d.instrument, known(d.price) or Decimal(d.price), \
+                    known(d.quantity) or Decimal(d.quantity)
             else:
                 t = e.event
                 assert isinstance(t, TickReceived)
