@@ -4,8 +4,10 @@ Most of the log is ticks and strategy signals, and the audit needs of them only 
 more row (a tick's input to its 1-minute candle, a signal's ``signals`` row). :func:`decode_record` reads
 such an event, when it is in the exact shape our codec writes (plain decimal strings, no field missing or
 extra, the current version), straight into a :class:`LeanTick` or :class:`LeanSignal`: msgspec parses and
-checks it in one call, in C, and the decimal strings are checked against a table of those seen before (prices
-and quantities repeat; a new one is checked once, with a regular expression). Anything else, including every record
+checks it in one call, in C; the ids are then read into asyncpg's own UUID type (parsed in C, and written to
+PostgreSQL as they are: a ``uuid.UUID`` costs a Python-level conversion each way), and the decimal strings are
+looked up in a table of those seen before (prices and quantities repeat; a new one is read once, by the same
+rule as the full decoder's). Anything else, including every record
 that is malformed in any way, goes through the full decoder (:func:`events.decode`): so a record is read
 lean only if the full decoder would accept it too (with the same values), and a malformed one raises the
 same :class:`~events.DecodeError`, with the same reason, as before (the runner dead-letters it).
@@ -13,19 +15,15 @@ same :class:`~events.DecodeError`, with the same reason, as before (the runner d
 
 from __future__ import annotations
 
-import re
-import uuid
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 import msgspec
+from asyncpg.pgproto.pgproto import UUID
 from msgspec import Meta, Struct
 
 from events import Envelope, SignalGenerated, TickReceived, decode
 
-# a subset of what Decimal() takes and PostgreSQL's numeric takes, with the same value and scale, and written as
-# str(Decimal(s)) writes it (no leading zero: "01" would be stored as "01" here and as "1" by the full decoder)
-_PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z").match
 _Ts = Annotated[int, Meta(ge=0, le=2**63 - 1)]  # ts_* are bigint columns
 _Key = Annotated[str, Meta(min_length=1)]
 
@@ -49,15 +47,19 @@ class _SignalData(Struct, forbid_unknown_fields=True, gc=False):
 
 
 class _LeanEnvelope(Struct, forbid_unknown_fields=True, gc=False):
-    """The envelope fields of a lean event, as on the wire (``id`` is read into ``event_id``)."""
+    """The envelope fields of a lean event, as on the wire (``id`` is read into ``event_id``).
 
-    event_id: uuid.UUID = msgspec.field(name="id")
+    The ids are what the JSON holds as msgspec reads them, and :func:`decode_record` replaces them with asyncpg's
+    :class:`~asyncpg.pgproto.pgproto.UUID` (a subclass of ``uuid.UUID``) before anyone sees them; a value that is
+    not a uuid string it accepts sends the record to the full decoder."""
+
+    event_id: Any = msgspec.field(name="id")
     v: Literal[1]
     key: _Key
     ts_event: _Ts
     ts_init: _Ts
-    correlation_id: uuid.UUID
-    causation_id: uuid.UUID | None
+    correlation_id: Any
+    causation_id: Any
     source: str
 
     upcast_from = None
@@ -92,15 +94,21 @@ _DECIMALS: dict[str, Decimal] = {}  # plain decimal strings seen lately, and the
 
 
 def decimal_of(s: str) -> Decimal | None:
-    """``Decimal(s)`` if ``s`` is a plain decimal string, else None. Remembered: prices and quantities repeat
-    (a Decimal is immutable, so one can be shared), and a string seen before costs one dict lookup."""
+    """``Decimal(s)`` if the full decoder takes ``s`` as a decimal (``Decimal`` reads it, and it is finite), else
+    None. Remembered: prices and quantities repeat (a Decimal is immutable, so one can be shared), and a string
+    seen before costs one dict lookup. The stored payload keeps the string as it came, as the full decoder's
+    does, and ``numeric`` columns get this value: the same value and scale either way."""
     d = _DECIMALS.get(s)
     if d is None:
-        if not _PLAIN_DECIMAL(s):
+        try:
+            d = Decimal(s)
+        except InvalidOperation:
+            return None
+        if not d.is_finite():
             return None
         if len(_DECIMALS) >= 65536:
             _DECIMALS.clear()
-        d = _DECIMALS[s] = Decimal(s)
+        _DECIMALS[s] = d
     return d
 
 
@@ -126,6 +134,17 @@ def event_row(e: LeanTick | LeanSignal, topic: str, partition: int, offset: int)
             partition, offset, _encode(e.data).decode())
 
 
+def _read_ids(e: LeanTick | LeanSignal) -> None:
+    """Replace the id strings by UUIDs (TypeError or ValueError if one is not a uuid string asyncpg reads: 32 hex
+    digits, hyphens anywhere, a subset of what ``uuid.UUID`` reads, with the same value). A correlation or
+    causation id is most often the id just before it: the same string gives the same object."""
+    event_id, correlation, causation = e.event_id, e.correlation_id, e.causation_id
+    e.event_id = eid = UUID(event_id)
+    e.correlation_id = cid = eid if correlation == event_id else UUID(correlation)
+    if causation is not None:
+        e.causation_id = cid if causation == correlation else UUID(causation)
+
+
 def decode_record(ticks_topic: str, trading_topic: str, topic: str, partition: int, offset: int,
                   raw: bytes | None) -> Envelope | LeanTick | LeanSignal:
     """A :class:`LeanTick` for a well-formed tick on the ticks topic, a :class:`LeanSignal` for a well-formed
@@ -133,7 +152,8 @@ def decode_record(ticks_topic: str, trading_topic: str, topic: str, partition: i
     if raw is not None and topic in (ticks_topic, trading_topic):
         try:
             lean = _read(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+            _read_ids(lean)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError):
             pass  # not in the exact lean shape (or not a tick/signal): the full decoder judges it
         else:
             if isinstance(lean, LeanTick):
