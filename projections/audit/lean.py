@@ -90,7 +90,8 @@ class LeanSignal(_LeanEnvelope, tag_field="type", tag=SignalGenerated.TYPE):
                 d.reason, self.ts_event)
 
 
-_DECIMALS: dict[str, Decimal] = {}  # plain decimal strings seen lately, and their values
+_DECIMALS: dict[str, Decimal] = {}  # decimal strings seen lately, and their values (cleared, never rebound)
+_known = _DECIMALS.get
 
 
 def decimal_of(s: str) -> Decimal | None:
@@ -134,36 +135,36 @@ def event_row(e: LeanTick | LeanSignal, topic: str, partition: int, offset: int)
             partition, offset, _encode(e.data).decode())
 
 
-def _read_ids(e: LeanTick | LeanSignal) -> None:
-    """Replace the id strings by UUIDs (TypeError or ValueError if one is not a uuid string asyncpg reads: 32 hex
-    digits, hyphens anywhere, a subset of what ``uuid.UUID`` reads, with the same value). A correlation or
-    causation id is most often the id just before it: the same string gives the same object."""
-    event_id, correlation, causation = e.event_id, e.correlation_id, e.causation_id
-    e.event_id = eid = UUID(event_id)
-    e.correlation_id = cid = eid if correlation == event_id else UUID(correlation)
-    if causation is not None:
-        e.causation_id = cid if causation == correlation else UUID(causation)
-
-
 def decode_record(ticks_topic: str, trading_topic: str, topic: str, partition: int, offset: int,
                   raw: bytes | None) -> Envelope | LeanTick | LeanSignal:
     """A :class:`LeanTick` for a well-formed tick on the ticks topic, a :class:`LeanSignal` for a well-formed
-    signal on the trading topic, else the full :func:`events.decode`."""
+    signal on the trading topic, else the full :func:`events.decode`.
+
+    The id strings are replaced by UUIDs: ``UUID`` raises TypeError or ValueError unless given 32 hex digits
+    with hyphens anywhere, a subset of what ``uuid.UUID`` reads, with the same value. A correlation or causation
+    id is most often the id just before it: the same string gives the same object. (This runs for most records
+    of the log, so the decimals' table is looked up inline, and :func:`decimal_of` called only on a miss.)"""
     if raw is not None and topic in (ticks_topic, trading_topic):
         try:
-            lean = _read(raw)
-            _read_ids(lean)
+            e = _read(raw)
+            event_id, correlation, causation = e.event_id, e.correlation_id, e.causation_id
+            e.event_id = eid = UUID(event_id)
+            e.correlation_id = cid = eid if correlation == event_id else UUID(correlation)
+            if causation is not None:
+                e.causation_id = cid if causation == correlation else UUID(causation)
         except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError):
             pass  # not in the exact lean shape (or not a tick/signal): the full decoder judges it
         else:
-            if isinstance(lean, LeanTick):
-                d = lean.data
-                if topic == ticks_topic and decimal_of(d.price) is not None and decimal_of(d.quantity) is not None:
-                    return lean
+            if isinstance(e, LeanTick):
+                d = e.data
+                if topic == ticks_topic and (_known(d.price) or decimal_of(d.price)) is not None and \
+                        (_known(d.quantity) or decimal_of(d.quantity)) is not None:
+                    return e
             elif topic == trading_topic:
-                s = lean.data
-                if decimal_of(s.target_position) is not None and decimal_of(s.price) is not None:
-                    return lean
+                s = e.data
+                if (_known(s.target_position) or decimal_of(s.target_position)) is not None and \
+                        (_known(s.price) or decimal_of(s.price)) is not None:
+                    return e
     return decode(raw)
 
 

@@ -15,10 +15,6 @@ AHEAD_DAYS = 2
 _EPOCH = date(1970, 1, 1)
 
 
-def _day(ts_ns: int) -> date:
-    return datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).date()
-
-
 def _start_ns(d: date) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * 1_000_000_000
 
@@ -29,9 +25,9 @@ class DayPartitions:
         self._schema = schema
         self._known: set[date] = set()
 
-    async def ensure(self, ts_events: Iterable[int], conn: Any = None) -> None:
-        """Make sure a partition exists for the day of every timestamp, and for the days after the newest."""
-        day_numbers = {ts // DAY_NS for ts in ts_events}
+    async def ensure(self, day_numbers: Iterable[int], conn: Any = None) -> None:
+        """Make sure a partition exists for every day (numbered from the epoch: ``ts_event // DAY_NS``) and for the
+        days after the newest."""
         days = {_EPOCH + timedelta(days=n) for n in day_numbers}
         if not days or days <= self._known:
             return

@@ -4,12 +4,15 @@ schema as the live projection."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from events import Topics
+from projections.replay import replay
 from tests.support import engine_env, run_cli, unique
 
 pytestmark = pytest.mark.servers
@@ -34,3 +37,12 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
     assert f"replayed {live_events} events" in res.stdout
     res = run_cli(["diff", schema, fresh], env)
     assert res.returncode == 0, res.stdout[-4000:]
+
+    # a share that fails stops the replay with its own error (not wrapped), and leaves no worker behind
+    scheme, rest = servers.pg_dsn.split("://", 1)
+    no_role = f"{scheme}://{unique('norole')}@{rest.rsplit('@', 1)[-1]}"  # a writer role that does not exist
+    with pytest.raises(asyncpg.PostgresError) as failed:
+        await replay(servers.kafka_bootstrap, servers.pg_dsn, no_role, unique("wkfail"), topics=Topics(f"{prefix}."),
+                     progress=False, workers=2)
+    assert "norole" in str(failed.value)
+    assert not multiprocessing.active_children()
