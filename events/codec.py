@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from events import _wire
 from events._base import Event, event_type
 from events.envelope import Envelope
 from events.upcasters import upcast
@@ -191,9 +192,19 @@ def decode_event(type_name: str, version: int, data: dict[str, Any]) -> Event:
 
 
 def decode(raw: bytes | None) -> Envelope:
-    """Parse one record value; raise DecodeError with the reason if it is not a valid event."""
+    """Parse one record value; raise DecodeError with the reason if it is not a valid event.
+
+    A record in the exact shape :func:`encode` writes is read by :func:`events._wire.read`, in C, with the same
+    result; anything else (an older version, a malformed record) the general way below."""
     if raw is None:
         raise DecodeError("empty record value (tombstone)")
+    fast = _wire.read(raw)
+    if fast is not None:
+        return fast
+    return _decode_general(raw)
+
+
+def _decode_general(raw: bytes) -> Envelope:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -1,0 +1,116 @@
+"""The fast path of :func:`events.decode`: a record in the exact shape :func:`events.encode` writes.
+
+For every event type, a msgspec struct mirrors its wire form (the envelope's fields and the event's, at the current
+version, nothing missing or extra). :func:`read` parses a record into one of them in a single call, in C, then makes
+the event's dataclass and its :class:`~events.Envelope` from it. It returns None for anything else (an older
+version to upcast, a field missing, an unknown one, a value of the wrong type, malformed JSON...): the caller then
+decodes the record the general way, which says why a record is refused.
+
+The shapes are never more lenient than the general decoder, and give the same values for what they take:
+
+- integers: -2**63 .. 2**63-1 (orjson reads integers up to 2**64-1, and beyond that a float, which the general
+  decoder refuses; msgspec would read any integer);
+- decimals: strings, read by the general decoder's rule (``Decimal(s)``, finite). msgspec's own Decimal type would
+  take JSON numbers too, which the general decoder refuses;
+- ids: msgspec reads a uuid in its canonical form or as 32 hex digits, a subset of what ``uuid.UUID`` reads;
+- enums by value, strings as they are; duplicate keys: the last one wins in both (a duplicate ``type`` that
+  differs is refused here).
+"""
+
+from __future__ import annotations
+
+import typing
+import uuid
+from dataclasses import MISSING, fields
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from events._base import _REGISTRY, Event
+from events.envelope import Envelope
+
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+def _wire_type(hint: Any) -> Any:
+    args = typing.get_args(hint)
+    if args and type(None) in args:
+        (inner,) = [a for a in args if a is not type(None)]
+        return _wire_type(inner) | None
+    if hint is Decimal:
+        return str
+    if hint is int:
+        return _Int
+    if hint is str or (isinstance(hint, type) and issubclass(hint, Enum)):
+        return hint
+    raise TypeError(f"no wire shape for a field of type {hint!r}")
+
+
+def _shape(name: str, cls: type[Event]) -> type[msgspec.Struct]:
+    hints = typing.get_type_hints(cls)
+    data_fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in fields(cls):
+        wire = _wire_type(hints[f.name])
+        data_fields.append((f.name, wire) if f.default is MISSING else (f.name, wire, f.default))
+    data = msgspec.defstruct(f"{cls.__name__}Data", data_fields, kw_only=True, forbid_unknown_fields=True, gc=False)
+    return msgspec.defstruct(
+        f"{cls.__name__}Wire",
+        [("id", uuid.UUID), ("v", Literal[cls.VERSION]), ("key", str), ("ts_event", _Int), ("ts_init", _Int),
+         ("correlation_id", uuid.UUID), ("causation_id", uuid.UUID | None), ("source", str), ("data", data)],
+        tag_field="type", tag=name, forbid_unknown_fields=True, gc=False,
+    )
+
+
+# wire struct -> (event class, its type name, the version it was made for, its decimal fields)
+_shapes: dict[type, tuple[type[Event], str, int, tuple[str, ...]]] = {}
+_decode: Any = None
+_built_for = -1  # the number of registered event types the decoder was built for
+
+
+def _build() -> None:
+    global _decode, _built_for
+    _shapes.clear()
+    for name, cls in list(_REGISTRY.items()):
+        if any(f.default_factory is not MISSING for f in fields(cls)):
+            continue  # a mutable default: the general decoder only
+        hints = typing.get_type_hints(cls)
+        decimals = tuple(f.name for f in fields(cls) if Decimal in (hints[f.name], *typing.get_args(hints[f.name])))
+        _shapes[_shape(name, cls)] = (cls, name, cls.VERSION, decimals)
+    types = tuple(_shapes)
+    # a union of two or more, or none: a lone tagged struct would take a record without its "type"
+    _decode = msgspec.json.Decoder(typing.Union[types]).decode if len(types) > 1 else None  # noqa: UP007
+    _built_for = len(_REGISTRY)
+
+
+def _decimal(s: str) -> Decimal | None:
+    try:
+        d = Decimal(s)
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+def read(raw: bytes) -> Envelope | None:
+    """The envelope of a record in the exact shape ``encode`` writes, at the current version; else None."""
+    if _built_for != len(_REGISTRY):
+        _build()
+    if _decode is None:
+        return None
+    try:
+        w = _decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    cls, name, version, decimals = _shapes[type(w)]
+    if _REGISTRY.get(name) is not cls or version != cls.VERSION:  # changed since (tests do): the general decoder
+        return None
+    kw = msgspec.structs.asdict(w.data)
+    for f in decimals:
+        s = kw[f]
+        if s is not None:
+            d = _decimal(s)
+            if d is None:
+                return None
+            kw[f] = d
+    return Envelope(w.id, cls(**kw), w.ts_event, w.ts_init, w.correlation_id, w.causation_id, w.source, w.key)
