@@ -159,8 +159,10 @@ async def _in_processes(args: list[tuple[Any, ...]]) -> int:
     """Fold the first share here and each other one in a spawned process; return the events applied.
 
     This process has imported everything already and starts at once; a spawned one first starts Python and
-    imports (about half a second here), so folding a share here saves one of those. Should any share fail,
-    the others are stopped: this one is cancelled, and the spawned ones end with the pool."""
+    imports (about half a second here), so folding a share here saves one of those. Should a share fail, the
+    replay raises that error (not wrapped in a group): the share here is cancelled at once; a spawned process
+    cannot be interrupted cleanly, so the pool waits for it to end its share (each commits whole batches, so
+    what it wrote is consistent; the failed replay's schema is to be dropped or replaced in any case)."""
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(max_workers=len(args) - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
 
