@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters.feeds import SyntheticFeed, publish_feed
 from adapters.kafka import EventProducer, ensure_topics, make_consumer
 from adapters.postgres import create_pool
+from benchmarks._steal import Steal
 from engine.app import make_core_factory
 from engine.config import load
 from engine.loop import TradingLoop
@@ -57,13 +58,14 @@ async def throughput(n_ticks: int) -> None:
     cores = {i: make_core() for i in settings.feed.instruments}
     t0 = time.monotonic()
     envs: list[Envelope] = []
-    async for ts, tick in feed.ticks():
-        env = Envelope.new(tick, ts_event=ts, ts_init=ts, source="bench")
-        envs.append(env)
-        envs.extend(cores[tick.instrument].on_input(env, ts_init=ts))
+    with Steal() as steal:
+        async for ts, tick in feed.ticks():
+            env = Envelope.new(tick, ts_event=ts, ts_init=ts, source="bench")
+            envs.append(env)
+            envs.extend(cores[tick.instrument].on_input(env, ts_init=ts))
     core_s = time.monotonic() - t0
     print(f"trading core: {n_ticks:,} ticks -> {len(envs) - n_ticks:,} events in {core_s:.2f} s "
-          f"({n_ticks / core_s:,.0f} ticks/s, pure Python, one core)")
+          f"({n_ticks / core_s:,.0f} ticks/s, pure Python, one core; {steal})")
     async with EventProducer(settings.kafka.bootstrap, topics, linger_ms=20) as producer:
         t0 = time.monotonic()
         for i in range(0, len(envs), 20_000):
@@ -76,10 +78,11 @@ async def throughput(n_ticks: int) -> None:
         first, raw_s = "", 0.0
         for workers in (1, 2):
             schema = f"bench_{uuid.uuid4().hex[:6]}"
-            res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer, schema,
-                               topics=topics, progress=False, workers=workers)
+            with Steal() as steal:
+                res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer, schema,
+                                   topics=topics, progress=False, workers=workers)
             print(f"audit projection, {workers} worker process(es): {res.events:,} events from Kafka into PostgreSQL "
-                  f"in {res.seconds:.2f} s = {res.events_per_second:,.0f} events/s")
+                  f"in {res.seconds:.2f} s = {res.events_per_second:,.0f} events/s ({steal})")
             if workers == 1:
                 first = schema
                 raw_s = await raw_ceiling(pool, schema, res.events, res.seconds)
@@ -98,24 +101,25 @@ async def raw_ceiling(pool: asyncpg.Pool, schema: str, events: int, projection_s
     alone (the ceiling this script printed before; it leaves out the rows of the other tables)."""
     seconds: dict[str, float] = {}
     rows_of: dict[str, int] = {}
-    async with pool.acquire() as conn:
-        for table in TABLES:
-            cols = [r["attname"] for r in await conn.fetch(
-                "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-                "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", f'"{schema}".{table}')]
-            quoted = ", ".join(f'"{c}"' for c in cols)
-            rows = [tuple(r) for r in await conn.fetch(f'SELECT {quoted} FROM "{schema}".{table}')]
-            await conn.execute(f'CREATE TABLE "{schema}".raw_{table} (LIKE "{schema}".{table} INCLUDING ALL)')
-            t0 = time.monotonic()
-            for i in range(0, len(rows), 5000):
-                await conn.copy_records_to_table(f"raw_{table}", schema_name=schema, records=rows[i : i + 5000],
-                                                 columns=cols)
-            seconds[table], rows_of[table] = time.monotonic() - t0, len(rows)
+    with Steal() as steal:
+        async with pool.acquire() as conn:
+            for table in TABLES:
+                cols = [r["attname"] for r in await conn.fetch(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+                    "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", f'"{schema}".{table}')]
+                quoted = ", ".join(f'"{c}"' for c in cols)
+                rows = [tuple(r) for r in await conn.fetch(f'SELECT {quoted} FROM "{schema}".{table}')]
+                await conn.execute(f'CREATE TABLE "{schema}".raw_{table} (LIKE "{schema}".{table} INCLUDING ALL)')
+                t0 = time.monotonic()
+                for i in range(0, len(rows), 5000):
+                    await conn.copy_records_to_table(f"raw_{table}", schema_name=schema, records=rows[i : i + 5000],
+                                                     columns=cols)
+                seconds[table], rows_of[table] = time.monotonic() - t0, len(rows)
     raw_s = sum(seconds.values())
     written = sum(rows_of.values())
     print(f"raw ceiling, the same rows (COPY of all {written:,} rows the projection wrote, {len(TABLES)} tables, "
           f"into copies with their keys and indexes): {raw_s:.2f} s = {events / raw_s:,.0f} events/s; "
-          f"ratio projection/ceiling = {raw_s / projection_s:.2f}")
+          f"ratio projection/ceiling = {raw_s / projection_s:.2f} ({steal})")
     print("  " + ", ".join(f"{t} {rows_of[t]:,} rows {seconds[t]:.2f} s" for t in TABLES if rows_of[t]))
     print(f"raw ceiling, the events table alone: {events / seconds['events']:,.0f} events/s; "
           f"ratio = {seconds['events'] / projection_s:.2f}")
