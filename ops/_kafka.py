@@ -71,14 +71,23 @@ def render(state: Path, port: int, controller_port: int) -> Path:
     return conf
 
 
+def cluster_id() -> str:
+    """A new cluster id: 16 random bytes in URL-safe base64, as Kafka's own ``random-uuid`` makes them, and like
+    Kafka's never starting with "-": the storage tool would read such an id as an option (one id in 64 did, and
+    formatting failed)."""
+    while True:
+        cid = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 def format_storage(lib: Path, conf: Path, state: Path, log: Path) -> None:
     if (state / "data" / "meta.properties").exists():
         return
-    cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     with log.open("ab") as out:
         rc = subprocess.run(
             [_java(), "-cp", f"{lib}/*", "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(conf)],
+             "-t", cluster_id(), "-c", str(conf)],
             stdout=out, stderr=subprocess.STDOUT, check=False,
         ).returncode
     if rc != 0:
