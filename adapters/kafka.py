@@ -191,6 +191,37 @@ class LogInspector:
     async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict(await self._consumer.beginning_offsets(tps))
 
+    async def range_by_scan(self, tps: list[TopicPartition], start_ms: int | None, end_ms: int | None,
+                            ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        """Per partition, the offsets from the first record timed in ``[start_ms, end_ms)`` to just after the last
+        (start = stop where there is none), found by reading the partitions whole.
+
+        For a partition whose record times go back and forth, where :meth:`offsets_at` can be wrong: Kafka answers
+        with the first offset timed at or after a time, so one early record timed later than the range (an engine
+        started today, on a partition of events replayed from a recorded day) makes the range look empty."""
+        begin = await self.beginning_offsets(tps)
+        end = await self.end_offsets(tps)
+        first: dict[TopicPartition, int] = {}
+        last: dict[TopicPartition, int] = {}
+        todo = {tp for tp in tps if end[tp] > begin[tp]}
+        if todo:
+            self._consumer.assign(sorted(todo, key=lambda tp: (tp.topic, tp.partition)))
+            for tp in todo:
+                self._consumer.seek(tp, begin[tp])
+            while todo:
+                for tp, msgs in (await self._consumer.getmany(timeout_ms=500, max_records=10_000)).items():
+                    for m in msgs:
+                        if (start_ms is None or m.timestamp >= start_ms) and (end_ms is None or m.timestamp < end_ms):
+                            first.setdefault(tp, m.offset)
+                            last[tp] = m.offset
+                    if msgs and msgs[-1].offset + 1 >= end[tp]:
+                        todo.discard(tp)
+                        self._consumer.pause(tp)
+            self._consumer.assign([])
+        start = {tp: first.get(tp, begin[tp]) for tp in tps}
+        stop = {tp: last[tp] + 1 if tp in last else start[tp] for tp in tps}
+        return start, stop
+
     async def offsets_at(self, tps: list[TopicPartition], ts_ms: int) -> dict[TopicPartition, int]:
         """The first offset at or after ``ts_ms`` (the log end where there is none)."""
         found = await self._consumer.offsets_for_times({tp: ts_ms for tp in tps})

@@ -219,6 +219,16 @@ async def replay(
             stop_at = await inspector.offsets_at(tps, int(end.timestamp() * 1000)) if end else (
                 await inspector.end_offsets(tps)
             )
+            if start or end:
+                # the control topic mixes times: an engine's start and stop carry the wall clock, its equity
+                # reports the market's (a recorded day's, in a backtest); Kafka's offsets for a time can then be
+                # wrong for it, so its range is found by reading it (it is small)
+                control = [tp for tp in tps if tp.topic == topics.control]
+                c_start, c_stop = await inspector.range_by_scan(
+                    control, int(start.timestamp() * 1000) if start else None,
+                    int(end.timestamp() * 1000) if end else None)
+                start_at.update(c_start)
+                stop_at.update(c_stop)
         start_at = {tp: max(start_at[tp], begin[tp]) for tp in tps}
         total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in tps)
         parts = _split(tps, start_at, stop_at, workers)

@@ -10,6 +10,7 @@ If nothing works the session fails: a missing Kafka or PostgreSQL is never a ski
 On the local stack, which outlives the session, the schemas and topics the session made (their names carry
 :func:`tests.support.unique`'s eight hex digits) are dropped at its end: without that, every run of the suite
 left some hundred schemas and their topics behind (2 GB of PostgreSQL and 4 GB of Kafka after a few dozen).
+``ENGINE_TESTS_KEEP=1`` keeps them, to look into a failure.
 """
 
 from __future__ import annotations
@@ -81,10 +82,11 @@ def find() -> Iterator[Servers]:
     try:
         yield found
     finally:
-        try:
-            asyncio.run(_drop_made_since(found, before))
-        except Exception as exc:  # tidying up is no test: say so, and let the results stand
-            print(f"\ncould not drop the tests' schemas and topics: {exc!r}")
+        if not os.environ.get("ENGINE_TESTS_KEEP"):  # set, to look into a failure: keep what the tests made
+            try:
+                asyncio.run(_drop_made_since(found, before))
+            except Exception as exc:  # tidying up is no test: say so, and let the results stand
+                print(f"\ncould not drop the tests' schemas and topics: {exc!r}")
 
 
 async def _names(found: Servers) -> tuple[set[str], set[str]]:
