@@ -4,6 +4,7 @@ Imports nothing of ours; no I/O. See ``docs/events.md``.
 """
 
 from events._base import Event, event_type, event_types
+from events._wire import finite_decimal
 from events.codec import DecodeError, decode, encode, event_to_dict
 from events.control import (
     BalanceReconciled,
@@ -72,4 +73,5 @@ __all__ = [
     "event_to_dict",
     "event_type",
     "event_types",
+    "finite_decimal",
 ]

@@ -48,19 +48,24 @@ def _wire_type(hint: Any) -> Any:
     raise TypeError(f"no wire shape for a field of type {hint!r}")
 
 
-def _shape(name: str, cls: type[Event]) -> type[msgspec.Struct]:
+def _shape(name: str, cls: type[Event]) -> tuple[type[msgspec.Struct], tuple[str, ...]]:
+    """The wire struct of an event type, and the names of its decimal fields (TypeError: a field has no shape)."""
     hints = typing.get_type_hints(cls)
     data_fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    decimals: list[str] = []
     for f in fields(cls):
         wire = _wire_type(hints[f.name])
         data_fields.append((f.name, wire) if f.default is MISSING else (f.name, wire, f.default))
+        if Decimal in (hints[f.name], *typing.get_args(hints[f.name])):
+            decimals.append(f.name)
     data = msgspec.defstruct(f"{cls.__name__}Data", data_fields, kw_only=True, forbid_unknown_fields=True, gc=False)
-    return msgspec.defstruct(
+    wire_struct = msgspec.defstruct(
         f"{cls.__name__}Wire",
         [("id", uuid.UUID), ("v", Literal[cls.VERSION]), ("key", str), ("ts_event", _Int), ("ts_init", _Int),
          ("correlation_id", uuid.UUID), ("causation_id", uuid.UUID | None), ("source", str), ("data", data)],
         tag_field="type", tag=name, forbid_unknown_fields=True, gc=False,
     )
+    return wire_struct, tuple(decimals)
 
 
 # wire struct -> (event class, its type name, the version it was made for, its decimal fields)
@@ -75,16 +80,19 @@ def _build() -> None:
     for name, cls in list(_REGISTRY.items()):
         if any(f.default_factory is not MISSING for f in fields(cls)):
             continue  # a mutable default: the general decoder only
-        hints = typing.get_type_hints(cls)
-        decimals = tuple(f.name for f in fields(cls) if Decimal in (hints[f.name], *typing.get_args(hints[f.name])))
-        _shapes[_shape(name, cls)] = (cls, name, cls.VERSION, decimals)
+        try:
+            wire_struct, decimals = _shape(name, cls)
+        except TypeError:
+            continue  # a field type with no wire shape here: the general decoder only
+        _shapes[wire_struct] = (cls, name, cls.VERSION, decimals)
     types = tuple(_shapes)
     # a union of two or more, or none: a lone tagged struct would take a record without its "type"
     _decode = msgspec.json.Decoder(typing.Union[types]).decode if len(types) > 1 else None  # noqa: UP007
     _built_for = len(_REGISTRY)
 
 
-def _decimal(s: str) -> Decimal | None:
+def finite_decimal(s: str) -> Decimal | None:
+    """``Decimal(s)`` if the codec reads ``s`` as a decimal (``Decimal`` reads it, and it is finite), else None."""
     try:
         d = Decimal(s)
     except InvalidOperation:
@@ -109,7 +117,7 @@ def read(raw: bytes) -> Envelope | None:
     for f in decimals:
         s = kw[f]
         if s is not None:
-            d = _decimal(s)
+            d = finite_decimal(s)
             if d is None:
                 return None
             kw[f] = d

@@ -15,14 +15,14 @@ same :class:`~events.DecodeError`, with the same reason, as before (the runner d
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
 from asyncpg.pgproto.pgproto import UUID
 from msgspec import Meta, Struct
 
-from events import Envelope, SignalGenerated, TickReceived, decode
+from events import Envelope, SignalGenerated, TickReceived, decode, finite_decimal
 
 _Ts = Annotated[int, Meta(ge=0, le=2**63 - 1)]  # ts_* are bigint columns
 _Key = Annotated[str, Meta(min_length=1)]
@@ -101,11 +101,8 @@ def decimal_of(s: str) -> Decimal | None:
     does, and ``numeric`` columns get this value: the same value and scale either way."""
     d = _DECIMALS.get(s)
     if d is None:
-        try:
-            d = Decimal(s)
-        except InvalidOperation:
-            return None
-        if not d.is_finite():
+        d = finite_decimal(s)
+        if d is None:
             return None
         if len(_DECIMALS) >= 65536:
             _DECIMALS.clear()
