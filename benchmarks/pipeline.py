@@ -12,7 +12,7 @@
    (order's ts_init - tick's ts_init: decision latency, tick in Kafka -> order decided) and of
    (order read back from Kafka - tick created: the full round trip).
 
-Usage: python benchmarks/pipeline.py [--events N] [--latency-ticks N] [--rate R]
+Usage: python benchmarks/pipeline.py [--events N] [--runs N] [--latency-ticks N] [--rate R]
 Servers: ENGINE_KAFKA__BOOTSTRAP / ENGINE_POSTGRES__DSN, default the local stack.
 """
 
@@ -27,6 +27,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -48,7 +49,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
-async def throughput(n_ticks: int) -> None:
+async def throughput(n_ticks: int, runs: int) -> None:
     settings = load(strategy={"fast": 3, "slow": 8})
     topics = Topics(f"bench_{uuid.uuid4().hex[:6]}.")
     await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
@@ -74,22 +75,34 @@ async def throughput(n_ticks: int) -> None:
     print(f"publish: {len(envs):,} events to Kafka in {pub_s:.2f} s ({len(envs) / pub_s:,.0f} events/s, acks=all)")
 
     pool = await create_pool(settings.postgres.dsn)
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    ratios: dict[int, list[float]] = {1: [], 2: []}
     try:
-        first, raw_s = "", 0.0
-        for workers in (1, 2):
-            schema = f"bench_{uuid.uuid4().hex[:6]}"
-            with Steal() as steal:
-                res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer, schema,
-                                   topics=topics, progress=False, workers=workers)
-            print(f"audit projection, {workers} worker process(es): {res.events:,} events from Kafka into PostgreSQL "
-                  f"in {res.seconds:.2f} s = {res.events_per_second:,.0f} events/s ({steal})")
-            if workers == 1:
-                first = schema
-                raw_s = await raw_ceiling(pool, schema, res.events, res.seconds)
-            else:
-                print(f"  ratio to the same-rows ceiling above: {raw_s / res.seconds:.2f}")
-                await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pool.execute(f'DROP SCHEMA "{first}" CASCADE')
+        for run in range(1, runs + 1):
+            if runs > 1:
+                print(f"run {run} of {runs}:")
+            first, raw_s = "", 0.0
+            for workers in (1, 2):
+                schema = f"bench_{uuid.uuid4().hex[:6]}"
+                with Steal() as steal:
+                    res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
+                                       schema, topics=topics, progress=False, workers=workers)
+                print(f"audit projection, {workers} worker process(es): {res.events:,} events from Kafka into "
+                      f"PostgreSQL in {res.seconds:.2f} s = {res.events_per_second:,.0f} events/s ({steal})")
+                rates[workers].append(res.events_per_second)
+                if workers == 1:
+                    first = schema
+                    raw_s = await raw_ceiling(pool, schema, res.events, res.seconds)
+                else:
+                    print(f"  ratio to the same-rows ceiling above: {raw_s / res.seconds:.2f}")
+                    await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+                ratios[workers].append(raw_s / res.seconds)
+            await pool.execute(f'DROP SCHEMA "{first}" CASCADE')
+        if runs > 1:
+            for workers in (1, 2):
+                print(f"{workers} worker process(es), {runs} runs: median {statistics.median(rates[workers]):,.0f} "
+                      f"events/s (from {min(rates[workers]):,.0f} to {max(rates[workers]):,.0f}), median ratio "
+                      f"{statistics.median(ratios[workers]):.2f}")
     finally:
         await pool.close()
 
@@ -158,9 +171,9 @@ async def latency(n_ticks: int, rate: float) -> None:
                              seed=3, ticks_per_second=rate, limit=n_ticks)
         orig_enqueue = producer.enqueue
 
-        async def enqueue(env: Envelope) -> asyncio.Future[object]:
+        async def enqueue(env: Envelope, topic: str | None = None) -> asyncio.Future[Any]:
             created[env.event_id] = env.ts_init
-            return await orig_enqueue(env)
+            return await orig_enqueue(env, topic)
 
         producer.enqueue = enqueue  # type: ignore[method-assign]
         await publish_feed(feed, producer, asyncio.Event())
@@ -184,13 +197,16 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=100_000,
                     help="ticks for the throughput run (default 100,000; 0: skip it)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="replays of the throughput log, each with one and two workers (the speed of a shared VM "
+                         "varies from minute to minute: several runs show by how much); default 1")
     ap.add_argument("--latency-ticks", type=int, default=5_000, help="ticks for the latency run (0: skip it)")
     ap.add_argument("--rate", type=float, default=500.0, help="ticks per second in the latency run")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.platform()}")
     if args.events > 0:
-        await throughput(args.events)
+        await throughput(args.events, max(args.runs, 1))
     if args.latency_ticks > 0:
         await latency(args.latency_ticks, args.rate)
 
