@@ -10,11 +10,12 @@ consumer group). ``diff`` compares two schemas table by table; with ``day`` it c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -155,28 +156,46 @@ def _worker(args: tuple[Any, ...]) -> int:
     return asyncio.run(_replay_part(*args))
 
 
-async def _in_processes(args: list[tuple[Any, ...]]) -> int:
-    """Fold the first share here and each other one in a spawned process; return the events applied.
+def _started() -> None:
+    """A spawned worker's first task: nothing to do, but unpickling it imports this module (the projections and
+    their libraries, most of a worker's start)."""
+
+
+@contextlib.contextmanager
+def _spawned(n: int) -> Iterator[ProcessPoolExecutor | None]:
+    """``n`` spawned worker processes (None for 0), started at once: they start Python and import while the replay
+    creates its schema and reads the log's offsets."""
+    if n < 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for _ in range(n):
+            pool.submit(_started)
+        yield pool
+
+
+async def _in_processes(args: list[tuple[Any, ...]], pool: ProcessPoolExecutor) -> int:
+    """Fold the first share here and each other one in a process of ``pool``; return the events applied.
 
     This process has imported everything already and starts at once; a spawned one first starts Python and
-    imports (about half a second here), so folding a share here saves one of those. Should a share fail, the
-    replay raises that error (not wrapped in a group): the share here is cancelled at once; a spawned process
-    cannot be interrupted cleanly, so the pool waits for it to end its share (each commits whole batches, so
-    what it wrote is consistent; the failed replay's schema is to be dropped or replaced in any case)."""
+    imports (about half a second here, mostly done while the schema was created), so folding a share here saves
+    one of those. Should a share fail, the replay raises that error (not wrapped in a group): the share here is
+    cancelled at once; a spawned process cannot be interrupted cleanly, so the pool waits for it to end its share
+    (each commits whole batches, so what it wrote is consistent; the failed replay's schema is to be dropped or
+    replaced in any case)."""
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=len(args) - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
 
-        async def spawned(a: tuple[Any, ...]) -> int:
-            applied: int = await loop.run_in_executor(pool, _worker, a)
-            return applied
+    async def spawned(a: tuple[Any, ...]) -> int:
+        applied: int = await loop.run_in_executor(pool, _worker, a)
+        return applied
 
-        try:
-            async with asyncio.TaskGroup() as tg:
-                others = [tg.create_task(spawned(a)) for a in args[1:]]
-                here = tg.create_task(_replay_part(*args[0]))
-        except ExceptionGroup as group:
-            raise group.exceptions[0] from None  # the error itself (e.g. OffsetNotInLog), as with one process
-        return here.result() + sum(t.result() for t in others)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            others = [tg.create_task(spawned(a)) for a in args[1:]]
+            here = tg.create_task(_replay_part(*args[0]))
+    except ExceptionGroup as group:
+        raise group.exceptions[0] from None  # the error itself (e.g. OffsetNotInLog), as with one process
+    return here.result() + sum(t.result() for t in others)
 
 
 async def replay(
@@ -205,6 +224,14 @@ async def replay(
         raise ValueError(f"workers must be at least 1, not {workers}")
     if day is not None:
         start, end = day_bounds(day)
+    with _spawned(workers - 1) as pool:
+        return await _replay(bootstrap, owner_dsn, writer_dsn, schema, start, end, replace, batch, topics, progress,
+                             workers, pool)
+
+
+async def _replay(bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, start: datetime | None,
+                  end: datetime | None, replace: bool, batch: int, topics: Topics, progress: bool, workers: int,
+                  pool: ProcessPoolExecutor | None) -> ReplayResult:
     owner = await create_pool(owner_dsn, max_size=2)
     try:
         if await _schema_exists(owner, schema):
@@ -246,7 +273,8 @@ async def replay(
         try:
             log.info("replay.started", schema=schema, events=total, workers=len(parts),
                      start=start.isoformat() if start else None, end=end.isoformat() if end else None)
-            applied = await (_replay_part(*args[0]) if len(args) == 1 else _in_processes(args))
+            applied = await (_replay_part(*args[0]) if len(args) == 1 or pool is None
+                              else _in_processes(args, pool))
         finally:
             done.set()
             if bar is not None:

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from events import Topics
-from projections.replay import replay
+from projections.replay import SchemaExists, replay
 from tests.support import engine_env, run_cli, unique
 
 pytestmark = pytest.mark.servers
@@ -45,4 +45,11 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
         await replay(servers.kafka_bootstrap, servers.pg_dsn, no_role, unique("wkfail"), topics=Topics(f"{prefix}."),
                      progress=False, workers=2)
     assert "norole" in str(failed.value)
+    assert not multiprocessing.active_children()
+
+    # the worker processes start with the replay, while it creates its schema: one refused before it folds
+    # anything (its schema exists) leaves none behind either
+    with pytest.raises(SchemaExists):
+        await replay(servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, fresh, topics=Topics(f"{prefix}."),
+                     progress=False, workers=3)
     assert not multiprocessing.active_children()
