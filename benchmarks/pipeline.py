@@ -12,7 +12,7 @@
    (order's ts_init - tick's ts_init: decision latency, tick in Kafka -> order decided) and of
    (order read back from Kafka - tick created: the full round trip).
 
-Usage: python benchmarks/pipeline.py [--events N] [--runs N] [--latency-ticks N] [--rate R]
+Usage: python benchmarks/pipeline.py [--events N] [--runs N] [--order-heavy] [--latency-ticks N] [--rate R]
 Servers: ENGINE_KAFKA__BOOTSTRAP / ENGINE_POSTGRES__DSN, default the local stack.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import platform
 import statistics
@@ -50,12 +51,15 @@ def pct(values: list[float], p: float) -> float:
 # started it again (not so `python -m engine replay`), which cost the second worker's start about 0.4 s here.
 
 
-async def throughput(n_ticks: int, runs: int) -> None:
+async def throughput(n_ticks: int, runs: int, order_heavy: bool) -> None:
     from adapters.feeds import SyntheticFeed
     from engine.app import make_core_factory
     from engine.config import load
 
-    settings = load(strategy={"fast": 3, "slow": 8})
+    # order-heavy: no limit on the order rate or open orders, so every signal becomes an order, which the paper
+    # venue fills (by default the rate limit refuses almost all of them: a log of ticks and refusals)
+    risk = {"max_orders_per_minute": 10**9, "max_open_orders": 10**6} if order_heavy else {}
+    settings = load(strategy={"fast": 3, "slow": 8}, risk=risk)
     topics = Topics(f"bench_{uuid.uuid4().hex[:6]}.")
     await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
     feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size,
@@ -72,6 +76,7 @@ async def throughput(n_ticks: int, runs: int) -> None:
     core_s = time.monotonic() - t0
     print(f"trading core: {n_ticks:,} ticks -> {len(envs) - n_ticks:,} events in {core_s:.2f} s "
           f"({n_ticks / core_s:,.0f} ticks/s, pure Python, one core; {steal})")
+    print("the log: " + ", ".join(f"{n:,} {t}" for t, n in collections.Counter(e.type for e in envs).most_common()))
     async with EventProducer(settings.kafka.bootstrap, topics, linger_ms=20) as producer:
         t0 = time.monotonic()
         for i in range(0, len(envs), 20_000):
@@ -210,13 +215,17 @@ async def main() -> None:
     ap.add_argument("--runs", type=int, default=1,
                     help="replays of the throughput log, each with one and two workers (the speed of a shared VM "
                          "varies from minute to minute: several runs show by how much); default 1")
+    ap.add_argument("--order-heavy", action="store_true",
+                    help="the throughput log with every signal an order, filled (no order-rate limit; the trading core "
+                         "then counts every order of the feed's compressed minutes in its rate window and runs slower "
+                         "than a live engine would: its figure is not one)")
     ap.add_argument("--latency-ticks", type=int, default=5_000, help="ticks for the latency run (0: skip it)")
     ap.add_argument("--rate", type=float, default=500.0, help="ticks per second in the latency run")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.platform()}")
     if args.events > 0:
-        await throughput(args.events, max(args.runs, 1))
+        await throughput(args.events, max(args.runs, 1), args.order_heavy)
     if args.latency_ticks > 0:
         await latency(args.latency_ticks, args.rate)
 
