@@ -1,7 +1,8 @@
 """The audit projection's rows do not depend on how the log is cut into batches.
 
 A log with partial fills, fills the venue reported twice (under new event ids, right after the first report and
-much later) and events re-published as after a crash is replayed with batches of 3, 17 and 20,000 records: every
+much later), an order cancelled after a partial fill (its cancel reported twice), an order the venue rejected (reported
+twice) and events re-published as after a crash is replayed with batches of 3, 17 and 20,000 records: every
 table is equal, and counts each fill once. A duplicate inside one batch and one split across batches take
 different paths through the projection (one statement's ``ON CONFLICT`` against the batch's own rows, or against
 rows stored before); both must come out the same.
@@ -22,7 +23,10 @@ from events import (
     Event,
     Liquidity,
     OrderAccepted,
+    OrderCancelled,
+    OrderCancelRequested,
     OrderFilled,
+    OrderRejected,
     OrderSubmitted,
     OrderType,
     Side,
@@ -40,8 +44,8 @@ FEE = Decimal("0.5")
 
 def _log() -> tuple[list[Event], int]:
     """Three orders of 1.0 filled in four parts of 0.25 (buy, sell, buy), with ticks between; fill 2 of each order
-    reported again at once and fill 3 again after the next order's events. Returns the events and the number of
-    distinct fills."""
+    reported again at once and fill 3 again after the next order's events; then a sell of 1.0 filled by 0.25 and
+    cancelled, and a buy the venue rejected. Returns the events and the number of distinct fills."""
     events: list[Event] = []
     late: list[OrderFilled] = []
     price = Decimal("3000")
@@ -65,7 +69,26 @@ def _log() -> tuple[list[Event], int]:
                 events.append(fill)  # reported again at once: a new event, a new event id, the same trade id
             if part == 3:
                 late.append(fill)  # reported again after the next order's first events
-    return events + late, 12
+    events += late
+    common = {"instrument": "ETH/USDT", "client_order_id": "o-4"}
+    fill = OrderFilled(**common, venue="paper", venue_order_id="v-4", trade_id="T-4-1", side=Side.SELL, quantity=FILL,
+                       price=price, fee=FEE, fee_currency="USDT", liquidity=Liquidity.TAKER, cumulative_quantity=FILL,
+                       leaves_quantity=Decimal("0.75"))
+    cancelled = OrderCancelled(**common, venue="paper", reason="by the strategy", filled_quantity=FILL)
+    events += [
+        OrderSubmitted(**common, strategy="s", side=Side.SELL, order_type=OrderType.MARKET, quantity=Decimal("1.0")),
+        OrderAccepted(**common, venue="paper", venue_order_id="v-4"),
+        fill, fill,
+        OrderCancelRequested(**common, reason="by the strategy"),
+        cancelled, cancelled,
+    ]
+    common = {"instrument": "ETH/USDT", "client_order_id": "o-5"}
+    submitted = OrderSubmitted(**common, strategy="s", side=Side.BUY, order_type=OrderType.MARKET,
+                               quantity=Decimal("1.0"))
+    rejected = OrderRejected(**common, strategy="s", side=Side.BUY, order_type=OrderType.MARKET,
+                             quantity=Decimal("1.0"), by="venue", rule="venue", reason="insufficient balance")
+    events += [submitted, rejected, rejected]
+    return events, 13
 
 
 async def test_replays_cut_into_different_batches_are_equal(servers: Any) -> None:
@@ -92,9 +115,13 @@ async def test_replays_cut_into_different_batches_are_equal(servers: Any) -> Non
             assert await pool.fetchval(f"select count(*) from {schema}.position_changes join {schema}.fills "
                                        f"using (event_id)") == fills, schema
             pos = await pool.fetchrow(f"select quantity, fees, fills from {schema}.positions")
-            assert tuple(pos) == (Decimal("1.0"), FEE * fills, fills), schema
-            orders = await pool.fetch(f"select status, filled_quantity from {schema}.orders order by 1")
-            assert [tuple(o) for o in orders] == [("filled", Decimal("1.0"))] * 3, schema
+            assert tuple(pos) == (Decimal("0.75"), FEE * fills, fills), schema
+            orders = await pool.fetch(f"select client_order_id, status, filled_quantity from {schema}.orders "
+                                      f"order by 1")
+            assert [tuple(o) for o in orders] == [
+                *((f"o-{n}", "filled", Decimal("1.0")) for n in (1, 2, 3)),
+                ("o-4", "cancelled", FILL), ("o-5", "rejected", Decimal(0)),
+            ], schema
     finally:
         await pool.close()
     first, *others = schemas.values()
