@@ -164,7 +164,8 @@ def _started() -> None:
 @contextlib.contextmanager
 def _spawned(n: int) -> Iterator[ProcessPoolExecutor | None]:
     """``n`` spawned worker processes (None for 0), started at once: they start Python and import while the replay
-    creates its schema and reads the log's offsets."""
+    creates its schema and reads the log's offsets. (Should the log have fewer busy partition numbers than
+    workers, the spare ones were started for nothing, and are shut down with the pool.)"""
     if n < 1:
         yield None
         return
