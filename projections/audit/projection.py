@@ -375,9 +375,10 @@ class AuditProjection:
                 self._check_order(e, ev, orders, b)
             elif isinstance(ev, om.ORDER_EVENTS):
                 if isinstance(ev, OrderFilled):
-                    if (ev.venue, ev.trade_id) not in fresh:
-                        continue  # this fill is stored already: it was counted once
-                    fresh.discard((ev.venue, ev.trade_id))  # the same fill again later in this batch: stored once
+                    key = (ev.venue, ev.trade_id)
+                    if key not in fresh:
+                        continue  # this fill is stored already (or came earlier in this batch): it was counted once
+                    fresh.discard(key)
                 self._order_event(e, orders, positions, trips, b)
         await self._write_state(conn, orders, stored, positions, trips, b)
 
