@@ -35,5 +35,6 @@ def snapshots(state: TraderState, day: str) -> list[Event]:
             side=o.side, order_type=o.order_type, quantity=o.quantity, limit_price=o.limit_price,
             status=o.status.value, venue_order_id=o.venue_order_id, filled_quantity=o.filled_quantity,
             filled_notional=o.notional, fees=o.fees,
+            trade_ids=tuple(sorted(o.trade_ids)),
         ))
     return out

@@ -13,8 +13,8 @@ The shapes are never more lenient than the general decoder, and give the same va
 - decimals: strings, read by the general decoder's rule (``Decimal(s)``, finite). msgspec's own Decimal type would
   take JSON numbers too, which the general decoder refuses;
 - ids: msgspec reads a uuid in its canonical form or as 32 hex digits, a subset of what ``uuid.UUID`` reads;
-- enums by value, strings as they are; duplicate keys: the last one wins in both (a duplicate ``type`` that
-  differs is refused here).
+- enums by value, strings as they are, a list of strings as a tuple; duplicate keys: the last one wins in both (a
+  duplicate ``type`` that differs is refused here).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def _wire_type(hint: Any) -> Any:
         return _Int
     if hint is str or (isinstance(hint, type) and issubclass(hint, Enum)):
         return hint
+    if hint == tuple[str, ...]:
+        return hint  # a JSON array of strings, read into a tuple
     raise TypeError(f"no wire shape for a field of type {hint!r}")
 
 

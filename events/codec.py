@@ -74,6 +74,12 @@ def _enum(t: type[Enum]) -> _Conv:
     return conv
 
 
+def _strings(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise DecodeError(f"expected a list of strings, got {type(v).__name__} {v!r}")
+    return tuple(v)
+
+
 def _optional(inner: _Conv) -> _Conv:
     return lambda v: None if v is None else inner(v)
 
@@ -90,6 +96,8 @@ def _converter(hint: Any) -> tuple[_Conv, _Encode]:
         return _enum(hint), (lambda v: v.value)
     if hint in (str, int, bool):
         return _typed(hint), (lambda v: v)
+    if hint == tuple[str, ...]:
+        return _strings, list
     raise TypeError(f"unsupported field type in an event: {hint!r}")
 
 

@@ -55,7 +55,14 @@ class BalanceSnapshot(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenOrderSnapshot(Event):
-    """A working order at the start of ``day``."""
+    """A working order at the start of ``day``.
+
+    v2 added ``trade_ids``: the venue trade ids of the fills applied to the order so far, sorted, so that a replay
+    of the day alone still counts a fill the venue reports again (under a new event id) once. ``None`` in an
+    upcast v1 snapshot, which did not record them.
+    """
+
+    VERSION = 2
 
     day: str
     client_order_id: str
@@ -69,6 +76,7 @@ class OpenOrderSnapshot(Event):
     filled_quantity: Decimal
     filled_notional: Decimal
     fees: Decimal
+    trade_ids: tuple[str, ...] | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

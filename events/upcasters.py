@@ -54,3 +54,9 @@ def _add_empty_raw(data: Payload) -> Payload:
 # v2 of the venue reports added ``raw`` (the venue's response); v1 events came from the paper venue only.
 for _type in ("OrderAccepted", "OrderRejected", "OrderFilled", "OrderCancelled"):
     upcaster(_type, 1)(_add_empty_raw)
+
+
+# v2 of OpenOrderSnapshot added ``trade_ids``, which v1 did not record (None: unknown, not "no fills")
+@upcaster("OpenOrderSnapshot", 1)
+def _open_order_snapshot_v1_v2(data: Payload) -> Payload:
+    return {**data, "trade_ids": None}

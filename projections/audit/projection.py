@@ -5,7 +5,8 @@
    events seen for the first time go further, so an event re-published after a crash changes nothing;
 2. ticks -> ``candles_1m``; engine lifecycle -> ``system_events``;
 3. trading events -> ``signals``, ``risk_decisions``, ``fills`` (unique per venue trade id: a fill
-   delivered twice, even under another event id, is stored and counted once), then the folds, with
+   delivered twice, even under another event id, is stored and counted once; only fills applied to their
+   order are stored), then the folds, with
    the same pure code the engine uses: ``orders`` + ``order_events`` (:mod:`engine.orders`),
    ``positions`` + ``position_changes`` (:mod:`engine.portfolio`), ``round_trips`` + ``open_trips``
    (:mod:`engine.roundtrips`) and ``balance_changes``;
@@ -131,7 +132,7 @@ def _order_from_row(r: asyncpg.Record) -> Order:
         side=Side(r["side"]), order_type=OrderType(r["order_type"]), quantity=r["quantity"],
         limit_price=r["limit_price"], status=OrderStatus(r["status"]), venue_order_id=r["venue_order_id"],
         filled_quantity=r["filled_quantity"], notional=r["filled_notional"], fees=r["fees"],
-        reject_rule=r["reject_rule"], reject_reason=r["reject_reason"],
+        reject_rule=r["reject_rule"], reject_reason=r["reject_reason"], trade_ids=frozenset(r["trade_ids"]),
     )
 
 
@@ -168,6 +169,7 @@ class _Batch:
     risk_decisions: list[tuple[Any, ...]] = field(default_factory=list)
     order_events: list[tuple[Any, ...]] = field(default_factory=list)
     new_orders: list[tuple[Any, ...]] = field(default_factory=list)  # orders rows of orders not stored yet
+    fills: list[tuple[Any, ...]] = field(default_factory=list)  # the fills applied to their order
     position_changes: list[tuple[Any, ...]] = field(default_factory=list)
     round_trips: list[tuple[Any, ...]] = field(default_factory=list)
     balance_changes: list[tuple[Any, ...]] = field(default_factory=list)
@@ -270,7 +272,8 @@ class AuditProjection:
     async def _insert_once(self, conn: asyncpg.Connection, all_new: bool,
                            tables: tuple[tuple[str, list[tuple[Any, ...]], str, bool], ...]) -> None:
         """Insert rows that cannot be stored yet: rows keyed by the id of an event seen for the first time
-        (they are written only with their event), orders that the batch's read of ``orders`` did not find.
+        (they are written only with their event), orders that the batch's read of ``orders`` did not find, fills
+        whose trade ids its read of ``fills`` did not find.
 
         When every event of the batch was new (the events COPY went through), they are COPY-ed, inside a
         savepoint all the same; otherwise, or should a key be there after all, each table gets its
@@ -289,10 +292,12 @@ class AuditProjection:
                 return
             except asyncpg.UniqueViolationError:
                 pass
-        for _, rows, stmt, per_row in tables:
+        for table, rows, stmt, per_row in tables:
             if per_row:
                 await conn.executemany(stmt, rows)
             else:
+                if table == "orders":
+                    rows = [sql.order_row_for_unnest(r) for r in rows]
                 await conn.execute(stmt, *sql.columns(rows))
 
     async def _candles(self, conn: asyncpg.Connection, ticks: list[LeanTick | Envelope]) -> None:
@@ -328,7 +333,7 @@ class AuditProjection:
         s = self.sql
         signals = b.signals
         decisions = b.risk_decisions
-        fills: list[tuple[Any, ...]] = []
+        fill_keys: list[tuple[str, str]] = []
         balance_snaps: list[tuple[Any, ...]] = []
         for e in new:
             ev = e.event
@@ -345,14 +350,13 @@ class AuditProjection:
                 balance_snaps.append((e.event_id, date.fromisoformat(ev.day), ev.instrument, ev.currency, ev.amount,
                                       e.ts_event))
             elif isinstance(ev, OrderFilled):
-                fills.append((ev.venue, ev.trade_id, ev.client_order_id, ev.venue_order_id, ev.instrument,
-                              ev.side.value, ev.quantity, ev.price, ev.fee, ev.fee_currency, ev.liquidity.value,
-                              e.ts_event, e.event_id))
+                fill_keys.append((ev.venue, ev.trade_id))
         if balance_snaps:
             await conn.executemany(s.insert_balance_snapshot, balance_snaps)
-        fresh: set[tuple[str, str]] = set()
-        if fills:
-            fresh = {(r[0], r[1]) for r in await conn.fetch(s.insert_fills, *map(list, zip(*fills, strict=True)))}
+        # fills stored before: delivered again (under another event id), they are not counted again
+        counted: set[tuple[str, str]] = set()
+        if fill_keys:
+            counted = {(r[0], r[1]) for r in await conn.fetch(s.select_fills, *sql.columns(fill_keys))}
 
         coids = sorted({e.event.client_order_id for e in new if isinstance(e.event, (*om.ORDER_EVENTS,
                                                                                      OpenOrderSnapshot))})
@@ -373,12 +377,17 @@ class AuditProjection:
                 self._check_position(e, ev, positions, trips, b)
             elif isinstance(ev, OpenOrderSnapshot):
                 self._check_order(e, ev, orders, b)
+            elif isinstance(ev, OrderFilled):
+                key = (ev.venue, ev.trade_id)
+                order = orders.get(ev.client_order_id)
+                if key in counted or (order is not None and ev.trade_id in order.trade_ids):
+                    continue  # counted already: stored before, earlier in this batch, or before the day's snapshot
+                if self._order_event(e, orders, positions, trips, b):
+                    counted.add(key)
+                    b.fills.append((ev.venue, ev.trade_id, ev.client_order_id, ev.venue_order_id, ev.instrument,
+                                    ev.side.value, ev.quantity, ev.price, ev.fee, ev.fee_currency,
+                                    ev.liquidity.value, e.ts_event, e.event_id))
             elif isinstance(ev, om.ORDER_EVENTS):
-                if isinstance(ev, OrderFilled):
-                    key = (ev.venue, ev.trade_id)
-                    if key not in fresh:
-                        continue  # this fill is stored already (or came earlier in this batch): it was counted once
-                    fresh.discard(key)
                 self._order_event(e, orders, positions, trips, b)
         await self._write_state(conn, orders, stored, positions, trips, b)
 
@@ -397,13 +406,16 @@ class AuditProjection:
     def _check_order(self, e: Envelope, ev: OpenOrderSnapshot, orders: dict[str, Order], b: _Batch) -> None:
         snap = Order(ev.client_order_id, ev.instrument, ev.strategy, ev.side, ev.order_type, ev.quantity,
                      ev.limit_price, OrderStatus(ev.status), ev.venue_order_id, ev.filled_quantity,
-                     ev.filled_notional, ev.fees)
+                     ev.filled_notional, ev.fees, trade_ids=frozenset(ev.trade_ids or ()))
         have = orders.get(ev.client_order_id)
         if have is None:
-            orders[ev.client_order_id] = snap
+            orders[ev.client_order_id] = snap  # a schema that starts at this day: its earlier fills are known
             b.orders_touched[ev.client_order_id] = e
             b.orders_created[ev.client_order_id] = e.ts_event
-        elif replace(have, trade_ids=frozenset(), reject_rule=None, reject_reason=None) != snap:
+            return
+        # the snapshot does not carry the rejection (a working order has none); an upcast v1 one, no trade ids
+        known = have.trade_ids if ev.trade_ids is not None else frozenset()
+        if replace(have, trade_ids=known, reject_rule=None, reject_reason=None) != snap:
             self._mismatch(e, {"order": str(have), "snapshot": str(snap)}, b)
 
     def _mismatch(self, e: Envelope, detail: dict[str, str], b: _Batch) -> None:
@@ -413,7 +425,9 @@ class AuditProjection:
                                 orjson.dumps(detail).decode(), e.ts_event))
 
     def _order_event(self, e: Envelope, orders: dict[str, Order], positions: dict[str, Position],
-                     trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+                     trips: dict[str, rt.OpenTrip | None], b: _Batch) -> bool:
+        """Fold an order event into its order (and a fill into the position); False if the order's state refuses
+        it (logged, and counted in ``invalid_transitions``)."""
         ev = e.event
         coid: str = ev.client_order_id  # type: ignore[attr-defined]
         before = orders.get(coid)
@@ -422,13 +436,12 @@ class AuditProjection:
         except om.InvalidTransition as exc:
             self.invalid_transitions += 1
             log.error("audit.invalid_transition", error=str(exc), event_id=str(e.event_id))
-            return
+            return False
         qty: Decimal | None = getattr(ev, "quantity", after.quantity)
         price: Decimal | None = after.limit_price
         reason: str | None = None
         if isinstance(ev, OrderFilled):
             price = ev.price
-            after = replace(after, trade_ids=frozenset())
             self._fill(e, ev, positions, trips, b)
         elif isinstance(ev, OrderRejected):
             reason = f"{ev.rule}: {ev.reason}"
@@ -441,6 +454,7 @@ class AuditProjection:
             b.orders_created[coid] = e.ts_event
         orders[coid] = after
         b.orders_touched[coid] = e
+        return True
 
     def _fill(self, e: Envelope, f: OrderFilled, positions: dict[str, Position],
               trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
@@ -472,9 +486,9 @@ class AuditProjection:
                 o.client_order_id, o.instrument, o.strategy, o.side.value, o.order_type.value, o.quantity,
                 o.limit_price, o.status.value, o.venue_order_id, o.filled_quantity, o.notional,
                 o.avg_fill_price, o.fees, o.reject_rule, o.reject_reason,
-                b.orders_created.get(coid, e.ts_event), e.ts_event, e.event_id))
+                b.orders_created.get(coid, e.ts_event), e.ts_event, e.event_id, sorted(o.trade_ids)))
         if updated:
-            await conn.execute(s.upsert_order, *sql.columns(updated))
+            await conn.execute(s.upsert_order, *sql.columns([sql.order_row_for_unnest(r) for r in updated]))
         if b.positions_touched:
             await conn.executemany(s.upsert_position, [
                 (p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills, ts)
@@ -495,6 +509,7 @@ class AuditProjection:
             ("risk_decisions", b.risk_decisions, s.insert_risk_decision, False),
             ("order_events", b.order_events, s.insert_order_event, False),
             ("orders", b.new_orders, s.upsert_order, False),
+            ("fills", b.fills, s.insert_fill, True),
             ("position_changes", b.position_changes, s.insert_position_change, True),
             ("round_trips", b.round_trips, s.insert_round_trip, True),
             ("balance_changes", b.balance_changes, s.insert_balance_change, True),

@@ -1,4 +1,4 @@
--- The audit projection, version 3 (see schema_version at the end). Built only by the projection runner, from
+-- The audit projection, version 4 (see schema_version at the end). Built only by the projection runner, from
 -- the log; a new version is shipped by `python -m engine rebuild`, never by ALTER scripts.
 -- {schema} is replaced by a validated, quoted schema name. See docs/audit-schema.md for every column.
 -- Times are integer nanoseconds since the epoch (UTC) in ts_* columns, with timestamptz companions.
@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS {schema}.orders (
     reject_reason   text,
     created_ts      bigint  NOT NULL,
     updated_ts      bigint  NOT NULL,
-    last_event_id   uuid    NOT NULL
+    last_event_id   uuid    NOT NULL,
+    trade_ids       text[]  NOT NULL  -- the venue trade ids of the fills applied to it, sorted
 );
 CREATE INDEX IF NOT EXISTS orders_instrument ON {schema}.orders (instrument, created_ts);
 
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS {schema}.order_events (
 );
 CREATE INDEX IF NOT EXISTS order_events_order ON {schema}.order_events (client_order_id, ts_event);
 
--- Executions: one row per venue trade id, however often the fill was delivered. Append-only.
+-- Executions: one row per venue trade id, however often the fill was delivered, for every fill applied to its
+-- order (one the order's state refuses, e.g. one that would overfill it, is in events only). Append-only.
 CREATE TABLE IF NOT EXISTS {schema}.fills (
     venue           text    NOT NULL,
     trade_id        text    NOT NULL,
@@ -298,8 +300,9 @@ END $$;
 -- The version of this file a schema was built with. A projection worker refuses a schema of another version (the
 -- tables, keys or indexes differ): build the new version from the log with `python -m engine rebuild`.
 -- v3: events' key/type B-trees leave out the ticks; a BRIN index on ts_event.
+-- v4: orders.trade_ids; fills holds the fills applied to their order only.
 CREATE TABLE IF NOT EXISTS {schema}.schema_version (
     projection text    PRIMARY KEY,
     version    integer NOT NULL
 );
-INSERT INTO {schema}.schema_version VALUES ('audit', 3) ON CONFLICT DO NOTHING;
+INSERT INTO {schema}.schema_version VALUES ('audit', 4) ON CONFLICT DO NOTHING;

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import orjson
+
 # ruff: noqa: S608 - every statement is built from a schema name validated by adapters.postgres.ident
 
 
@@ -19,7 +23,9 @@ COLUMNS = {
                      "quantity", "price", "reason", "ts_event"),
     "orders": ("client_order_id", "instrument", "strategy", "side", "order_type", "quantity", "limit_price", "status",
                "venue_order_id", "filled_quantity", "filled_notional", "avg_fill_price", "fees", "reject_rule",
-               "reject_reason", "created_ts", "updated_ts", "last_event_id"),
+               "reject_reason", "created_ts", "updated_ts", "last_event_id", "trade_ids"),
+    "fills": ("venue", "trade_id", "client_order_id", "venue_order_id", "instrument", "side", "quantity", "price",
+              "fee", "fee_currency", "liquidity", "ts_event", "event_id"),
     "position_changes": ("event_id", "instrument", "ts_event", "side", "quantity", "price", "fee", "quantity_before",
                          "quantity_after", "avg_price_after", "realized_pnl", "realized_after", "fees_after"),
     "round_trips": ("closing_event_id", "instrument", "direction", "opened_ts", "closed_ts", "quantity",
@@ -28,9 +34,16 @@ COLUMNS = {
 }
 
 
-def columns(rows: list[tuple[object, ...]]) -> list[list[object]]:
+def columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
     """Rows -> one list per column, the arguments of the ``unnest`` statements."""
     return [list(c) for c in zip(*rows, strict=True)]
+
+
+def order_row_for_unnest(row: tuple[object, ...]) -> tuple[object, ...]:
+    """An ``orders`` row (:data:`COLUMNS`) for :attr:`Statements.upsert_order`: the trade ids as a JSON array (the
+    rows' arrays differ in length, and an array of arrays in PostgreSQL may not)."""
+    *head, trade_ids = row
+    return (*head, orjson.dumps(trade_ids).decode())
 
 
 class Statements:
@@ -53,14 +66,13 @@ class Statements:
             FROM audit_stage_events
             ON CONFLICT DO NOTHING
             RETURNING event_id"""
-        self.insert_fills = f"""
+        self.select_fills = f"""
+            SELECT venue, trade_id FROM {s}.fills
+            WHERE (venue, trade_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"""
+        self.insert_fill = f"""
             INSERT INTO {s}.fills (venue, trade_id, client_order_id, venue_order_id, instrument, side,
                                    quantity, price, fee, fee_currency, liquidity, ts_event, event_id)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                 $7::numeric[], $8::numeric[], $9::numeric[], $10::text[], $11::text[],
-                                 $12::bigint[], $13::uuid[])
-            ON CONFLICT (venue, trade_id) DO NOTHING
-            RETURNING venue, trade_id"""
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"""
         self.upsert_candle = f"""
             INSERT INTO {s}.candles_1m AS c (instrument, bucket, open, high, low, close, volume, trades)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -85,17 +97,26 @@ class Statements:
         self.upsert_order = f"""
             INSERT INTO {s}.orders (client_order_id, instrument, strategy, side, order_type, quantity,
                 limit_price, status, venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees,
-                reject_rule, reject_reason, created_ts, updated_ts, last_event_id)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
-                                 $7::numeric[], $8::text[], $9::text[], $10::numeric[], $11::numeric[],
-                                 $12::numeric[], $13::numeric[], $14::text[], $15::text[], $16::bigint[],
-                                 $17::bigint[], $18::uuid[])
+                reject_rule, reject_reason, created_ts, updated_ts, last_event_id, trade_ids)
+            SELECT client_order_id, instrument, strategy, side, order_type, quantity, limit_price, status,
+                   venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees, reject_rule,
+                   reject_reason, created_ts, updated_ts, last_event_id,
+                   ARRAY(SELECT t FROM jsonb_array_elements_text(u.trade_ids::jsonb) WITH ORDINALITY AS e(t, n)
+                         ORDER BY n)
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
+                        $7::numeric[], $8::text[], $9::text[], $10::numeric[], $11::numeric[],
+                        $12::numeric[], $13::numeric[], $14::text[], $15::text[], $16::bigint[],
+                        $17::bigint[], $18::uuid[], $19::text[])
+                AS u(client_order_id, instrument, strategy, side, order_type, quantity, limit_price, status,
+                     venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees, reject_rule,
+                     reject_reason, created_ts, updated_ts, last_event_id, trade_ids)
             ON CONFLICT (client_order_id) DO UPDATE SET
                 status = EXCLUDED.status, venue_order_id = EXCLUDED.venue_order_id,
                 filled_quantity = EXCLUDED.filled_quantity, filled_notional = EXCLUDED.filled_notional,
                 avg_fill_price = EXCLUDED.avg_fill_price, fees = EXCLUDED.fees,
                 reject_rule = EXCLUDED.reject_rule, reject_reason = EXCLUDED.reject_reason,
-                updated_ts = EXCLUDED.updated_ts, last_event_id = EXCLUDED.last_event_id"""
+                updated_ts = EXCLUDED.updated_ts, last_event_id = EXCLUDED.last_event_id,
+                trade_ids = EXCLUDED.trade_ids"""
         self.upsert_position = f"""
             INSERT INTO {s}.positions (instrument, quantity, avg_price, realized_pnl, fees, bought, sold, fills,
                                        updated_ts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 import uuid
-from dataclasses import fields
+from dataclasses import fields, replace
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import DecodeError, Envelope, Event, TickReceived, decode, encode, event_types
+from events import DecodeError, Envelope, Event, OpenOrderSnapshot, OrderType, TickReceived, decode, encode, event_types
 from events import upcasters as up
 from events.enums import Side
 
@@ -35,6 +35,8 @@ def strategy_for(hint: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(list(hint))
     if hint is int:
         return st.integers(min_value=-(2**62), max_value=2**62)
+    if hint == tuple[str, ...]:
+        return st.lists(st.text(max_size=20), max_size=4).map(tuple)
     return st.text(max_size=20)
 
 
@@ -118,6 +120,20 @@ def test_an_old_schema_version_is_upcast_when_read(monkeypatch: pytest.MonkeyPat
     env = decode(orjson.dumps(old))
     assert env.event.venue == "unknown-venue"  # type: ignore[attr-defined]
     assert env.event.price == Decimal("60000.10")  # type: ignore[attr-defined]
+
+
+def test_a_v1_open_order_snapshot_reads_with_its_trade_ids_unknown() -> None:
+    """v1 did not record the order's trade ids: upcast, they are None (unknown), not an empty tuple (no fills)."""
+    snap = OpenOrderSnapshot(instrument="ETH/USDT", day="2026-03-10", client_order_id="o-1", strategy="s",
+                             side=Side.BUY, order_type=OrderType.MARKET, quantity=Decimal("1.0"), status="accepted",
+                             filled_quantity=Decimal("0.25"), filled_notional=Decimal("750"), fees=Decimal("0.75"),
+                             trade_ids=("T-1",))
+    wire = orjson.loads(encode(Envelope.new(snap, ts_event=1, ts_init=1, source="engine")))
+    assert wire["v"] == 2 and wire["data"]["trade_ids"] == ["T-1"]
+    wire["v"] = 1
+    del wire["data"]["trade_ids"]
+    env = decode(orjson.dumps(wire))
+    assert env.upcast_from == 1 and env.event == replace(snap, trade_ids=None)
 
 
 def test_a_missing_upcaster_step_is_a_decode_error(monkeypatch: pytest.MonkeyPatch) -> None:
