@@ -10,7 +10,7 @@ import asyncio
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from engine import config as cfg
 
@@ -28,6 +28,10 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day, e.g. 2019-10-11") from None
+
+
+def _workers(text: str) -> int | Literal["auto"]:
+    return "auto" if text == "auto" else _positive(text)
 
 
 def _positive(text: str) -> int:
@@ -83,17 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--from", dest="start", type=_when, help="first event time (ISO, UTC if no zone)")
     rp.add_argument("--to", dest="end", type=_when, help="stop before this event time (ISO)")
     rp.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
-    rp.add_argument("--workers", type=_positive, default=1,
-                    help="processes sharing the partitions, as a live consumer group does (default 1; see the README's "
-                    "benchmarks)")
+    rp.add_argument("--workers", type=_workers, default="auto",
+                    help="processes sharing the partitions, as a live consumer group does; auto (the default): one "
+                    "per core, at most one per partition number, and one per 50,000 events to fold")
 
     rb = sub.add_parser("rebuild", help="blue/green: rebuild the audit schema from the log, then switch to it",
                         description="Builds a new version of the audit projection from the start of the log (with "
                         "this code's schema) while the current one keeps serving, catches it up, then renames it "
                         "into place in one transaction; live workers follow. The old version stays as "
                         "<schema>_old_<time>.")
-    rb.add_argument("--workers", type=_positive, default=1,
-                    help="processes sharing the partitions for the initial build (as replay --workers)")
+    rb.add_argument("--workers", type=_workers, default="auto",
+                    help="processes sharing the partitions for the initial build (as replay --workers; default auto)")
 
     df = sub.add_parser("diff", help="compare the audit tables of two schemas row by row (exit 1 if different)")
     df.add_argument("schema_a")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import structlog
@@ -67,7 +67,7 @@ async def _catch_up(
 
 async def rebuild(
     bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, *, topics: Topics = Topics(), rounds: int = 5,
-    workers: int = 1,
+    workers: int | Literal["auto"] = 1,
 ) -> RebuildResult:
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     new, old = f"{schema}_next_{stamp}"[:63], f"{schema}_old_{stamp}"[:63]

@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import structlog
@@ -164,8 +165,7 @@ def _started() -> None:
 @contextlib.contextmanager
 def _spawned(n: int) -> Iterator[ProcessPoolExecutor | None]:
     """``n`` spawned worker processes (None for 0), started at once: they start Python and import while the replay
-    creates its schema and reads the log's offsets. (Should the log have fewer busy partition numbers than
-    workers, the spare ones were started for nothing, and are shut down with the pool.)"""
+    creates its schema."""
     if n < 1:
         yield None
         return
@@ -173,6 +173,16 @@ def _spawned(n: int) -> Iterator[ProcessPoolExecutor | None]:
         for _ in range(n):
             pool.submit(_started)
         yield pool
+
+
+EVENTS_PER_WORKER = 50_000
+
+
+def auto_workers(events: int, busy_partitions: int, cpus: int | None = None) -> int:
+    """The processes ``workers="auto"`` uses: one per core, at most one per partition number with records to fold,
+    and one per 50,000 events. A spawned process takes about half a second of CPU to start Python and import, and a
+    share smaller than that is folded sooner by the processes already running (see the README's benchmarks)."""
+    return max(1, min(cpus or os.cpu_count() or 1, busy_partitions, events // EVENTS_PER_WORKER))
 
 
 async def _in_processes(args: list[tuple[Any, ...]], pool: ProcessPoolExecutor) -> int:
@@ -212,54 +222,30 @@ async def replay(
     batch: int = 20000,
     topics: Topics = Topics(),
     progress: bool = True,
-    workers: int = 1,
+    workers: int | Literal["auto"] = 1,
 ) -> ReplayResult:
     """Fold the log (all of it, ``start``..``end``, or one UTC ``day``) into the fresh schema ``schema``.
 
-    With ``workers`` > 1 the partitions are shared among that many processes (this one and ``workers - 1``
-    spawned ones), each folding its share into the same schema, as the workers of a live consumer group do: the
-    result is the same schema.
+    With ``workers`` > 1 the partitions are shared among up to that many processes (this one and spawned ones),
+    each folding its share into the same schema, as the workers of a live consumer group do: the result is the same
+    schema. ``"auto"``: as many as :func:`auto_workers` says for the log's range.
     """
     ident(schema)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers != "auto" and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be 'auto' or at least 1, not {workers!r}")
     if day is not None:
         start, end = day_bounds(day)
-    with _spawned(workers - 1) as pool:
-        return await _replay(bootstrap, owner_dsn, writer_dsn, schema, start, end, replace, batch, topics, progress,
-                             workers, pool)
-
-
-async def _replay(bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, start: datetime | None,
-                  end: datetime | None, replace: bool, batch: int, topics: Topics, progress: bool, workers: int,
-                  pool: ProcessPoolExecutor | None) -> ReplayResult:
     owner = await create_pool(owner_dsn, max_size=2)
     try:
         if await _schema_exists(owner, schema):
             if not replace:
                 raise SchemaExists(f"schema {schema!r} exists; pass --replace to drop and rebuild it")
             await owner.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
-        await create_schema(owner, schema)
-        async with LogInspector(bootstrap) as inspector:
-            tps = await inspector.partitions((topics.ticks, topics.trading, topics.control), missing_ok=True)
-            begin = await inspector.beginning_offsets(tps)
-            start_at = await inspector.offsets_at(tps, int(start.timestamp() * 1000)) if start else begin
-            stop_at = await inspector.offsets_at(tps, int(end.timestamp() * 1000)) if end else (
-                await inspector.end_offsets(tps)
-            )
-            if start or end:
-                # the control topic mixes times: an engine's start and stop carry the wall clock, its equity
-                # reports the market's (a recorded day's, in a backtest); Kafka's offsets for a time can then be
-                # wrong for it, so its range is found by reading it (it is small)
-                control = [tp for tp in tps if tp.topic == topics.control]
-                c_start, c_stop = await inspector.range_by_scan(
-                    control, int(start.timestamp() * 1000) if start else None,
-                    int(end.timestamp() * 1000) if end else None)
-                start_at.update(c_start)
-                stop_at.update(c_stop)
-        start_at = {tp: max(start_at[tp], begin[tp]) for tp in tps}
-        total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in tps)
-        parts = _split(tps, start_at, stop_at, workers)
+        start_at, stop_at = await _range(bootstrap, topics, start, end)
+        total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in start_at)
+        if workers == "auto":
+            workers = auto_workers(total, len({tp.partition for tp in start_at if stop_at[tp] > start_at[tp]}))
+        parts = _split(list(start_at), start_at, stop_at, workers)
 
         async def seen() -> int:
             table = f"{ident(schema)}.projection_offsets"
@@ -267,26 +253,50 @@ async def _replay(bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, 
             return sum(max(r["next_offset"] - start_at.get(TopicPartition(r["topic"], r["partition"]),
                                                            r["next_offset"]), 0) for r in rows)
 
-        args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch) for part in parts]
-        t0 = time.monotonic()
-        done = asyncio.Event()
-        bar = asyncio.create_task(_progress(seen, total, done)) if progress else None
-        try:
-            log.info("replay.started", schema=schema, events=total, workers=len(parts),
-                     start=start.isoformat() if start else None, end=end.isoformat() if end else None)
-            applied = await (_replay_part(*args[0]) if len(args) == 1 or pool is None
-                              else _in_processes(args, pool))
-        finally:
-            done.set()
-            if bar is not None:
-                await bar
-        seconds = time.monotonic() - t0
+        with _spawned(len(parts) - 1) as pool:  # they start while the schema is created
+            await create_schema(owner, schema)
+            args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch) for part in parts]
+            t0 = time.monotonic()
+            done = asyncio.Event()
+            bar = asyncio.create_task(_progress(seen, total, done)) if progress else None
+            try:
+                log.info("replay.started", schema=schema, events=total, workers=len(parts),
+                         start=start.isoformat() if start else None, end=end.isoformat() if end else None)
+                applied = await (_replay_part(*args[0]) if pool is None else _in_processes(args, pool))
+            finally:
+                done.set()
+                if bar is not None:
+                    await bar
+            seconds = time.monotonic() - t0  # not the pool's shutdown: its processes have done their shares
         result = ReplayResult(schema, applied, seconds)
         log.info("replay.finished", schema=schema, events=result.events, seconds=round(seconds, 3),
                  events_per_second=round(result.events_per_second))
         return result
     finally:
         await owner.close()
+
+
+async def _range(bootstrap: str, topics: Topics, start: datetime | None, end: datetime | None,
+                 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Where the replay starts and stops in each partition of the log's topics."""
+    async with LogInspector(bootstrap) as inspector:
+        tps = await inspector.partitions((topics.ticks, topics.trading, topics.control), missing_ok=True)
+        begin = await inspector.beginning_offsets(tps)
+        start_at = await inspector.offsets_at(tps, int(start.timestamp() * 1000)) if start else begin
+        stop_at = await inspector.offsets_at(tps, int(end.timestamp() * 1000)) if end else (
+            await inspector.end_offsets(tps)
+        )
+        if start or end:
+            # the control topic mixes times: an engine's start and stop carry the wall clock, its equity
+            # reports the market's (a recorded day's, in a backtest); Kafka's offsets for a time can then be
+            # wrong for it, so its range is found by reading it (it is small)
+            control = [tp for tp in tps if tp.topic == topics.control]
+            c_start, c_stop = await inspector.range_by_scan(
+                control, int(start.timestamp() * 1000) if start else None,
+                int(end.timestamp() * 1000) if end else None)
+            start_at.update(c_start)
+            stop_at.update(c_stop)
+    return {tp: max(start_at[tp], begin[tp]) for tp in tps}, stop_at
 
 
 def _day_filter(column: str | None, day: date | None) -> str:
