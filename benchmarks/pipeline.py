@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.kafka import EventProducer, ensure_topics, make_consumer
 from adapters.postgres import create_pool
+from benchmarks._cpu import StackCpu
 from benchmarks._steal import Steal
 from events import Envelope, OrderSubmitted, Topics, decode
 from projections.replay import TABLES, replay
@@ -94,11 +95,12 @@ async def throughput(n_ticks: int, runs: int, order_heavy: bool) -> None:
             first, raw_s = "", 0.0
             for workers in (1, 2):
                 schema = f"bench_{uuid.uuid4().hex[:6]}"
-                with Steal() as steal:
+                with Steal() as steal, StackCpu() as cpu:
                     res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
                                        schema, topics=topics, progress=False, workers=workers)
                 print(f"audit projection, {workers} worker process(es): {res.events:,} events from Kafka into "
                       f"PostgreSQL in {res.seconds:.2f} s = {res.events_per_second:,.0f} events/s ({steal})")
+                print(f"  {cpu.report(res.events)}")
                 rates[workers].append(res.events_per_second)
                 if workers == 1:
                     first = schema

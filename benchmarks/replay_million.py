@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.feeds import SyntheticFeed  # noqa: E402
 from adapters.kafka import EventProducer, ensure_topics  # noqa: E402
+from benchmarks._cpu import StackCpu  # noqa: E402
 from benchmarks._steal import Steal  # noqa: E402
 from engine.app import make_core_factory  # noqa: E402
 from engine.config import load  # noqa: E402
@@ -73,7 +74,8 @@ def main() -> None:
     for workers in args.workers:
         schema = f"million_{uuid.uuid4().hex[:6]}"
         t0 = time.monotonic()
-        with Steal() as steal, tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        with Steal() as steal, StackCpu() as cpu, tempfile.TemporaryFile("w+") as out, \
+                tempfile.TemporaryFile("w+") as err:
             proc = subprocess.Popen([sys.executable, "-m", "engine", "replay", "--schema", schema, "--workers",
                                      str(workers)], cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
             # wait4 gives the usage of the child and of its reaped children: the largest of the replay's processes
@@ -90,6 +92,7 @@ def main() -> None:
         print(f"replay of {written:,} events, {workers} worker process(es): {wall:.1f} s wall (process start to "
               f"exit), {written / wall:,.0f} events/s; peak memory of the largest replay process "
               f"{peak_kib / 1024:,.0f} MiB ({steal})")
+        print(f"  {cpu.report(written)} (the replay's process from its start to its exit)")
         subprocess.run(["psql", load().postgres.dsn, "-qc", "SET client_min_messages = warning",
                         "-c", f"DROP SCHEMA {schema} CASCADE"], check=False)
 
