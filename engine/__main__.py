@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument("--workers", type=_workers, default="auto",
                     help="processes sharing the partitions for the initial build (as replay --workers; default auto)")
 
-    df = sub.add_parser("diff", help="compare the audit tables of two schemas row by row (exit 1 if different)")
+    df = sub.add_parser("diff", help="compare the audit tables of two schemas row by row (exit 1 if different, 2 if "
+                        "they cannot be compared)")
     df.add_argument("schema_a")
     df.add_argument("schema_b")
     df.add_argument("--date", type=_day, help="compare only this UTC day's rows (YYYY-MM-DD)")
@@ -236,10 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rebuilt {rb.schema} from {rb.events} events in {rb.seconds:.2f} s and switched to it{kept}")
         return 0
     if args.command == "diff":
-        from projections.replay import diff
+        from projections.replay import NotComparable, diff
 
-        result = asyncio.run(diff(settings.postgres.dsn, args.schema_a, args.schema_b, day=args.date,
-                                  limit=args.limit))
+        try:
+            result = asyncio.run(diff(settings.postgres.dsn, args.schema_a, args.schema_b, day=args.date,
+                                      limit=args.limit))
+        except NotComparable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         different = False
         for table, lines in result.items():
             if lines:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from adapters.kafka import EventProducer, LogInspector
 from adapters.postgres import create_pool, ident
 from events import Topics
-from projections.audit import AuditProjection, create_schema
+from projections.audit import AuditProjection, create_schema, schema_version
 from projections.offsets import PgOffsets
 from projections.runner import ProjectionRunner, run_to_stop
 
@@ -309,12 +309,33 @@ def _day_filter(column: str | None, day: date | None) -> str:
     return f" WHERE {column} >= {lo} AND {column} < {lo + DAY_NS}"
 
 
+class NotComparable(Exception):
+    """Two schemas ``diff`` cannot compare row by row: one holds no audit projection, or they were built by
+    different versions of it (their tables differ)."""
+
+    retriable = False
+
+
+def _version_name(version: int) -> str:
+    return f"version {version}" if version else "a version before 3"
+
+
 async def diff(dsn: str, a: str, b: str, *, day: date | None = None, limit: int = 5) -> dict[str, list[str]]:
-    """Row-by-row differences between the audit tables of two schemas (empty lists when equal)."""
+    """Row-by-row differences between the audit tables of two schemas (empty lists when equal); raises
+    :class:`NotComparable` for schemas that are not of the same audit projection version."""
     sa, sb = ident(a), ident(b)
     out: dict[str, list[str]] = {}
     conn = await asyncpg.connect(dsn)
     try:
+        versions = [await schema_version(conn, name) for name in (a, b)]
+        for name, version in zip((a, b), versions, strict=True):
+            if version is None:
+                raise NotComparable(f"schema {name!r} holds no audit projection")
+        if versions[0] != versions[1]:
+            raise NotComparable(
+                f"schema {a!r} holds the audit projection {_version_name(versions[0] or 0)} and {b!r} "
+                f"{_version_name(versions[1] or 0)}: their tables differ. Replay the log into a fresh schema with "
+                f"this code (`python -m engine replay --schema NAME`) and compare with that.")
         for table, (key, dated) in TABLES.items():
             if day is not None and dated is None:
                 continue
@@ -334,4 +355,4 @@ async def diff(dsn: str, a: str, b: str, *, day: date | None = None, limit: int 
         await conn.close()
 
 
-__all__ = ["TABLES", "ReplayResult", "SchemaExists", "day_bounds", "diff", "replay"]
+__all__ = ["TABLES", "NotComparable", "ReplayResult", "SchemaExists", "day_bounds", "diff", "replay"]

@@ -81,7 +81,7 @@ class SchemaVersionMismatch(Exception):
     retriable = False
 
 
-async def schema_version(pool: asyncpg.Pool, schema: str) -> int | None:
+async def schema_version(pool: asyncpg.Pool | asyncpg.Connection, schema: str) -> int | None:
     """The audit projection version ``schema`` was built with; 0 if it predates the stamp (version 2 and
     before), None if there is no audit schema there yet."""
     q = ident(schema)
