@@ -296,9 +296,7 @@ class AuditProjection:
             if per_row:
                 await conn.executemany(stmt, rows)
             else:
-                if table == "orders":
-                    rows = [sql.order_row_for_unnest(r) for r in rows]
-                await conn.execute(stmt, *sql.columns(rows))
+                await conn.execute(stmt, *sql.unnest_columns(table, rows))
 
     async def _candles(self, conn: asyncpg.Connection, ticks: list[LeanTick | Envelope]) -> None:
         """1-minute candles of the batch's new ticks, in log order (open: the first, close: the last)."""
@@ -488,7 +486,7 @@ class AuditProjection:
                 o.avg_fill_price, o.fees, o.reject_rule, o.reject_reason,
                 b.orders_created.get(coid, e.ts_event), e.ts_event, e.event_id, sorted(o.trade_ids)))
         if updated:
-            await conn.execute(s.upsert_order, *sql.columns([sql.order_row_for_unnest(r) for r in updated]))
+            await conn.execute(s.upsert_order, *sql.unnest_columns("orders", updated))
         if b.positions_touched:
             await conn.executemany(s.upsert_position, [
                 (p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills, ts)

@@ -39,11 +39,13 @@ def columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
     return [list(c) for c in zip(*rows, strict=True)]
 
 
-def order_row_for_unnest(row: tuple[object, ...]) -> tuple[object, ...]:
-    """An ``orders`` row (:data:`COLUMNS`) for :attr:`Statements.upsert_order`: the trade ids as a JSON array (the
-    rows' arrays differ in length, and an array of arrays in PostgreSQL may not)."""
-    *head, trade_ids = row
-    return (*head, orjson.dumps(trade_ids).decode())
+def unnest_columns(table: str, rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
+    """Rows of ``table`` (:data:`COLUMNS`) -> the arguments of its ``unnest`` statement. An ``orders`` row's trade
+    ids (its last column) go as a JSON array: the rows' arrays differ in length, and an array of arrays in
+    PostgreSQL may not."""
+    if table == "orders":
+        rows = [(*row[:-1], orjson.dumps(row[-1]).decode()) for row in rows]
+    return columns(rows)
 
 
 class Statements:
