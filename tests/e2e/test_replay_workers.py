@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from events import Topics
 from projections.replay import SchemaExists, replay
@@ -28,6 +30,7 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
     assert res.returncode == 0, res.stderr[-3000:]
     started = [json.loads(line) for line in res.stderr.splitlines() if '"replay.started"' in line]
     assert [s["workers"] for s in started] == [2], res.stderr[-3000:]  # both instruments' partitions, one each
+    assert [s["processes"] for s in started] == ["fork"]  # the other process is forked: it starts at once
     conn = await asyncpg.connect(servers.pg_dsn)
     try:
         live_events = await conn.fetchval(f"select count(*) from {schema}.events")
@@ -36,6 +39,23 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
         await conn.close()
     assert f"replayed {live_events} events" in res.stdout
     res = run_cli(["diff", schema, fresh], env)
+    assert res.returncode == 0, res.stdout[-4000:]
+
+    # in a process with another thread running, the other worker is spawned instead (a fork would copy no thread but
+    # the caller's), and builds the same schema
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        with capture_logs() as logs:
+            spawned = await replay(servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, unique("wkspawn"),
+                                   topics=Topics(f"{prefix}."), progress=False, workers=2)
+    finally:
+        release.set()
+        other.join()
+    assert [e["processes"] for e in logs if e["event"] == "replay.started"] == ["spawn"]
+    assert spawned.events == live_events
+    res = run_cli(["diff", schema, spawned.schema], env)
     assert res.returncode == 0, res.stdout[-4000:]
 
     # by default, a log this small is folded by one process: a spawned one would not earn back its start

@@ -10,10 +10,13 @@ from projections.replay import _split, auto_workers
 
 def test_auto_uses_a_process_per_core_only_for_a_log_large_enough_to_earn_its_start() -> None:
     assert auto_workers(121_552, busy_partitions=2, cpus=2) == 2
+    assert auto_workers(20_000, busy_partitions=2, cpus=2) == 2
     assert auto_workers(1_000_000, busy_partitions=4, cpus=16) == 4  # no more than the partition numbers
     assert auto_workers(1_000_000, busy_partitions=4, cpus=2) == 2  # nor the cores
-    assert auto_workers(99_999, busy_partitions=4, cpus=16) == 1  # one more per 50,000 events
-    assert auto_workers(49_999, busy_partitions=4, cpus=16) == 1
+    assert auto_workers(19_999, busy_partitions=4, cpus=16) == 1  # one more per 10,000 events for a forked process
+    assert auto_workers(9_999, busy_partitions=4, cpus=16) == 1
+    assert auto_workers(99_999, busy_partitions=4, cpus=16, method="spawn") == 1  # per 50,000 for a spawned one
+    assert auto_workers(100_000, busy_partitions=4, cpus=16, method="spawn") == 2
     assert auto_workers(0, busy_partitions=0, cpus=2) == 1
 
 
