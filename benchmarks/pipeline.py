@@ -84,6 +84,9 @@ async def throughput(n_ticks: int, runs: int, order_heavy: bool) -> None:
             await producer.publish(envs[i : i + 20_000])
         pub_s = time.monotonic() - t0
     print(f"publish: {len(envs):,} events to Kafka in {pub_s:.2f} s ({len(envs) / pub_s:,.0f} events/s, acks=all)")
+    # the replays run as `python -m engine replay` does, in a process that does not hold the log (the worker processes
+    # are forked from this one)
+    del envs, cores, feed
 
     pool = await create_pool(settings.postgres.dsn)
     rates: dict[int, list[float]] = {1: [], 2: []}
