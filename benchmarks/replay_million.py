@@ -5,7 +5,8 @@ It first writes the log (synthetic ticks run through the trading core, all resul
 fresh topics), then runs `python -m engine replay` on it as a separate process, as a user would, and reads
 that process's peak resident memory from the kernel (getrusage of the child).
 
-Usage: python benchmarks/replay_million.py [--events N] [--workers N [N ...]]
+Usage: python benchmarks/replay_million.py [--events N | --log PREFIX] [--workers N [N ...]]
+(``--log``: replay a log written before, the topic prefix it printed, instead of writing a new one.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adapters.feeds import SyntheticFeed  # noqa: E402
-from adapters.kafka import EventProducer, ensure_topics  # noqa: E402
+from adapters.kafka import EventProducer, LogInspector, ensure_topics  # noqa: E402
 from benchmarks._cpu import StackCpu  # noqa: E402
 from benchmarks._steal import Steal  # noqa: E402
 from engine.app import make_core_factory  # noqa: E402
@@ -60,16 +61,29 @@ async def write_log(target_events: int, prefix: str) -> int:
     return written
 
 
+async def log_size(prefix: str) -> int:
+    topics = Topics(prefix)
+    async with LogInspector(load().kafka.bootstrap) as inspector:
+        tps = await inspector.partitions((topics.ticks, topics.trading, topics.control))
+        begin, end = await inspector.beginning_offsets(tps), await inspector.end_offsets(tps)
+    return sum(end[tp] - begin[tp] for tp in tps)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="replay with each (default: 1 2)")
+    ap.add_argument("--log", metavar="PREFIX", help="replay the log with this topic prefix (written before)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    prefix = f"million_{uuid.uuid4().hex[:6]}."
-    t0 = time.monotonic()
-    written = asyncio.run(write_log(args.events, prefix))
-    print(f"log written: {written:,} events in {time.monotonic() - t0:.1f} s")
+    if args.log:
+        prefix, written = args.log, asyncio.run(log_size(args.log))
+        print(f"log {prefix}: {written:,} events")
+    else:
+        prefix = f"million_{uuid.uuid4().hex[:6]}."
+        t0 = time.monotonic()
+        written = asyncio.run(write_log(args.events, prefix))
+        print(f"log written: {written:,} events in {time.monotonic() - t0:.1f} s (topic prefix {prefix})")
     env = {**os.environ, "ENGINE_KAFKA__TOPIC_PREFIX": prefix}
     for workers in args.workers:
         schema = f"million_{uuid.uuid4().hex[:6]}"
