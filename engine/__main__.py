@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
     rp.add_argument("--workers", type=_workers, default="auto",
                     help="processes sharing the partitions, as a live consumer group does; auto (the default): one "
-                    "per core, at most one per partition number, and one per 50,000 events to fold")
+                    "per core, at most one per partition number, and one per 10,000 events to fold (50,000 where the "
+                    "processes cannot be forked)")
 
     rb = sub.add_parser("rebuild", help="blue/green: rebuild the audit schema from the log, then switch to it",
                         description="Builds a new version of the audit projection from the start of the log (with "

@@ -58,7 +58,7 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
     res = run_cli(["diff", schema, spawned.schema], env)
     assert res.returncode == 0, res.stdout[-4000:]
 
-    # by default, a log this small is folded by one process: a spawned one would not earn back its start
+    # by default, a log this small (under 20,000 events) is folded by one process: another would not earn back its start
     res = run_cli(["replay", "--schema", unique("wkauto")], env)
     assert res.returncode == 0, res.stderr[-3000:]
     started = [json.loads(line) for line in res.stderr.splitlines() if '"replay.started"' in line]
