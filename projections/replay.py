@@ -138,15 +138,17 @@ def _split(tps: list[TopicPartition], start_at: dict[TopicPartition, int], stop_
 
 
 async def _replay_part(bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, topics: Topics, part: _Part,
-                       batch: int) -> int:
-    """Fold one share of the log into ``schema`` (which exists); return the events applied."""
+                       batch: int, mid_log: bool) -> int:
+    """Fold one share of the log into ``schema`` (which exists); return the events applied. ``mid_log``: the replay
+    starts at a time, not at the start of the log (see :class:`AuditProjection`)."""
     owner = await create_pool(owner_dsn, max_size=2)
     writer = await create_pool(writer_dsn)
     try:
         async with EventProducer(bootstrap, topics, client_id="replay") as dlq:
             return await run_to_stop(ProjectionRunner(
-                AuditProjection(schema, topics, owner_pool=owner), PgOffsets(writer, schema), bootstrap, dlq,
-                partitions=part.tps, start_at=part.start_at, stop_at=part.stop_at, batch=batch, export_lag=False,
+                AuditProjection(schema, topics, owner_pool=owner, mid_log=mid_log), PgOffsets(writer, schema),
+                bootstrap, dlq, partitions=part.tps, start_at=part.start_at, stop_at=part.stop_at, batch=batch,
+                export_lag=False,
             ))
     finally:
         await writer.close()
@@ -287,7 +289,8 @@ async def replay(
 
         with _spawned(len(parts) - 1, method) as pool:  # they start while the schema is created
             await create_schema(owner, schema)
-            args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch) for part in parts]
+            mid_log = start is not None
+            args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch, mid_log) for part in parts]
             t0 = time.monotonic()
             done = asyncio.Event()
             bar = asyncio.create_task(_progress(seen, total, done)) if progress else None
