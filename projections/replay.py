@@ -20,9 +20,10 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 import asyncpg
@@ -81,6 +82,15 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 async def _schema_exists(pool: asyncpg.Pool, schema: str) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema))
+
+
+async def _folded(owner: asyncpg.Pool, schema: str, start_at: dict[TopicPartition, int]) -> int:
+    """The events a replay into ``schema`` has folded so far (what its workers committed)."""
+    rows = await owner.fetch(
+        f"SELECT topic, partition, next_offset FROM {ident(schema)}.projection_offsets "  # noqa: S608
+        "WHERE projection = 'audit'")
+    return sum(max(r["next_offset"] - start_at.get(TopicPartition(r["topic"], r["partition"]), r["next_offset"]), 0)
+               for r in rows)
 
 
 async def _progress(seen: Callable[[], Awaitable[int]], total: int, done: asyncio.Event) -> None:
@@ -191,6 +201,35 @@ def _start_method() -> str:
     return "spawn"
 
 
+class _ThreadFree:
+    """Keeps this process free of other threads until a replay's workers are made, so that they can be forked.
+
+    asyncio resolves host names (a Kafka bootstrap or a PostgreSQL DSN given by name, as in ``compose.yaml``) in its
+    loop's default executor, whose threads outlive the call; a process with another thread is not forked (see
+    :func:`_start_method`). When a replay starts in a process with no other thread, its loop resolves in an executor
+    of the replay's own until :meth:`release`, which joins that executor's threads (idle by then: every name the
+    replay has needed so far is resolved) and gives the loop a fresh executor, which starts threads only when it next
+    resolves a name. Released on leaving the ``with`` block too; safe to release twice."""
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _ThreadFree:
+        if sys.platform == "linux" and threading.active_count() == 1:
+            self._executor = ThreadPoolExecutor(thread_name_prefix="replay-resolve")
+            asyncio.get_running_loop().set_default_executor(self._executor)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._executor is not None:
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
 @contextlib.contextmanager
 def _spawned(n: int, method: str) -> Iterator[ProcessPoolExecutor | None]:
     """``n`` worker processes (None for 0), started at once (see :func:`_start_method`): spawned ones start Python
@@ -267,49 +306,46 @@ async def replay(
         raise ValueError(f"workers must be 'auto' or at least 1, not {workers!r}")
     if day is not None:
         start, end = day_bounds(day)
-    owner = await create_pool(owner_dsn, max_size=2)
-    try:
-        if await _schema_exists(owner, schema):
-            if not replace:
-                raise SchemaExists(f"schema {schema!r} exists; pass --replace to drop and rebuild it")
-            await owner.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
-        start_at, stop_at = await _range(bootstrap, topics, start, end)
-        total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in start_at)
-        method = _start_method()
-        if workers == "auto":
-            workers = auto_workers(total, len({tp.partition for tp in start_at if stop_at[tp] > start_at[tp]}),
-                                   method=method)
-        parts = _split(list(start_at), start_at, stop_at, workers)
+    with _ThreadFree() as threads:
+        owner = await create_pool(owner_dsn, max_size=2)
+        try:
+            if await _schema_exists(owner, schema):
+                if not replace:
+                    raise SchemaExists(f"schema {schema!r} exists; pass --replace to drop and rebuild it")
+                await owner.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
+            start_at, stop_at = await _range(bootstrap, topics, start, end)
+            total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in start_at)
+            threads.release()
+            method = _start_method()
+            if workers == "auto":
+                workers = auto_workers(total, len({tp.partition for tp in start_at if stop_at[tp] > start_at[tp]}),
+                                       method=method)
+            parts = _split(list(start_at), start_at, stop_at, workers)
 
-        async def seen() -> int:
-            table = f"{ident(schema)}.projection_offsets"
-            rows = await owner.fetch(f"SELECT topic, partition, next_offset FROM {table} WHERE projection = 'audit'")  # noqa: S608
-            return sum(max(r["next_offset"] - start_at.get(TopicPartition(r["topic"], r["partition"]),
-                                                           r["next_offset"]), 0) for r in rows)
-
-        with _spawned(len(parts) - 1, method) as pool:  # they start while the schema is created
-            await create_schema(owner, schema)
-            mid_log = start is not None
-            args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch, mid_log) for part in parts]
-            t0 = time.monotonic()
-            done = asyncio.Event()
-            bar = asyncio.create_task(_progress(seen, total, done)) if progress else None
-            try:
-                log.info("replay.started", schema=schema, events=total, workers=len(parts),
-                         processes=method if len(parts) > 1 else None,
-                         start=start.isoformat() if start else None, end=end.isoformat() if end else None)
-                applied = await (_replay_part(*args[0]) if pool is None else _in_processes(args, pool))
-            finally:
-                done.set()
-                if bar is not None:
-                    await bar
-            seconds = time.monotonic() - t0  # not the pool's shutdown: its processes have done their shares
-        result = ReplayResult(schema, applied, seconds)
-        log.info("replay.finished", schema=schema, events=result.events, seconds=round(seconds, 3),
-                 events_per_second=round(result.events_per_second))
-        return result
-    finally:
-        await owner.close()
+            with _spawned(len(parts) - 1, method) as pool:  # they start while the schema is created
+                await create_schema(owner, schema)
+                mid_log = start is not None
+                args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch, mid_log) for part in parts]
+                t0 = time.monotonic()
+                done = asyncio.Event()
+                bar = asyncio.create_task(_progress(partial(_folded, owner, schema, start_at), total, done)) \
+                    if progress else None
+                try:
+                    log.info("replay.started", schema=schema, events=total, workers=len(parts),
+                             processes=method if len(parts) > 1 else None,
+                             start=start.isoformat() if start else None, end=end.isoformat() if end else None)
+                    applied = await (_replay_part(*args[0]) if pool is None else _in_processes(args, pool))
+                finally:
+                    done.set()
+                    if bar is not None:
+                        await bar
+                seconds = time.monotonic() - t0  # not the pool's shutdown: its processes have done their shares
+            result = ReplayResult(schema, applied, seconds)
+            log.info("replay.finished", schema=schema, events=result.events, seconds=round(seconds, 3),
+                     events_per_second=round(result.events_per_second))
+            return result
+        finally:
+            await owner.close()
 
 
 async def _range(bootstrap: str, topics: Topics, start: datetime | None, end: datetime | None,

@@ -26,7 +26,11 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
     res = run_cli(["run", "--ticks", "3000", "--rate", "3000"], env)
     assert res.returncode == 0, res.stderr[-3000:]
     fresh = unique("wkreplay")
-    res = run_cli(["replay", "--schema", fresh, "--workers", "2"], env)
+    # the servers by host name, as in compose.yaml: resolving a name starts a thread, and the process still forks
+    by_name = {**env, "ENGINE_KAFKA__BOOTSTRAP": servers.kafka_bootstrap.replace("127.0.0.1", "localhost"),
+               "ENGINE_POSTGRES__DSN": servers.pg_dsn.replace("@127.0.0.1", "@localhost")}
+    assert servers.how != "local stack" or by_name["ENGINE_POSTGRES__DSN"] != servers.pg_dsn  # named, not numbered
+    res = run_cli(["replay", "--schema", fresh, "--workers", "2"], by_name)
     assert res.returncode == 0, res.stderr[-3000:]
     started = [json.loads(line) for line in res.stderr.splitlines() if '"replay.started"' in line]
     assert [s["workers"] for s in started] == [2], res.stderr[-3000:]  # both instruments' partitions, one each
