@@ -168,7 +168,7 @@ async def _replay_part(bootstrap: str, owner_dsn: str, writer_dsn: str, schema: 
 def _worker(args: tuple[Any, ...]) -> int:
     """A replay worker process: warnings and errors to stderr, the rest is the parent's to say. A forked one drops
     what it inherited of its parent's signal handling (an event loop's handlers, and their wakeup fd, which is the
-    parent loop's): Ctrl-C and SIGTERM stop it as they do a spawned one. Its garbage collector leaves alone what it
+    parent loop's): Ctrl-C and SIGTERM stop it as they stop a spawned one. Its garbage collector leaves alone what it
     inherited (``gc.freeze``): the parent's objects are the parent's to free, and a collection that went through
     them would copy every page of the parent's heap into this process."""
     gc.freeze()
@@ -231,7 +231,7 @@ class _ThreadFree:
 
 
 @contextlib.contextmanager
-def _spawned(n: int, method: str) -> Iterator[ProcessPoolExecutor | None]:
+def _worker_processes(n: int, method: str) -> Iterator[ProcessPoolExecutor | None]:
     """``n`` worker processes (None for 0), started at once (see :func:`_start_method`): spawned ones start Python
     and import while the replay creates its schema."""
     if n < 1:
@@ -259,21 +259,21 @@ def auto_workers(events: int, busy_partitions: int, cpus: int | None = None, met
 async def _in_processes(args: list[tuple[Any, ...]], pool: ProcessPoolExecutor) -> int:
     """Fold the first share here and each other one in a process of ``pool``; return the events applied.
 
-    This process has imported everything already and starts at once; a spawned one first starts Python and
-    imports (about half a second here, mostly done while the schema was created), so folding a share here saves
-    one of those. Should a share fail, the replay raises that error (not wrapped in a group): the share here is
-    cancelled at once; a spawned process cannot be interrupted cleanly, so the pool waits for it to end its share
+    This process starts at once; a spawned one first starts Python and imports (about half a second here, mostly
+    done while the schema was created), so folding a share here saves one of those. Should a share fail, the
+    replay raises that error (not wrapped in a group): the share here is cancelled at once; another process
+    cannot be interrupted cleanly, so the pool waits for it to end its share
     (each commits whole batches, so what it wrote is consistent; the failed replay's schema is to be dropped or
     replaced in any case)."""
     loop = asyncio.get_running_loop()
 
-    async def spawned(a: tuple[Any, ...]) -> int:
+    async def elsewhere(a: tuple[Any, ...]) -> int:
         applied: int = await loop.run_in_executor(pool, _worker, a)
         return applied
 
     try:
         async with asyncio.TaskGroup() as tg:
-            others = [tg.create_task(spawned(a)) for a in args[1:]]
+            others = [tg.create_task(elsewhere(a)) for a in args[1:]]
             here = tg.create_task(_replay_part(*args[0]))
     except ExceptionGroup as group:
         raise group.exceptions[0] from None  # the error itself (e.g. OffsetNotInLog), as with one process
@@ -297,9 +297,10 @@ async def replay(
 ) -> ReplayResult:
     """Fold the log (all of it, ``start``..``end``, or one UTC ``day``) into the fresh schema ``schema``.
 
-    With ``workers`` > 1 the partitions are shared among up to that many processes (this one and spawned ones),
-    each folding its share into the same schema, as the workers of a live consumer group do: the result is the same
-    schema. ``"auto"``: as many as :func:`auto_workers` says for the log's range.
+    With ``workers`` > 1 the partitions are shared among up to that many processes (this one, and others forked or
+    spawned: see :func:`_start_method`), each folding its share into the same schema, as the workers of a live
+    consumer group do: the result is the same schema. ``"auto"``: as many as :func:`auto_workers` says for the log's
+    range.
     """
     ident(schema)
     if workers != "auto" and (not isinstance(workers, int) or workers < 1):
@@ -322,7 +323,7 @@ async def replay(
                                        method=method)
             parts = _split(list(start_at), start_at, stop_at, workers)
 
-            with _spawned(len(parts) - 1, method) as pool:  # they start while the schema is created
+            with _worker_processes(len(parts) - 1, method) as pool:  # they start while the schema is created
                 await create_schema(owner, schema)
                 mid_log = start is not None
                 args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch, mid_log) for part in parts]
