@@ -181,8 +181,8 @@ def _worker(args: tuple[Any, ...]) -> int:
 
 
 def _started() -> None:
-    """A spawned worker's first task: nothing to do, but unpickling it imports this module (the projections and
-    their libraries, most of a worker's start)."""
+    """A worker's first task, which makes the pool start its processes at once. It does nothing, but a spawned process
+    imports this module to unpickle it (the projections and their libraries, most of its start)."""
 
 
 def _start_method() -> str:
