@@ -196,9 +196,12 @@ def _start_method() -> str:
     worker starts its own event loop (``asyncio.run``); it never touches the connections it inherited, and leaves
     with ``os._exit``, so nothing of the parent's is closed by it (the pool flushes stdout and stderr before it forks,
     so nothing is written twice either)."""
-    if sys.platform == "linux" and threading.active_count() == 1:
-        return "fork"
-    return "spawn"
+    return "fork" if _forkable() else "spawn"
+
+
+def _forkable() -> bool:
+    """Linux, and no thread but this one (see :func:`_start_method`)."""
+    return sys.platform == "linux" and threading.active_count() == 1
 
 
 class _ThreadFree:
@@ -215,7 +218,7 @@ class _ThreadFree:
         self._executor: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> _ThreadFree:
-        if sys.platform == "linux" and threading.active_count() == 1:
+        if _forkable():
             self._executor = ThreadPoolExecutor(thread_name_prefix="replay-resolve")
             asyncio.get_running_loop().set_default_executor(self._executor)
         return self
@@ -307,46 +310,45 @@ async def replay(
         raise ValueError(f"workers must be 'auto' or at least 1, not {workers!r}")
     if day is not None:
         start, end = day_bounds(day)
-    with _ThreadFree() as threads:
+    async with contextlib.AsyncExitStack() as stack:
+        threads = stack.enter_context(_ThreadFree())
         owner = await create_pool(owner_dsn, max_size=2)
-        try:
-            if await _schema_exists(owner, schema):
-                if not replace:
-                    raise SchemaExists(f"schema {schema!r} exists; pass --replace to drop and rebuild it")
-                await owner.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
-            start_at, stop_at = await _range(bootstrap, topics, start, end)
-            total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in start_at)
-            threads.release()
-            method = _start_method()
-            if workers == "auto":
-                workers = auto_workers(total, len({tp.partition for tp in start_at if stop_at[tp] > start_at[tp]}),
-                                       method=method)
-            parts = _split(list(start_at), start_at, stop_at, workers)
+        stack.push_async_callback(owner.close)
+        if await _schema_exists(owner, schema):
+            if not replace:
+                raise SchemaExists(f"schema {schema!r} exists; pass --replace to drop and rebuild it")
+            await owner.execute(f"DROP SCHEMA {ident(schema)} CASCADE")
+        start_at, stop_at = await _range(bootstrap, topics, start, end)
+        total = sum(max(stop_at[tp] - start_at[tp], 0) for tp in start_at)
+        threads.release()
+        method = _start_method()
+        if workers == "auto":
+            workers = auto_workers(total, len({tp.partition for tp in start_at if stop_at[tp] > start_at[tp]}),
+                                   method=method)
+        parts = _split(list(start_at), start_at, stop_at, workers)
 
-            with _worker_processes(len(parts) - 1, method) as pool:  # they start while the schema is created
-                await create_schema(owner, schema)
-                mid_log = start is not None
-                args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch, mid_log) for part in parts]
-                t0 = time.monotonic()
-                done = asyncio.Event()
-                bar = asyncio.create_task(_progress(partial(_folded, owner, schema, start_at), total, done)) \
-                    if progress else None
-                try:
-                    log.info("replay.started", schema=schema, events=total, workers=len(parts),
-                             processes=method if len(parts) > 1 else None,
-                             start=start.isoformat() if start else None, end=end.isoformat() if end else None)
-                    applied = await (_replay_part(*args[0]) if pool is None else _in_processes(args, pool))
-                finally:
-                    done.set()
-                    if bar is not None:
-                        await bar
-                seconds = time.monotonic() - t0  # not the pool's shutdown: its processes have done their shares
-            result = ReplayResult(schema, applied, seconds)
-            log.info("replay.finished", schema=schema, events=result.events, seconds=round(seconds, 3),
-                     events_per_second=round(result.events_per_second))
-            return result
-        finally:
-            await owner.close()
+        with _worker_processes(len(parts) - 1, method) as pool:  # they start while the schema is created
+            await create_schema(owner, schema)
+            mid_log = start is not None
+            args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch, mid_log) for part in parts]
+            t0 = time.monotonic()
+            done = asyncio.Event()
+            bar = asyncio.create_task(_progress(partial(_folded, owner, schema, start_at), total, done)) \
+                if progress else None
+            try:
+                log.info("replay.started", schema=schema, events=total, workers=len(parts),
+                         processes=method if len(parts) > 1 else None,
+                         start=start.isoformat() if start else None, end=end.isoformat() if end else None)
+                applied = await (_replay_part(*args[0]) if pool is None else _in_processes(args, pool))
+            finally:
+                done.set()
+                if bar is not None:
+                    await bar
+            seconds = time.monotonic() - t0  # not the pool's shutdown: its processes have done their shares
+        result = ReplayResult(schema, applied, seconds)
+        log.info("replay.finished", schema=schema, events=result.events, seconds=round(seconds, 3),
+                 events_per_second=round(result.events_per_second))
+        return result
 
 
 async def _range(bootstrap: str, topics: Topics, start: datetime | None, end: datetime | None,
