@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from adapters.telemetry import DEAD_LETTERED, KAFKA_PRODUCED
+from adapters.telemetry import KAFKA_PRODUCED
 from events import Envelope, Topics, encode
 
 log = structlog.get_logger(__name__)
@@ -121,20 +121,6 @@ class EventProducer:
     ) -> None:
         await (await self._producer.send(topic, value=value, key=key, headers=headers, partition=partition))
 
-    async def dead_letter(self, msg: Any, reason: str, consumer: str) -> None:
-        """Park an undecodable record on the dead-letter topic, with why and where it came from."""
-        headers = [
-            ("dlq.reason", reason.encode()[:4000]),
-            ("dlq.topic", msg.topic.encode()),
-            ("dlq.partition", str(msg.partition).encode()),
-            ("dlq.offset", str(msg.offset).encode()),
-            ("dlq.consumer", consumer.encode()),
-        ]
-        await self.send_raw(self.topics.deadletter, msg.value, msg.key, headers)
-        DEAD_LETTERED.labels(consumer).inc()
-        log.warning("kafka.dead_lettered", topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                    reason=reason, consumer=consumer)
-
 
 def make_consumer(
     bootstrap: str, topics: Iterable[str] = (), *, group_id: str | None, client_id: str, **kw: Any
@@ -182,8 +168,9 @@ class LogInspector:
         return out
 
     async def ping(self) -> None:
-        """A metadata round trip to the cluster."""
-        await self._consumer._client.force_metadata_update()
+        """A metadata round trip to the cluster; raises if no broker answers (``force_metadata_update`` only says
+        False, which made a health check pass with the broker gone)."""
+        await self._consumer._client.fetch_all_metadata()
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict(await self._consumer.end_offsets(tps))
@@ -221,6 +208,50 @@ class LogInspector:
         start = {tp: first.get(tp, begin[tp]) for tp in tps}
         stop = {tp: last[tp] + 1 if tp in last else start[tp] for tp in tps}
         return start, stop
+
+    async def last_trade(self, topic: str, source: str, venue: str, instrument: str) -> tuple[int, str] | None:
+        """(ts_event, trade id) of the last tick of ``instrument`` from ``venue`` written by ``source`` in ``topic``,
+        or None: where a recorded run resumes. It reads the instrument's partition backwards, a growing window at a
+        time, until it finds one."""
+        from aiokafka.partitioner import murmur2
+
+        from events import DecodeError, TickReceived, decode
+
+        parts = await self.partitions([topic], missing_ok=True)
+        if not parts:
+            return None
+        tp = TopicPartition(topic, (murmur2(instrument.encode()) & 0x7FFFFFFF) % len(parts))
+        begin = (await self.beginning_offsets([tp]))[tp]
+        stop = (await self.end_offsets([tp]))[tp]
+        window = 1000
+        self._consumer.assign([tp])
+        try:
+            while stop > begin:
+                start = max(begin, stop - window)
+                self._consumer.seek(tp, start)
+                found: tuple[int, str] | None = None
+                position = start
+                while position < stop:
+                    msgs = (await self._consumer.getmany(tp, timeout_ms=1000, max_records=5000)).get(tp, [])
+                    for m in msgs:
+                        if m.offset >= stop:
+                            break
+                        try:
+                            env = decode(m.value)
+                        except DecodeError:
+                            continue
+                        t = env.event
+                        if isinstance(t, TickReceived) and env.source == source and t.venue == venue and \
+                                t.instrument == instrument:
+                            found = (env.ts_event, t.trade_id)
+                    if msgs:
+                        position = msgs[-1].offset + 1
+                if found is not None:
+                    return found
+                stop, window = start, window * 4
+            return None
+        finally:
+            self._consumer.assign([])
 
     async def offsets_at(self, tps: list[TopicPartition], ts_ms: int) -> dict[TopicPartition, int]:
         """The first offset at or after ``ts_ms`` (the log end where there is none)."""

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import structlog
 from adapters.feeds import Feed, RecordedFeed, SyntheticFeed, publish_feed
 from adapters.http import HttpServer
 from adapters.kafka import EventProducer, LogInspector, ensure_topics
+from adapters.outage import is_outage
 from adapters.postgres import create_pool
 from adapters.venues.paper import PaperExchange
 from engine import __version__
@@ -29,7 +31,7 @@ from engine.core import TradingCore
 from engine.execution import ExecutionService
 from engine.loop import TradingLoop
 from engine.risk import RiskLimits
-from engine.status import StatusBoard
+from engine.status import Announce, ConnectionMonitor, StatusBoard
 from engine.strategies import MaCross
 from engine.trader import Trader
 from engine.venues import make_live_venue, service_settings
@@ -55,6 +57,7 @@ log = structlog.get_logger(__name__)
 def make_feed(
     settings: Settings, limit: int | None = None,
     on_connection: Callable[[str, str], Awaitable[None]] | None = None,
+    resume_after: tuple[int, str] | None = None,
 ) -> Feed:
     f = settings.feed
     if f.kind == "ccxt":
@@ -64,7 +67,7 @@ def make_feed(
                              on_connection=on_connection)
     if f.kind == "recorded":
         assert f.path is not None and f.symbol is not None
-        return RecordedFeed(f.path, f.symbol, speed=f.speed)
+        return RecordedFeed(f.path, f.symbol, speed=f.speed, resume_after=resume_after)
     return SyntheticFeed(
         f.instruments, f.start_prices, f.tick_size, seed=f.seed, ticks_per_second=f.ticks_per_second,
         volatility_bps=f.volatility_bps, limit=limit,
@@ -123,11 +126,18 @@ class Stopper:
             self.reason = reason
             self.stop.set()
 
+    def _signal(self, name: str) -> None:
+        if self.stop.is_set():  # a second Ctrl-C while draining: stop now (what was not drained, the next start takes)
+            print(f"{name} again: stopping at once, without draining (the next start goes on from the log)",
+                  file=sys.stderr, flush=True)
+            os._exit(130)
+        self.request(name)
+
     def install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, self.request, sig.name)
+                loop.add_signal_handler(sig, self._signal, sig.name)
 
 
 async def wait_until(pred: Callable[[], Awaitable[bool] | bool], deadline: float, poll: float = 0.1) -> bool:
@@ -175,24 +185,33 @@ class Services:
 async def start_projections(
     svc: Services, producer: EventProducer, which: set[str], stop: asyncio.Event
 ) -> tuple[list[ProjectionRunner], asyncpg.Pool | None]:
+    """The projection runners, started; PostgreSQL need not be up (the audit runner waits for it, and creates its
+    schema once it answers), but a schema built by another version is refused here, at once, when it does."""
     s = svc.settings
     topics = topics_of(s)
     runners: list[ProjectionRunner] = []
     pool: asyncpg.Pool | None = None
     if "audit" in which:
-        owner = await create_pool(s.postgres.dsn, max_size=2)  # DDL: schema, day partitions
+        owner = await create_pool(s.postgres.dsn, min_size=0, max_size=2)  # DDL: schema, day partitions
         svc.on_close(owner.close)
-        await create_schema(owner, s.postgres.schema_)
-        pool = await create_pool(s.postgres.writer)
+        try:
+            await asyncio.wait_for(create_schema(owner, s.postgres.schema_), 10)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("audit.schema_deferred", error=repr(exc), detail="PostgreSQL does not answer: the audit "
+                        "projection waits for it, trading goes on")
+        pool = await create_pool(s.postgres.writer, min_size=0)
         svc.on_close(pool.close)
         runners.append(ProjectionRunner(
-            AuditProjection(s.postgres.schema_, topics, owner_pool=owner), PgOffsets(pool, s.postgres.schema_),
-            s.kafka.bootstrap, producer, group_id=topics.group(f"projection.audit.{s.postgres.schema_}"),
+            AuditProjection(s.postgres.schema_, topics, owner_pool=owner, create=True),
+            PgOffsets(pool, s.postgres.schema_), s.kafka.bootstrap, producer,
+            group_id=topics.group(f"projection.audit.{s.postgres.schema_}"), on_error=s.projections.on_error,
         ))
     if "metrics" in which:
         runners.append(ProjectionRunner(
             MetricsProjection(topics), MemoryOffsets(), s.kafka.bootstrap, producer,
-            group_id=topics.group("projection.metrics"),
+            group_id=topics.group("projection.metrics"), on_error=s.projections.on_error,
         ))
     for r in runners:
         await r.start()
@@ -201,18 +220,46 @@ async def start_projections(
     return runners, pool
 
 
+def announcer(producer: EventProducer, source: str) -> Announce:
+    """Writes a server's ``ConnectionChanged`` (lost / restored) to the control topic, keyed by ``source``."""
+
+    async def announce(component: str, state: str, detail: str, ts_event: int) -> None:
+        env = Envelope.new(ConnectionChanged(component=component, state=state, detail=detail[:1000]),
+                           ts_event=ts_event, ts_init=time.time_ns(), source="engine", key=source)
+        await producer.publish([env])
+
+    return announce
+
+
 async def start_http(
-    svc: Services, inspector: LogInspector | None, pool: asyncpg.Pool | None, runners: list[ProjectionRunner]
-) -> HttpServer:
+    svc: Services, inspector: LogInspector | None, pool: asyncpg.Pool | None, runners: list[ProjectionRunner],
+    *, announce: Announce | None = None, serve: bool = True,
+) -> ConnectionMonitor:
+    """The connection monitor (probing Kafka and PostgreSQL in the background), and the HTTP server."""
     s = svc.settings
-    board = StatusBoard(inspector, pool, runners, max_lag_events=s.http.ready_max_lag_events,
-                        max_lag_seconds=s.http.ready_max_lag_seconds)
+    monitor = ConnectionMonitor(inspector, pool, announce)
+    await monitor.probe_once()
+    stop = asyncio.Event()
+    svc.on_close(_setter(stop))
+    svc.spawn(monitor.run(stop), "connection-monitor")
+    if not serve:
+        return monitor
+    board = StatusBoard(monitor, runners, max_lag_events=s.http.ready_max_lag_events,
+                        max_lag_seconds=s.http.ready_max_lag_seconds, kafka_used=inspector is not None,
+                        postgres_used=pool is not None)
     server = HttpServer(s.http.host, s.http.port, ready=board.checks, status=board.snapshot)
     await server.start()
     svc.on_close(server.stop)
     log.info("http.listening", url=f"http://{s.http.host}:{server.port}/metrics",
              dashboard=f"http://{s.http.host}:{server.port}/dashboard")
-    return server
+    return monitor
+
+
+def _setter(event: asyncio.Event) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def set_it() -> None:
+        event.set()
+
+    return set_it
 
 
 def _failed(task: asyncio.Task[Any]) -> bool:
@@ -252,9 +299,9 @@ async def run_engine(
         producer = await svc.enter(EventProducer(s.kafka.bootstrap, topics, client_id=s.kafka.client_id))
         inspector = await svc.enter(LogInspector(s.kafka.bootstrap))
         work_stop = asyncio.Event()
+        engine_id = f"{s.kafka.client_id}@{socket.gethostname()}:{os.getpid()}"
         runners, pool = await start_projections(svc, producer, set(projections), work_stop)
-        if http:
-            await start_http(svc, inspector, pool, runners)
+        await start_http(svc, inspector, pool, runners, announce=announcer(producer, engine_id), serve=http)
         loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s), topics,
                            snapshot_every=s.kafka.snapshot_every, **daily_loss_settings(s))
         await loop.start()
@@ -275,11 +322,16 @@ async def run_engine(
             await producer.publish([lifecycle(ConnectionChanged(component=component, state=state, detail=detail),
                                               component)])
 
-        feed = make_feed(s, limit, on_connection)
+        resume: tuple[int, str] | None = None
+        if s.feed.kind == "recorded" and s.feed.symbol is not None:
+            # a recorded run goes on after the last trade of the file already in the log (a restart after a crash)
+            resume = await inspector.last_trade(topics.ticks, RecordedFeed.source, RecordedFeed.venue, s.feed.symbol)
+            if resume is not None:
+                log.info("feed.resuming", after_trade=resume[1], ts_event=resume[0])
+        feed = make_feed(s, limit, on_connection, resume)
         feed_task = svc.spawn(publish_feed(feed, producer, feed_stop), "feed")
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         started = time.monotonic()
-        engine_id = f"{s.kafka.client_id}@{socket.gethostname()}:{os.getpid()}"
         await producer.publish([lifecycle(EngineStarted(
             engine_id=engine_id, version=__version__, settings=public_settings(s)), engine_id)])
         log.info("engine.started", engine_id=engine_id, feed=feed.source, projections=sorted(projections),
@@ -309,36 +361,27 @@ async def run_engine(
             stopper.reason = f"feed failed: {exc}"
         log.info("engine.stopping", reason=stopper.reason, ticks_published=ticks_published)
         # drain: the loop takes every published tick, then the projections every event
-        drained = True
+        drained: bool | None = None  # None: no drain was tried (the engine stopped on an error)
+        drain_detail = "not drained: the engine stopped on an error"
         if not _failed(supervisor) and error is None:
-            tick_tps = await inspector.partitions([topics.ticks])
-            ends = await inspector.end_offsets(tick_tps)
-            drained = await wait_until(lambda: loop.caught_up(ends), drain_timeout)
-            if execution is not None:
-                # every order command reaches the venue, then its reports come back through the engine
-                trading_ends = await inspector.end_offsets(await inspector.partitions([topics.trading]))
-                drained = drained and await wait_until(lambda: execution.caught_up(trading_ends), drain_timeout)
-                exec_stop.set()
-                ends = await inspector.end_offsets(tick_tps)
-                drained = drained and await wait_until(lambda: loop.caught_up(ends), drain_timeout)
-            await producer.publish([lifecycle(EngineStopped(
-                engine_id=engine_id, reason=stopper.reason, ticks_processed=loop.ticks_processed,
-                events_published=loop.events_published), engine_id)])
-            all_tps = await inspector.partitions([topics.ticks, topics.trading, topics.control])
-            ends_all = await inspector.end_offsets(all_tps)
-            drained = drained and await wait_until(
-                lambda: all(r.caught_up(ends_all) for r in runners), drain_timeout
-            )
+            drained, drain_detail = await _drain(inspector, topics, loop, execution, exec_stop, runners,
+                                                 drain_timeout, producer, lifecycle(EngineStopped(
+                                                     engine_id=engine_id, reason=stopper.reason,
+                                                     ticks_processed=loop.ticks_processed,
+                                                     events_published=loop.events_published), engine_id))
         work_stop.set()
         await asyncio.sleep(0)
         summary = {
             "reason": stopper.reason,
             "seconds": round(time.monotonic() - started, 3),
             "ticks_published": ticks_published,
+            "ticks_skipped": getattr(feed, "skipped", 0),
             "ticks_processed": loop.ticks_processed,
             "events_published": loop.events_published,
             "drained": drained,
+            "drain": drain_detail,
             "projections": {r.name: r.applied for r in runners},
+            "dead_lettered": {r.name: r.dead_lettered for r in runners},
         }
         log.info("engine.stopped", **summary)
         if error is None and _failed(supervisor):
@@ -351,6 +394,38 @@ async def run_engine(
                     events_published=loop.events_published), engine_id)]), 5)
             raise error
         return summary
+
+
+async def _drain(inspector: LogInspector, topics: Topics, loop: TradingLoop, execution: ExecutionService | None,
+                 exec_stop: asyncio.Event, runners: list[ProjectionRunner], timeout: float,  # noqa: ASYNC109
+                 producer: EventProducer, stopped: Envelope) -> tuple[bool, str]:
+    """Wait until the loop took every published tick (and a live venue's reports came back), write
+    ``EngineStopped``, then until the projections applied every event; (drained, what happened)."""
+    try:
+        tick_tps = await inspector.partitions([topics.ticks])
+        ends = await inspector.end_offsets(tick_tps)
+        if not await wait_until(lambda: loop.caught_up(ends), timeout):
+            return False, f"the engine had not taken every published tick within {timeout:g} s"
+        if execution is not None:
+            # every order command reaches the venue, then its reports come back through the engine
+            trading_ends = await inspector.end_offsets(await inspector.partitions([topics.trading]))
+            if not await wait_until(lambda: execution.caught_up(trading_ends), timeout):
+                return False, f"the execution service had not handled every order command within {timeout:g} s"
+            exec_stop.set()
+            ends = await inspector.end_offsets(tick_tps)
+            if not await wait_until(lambda: loop.caught_up(ends), timeout):
+                return False, f"the engine had not taken the venue's last reports within {timeout:g} s"
+        await asyncio.wait_for(producer.publish([stopped]), timeout)
+        all_tps = await inspector.partitions([topics.ticks, topics.trading, topics.control])
+        ends_all = await inspector.end_offsets(all_tps)
+        if not await wait_until(lambda: all(r.caught_up(ends_all) for r in runners), timeout):
+            behind = [r.name for r in runners if not r.caught_up(ends_all)]
+            return False, f"projection {', '.join(behind)} had not applied every event within {timeout:g} s"
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        return False, f"not drained: {type(exc).__name__}: {exc}"
+    return True, "every published tick taken and every event projected"
 
 
 async def switch_breaker(settings: Settings, *, halt: bool, reason: str) -> None:
@@ -377,8 +452,8 @@ async def run_projections(settings: Settings, which: set[str], *, http: bool = T
         )
         inspector = await svc.enter(LogInspector(s.kafka.bootstrap))
         runners, pool = await start_projections(svc, producer, which, stopper.stop)
-        if http:
-            await start_http(svc, inspector, pool, runners)
+        source = f"{s.kafka.client_id}-projections@{socket.gethostname()}:{os.getpid()}"
+        await start_http(svc, inspector, pool, runners, announce=announcer(producer, source), serve=http)
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         log.info("projections.started", projections=sorted(which))
         await stopper.stop.wait()

@@ -196,6 +196,16 @@ class ExecutionSettings(_Section):
     lookback: float = Field(default=86_400.0, gt=0, description="seconds of log and venue history reconciled")
 
 
+class ProjectionSettings(_Section):
+    """How projection workers treat a record they cannot apply (an exception while folding it; a record that does
+    not decode or fails validation is always dead-lettered)."""
+
+    on_error: Literal["deadletter", "stop"] = Field(
+        default="deadletter",
+        description="deadletter: park the record on events.deadletter with the reason and go on; stop: stop the "
+                    "worker with the error")
+
+
 class StackSettings(_Section):
     state_dir: Path = PROJECT_ROOT / ".state"
     kafka_version: str = "4.1.1"
@@ -227,6 +237,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     venue: VenueSettings = VenueSettings()
     execution: ExecutionSettings = ExecutionSettings()
+    projections: ProjectionSettings = ProjectionSettings()
     stack: StackSettings = StackSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

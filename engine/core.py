@@ -8,6 +8,8 @@ For each tick of an instrument, in this order:
 4. orders that passed risk go to the venue (accepted or rejected), cancels likewise;
 5. the venue's answers are folded back into the trader.
 
+A tick whose event id was taken lately (the same trade published twice) is skipped (:mod:`engine.dedupe`).
+
 The first tick of a new UTC day is preceded by the day's snapshots (see ``engine.snapshots``).
 
 With a **live** venue (``venue=None``) steps 1 and 4 happen outside: the execution service sends the
@@ -22,9 +24,11 @@ the tick as causation), so processing the same tick twice yields the very same e
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 from engine import trader as trader_mod
+from engine.dedupe import RecentIds
 from engine.orders import ORDER_EVENTS
 from engine.ports import SimulatedVenue
 from engine.snapshots import snapshots, utc_day
@@ -40,6 +44,7 @@ class TradingCore:
         self.venue = venue
         self.states: dict[str, TraderState] = {}
         self.indicators: dict[str, int] = {}  # indicator values computed, per instrument (a statistic)
+        self.recent: RecentIds[uuid.UUID] = RecentIds()  # the ticks taken lately: a repeated one is skipped
 
     def on_input(self, env: Envelope, *, ts_init: int, halted: bool = False) -> list[Envelope]:
         """One record of the input topic: a tick (-> derived events) or a live venue's report (-> folded)."""
@@ -50,6 +55,8 @@ class TradingCore:
                 self.states[tick.instrument] = self.trader.on_event(state, tick, env.ts_event)
                 return [env]  # relayed as it is (same id) to the trading topic, after the order it answers
             return []
+        if not self.recent.add(env.event_id):
+            return []  # the same trade again (a feed resent it): taken once (see engine.dedupe)
         t = self.trader
         state = self.states.get(tick.instrument) or trader_mod.initial(tick.instrument)
         produced: list[tuple[Event, str]] = []

@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 import structlog
 from aiokafka import TopicPartition
 
+from adapters.deadletter import DeadLetters
 from adapters.kafka import EventProducer, LogInspector, make_consumer
 from adapters.telemetry import KAFKA_CONSUMED
 from adapters.venues.base import (
@@ -106,6 +107,7 @@ class ExecutionService:
     ) -> None:
         self.venue = venue
         self._producer = producer
+        self._dead = DeadLetters(producer, bootstrap, f"execution.{venue.name}")
         self._bootstrap = bootstrap
         self._topics = topics
         self.settings = settings
@@ -280,7 +282,7 @@ class ExecutionService:
                     try:
                         env = decode(msg.value)
                     except DecodeError as exc:
-                        await self._producer.dead_letter(msg, exc.reason, consumer=f"execution.{self.venue.name}")
+                        await self._dead.park(msg, exc.reason)
                         continue
                     recovering = msg.offset < self._recovery_end.get(tp, 0)
                     if isinstance(env.event, OrderSubmitted):

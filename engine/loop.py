@@ -36,7 +36,9 @@ from typing import Any
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
+from adapters.deadletter import DeadLetters
 from adapters.kafka import EventProducer, make_consumer
+from adapters.outage import Backoff, is_outage
 from adapters.telemetry import INDICATORS, KAFKA_CONSUMED, RECOVERY_RECORDS, RECOVERY_SECONDS, SNAPSHOTS
 from engine import daily_loss, state_snapshot
 from engine.breaker import Breaker
@@ -72,6 +74,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # publish and commit what was processed, so the next owner starts right after it
         async with self._loop.batch_lock:
             self._loop.assigned.clear()  # mid-rebalance: what it owns is unknown until the next assignment
+            self._loop.pending.difference_update(revoked)
             await self._loop.flush()
             self._loop.revoked.update(revoked)
 
@@ -82,9 +85,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._loop.processed.pop(tp, None)
                 self._loop.positions.pop(tp, None)
             self._loop.revoked.clear()
-            for tp in assigned:
-                await self._loop.recover(tp)
-            self._loop.assigned.set()
+            # recovered by the run loop before anything is fetched for them (it retries through an outage)
+            if assigned:
+                self._loop._consumer.pause(*assigned)
+            self._loop.pending.update(assigned)
+            if not self._loop.pending:
+                self._loop.assigned.set()
 
 
 class TradingLoop:
@@ -112,7 +118,7 @@ class TradingLoop:
         self.cores: dict[TopicPartition, TradingCore] = {}
         self.processed: dict[TopicPartition, int] = {}  # next offset fed to the core
         self.positions: dict[TopicPartition, int] = {}  # next offset acknowledged and committed
-        self._unacked: list[asyncio.Future[Any]] = []
+        self._unacked: list[tuple[Envelope, str | None, asyncio.Future[Any]]] = []  # handed over, not acknowledged
         self._to_commit: dict[TopicPartition, int] = {}
         self.ticks_processed = 0
         self.events_published = 0
@@ -136,6 +142,10 @@ class TradingLoop:
         self._snapshot_every = snapshot_every  # records of a partition between snapshots of its core (0: none)
         self._since_snapshot: dict[TopicPartition, int] = {}
         self.recovered_from: dict[TopicPartition, int | None] = {}  # where the last recovery started: a snapshot
+        self.pending: set[TopicPartition] = set()  # assigned, to be recovered before they are consumed
+        self._dead = DeadLetters(producer, bootstrap, self._group_id)
+        self.backoff = Backoff("engine.kafka")
+        self.failed_inputs = 0  # input records the core could not take (dead-lettered)
 
     async def _read_control(self, *, to_end: bool = False) -> None:
         """Fold new halt/resume events into the breaker (all of them up to the log end with ``to_end``)."""
@@ -189,8 +199,7 @@ class TradingLoop:
                                              offset=offset),
                               ts_event, time.time_ns(), switch_id, switch_id, "engine",
                               key=f"{tp.topic}:{tp.partition}")
-            self._unacked.append(await self._producer.enqueue(marker))
-            self.events_published += 1
+            await self._send(marker)
 
     async def recover(self, tp: TopicPartition) -> None:
         """Rebuild the core of ``tp`` from the log up to the committed offset, publishing nothing."""
@@ -240,8 +249,8 @@ class TradingLoop:
                         env = decode(msg.value)
                         core.on_input(env, ts_init=0,
                                       halted=self.breaker.halted_at(env.ts_event, where, msg.offset))
-                    except DecodeError:
-                        continue  # dead-lettered when it was first consumed
+                    except Exception:  # noqa: S112 - dead-lettered when it was first consumed, as here
+                        continue
                     replayed += 1
         finally:
             await reader.stop()
@@ -313,33 +322,96 @@ class TradingLoop:
     async def wait_assigned(self, seconds: float) -> None:
         await asyncio.wait_for(self.assigned.wait(), seconds)
 
+    async def _send(self, env: Envelope, topic: str | None = None) -> None:
+        """Hand one event to the producer (acknowledged by :meth:`flush` before the input's offset is committed)."""
+        while True:
+            try:
+                self._unacked.append((env, topic, await self._producer.enqueue(env, topic)))
+                self.events_published += 1
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                await self.backoff.wait(exc, None, during="publish")
+
     async def flush(self) -> None:
-        """Wait for the broker to acknowledge every event handed over, then commit the tick offsets."""
-        futures, offsets = self._unacked, self._to_commit
-        self._unacked, self._to_commit = [], {}
-        if futures:
-            await asyncio.gather(*futures)
+        """Wait for the broker to acknowledge every event handed over, then commit the tick offsets.
+
+        Through a broker outage it waits: what was not acknowledged is handed over again, in order and with the
+        same ids (an event the broker had stored after all is a duplicate downstream), until all of it is; only
+        then are the offsets committed, so an input is never committed before what it caused is in the log."""
+        while self._unacked:
+            sent, self._unacked = self._unacked, []
+            results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
+            failed = [(env, topic) for (env, topic, _), r in zip(sent, results, strict=True)
+                      if isinstance(r, BaseException)]
+            if not failed:
+                break
+            exc = next(r for r in results if isinstance(r, BaseException))
+            if not is_outage(exc):
+                raise exc
+            await self.backoff.wait(exc, None, during="flush", unacknowledged=len(failed))
+            for env, topic in failed:
+                self.events_published -= 1  # counted again when handed over again
+                await self._send(env, topic)
+        offsets, self._to_commit = self._to_commit, {}
         if offsets:
-            await self._consumer.commit(offsets)
+            while True:
+                try:
+                    await self._consumer.commit(offsets)
+                    break
+                except Exception as exc:
+                    if not is_outage(exc):
+                        # the group moved on (a rebalance): the partitions' next owner goes on from the last commit
+                        log.warning("engine.commit_failed", error=repr(exc))
+                        return
+                    await self.backoff.wait(exc, None, during="commit")
             self.positions.update(offsets)
             for tp in offsets:
                 if self._snapshot_every and self._since_snapshot.get(tp, 0) >= self._snapshot_every:
                     await self._snapshot(tp)
+        self.backoff.reset()
+
+    async def _recover_pending(self) -> None:
+        """Recover the partitions handed over (paused until then); retried by :meth:`run` through an outage."""
+        for tp in sorted(self.pending, key=lambda t: (t.topic, t.partition)):
+            await self.recover(tp)
+            self.pending.discard(tp)
+            self._consumer.resume(tp)
+        self.assigned.set()
+        self.backoff.reset()
 
     async def run(self, stop: asyncio.Event) -> None:
-        last_flush = time.monotonic()
+        """Consume, decide, publish, commit until ``stop``; a broker outage is waited out (see :meth:`flush`)."""
         try:
             while not stop.is_set():
-                batches = await self._consumer.getmany(timeout_ms=100, max_records=self._batch)
-                async with self.batch_lock:
-                    if batches:
-                        await self._process(batches)
-                    if not batches or time.monotonic() - last_flush >= self._commit_interval:
-                        await self.flush()
-                        last_flush = time.monotonic()
+                try:
+                    await self._run(stop)
+                except Exception as exc:
+                    if not is_outage(exc) or stop.is_set():
+                        raise
+                    # a record was maybe fetched and not taken: go back to the first one not taken
+                    for tp, offset in self.processed.items():
+                        if tp in self.cores:
+                            self._consumer.seek(tp, offset)
+                    await self.backoff.wait(exc, stop, during="consume")
         finally:
             async with self.batch_lock:
                 await asyncio.shield(self.flush())
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        last_flush = time.monotonic()
+        while not stop.is_set():
+            if self.pending:
+                async with self.batch_lock:
+                    await self._recover_pending()
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=self._batch)
+            async with self.batch_lock:
+                if batches:
+                    await self._process(batches)
+                if not batches or time.monotonic() - last_flush >= self._commit_interval:
+                    await self.flush()
+                    last_flush = time.monotonic()
 
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         await self._read_control()
@@ -347,29 +419,36 @@ class TradingLoop:
             core = self.cores.get(tp)
             # records fetched before a rebalance moved the position are stale: never feed a tick twice
             msgs = [m for m in msgs if m.offset >= self.processed.get(tp, 0)]
-            if core is None or not msgs:
+            if core is None or not msgs or tp in self.pending:
                 continue
             where = (tp.topic, tp.partition)
             for msg in msgs:
                 try:
                     env = decode(msg.value)
                 except DecodeError as exc:
-                    await self._producer.dead_letter(msg, exc.reason, consumer=self._group_id)
-                    continue
-                halted = self.breaker.halted_at(env.ts_event, where, msg.offset)
-                for out in core.on_input(env, ts_init=time.time_ns(), halted=halted):
-                    self._unacked.append(await self._producer.enqueue(out))
-                    self.events_published += 1
-                if self._daily_loss_limit is not None:
-                    await self._report_equity(env, core)
-                    await self._check_daily_loss(env, (tp, msg.offset + 1))
+                    await self._dead.park(msg, exc.reason)
+                else:
+                    halted = self.breaker.halted_at(env.ts_event, where, msg.offset)
+                    try:
+                        produced = core.on_input(env, ts_init=time.time_ns(), halted=halted)
+                    except Exception as exc:  # a record the core cannot take must not stop trading
+                        produced = []
+                        self.failed_inputs += 1
+                        log.error("engine.input_failed", partition=tp.partition, offset=msg.offset, error=repr(exc))
+                        await self._dead.park(msg, f"the trading core could not take it: {exc!r}"[:4000])
+                    for out in produced:
+                        await self._send(out)
+                    if self._daily_loss_limit is not None:
+                        await self._report_equity(env, core)
+                        await self._check_daily_loss(env, (tp, msg.offset + 1))
+                # taken: a failure after this point goes on from the next record
+                self.processed[tp] = self._to_commit[tp] = msg.offset + 1
+                self.ticks_processed += 1
+                self._since_snapshot[tp] = self._since_snapshot.get(tp, 0) + 1
             KAFKA_CONSUMED.labels("engine").inc(len(msgs))
             for instrument, n in core.indicators.items():
                 INDICATORS.labels(instrument).inc(n - self._indicators_reported.get((tp, instrument), 0))
                 self._indicators_reported[(tp, instrument)] = n
-            self.processed[tp] = self._to_commit[tp] = msgs[-1].offset + 1
-            self.ticks_processed += len(msgs)
-            self._since_snapshot[tp] = self._since_snapshot.get(tp, 0) + len(msgs)
 
     async def _report_equity(self, env: Envelope, core: TradingCore) -> None:
         """Tell the other engines what the record's instrument now adds to the account, when worth it
@@ -388,8 +467,7 @@ class TradingLoop:
         self._reported[state.instrument] = (now, env.ts_event)
         report = Envelope(derived_event_id(env.event_id, _REPORT_SEQ, env.ts_event), daily_loss.report(now),
                           env.ts_event, time.time_ns(), env.correlation_id, env.event_id, "engine")
-        self._unacked.append(await self._producer.enqueue(report))
-        self.events_published += 1
+        await self._send(report)
 
     async def _check_daily_loss(self, env: Envelope, here: tuple[TopicPartition, int]) -> None:
         """After one input record (``here``: its partition and the next offset): trip the breaker (an event in the
@@ -412,8 +490,7 @@ class TradingLoop:
                         env.correlation_id, env.event_id, "engine", key="risk")
         self.risk_trips[trip.event_id] = at
         self.breaker.apply(event, at, str(trip.event_id))
-        self._unacked.append(await self._producer.enqueue(trip))
-        self.events_published += 1
+        await self._send(trip)
         await self._mark_switch(trip.event_id, at, here)
         log.warning("risk.daily_loss_limit", currency=breach.currency, loss=str(breach.loss),
                     limit=str(breach.threshold), start_of_day=str(breach.start_of_day), equity=str(breach.equity))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import uuid
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import orjson
 
 from engine.core import TradingCore
+from engine.dedupe import RecentIds
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position
 from engine.roundtrips import OpenTrip
@@ -31,7 +33,7 @@ from engine.strategies.ma_cross import MaCrossState
 from engine.trader import TraderState
 from events import Direction, Event, Liquidity, OrderType, Side, event_type
 
-FORMAT = 1
+FORMAT = 2  # 2: the ids of the ticks taken lately (engine.dedupe)
 _CLASSES: dict[str, type] = {c.__name__: c for c in (TraderState, MaCrossState, Position, Order, OpenTrip)}
 _ENUMS: dict[str, type[Enum]] = {e.__name__: e for e in (Side, OrderType, Direction, Liquidity, OrderStatus)}
 
@@ -118,6 +120,7 @@ def dump(core: TradingCore, offset: int) -> bytes:
     return orjson.dumps({
         "format": FORMAT, "fingerprint": fingerprint(core), "offset": offset,
         "states": _enc(core.states), "indicators": core.indicators,
+        "recent": [i.hex for i in core.recent.ids()],
         "venue": _enc(core.venue.state()) if core.venue is not None else None,
     })
 
@@ -144,10 +147,12 @@ def load(data: bytes, core: TradingCore) -> int:
         states = _dec(body["states"])
         indicators = {str(k): int(n) for k, n in body["indicators"].items()}
         venue_state = _dec(body["venue"])
+        recent = [uuid.UUID(hex=str(i)) for i in body["recent"]]
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise SnapshotError(f"malformed snapshot: {exc!r}") from None
     core.states = states
     core.indicators = indicators
+    core.recent = RecentIds(ids=recent)
     if core.venue is not None:
         core.venue.restore(venue_state)
     return offset

@@ -1,71 +1,158 @@
-"""What /readyz and /dashboard report: Kafka and PostgreSQL reachability and every projection's lag."""
+"""What /readyz and /dashboard report: Kafka and PostgreSQL reachability and every projection's lag.
+
+Reachability comes from :class:`ConnectionMonitor`, which probes both servers in the background every second,
+whoever asks: the ``engine_kafka_up`` / ``engine_postgres_up`` gauges and /readyz say within seconds that a server
+went away (a request to /readyz only reads the last probe, so it answers at once, outage or not). Each change is
+logged once and written to the control topic as a :class:`~events.ConnectionChanged` pair (``lost``, then
+``restored``); Kafka's own ``lost`` is written once the broker is back, with the time it was lost.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import structlog
 
 from adapters.kafka import LogInspector
 from adapters.telemetry import KAFKA_UP, POSTGRES_UP
 from projections.runner import ProjectionRunner
 
-CHECK_TIMEOUT = 3.0
+log = structlog.get_logger(__name__)
+
+PROBE_INTERVAL = 1.0
+PROBE_TIMEOUT = 2.0
+
+# (component, state "lost" | "restored", detail, ts_event ns) -> written to the control topic
+Announce = Callable[[str, str, str, int], Awaitable[None]]
+
+
+@dataclass
+class _Link:
+    name: str
+    ok: bool | None = None  # None: not probed yet
+    detail: str = ""
+    latency_ms: float | None = None
+    since_ns: int = 0  # when it last changed
+
+
+class ConnectionMonitor:
+    """Probes Kafka (a metadata round trip) and PostgreSQL (``SELECT 1``) every ``interval`` seconds."""
+
+    def __init__(self, inspector: LogInspector | None, pool: asyncpg.Pool | None, announce: Announce | None = None,
+                 *, interval: float = PROBE_INTERVAL, timeout: float = PROBE_TIMEOUT) -> None:
+        self._inspector = inspector
+        self._pool = pool
+        self._announce = announce
+        self._interval = interval
+        self._timeout = timeout
+        self.kafka = _Link("kafka")
+        self.postgres = _Link("postgres")
+        self.probes = 0
+        self._untold: list[tuple[str, str, str, int]] = []  # changes not yet written to the log, in order
+
+    async def _probe(self, link: _Link, call: Callable[[], Awaitable[Any]]) -> None:
+        t0 = time.perf_counter()
+        try:
+            await asyncio.wait_for(call(), self._timeout)
+        except Exception as exc:  # any failure means: not reachable
+            self._set(link, False, f"unreachable: {type(exc).__name__}: {exc}"[:300])
+            return
+        link.latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+        self._set(link, True, "")
+
+    def _set(self, link: _Link, ok: bool, detail: str) -> None:
+        link.detail = detail
+        if link.ok is ok:
+            return
+        first = link.ok is None
+        link.ok = ok
+        link.since_ns = time.time_ns()
+        (KAFKA_UP if link is self.kafka else POSTGRES_UP).set(1 if ok else 0)
+        if first and ok:
+            return
+        if not ok:
+            log.warning("connection.lost", component=link.name, detail=detail)
+            self._untold.append((link.name, "lost", detail, link.since_ns))
+        else:
+            log.info("connection.restored", component=link.name)
+            self._untold.append((link.name, "restored", "", link.since_ns))
+
+    async def _tell(self) -> None:
+        """Write the changes to the log, in order, while Kafka answers (a loss of Kafka once it is back)."""
+        if self._announce is None:
+            self._untold.clear()
+            return
+        while self._untold and self.kafka.ok is not False:
+            component, state, detail, ts = self._untold[0]
+            try:
+                await asyncio.wait_for(self._announce(component, state, detail, ts), 10)
+            except Exception as exc:  # the next probe tries again
+                log.debug("connection.announce_failed", component=component, error=repr(exc))
+                return
+            self._untold.pop(0)
+
+    async def probe_once(self) -> None:
+        calls = []
+        if self._inspector is not None:
+            calls.append(self._probe(self.kafka, self._inspector.ping))
+        if self._pool is not None:
+            pool = self._pool
+            calls.append(self._probe(self.postgres, lambda: pool.fetchval("SELECT 1")))
+        await asyncio.gather(*calls)
+        self.probes += 1
+        await self._tell()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.probe_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
+
+    def check(self, link: _Link, used: bool) -> dict[str, Any]:
+        if not used:
+            return {"ok": True, "detail": "not used by this process"}
+        if link.ok is None:
+            return {"ok": False, "detail": "not probed yet"}
+        out: dict[str, Any] = {"ok": link.ok, "detail": link.detail}
+        if link.ok:
+            out["latency_ms"] = link.latency_ms
+        else:
+            out["since"] = round((time.time_ns() - link.since_ns) / 1e9, 1)
+        return out
 
 
 class StatusBoard:
     def __init__(
         self,
-        inspector: LogInspector | None,
-        pool: asyncpg.Pool | None,
+        monitor: ConnectionMonitor,
         runners: list[ProjectionRunner],
         *,
         max_lag_events: int,
         max_lag_seconds: float,
+        kafka_used: bool = True,
+        postgres_used: bool = True,
     ) -> None:
-        self._inspector = inspector
-        self._pool = pool
+        self._monitor = monitor
         self._runners = runners
         self._max_events = max_lag_events
         self._max_seconds = max_lag_seconds
-
-    async def _kafka(self) -> dict[str, Any]:
-        if self._inspector is None:
-            return {"ok": True, "detail": "not used by this process"}
-        t0 = time.perf_counter()
-        try:
-            tps = [tp for r in self._runners for tp in r.lag]
-            if tps:
-                await asyncio.wait_for(self._inspector.end_offsets(tps), CHECK_TIMEOUT)
-            else:
-                await asyncio.wait_for(self._inspector.ping(), CHECK_TIMEOUT)
-        except Exception as exc:  # any failure means: not reachable
-            KAFKA_UP.set(0)
-            return {"ok": False, "detail": f"unreachable: {exc!r}"}
-        KAFKA_UP.set(1)
-        return {"ok": True, "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
-
-    async def _postgres(self) -> dict[str, Any]:
-        if self._pool is None:
-            return {"ok": True, "detail": "not used by this process"}
-        t0 = time.perf_counter()
-        try:
-            await asyncio.wait_for(self._pool.fetchval("SELECT 1"), CHECK_TIMEOUT)
-        except Exception as exc:  # any failure means: not reachable
-            POSTGRES_UP.set(0)
-            return {"ok": False, "detail": f"unreachable: {exc!r}"}
-        POSTGRES_UP.set(1)
-        return {"ok": True, "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        self._kafka_used = kafka_used
+        self._postgres_used = postgres_used
 
     def _projection(self, r: ProjectionRunner) -> dict[str, Any]:
         now = time.time_ns()
         events = sum(st.events for st in r.lag.values())
         seconds = max((st.seconds(now) for st in r.lag.values()), default=0.0)
-        ok = r.ready.is_set() and events <= self._max_events and seconds <= self._max_seconds
+        ok = r.ready.is_set() and r.outage is None and events <= self._max_events and seconds <= self._max_seconds
         detail = "" if ok else (
-            "waiting for partitions" if not r.ready.is_set()
+            f"waiting out an outage: {r.outage}" if r.outage is not None
+            else "waiting for partitions" if not r.ready.is_set()
             else f"lag {events} events / {seconds:.1f} s over the limit ({self._max_events} / {self._max_seconds} s)"
         )
         return {
@@ -83,8 +170,9 @@ class StatusBoard:
         }
 
     async def checks(self) -> dict[str, dict[str, Any]]:
-        kafka, pg = await asyncio.gather(self._kafka(), self._postgres())
-        out: dict[str, dict[str, Any]] = {"kafka": kafka, "postgres": pg}
+        m = self._monitor
+        out: dict[str, dict[str, Any]] = {"kafka": m.check(m.kafka, self._kafka_used),
+                                          "postgres": m.check(m.postgres, self._postgres_used)}
         for r in self._runners:
             out[f"projection:{r.name}"] = self._projection(r)
         return out

@@ -6,7 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from events._base import Event
-from events._ids import derived_event_id, new_event_id
+from events._ids import derived_event_id, new_event_id, trade_event_id
+from events.market import TickReceived
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,13 @@ class Envelope:
         """An event from outside the system (a tick): a fresh id, its own correlation."""
         eid = new_event_id(ts_event)
         return cls(eid, event, ts_event, ts_init, eid, None, source, key)
+
+    @classmethod
+    def of_trade(cls, tick: TickReceived, *, ts_event: int, ts_init: int, source: str) -> Envelope:
+        """A tick: its id is derived from the trade (venue, instrument, trade id, time), so a trade published twice
+        (a resent window, a resumed recorded run) is one event, which every consumer takes once."""
+        eid = trade_event_id(tick.venue, tick.instrument, tick.trade_id, ts_event)
+        return cls(eid, tick, ts_event, ts_init, eid, None, source)
 
     def derive(self, event: Event, seq: int, *, ts_init: int, source: str) -> Envelope:
         """The ``seq``-th event caused by this one, at the same event time, with a stable id."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import uuid
 from collections import Counter as Tally
 from collections.abc import Sequence
 from decimal import Decimal
@@ -21,6 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from engine import orders as om
 from engine import roundtrips
 from engine.account import Account
+from engine.dedupe import RecentIds
 from engine.orders import Order, OrderStatus
 from engine.portfolio import Position, apply_fill
 from engine.snapshots import utc_day
@@ -85,39 +87,51 @@ class MetricsProjection:
         self._last_price: dict[str, Decimal] = {}
         self.closed_trips = 0
         self.won_trips = 0
+        self.refused: list[tuple[Record, str]] = []  # records that raised, with why: the runner dead-letters them
+        self._recent: RecentIds[uuid.UUID] = RecentIds()
 
     async def apply(self, conn: Any, records: Sequence[Record]) -> None:
+        """Fold a batch. A record that raises is left out and kept in :attr:`refused` with the error (the runner
+        dead-letters it): one bad record never stops the metrics."""
         types: Tally[str] = Tally()
         for r in records:
-            ev = r.envelope.event
-            if r.topic == self._ticks and not isinstance(ev, TickReceived):
-                continue  # a live venue's report: counted when the engine relays it on the trading topic
-            types[ev.TYPE] += 1
-            if isinstance(ev, TickReceived):
-                self._last_price[ev.instrument] = ev.price
-                self.account.on_price(ev.instrument, ev.price)
-                LAST_PRICE.labels(ev.instrument).set(float(ev.price))
-                VOLUME.labels(ev.instrument).inc(float(ev.quantity))
-                minute = r.envelope.ts_event // 60_000_000_000
-                if self._minute.get(ev.instrument, minute) != minute:
-                    CANDLES.labels(ev.instrument).inc()
-                self._minute[ev.instrument] = minute
-                self._mark(ev.instrument)
-            elif isinstance(ev, EngineStarted):
-                starting = orjson.loads(ev.settings).get("venue", {}).get("starting_balances", {})
-                self.account.fund({cur: Decimal(v) for cur, v in starting.items()})
-            elif isinstance(ev, TradingHalted | TradingResumed):
-                BREAKER.set(1 if isinstance(ev, TradingHalted) else 0)
-            elif isinstance(ev, SignalGenerated):
-                SIGNALS.labels(ev.instrument, ev.direction.value).inc()
-            elif isinstance(ev, om.ORDER_EVENTS):
-                self._order_event(ev, r.envelope.ts_event)
+            try:
+                self._one(r, types)
+            except Exception as exc:
+                self.refused.append((r, f"metrics projection could not apply it: {exc!r}"))
         for t, n in types.items():
             EVENTS.labels(t).inc(n)
         if records:
             self._account(records[-1].envelope.ts_event)
         for status in OrderStatus:
             ORDERS.labels(status.value).set(self._by_status[status])
+
+    def _one(self, r: Record, types: Tally[str]) -> None:
+        ev = r.envelope.event
+        if r.topic == self._ticks and not isinstance(ev, TickReceived):
+            return  # a live venue's report: counted when the engine relays it on the trading topic
+        if isinstance(ev, TickReceived) and not self._recent.add(r.envelope.event_id):
+            return  # the same trade again (engine.dedupe)
+        types[ev.TYPE] += 1
+        if isinstance(ev, TickReceived):
+            self._last_price[ev.instrument] = ev.price
+            self.account.on_price(ev.instrument, ev.price)
+            LAST_PRICE.labels(ev.instrument).set(float(ev.price))
+            VOLUME.labels(ev.instrument).inc(float(ev.quantity))
+            minute = r.envelope.ts_event // 60_000_000_000
+            if self._minute.get(ev.instrument, minute) != minute:
+                CANDLES.labels(ev.instrument).inc()
+            self._minute[ev.instrument] = minute
+            self._mark(ev.instrument)
+        elif isinstance(ev, EngineStarted):
+            starting = orjson.loads(ev.settings).get("venue", {}).get("starting_balances", {})
+            self.account.fund({cur: Decimal(v) for cur, v in starting.items()})
+        elif isinstance(ev, TradingHalted | TradingResumed):
+            BREAKER.set(1 if isinstance(ev, TradingHalted) else 0)
+        elif isinstance(ev, SignalGenerated):
+            SIGNALS.labels(ev.instrument, ev.direction.value).inc()
+        elif isinstance(ev, om.ORDER_EVENTS):
+            self._order_event(ev, r.envelope.ts_event)
 
     def _account(self, ts_event: int) -> None:
         equity = self.account.mark(utc_day(ts_event))

@@ -137,6 +137,11 @@ class _MemoryBatch:
 
 
 class MemoryOffsets:
+    """For in-memory read models: positions are not kept (the model folds the log from its start on every start),
+    and a batch cannot be rolled back (the projection catches its own failures per record)."""
+
+    transactional = False
+
     async def reset(self) -> None:
         return None
 

@@ -32,7 +32,9 @@ import msgspec
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
+from adapters.deadletter import DeadLetters
 from adapters.kafka import EventProducer, make_consumer
+from adapters.outage import Backoff, is_outage
 from adapters.telemetry import KAFKA_CONSUMED, PG_WRITE_SECONDS, PG_WRITES
 from events import DecodeError, Envelope, decode
 from projections import lag as lagm
@@ -45,6 +47,15 @@ class OffsetNotInLog(Exception):
     """The projection's stored position is older than the oldest event still in the log."""
 
     retriable = False
+
+
+class ProjectionFailed(Exception):
+    """Applying a record failed and the projection is set to stop on such a failure (``on_error="stop"``)."""
+
+    retriable = False
+
+
+_Moves = dict[TopicPartition, tuple[int, int, int | None, int]]  # partition -> (expected, new, last ts_init, applied)
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -72,6 +83,31 @@ class Projection(Protocol):
     topics: tuple[str, ...]
 
     async def apply(self, conn: Any, records: Sequence[Record]) -> None: ...
+
+
+# Optional, on a projection: ``async prepare()``, run (and retried through an outage) before its first batch;
+# ``refused``, a list of (record, reason) it fills during ``apply`` (see _refused); ``reset()`` after a stale offset.
+
+
+def _refused(projection: Any) -> list[tuple[Record, str]]:
+    """The records a projection without a transaction (in memory) could not apply, and why (it keeps them in
+    ``refused`` during ``apply``); taken, so each is dead-lettered once."""
+    refused: list[tuple[Record, str]] | None = getattr(projection, "refused", None)
+    if not refused:
+        return []
+    out = list(refused)
+    refused.clear()
+    return out
+
+
+class _Parked(msgspec.Struct, frozen=True):
+    """A record of a batch as the dead-letter topic takes it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 _YOUNG_GC = 100_000  # allocations between sweeps of the youngest generation while a runner runs (Python: 700)
@@ -116,10 +152,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in revoked:
             self._runner.lag.pop(tp, None)
             self._runner._planned.pop(tp, None)
+            self._runner._pending.discard(tp)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._runner._seek_stored(assigned)
-        self._runner.ready.set()
+        # no I/O here (PostgreSQL may be down): the run loop reads the stored offsets, and seeks, before it fetches
+        self._runner._assign(assigned)
 
 
 class ProjectionRunner:
@@ -136,18 +173,25 @@ class ProjectionRunner:
         stop_at: dict[TopicPartition, int] | None = None,
         batch: int = 20000,
         export_lag: bool = True,
+        on_error: str = "deadletter",
     ) -> None:
+        """``on_error``: what to do when applying a record raises (anything but an outage): ``"deadletter"`` parks
+        that record on the dead-letter topic with the reason and goes on; ``"stop"`` stops the runner with
+        :class:`ProjectionFailed`."""
         if (group_id is None) == (partitions is None):
             raise ValueError("give either group_id (consumer group) or partitions (fixed assignment)")
+        if on_error not in ("deadletter", "stop"):
+            raise ValueError(f"on_error must be 'deadletter' or 'stop', not {on_error!r}")
         self.projection = projection
         self._store = store
-        self._dlq = dlq
+        self._dead = DeadLetters(dlq, bootstrap, f"projection:{projection.name}")
         self._group_id = group_id
         self._partitions = list(partitions or [])
         self._start_at = start_at or {}
         self._stop_at = stop_at
         self._batch = batch
         self._export_lag = export_lag
+        self._on_error = on_error
         # a fetch for partitions with nothing new waits on the broker up to fetch_max_wait_ms, and meanwhile
         # no other partition of that broker can be fetched: 500 ms (the default) stalls a catching-up worker
         self._consumer = make_consumer(bootstrap, group_id=group_id, client_id=f"projection-{projection.name}",
@@ -155,6 +199,7 @@ class ProjectionRunner:
         self._decode: Any = getattr(projection, "decode", None) or _decode
         self.lag: dict[TopicPartition, lagm.PartitionLag] = {}
         self._planned: dict[TopicPartition, int] = {}  # next offset of the batches prepared so far
+        self._pending: set[TopicPartition] = set()  # assigned, not yet sought to their stored offsets
         self.applied = 0
         self.dead_lettered = 0
         self.ready = asyncio.Event()
@@ -162,31 +207,73 @@ class ProjectionRunner:
         self._refresh: asyncio.Task[None] | None = None
         self._chunk_size = 2000  # records fetched at a time (decoding yields every hundred records anyway)
         self.assignments = 0  # counts revocations and seeks: a batch ends where the assignment changed
+        self.backoff = Backoff(f"projection.{projection.name}")
+        self._started = False
+        self._stopped = False
 
     @property
     def name(self) -> str:
         return self.projection.name
 
+    @property
+    def outage(self) -> str | None:
+        """The error the runner is waiting out (a server unreachable), or None."""
+        return self.backoff.error
+
     async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
         await self._consumer.start()
         if self._group_id is not None:
             self._consumer.subscribe(list(self.projection.topics), listener=_Listener(self))
         else:
             self._consumer.assign(self._partitions)
-            await self._seek_stored(self._partitions)
+            self._assign(self._partitions)
 
     async def stop(self) -> None:
-        await asyncio.shield(self._consumer.stop())
+        """Leave the group and close the consumer; safe twice, and shielded from the caller's cancellation."""
+        if self._started and not self._stopped:
+            self._stopped = True
+            await asyncio.shield(self._consumer.stop())
+
+    async def __aenter__(self) -> ProjectionRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _assign(self, tps: Iterable[TopicPartition]) -> None:
+        """Partitions handed to this runner: paused (nothing is fetched for them) until :meth:`_seek_pending` has
+        read their stored offsets and sought there."""
+        tps = list(tps)
+        if tps:
+            self._consumer.pause(*tps)
+        self._pending.update(tps)
+        if not self._pending:
+            self.ready.set()
+
+    async def _seek_pending(self) -> None:
+        tps = sorted(self._pending, key=lambda tp: (tp.topic, tp.partition))
+        if tps:
+            await self._seek_stored(tps)
+        self._pending.difference_update(tps)
+        if not self._pending:
+            self.ready.set()
 
     async def _seek_stored(self, tps: list[TopicPartition]) -> None:
         if not tps:
-            self.ready.set()
             return
+        await self._dead.refresh()  # what was parked meanwhile, maybe by the partitions' last owner
         begin = await self._consumer.beginning_offsets(tps)
         end = await self._consumer.end_offsets(tps)
         default = {tp: self._start_at.get(tp, begin[tp]) for tp in tps}
         stored = await self._store.load(self.name, tps, default)
+        assigned = self._consumer.assignment()
         for tp in tps:
+            if tp not in assigned:
+                continue  # revoked meanwhile
             if stored[tp] < begin[tp]:
                 raise OffsetNotInLog(
                     f"projection {self.name}: stored offset {stored[tp]} of {tp.topic}[{tp.partition}] is no longer "
@@ -194,17 +281,24 @@ class ProjectionRunner:
                 )
             self._consumer.seek(tp, stored[tp])
             self.assignments += 1
-            if self._stop_at is not None:  # a replay: fetch only the partitions that have records left
-                if stored[tp] >= self._stop_at.get(tp, 0):
-                    self._consumer.pause(tp)
-                else:
-                    self._consumer.resume(tp)
+            if self._stop_at is not None and stored[tp] >= self._stop_at.get(tp, 0):
+                self._consumer.pause(tp)  # a replay: fetch only the partitions that have records left
+            else:
+                self._consumer.resume(tp)
             self._planned[tp] = stored[tp]
             self.lag[tp] = lagm.PartitionLag(next_offset=stored[tp], log_end=end[tp])
             self._publish_lag(tp)
         log.info("projection.assigned", projection=self.name,
                  partitions={f"{tp.topic}[{tp.partition}]": stored[tp] for tp in tps})
-        self.ready.set()
+
+    def _reload(self) -> None:
+        """Forget what was prepared and read every owned partition's stored offset again (after a stale offset, or
+        an outage, when whether the last transaction committed is unknown)."""
+        owned = set(self.lag) | self._pending
+        if self._group_id is None:
+            owned |= set(self._partitions)
+        self.assignments += 1
+        self._assign(owned)
 
     def _publish_lag(self, tp: TopicPartition, applied: int = 0) -> None:
         if self._export_lag:
@@ -221,9 +315,9 @@ class ProjectionRunner:
 
     async def _fetch_log_end(self, tps: list[TopicPartition]) -> None:
         try:
-            end = await self._consumer.end_offsets(tps)
+            end = await asyncio.wait_for(self._consumer.end_offsets(tps), 5)
         except Exception as exc:  # the lag figures wait for the next try; the batches go on
-            log.warning("projection.log_end_failed", projection=self.name, error=repr(exc))
+            log.debug("projection.log_end_failed", projection=self.name, error=repr(exc))
             return
         for tp in tps:
             if tp in self.lag:
@@ -253,14 +347,37 @@ class ProjectionRunner:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and decode the next batch while the previous one commits (one transaction at a time)."""
+        """Fetch and decode the next batch while the previous one commits (one transaction at a time).
+
+        An outage (Kafka or PostgreSQL unreachable, see :func:`adapters.outage.is_outage`) is waited out with
+        backoff: whatever was prepared is dropped, and once the servers answer again the runner reads its stored
+        offsets and goes on from there, so nothing is lost or applied twice."""
+        prepare = getattr(self.projection, "prepare", None)
         with _rare_young_collections():
-            await self._run(stop)
+            while True:
+                try:
+                    if prepare is not None:
+                        await prepare()
+                        prepare = None
+                    await self._run(stop)
+                    return
+                except Exception as exc:
+                    if not is_outage(exc) or stop.is_set():
+                        raise
+                    await self.backoff.wait(exc, stop, projection=self.name)
+                    self._reload()
 
     async def _run(self, stop: asyncio.Event) -> None:
         inflight: asyncio.Task[bool] | None = None
         try:
             while not stop.is_set() and not self.done():
+                if self._pending:
+                    if inflight is not None:
+                        await inflight
+                        inflight = None
+                    await self._seek_pending()
+                    self.backoff.reset(projection=self.name)
+                    continue
                 if inflight is not None and self._planned_to_stop():
                     await inflight  # the last batch: nothing more to fetch (and no poll to sit out)
                     inflight = None
@@ -276,15 +393,13 @@ class ProjectionRunner:
                     inflight = asyncio.create_task(self._commit(*batch))
         finally:
             if inflight is not None:
-                await inflight
+                await inflight  # an outage there, as here, makes run() reload the stored offsets
             if self._refresh is not None and not self._refresh.done():
                 self._refresh.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._refresh
 
-    async def _next_batch(
-        self, inflight: asyncio.Task[bool] | None = None,
-    ) -> tuple[list[Record], dict[TopicPartition, tuple[int, int, int | None, int]]] | None:
+    async def _next_batch(self, inflight: asyncio.Task[bool] | None = None) -> tuple[list[Record], _Moves] | None:
         """Up to ``batch`` records, fetched and decoded a chunk at a time.
 
         Decoding yields to the event loop every hundred records, so the transaction in flight takes its
@@ -292,7 +407,7 @@ class ProjectionRunner:
         waiting for the decoder). While that transaction is still running, the batch keeps growing.
         """
         records: list[Record] = []
-        moves: dict[TopicPartition, tuple[int, int, int | None, int]] = {}
+        moves: _Moves = {}
         assignments = self.assignments
         fetched = await self._chunk(200, min(self._chunk_size, self._batch), records, moves)
         while True:
@@ -306,8 +421,7 @@ class ProjectionRunner:
                                         records, moves)
         return (records, moves) if moves else None
 
-    async def _chunk(self, timeout_ms: int, max_records: int, records: list[Record],
-                     moves: dict[TopicPartition, tuple[int, int, int | None, int]]) -> bool:
+    async def _chunk(self, timeout_ms: int, max_records: int, records: list[Record], moves: _Moves) -> bool:
         """Fetch the records at hand (waiting up to ``timeout_ms`` for some) and decode them into ``records``
         (see :meth:`_prepare`); False if there were none."""
         data = await self._consumer.getmany(timeout_ms=0, max_records=max_records)
@@ -317,18 +431,15 @@ class ProjectionRunner:
             await self._prepare(data, records, moves)
         return bool(data)
 
-    async def _prepare(
-        self, data: dict[TopicPartition, list[Any]], records: list[Record],
-        moves: dict[TopicPartition, tuple[int, int, int | None, int]],
-    ) -> None:
+    async def _prepare(self, data: dict[TopicPartition, list[Any]], records: list[Record], moves: _Moves) -> None:
         """Decode a chunk into ``records`` (undecodable records go to the dead-letter topic) and extend the
         batch's offset moves in ``moves``: partition -> (expected, new, last ts_init, records applied)."""
         decode_one = self._decode
         for tp, msgs in data.items():
             state = self.lag.get(tp)
             expected = self._planned.get(tp)
-            if state is None or expected is None:
-                continue  # revoked while fetched
+            if state is None or expected is None or tp in self._pending:
+                continue  # revoked while fetched, or to be sought again
             if msgs and msgs[0].offset < expected:
                 msgs = [m for m in msgs if m.offset >= expected]
             if self._stop_at is not None and msgs and msgs[-1].offset >= self._stop_at.get(tp, 0):
@@ -346,7 +457,7 @@ class ProjectionRunner:
                     try:
                         env = decode_one(topic, partition, m.offset, m.value)
                     except DecodeError as exc:
-                        await self._dlq.dead_letter(m, exc.reason, consumer=f"projection:{self.name}")
+                        await self._dead.park(m, exc.reason)
                         self.dead_lettered += 1
                         good -= 1
                         continue
@@ -358,25 +469,50 @@ class ProjectionRunner:
             if self._stop_at is not None and self._planned[tp] >= self._stop_at.get(tp, 0):
                 self._consumer.pause(tp)  # no fetch waits on the broker for a partition that is done
 
-    async def _commit(
-        self, records: list[Record], moves: dict[TopicPartition, tuple[int, int, int | None, int]]
-    ) -> bool:
-        """Apply one batch and its offsets in one transaction; False if the offsets were stale (reloaded)."""
+    async def _apply(self, records: Sequence[Record], moves: _Moves) -> None:
+        """One transaction: the records and the offset moves. The records the projection refused (see
+        :func:`_refused`) are parked before it commits: a crash in between applies the batch again, and the book
+        of the dead-letter topic knows them."""
         t0 = time.perf_counter()
-        try:
-            async with self._store.batch(self.name) as b:
+        _refused(self.projection)  # left by an attempt that was rolled back
+        async with self._store.batch(self.name) as b:
+            if records:
                 await self.projection.apply(b.conn, records)
-                await b.advance_all({tp: (expected, new) for tp, (expected, new, _, _) in moves.items()})
-            if b.conn is not None:
-                PG_WRITES.labels(self.name).inc()
-                PG_WRITE_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+            for rec, reason in _refused(self.projection):
+                await self._park(rec, reason)
+            await b.advance_all({tp: (expected, new) for tp, (expected, new, _, _) in moves.items()})
+        if b.conn is not None:
+            PG_WRITES.labels(self.name).inc()
+            PG_WRITE_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
+
+    async def _park(self, rec: Record, reason: str) -> None:
+        key = getattr(rec.envelope, "key", None)
+        await self._dead.park(_Parked(rec.topic, rec.partition, rec.offset, key.encode() if key else None, rec.raw),
+                              reason)
+        self.dead_lettered += 1
+
+    async def _commit(self, records: list[Record], moves: _Moves) -> bool:
+        """Apply one batch and its offsets in one transaction; False if the offsets were stale (reloaded).
+
+        If applying raises (anything but an outage), the batch is rolled back and applied again in halves, down to
+        the records that fail alone: each of those is dead-lettered with the error (or, with ``on_error="stop"``,
+        the runner stops), and every other record is applied."""
+        try:
+            try:
+                await self._apply(records, moves)
+            except Exception as exc:
+                if isinstance(exc, StaleOffset) or is_outage(exc):
+                    raise
+                self._check_may_isolate(exc)
+                log.warning("projection.apply_failed", projection=self.name, records=len(records), error=repr(exc))
+                await self._isolate(records, moves)
         except StaleOffset as exc:
             log.warning("projection.stale_offset", projection=self.name, error=str(exc))
             await self._store.reset()
             reset = getattr(self.projection, "reset", None)
             if reset is not None:
                 reset()
-            await self._seek_stored(list(self.lag))
+            self._reload()
             return False
         for tp, (_, new, last_ts, good) in moves.items():
             st = self.lag.get(tp)
@@ -387,12 +523,72 @@ class ProjectionRunner:
             st.log_end = max(st.log_end, self._consumer.highwater(tp) or 0, new)
             self._publish_lag(tp, good)
         self.applied += len(records)
+        self.backoff.reset(projection=self.name)
         if self._group_id is not None:
-            try:
-                await self._consumer.commit({tp: new for tp, (_, new, _, _) in moves.items() if tp in self.lag})
-            except Exception as exc:  # PostgreSQL is the truth; Kafka's copy is for lag tools
-                log.warning("projection.kafka_commit_failed", projection=self.name, error=repr(exc))
+            try:  # PostgreSQL is the truth; Kafka's copy is for lag tools, and must not hold the batches up
+                await asyncio.wait_for(
+                    self._consumer.commit({tp: new for tp, (_, new, _, _) in moves.items() if tp in self.lag}), 5)
+            except Exception as exc:
+                log.debug("projection.kafka_commit_failed", projection=self.name, error=repr(exc))
         return True
+
+    def _check_may_isolate(self, exc: Exception) -> None:
+        if self._on_error == "stop":
+            raise ProjectionFailed(
+                f"projection {self.name} could not apply a batch ({exc!r}) and is set to stop on such a failure "
+                f"(on_error = 'stop'); with 'deadletter' the failing record is parked and the rest applied"
+            ) from exc
+        if not getattr(self._store, "transactional", True):  # nothing to roll back: applying again would double
+            raise ProjectionFailed(f"projection {self.name} failed in the middle of a batch: {exc!r}") from exc
+
+    async def _isolate(self, records: list[Record], moves: _Moves) -> None:
+        """Apply ``records`` in halves, recursively, each with its share of ``moves``; dead-letter the records that
+        fail alone (their offsets move past them)."""
+        if len(records) <= 1:
+            try:
+                await self._apply(records, moves)
+                return
+            except Exception as exc:
+                if isinstance(exc, StaleOffset) or is_outage(exc) or not records:
+                    raise
+                self._check_may_isolate(exc)
+                reason = f"projection {self.name} could not apply it: {exc!r}"
+                log.error("projection.record_failed", projection=self.name, topic=records[0].topic,
+                          partition=records[0].partition, offset=records[0].offset, error=repr(exc))
+                await self._apply([], moves)  # past it
+                await self._park(records[0], reason[:4000])
+                return
+        half = len(records) // 2
+        for part, part_moves in _split(records, moves, half):
+            try:
+                await self._apply(part, part_moves)
+            except Exception as exc:
+                if isinstance(exc, StaleOffset) or is_outage(exc):
+                    raise
+                await self._isolate(part, part_moves)
+
+
+def _split(records: list[Record], moves: _Moves, half: int) -> list[tuple[list[Record], _Moves]]:
+    """``records[:half]`` and ``records[half:]``, each with the offset moves that cover it: a partition moves in
+    the first part from its expected offset to just after its last record there, and in the second from there to
+    where the whole batch moves it (records dead-lettered while decoding, between them, are covered too)."""
+    first, second = records[:half], records[half:]
+    last_in_first: dict[TopicPartition, tuple[int, int]] = {}  # partition -> (last offset, records)
+    for r in first:
+        tp = TopicPartition(r.topic, r.partition)
+        _, n = last_in_first.get(tp, (0, 0))
+        last_in_first[tp] = (r.offset, n + 1)
+    first_moves: _Moves = {}
+    second_moves: _Moves = {}
+    for tp, (expected, new, last_ts, good) in moves.items():
+        if tp in last_in_first:
+            last, n = last_in_first[tp]
+            first_moves[tp] = (expected, last + 1, last_ts, n)
+            if new > last + 1:
+                second_moves[tp] = (last + 1, new, last_ts, good - n)
+        else:
+            second_moves[tp] = (expected, new, last_ts, good)
+    return [(first, first_moves), (second, second_moves)]
 
 
 async def run_to_stop(runner: ProjectionRunner) -> int:

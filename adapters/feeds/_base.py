@@ -4,11 +4,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from adapters.kafka import EventProducer
+from adapters.outage import Backoff, is_outage
 from events import Envelope, TickReceived
 
 log = structlog.get_logger(__name__)
@@ -20,30 +21,68 @@ class Feed(Protocol):
     def ticks(self) -> AsyncIterator[tuple[int, TickReceived]]: ...
 
 
+class _Window:
+    """The ticks handed to the producer and not yet acknowledged, in order; resent after an outage (with the same
+    ids: a tick the broker had stored after all is a duplicate, which every consumer takes once)."""
+
+    def __init__(self, producer: EventProducer, backoff: Backoff) -> None:
+        self._producer = producer
+        self._backoff = backoff
+        self.sent: list[tuple[Envelope, asyncio.Future[Any]]] = []
+        self.acknowledged = 0
+
+    async def send(self, env: Envelope, stop: asyncio.Event | None = None) -> None:
+        while True:
+            try:
+                self.sent.append((env, await self._producer.enqueue(env)))
+                return
+            except Exception as exc:
+                if not is_outage(exc) or (stop is not None and stop.is_set()):
+                    raise
+                await self._backoff.wait(exc, None, component="feed")
+
+    async def settle(self, stop: asyncio.Event | None = None) -> None:
+        """Wait until the broker acknowledged every tick of the window, resending after an outage; raise a failure
+        that is not an outage, or the outage itself once ``stop`` is set."""
+        while self.sent:
+            results = await asyncio.gather(*(f for _, f in self.sent), return_exceptions=True)
+            failed = [env for (env, _), r in zip(self.sent, results, strict=True) if isinstance(r, BaseException)]
+            self.acknowledged += len(self.sent) - len(failed)
+            if not failed:
+                self.sent = []
+                self._backoff.reset(component="feed")
+                return
+            exc = next(r for r in results if isinstance(r, BaseException))
+            if not is_outage(exc) or (stop is not None and stop.is_set()):
+                self.sent = []
+                raise exc
+            await self._backoff.wait(exc, None, component="feed", unacknowledged=len(failed))
+            self.sent = []
+            for env in failed:
+                await self.send(env, stop)
+
+
 async def publish_feed(
-    feed: Feed, producer: EventProducer, stop: asyncio.Event, *, window: int = 5000, grace: float = 2.0
+    feed: Feed, producer: EventProducer, stop: asyncio.Event, *, window: int = 5000, grace: float = 2.0,
+    final_wait: float = 30.0,
 ) -> int:
     """Write the feed's ticks to Kafka until it ends or ``stop`` is set; return how many were acknowledged.
 
-    Each tick is handed to the producer at once (no added latency); acknowledgements are awaited in
-    windows, so a broker error stops the feed within ``window`` ticks, and all are awaited at the end.
-    A live feed may be silent for a long time: once ``stop`` is set it gets ``grace`` seconds to yield its
-    next tick, then it is cancelled (what was handed to the producer is still awaited).
+    Each tick is handed to the producer at once (no added latency); acknowledgements are awaited in windows of
+    ``window`` ticks. A broker outage is waited out: the window's unacknowledged ticks are resent once it answers
+    again (a tick's id is derived from its trade, so one stored twice is one event). A live feed may be silent
+    for a long time: once ``stop`` is set it gets ``grace`` seconds to yield its next tick, then it is cancelled;
+    what was handed to the producer is awaited for at most ``final_wait`` seconds more.
     """
-    in_flight: list[asyncio.Future[object]] = []
-    count = 0
+    pending = _Window(producer, Backoff("kafka.feed"))
 
     async def pump() -> None:
-        nonlocal in_flight, count
         async for ts_event, tick in feed.ticks():
             if stop.is_set():
                 break
-            env = Envelope.new(tick, ts_event=ts_event, ts_init=time.time_ns(), source=feed.source)
-            in_flight.append(await producer.enqueue(env))
-            if len(in_flight) >= window:
-                await asyncio.gather(*in_flight)
-                count += len(in_flight)
-                in_flight = []
+            await pending.send(Envelope.of_trade(tick, ts_event=ts_event, ts_init=time.time_ns(), source=feed.source))
+            if len(pending.sent) >= window:
+                await pending.settle()
 
     task = asyncio.ensure_future(pump())
     stopped = asyncio.ensure_future(stop.wait())
@@ -61,7 +100,9 @@ async def publish_feed(
         stopped.cancel()
         if not task.done():
             task.cancel()
-        await asyncio.shield(asyncio.gather(*in_flight))
-    count += len(in_flight)
-    log.info("feed.finished", source=feed.source, ticks=count)
-    return count
+        try:
+            await asyncio.shield(asyncio.wait_for(pending.settle(), final_wait))
+        except Exception as exc:  # the broker is gone at the end: say what was not acknowledged
+            log.warning("feed.unacknowledged", source=feed.source, ticks=len(pending.sent), error=repr(exc))
+    log.info("feed.finished", source=feed.source, ticks=pending.acknowledged)
+    return pending.acknowledged

@@ -41,6 +41,19 @@ def load_trades(path: Path) -> list[list[Any]]:
     return rows
 
 
+def resume_index(rows: list[list[Any]], ts_ns: int, trade_id: str) -> int:
+    """Where a run resumes whose last trade in the log is (``ts_ns``, ``trade_id``): just after that trade, or, if
+    the file does not hold it, at the first trade of its time (the ones already there are duplicates by id, which
+    every consumer skips: nothing is lost)."""
+    ts_ms = ts_ns // 1_000_000
+    for i in range(len(rows) - 1, -1, -1):
+        if int(rows[i][0]) < ts_ms:
+            break
+        if int(rows[i][0]) == ts_ms and str(rows[i][1]) == trade_id:
+            return i + 1
+    return next((i for i, row in enumerate(rows) if int(row[0]) >= ts_ms), len(rows))
+
+
 @dataclass
 class RecordedFeed:
     path: Path
@@ -48,6 +61,8 @@ class RecordedFeed:
     speed: float = 0.0
     venue: str = "recorded"
     source: str = "feed:recorded"
+    resume_after: tuple[int, str] | None = None  # (ts_event ns, trade id) of the last trade already in the log
+    skipped: int = 0  # trades of the file left out because the log has them
 
     @property
     def paced(self) -> bool:
@@ -55,6 +70,9 @@ class RecordedFeed:
 
     async def ticks(self) -> AsyncIterator[tuple[int, TickReceived]]:
         rows = await asyncio.to_thread(load_trades, self.path)
+        if self.resume_after is not None:
+            self.skipped = resume_index(rows, *self.resume_after)
+            rows = rows[self.skipped:]
         loop = asyncio.get_running_loop()
         start_wall = loop.time()
         first_ts = int(rows[0][0]) if rows else 0

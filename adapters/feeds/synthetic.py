@@ -49,6 +49,9 @@ class SyntheticFeed:
         interval = 1.0 / self.ticks_per_second if self.paced else 0.0
         next_at = time.monotonic()
         n = 0
+        # a tick's id is derived from its trade id: each run's trades are trades of their own (a second run with the
+        # same seed prints the same prices, at other times), so the run's start is part of the id
+        run = time.time_ns() // 1_000_000
         async for instrument, price, qty, side in self._steps():
             if self.limit is not None and n >= self.limit:
                 return
@@ -61,6 +64,6 @@ class SyntheticFeed:
                 await asyncio.sleep(0)
             n += 1
             yield time.time_ns(), TickReceived(
-                instrument=instrument, venue=self.venue, trade_id=f"syn-{self.seed}-{n}",
+                instrument=instrument, venue=self.venue, trade_id=f"syn-{self.seed}-{run}-{n}",
                 price=price, quantity=qty, side=side,
             )

@@ -188,7 +188,7 @@ class AuditProjection:
     name = "audit"
 
     def __init__(self, schema: str = "audit", topics: Topics = Topics(), *, owner_pool: asyncpg.Pool | None = None,
-                 mid_log: bool = False):
+                 mid_log: bool = False, create: bool = False):
         """``mid_log``: the schema folds the log from a time on (``replay --date`` or ``--from``), not from its start.
         An order it never saw was then made before that time; one that was still open is seeded from the day's
         snapshot, so an event of an order it does not know that is not the order's first (a fill the venue reported
@@ -197,17 +197,27 @@ class AuditProjection:
         projection, which has seen the order, skips such a report as a duplicate, so the rows are the same."""
         self.schema = schema
         self.mid_log = mid_log
+        self._create = create and owner_pool is not None  # prepare() creates the schema (a live worker)
         self.topics: tuple[str, ...] = (topics.ticks, topics.trading, topics.control)
         self._ticks, self._trading, self._control = topics.ticks, topics.trading, topics.control
         self.sql = sql.Statements(ident(schema))
         self.partitions = DayPartitions(owner_pool, schema)
         self.invalid_transitions = 0
+        self.conflicts = 0  # conflicting duplicates refused (same event id, other content)
+        self.refused: list[tuple[Record, str]] = []  # records refused in this batch, with why: the runner parks them
         self.before_range = 0
         self.snapshot_mismatches = 0
         # for the runner: ticks and signals read lean (see projections.audit.lean), the rest in full; a partial,
         # so that no Python frame stands between the runner and the reader
         self.decode: Callable[[str, int, int, bytes | None], Envelope | LeanTick | LeanSignal] = partial(
             decode_record, self._ticks, self._trading)
+
+    async def prepare(self) -> None:
+        """Before the first batch (the runner retries it through an outage): create the schema if this worker is
+        the one to (``create``), which refuses a schema of another version."""
+        if self._create and self.partitions.pool is not None:
+            await create_schema(self.partitions.pool, self.schema)
+            self._create = False
 
     def reset(self) -> None:
         """Forget cached knowledge of the schema (after a rebuild switched it)."""
@@ -252,31 +262,38 @@ class AuditProjection:
     async def _insert_events(self, conn: asyncpg.Connection, records: list[Record]) -> list[Record]:
         """Store every event once; return the records whose event was not stored before.
 
-        The batch is COPY-ed straight into ``events`` (routed to the day partitions) inside a savepoint:
-        about twice the rate of staging it and moving it with ``INSERT ... ON CONFLICT DO NOTHING``. A
-        batch holding an event already stored (or twice), which only a re-publication after a crash
-        produces, fails on the primary key; it is then rolled back to the savepoint and moved the slow way,
-        which skips the duplicates.
+        The batch is COPY-ed straight into ``event_ids`` and ``events`` (routed to the day partitions) inside a
+        savepoint: about twice the rate of staging it and moving it with ``INSERT ... ON CONFLICT DO NOTHING``. A
+        batch holding an event id already stored (or twice), which only a re-publication after a crash or a
+        duplicate produces, fails on a primary key; it is then rolled back to the savepoint and moved the slow way,
+        which stores the first record of each new id and skips the rest. A skipped record whose id is stored with
+        other content (type, key, time, source, cause or payload) is a conflicting duplicate: it is refused (the
+        runner dead-letters it, see :attr:`refused`), never stored or folded.
         """
         rows = [event_row(e, r.topic, r.partition, r.offset) if type(e) is LeanTick or type(e) is LeanSignal
                 else _event_row(r) for r in records for e in (r.envelope,)]
         try:
             async with conn.transaction():  # a savepoint: the runner's transaction is open
+                await conn.copy_records_to_table("event_ids", schema_name=self.schema, columns=("event_id", "ts_event"),
+                                                 records=[(row[0], row[4]) for row in rows])
                 await conn.copy_records_to_table("events", schema_name=self.schema, columns=sql.EVENT_COLUMNS,
                                                  records=rows)
             return records
         except asyncpg.UniqueViolationError:
             pass
         await conn.execute(self.sql.create_stage)
-        await conn.copy_records_to_table("audit_stage_events", records=rows)
-        inserted = {str(row[0]) for row in await conn.fetch(self.sql.insert_events)}
-        new = []
-        for r in records:
-            event_id = str(r.envelope.event_id)
-            if event_id in inserted:
-                inserted.discard(event_id)  # an event twice in the batch is new once
-                new.append(r)
-        return new
+        await conn.copy_records_to_table("audit_stage_events", records=[(*row, i) for i, row in enumerate(rows)])
+        stored = sorted(row[0] for row in await conn.fetch(self.sql.insert_events))
+        if len(stored) < len(records):
+            for ord_, topic, partition, offset in await conn.fetch(self.sql.conflicting_events, stored):
+                r = records[ord_]
+                self.conflicts += 1
+                reason = (f"conflicting duplicate: event id {r.envelope.event_id} is stored already, from "
+                          f"{topic}[{partition}] offset {offset}, with other content")
+                log.warning("audit.conflicting_duplicate", event_id=str(r.envelope.event_id), topic=r.topic,
+                            partition=r.partition, offset=r.offset, stored_at=f"{topic}[{partition}]@{offset}")
+                self.refused.append((r, reason))
+        return [records[i] for i in stored]
 
     async def _insert_once(self, conn: asyncpg.Connection, all_new: bool,
                            tables: tuple[tuple[str, list[tuple[Any, ...]], str, bool], ...]) -> None:

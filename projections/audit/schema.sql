@@ -1,4 +1,4 @@
--- The audit projection, version 4 (see schema_version at the end). Built only by the projection runner, from
+-- The audit projection, version 5 (see schema_version at the end). Built only by the projection runner, from
 -- the log; a new version is shipped by `python -m engine rebuild`, never by ALTER scripts.
 -- {schema} is replaced by a validated, quoted schema name. See docs/audit-schema.md for every column.
 -- Times are integer nanoseconds since the epoch (UTC) in ts_* columns, with timestamptz companions.
@@ -33,6 +33,13 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     payload        jsonb       NOT NULL,
     PRIMARY KEY (event_id, ts_event)
 ) PARTITION BY RANGE (ts_event);
+-- One row per event id, whatever its time: the key of events holds ts_event too (its day partitions need it), so
+-- this table is what makes an event id unique. A record whose id is stored already is a re-publication (skipped)
+-- or, with other content, a conflicting duplicate (dead-lettered). Append-only.
+CREATE TABLE IF NOT EXISTS {schema}.event_ids (
+    event_id uuid   PRIMARY KEY,
+    ts_event bigint NOT NULL
+);
 -- Events by time: a BRIN index (a few pages per day; events arrive in about time order). By instrument or by
 -- type: B-trees over every event but the ticks. Ticks are most of the log and are summed up in candles_1m;
 -- a tick is found by its time (this index, the day's partition), and by instrument among the ticks of that
@@ -287,7 +294,7 @@ END $$;
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['events', 'order_events', 'fills'] LOOP
+    FOREACH t IN ARRAY ARRAY['events', 'event_ids', 'order_events', 'fills'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS append_only ON %s.%I', '{schema}', t);
         EXECUTE format('CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON %s.%I '
                        'FOR EACH ROW EXECUTE FUNCTION %s.refuse_change()', '{schema}', t, '{schema}');
@@ -301,8 +308,9 @@ END $$;
 -- tables, keys or indexes differ): build the new version from the log with `python -m engine rebuild`.
 -- v3: events' key/type B-trees leave out the ticks; a BRIN index on ts_event.
 -- v4: orders.trade_ids; fills holds the fills applied to their order only.
+-- v5: event_ids: one row per event id, whatever its time.
 CREATE TABLE IF NOT EXISTS {schema}.schema_version (
     projection text    PRIMARY KEY,
     version    integer NOT NULL
 );
-INSERT INTO {schema}.schema_version VALUES ('audit', 4) ON CONFLICT DO NOTHING;
+INSERT INTO {schema}.schema_version VALUES ('audit', 5) ON CONFLICT DO NOTHING;

@@ -59,15 +59,35 @@ class Statements:
             CREATE TEMP TABLE IF NOT EXISTS audit_stage_events (
                 event_id uuid, type text, version integer, key text, ts_event bigint, ts_init bigint,
                 correlation_id uuid, causation_id uuid, source text, topic text, partition integer,
-                "offset" bigint, payload text
+                "offset" bigint, payload text, ord integer
             ) ON COMMIT DELETE ROWS"""
+        # the first record of each id in the batch (ord: its place in the batch) is stored, unless the id is stored
+        # already; returns the places of the records stored
         self.insert_events = f"""
-            INSERT INTO {s}.events ({", ".join(f'"{c}"' for c in EVENT_COLUMNS)})
-            SELECT event_id, type, version, key, ts_event, ts_init, correlation_id, causation_id, source, topic,
-                   partition, "offset", payload::jsonb
-            FROM audit_stage_events
-            ON CONFLICT DO NOTHING
-            RETURNING event_id"""
+            WITH firsts AS (
+                SELECT DISTINCT ON (event_id) * FROM audit_stage_events ORDER BY event_id, ord
+            ), ids AS (
+                INSERT INTO {s}.event_ids (event_id, ts_event) SELECT event_id, ts_event FROM firsts
+                ON CONFLICT DO NOTHING RETURNING event_id
+            ), stored AS (
+                INSERT INTO {s}.events ({", ".join(f'"{c}"' for c in EVENT_COLUMNS)})
+                SELECT f.event_id, f.type, f.version, f.key, f.ts_event, f.ts_init, f.correlation_id, f.causation_id,
+                       f.source, f.topic, f.partition, f."offset", f.payload::jsonb
+                FROM firsts f JOIN ids USING (event_id)
+                RETURNING event_id
+            )
+            SELECT f.ord FROM firsts f JOIN stored USING (event_id)"""
+        # the records of the batch not stored ($1: the places of those stored) whose id is stored with other content
+        # (type, key, time, source, cause or payload; ts_init and the log position may differ): conflicting
+        # duplicates, and where their id is stored
+        self.conflicting_events = f"""
+            SELECT s.ord, e.topic, e.partition, e."offset"
+            FROM audit_stage_events s
+            JOIN {s}.event_ids i ON i.event_id = s.event_id
+            JOIN {s}.events e ON e.event_id = i.event_id AND e.ts_event = i.ts_event
+            WHERE s.ord <> ALL($1::integer[])
+              AND (e.type <> s.type OR e.key <> s.key OR e.ts_event <> s.ts_event OR e.source <> s.source
+                   OR e.causation_id IS DISTINCT FROM s.causation_id OR e.payload <> s.payload::jsonb)"""
         self.select_fills = f"""
             SELECT venue, trade_id FROM {s}.fills
             WHERE (venue, trade_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"""

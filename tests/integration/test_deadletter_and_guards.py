@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 from typing import Any
@@ -125,8 +126,9 @@ async def test_a_stored_offset_that_is_no_longer_in_the_log_stops_the_projection
         async with EventProducer(servers.kafka_bootstrap, topics) as dlq:
             runner = ProjectionRunner(AuditProjection(schema, topics), store, servers.kafka_bootstrap, dlq,
                                       partitions=[tp, TopicPartition(topics.trading, 0)])
+            await runner.start()
             with pytest.raises(OffsetNotInLog, match="no longer in the log"):
-                await runner.start()
+                await runner.run(asyncio.Event())
             await runner.stop()
         assert await pool.fetchval(f"select count(*) from {schema}.events") == 0
     finally:

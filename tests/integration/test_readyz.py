@@ -10,7 +10,7 @@ import pytest
 from adapters.http import HttpServer
 from adapters.kafka import EventProducer, LogInspector
 from adapters.postgres import create_pool
-from engine.status import StatusBoard
+from engine.status import ConnectionMonitor, StatusBoard
 from events import Topics
 from projections.metrics import MetricsProjection
 from projections.offsets import MemoryOffsets
@@ -26,7 +26,9 @@ async def test_readyz_is_ready_with_reachable_servers_and_names_a_projection_tha
         # a projection that was never started owns no partitions: it is not ready
         runner = ProjectionRunner(MetricsProjection(topics), MemoryOffsets(), servers.kafka_bootstrap, p,
                                   group_id="readyz")
-        board = StatusBoard(inspector, pool, [runner], max_lag_events=10, max_lag_seconds=5)
+        monitor = ConnectionMonitor(inspector, pool)
+        await monitor.probe_once()
+        board = StatusBoard(monitor, [runner], max_lag_events=10, max_lag_seconds=5)
         server = HttpServer("127.0.0.1", 0, ready=board.checks, status=board.snapshot)
         await server.start()
         try:
@@ -43,6 +45,7 @@ async def test_readyz_is_ready_with_reachable_servers_and_names_a_projection_tha
                 async with http.get(f"http://127.0.0.1:{server.port}/readyz") as r:
                     assert r.status == 200 and (await r.json())["status"] == "ready"
                 await pool.close()  # PostgreSQL gone for this process
+                await monitor.probe_once()
                 async with http.get(f"http://127.0.0.1:{server.port}/readyz") as r:
                     body = await r.json()
                     assert r.status == 503 and body["failed"] == ["postgres"]
