@@ -3,8 +3,8 @@
 Imports nothing of ours; no I/O. See ``docs/events.md``.
 """
 
+from events import validation
 from events._base import Event, event_type, event_types
-from events._wire import finite_decimal
 from events.codec import DecodeError, decode, encode, event_to_dict
 from events.control import (
     BalanceReconciled,
@@ -34,9 +34,19 @@ from events.trading import (
     OrderSubmitted,
     SignalGenerated,
 )
+from events.validation import (
+    INSTRUMENT_PATTERN,
+    MAX_RECORD_BYTES,
+    InvalidEvent,
+    finite_decimal,
+    validate,
+    validate_tick,
+)
 
 __all__ = [
     "DEADLETTER",
+    "INSTRUMENT_PATTERN",
+    "MAX_RECORD_BYTES",
     "TICKS",
     "TRADING",
     "BalanceReconciled",
@@ -50,6 +60,7 @@ __all__ = [
     "Envelope",
     "EquityReported",
     "Event",
+    "InvalidEvent",
     "Liquidity",
     "OpenOrderSnapshot",
     "OrderAccepted",
@@ -74,4 +85,7 @@ __all__ = [
     "event_type",
     "event_types",
     "finite_decimal",
+    "validate",
+    "validate_tick",
+    "validation",
 ]

@@ -15,6 +15,11 @@ The shapes are never more lenient than the general decoder, and give the same va
 - ids: msgspec reads a uuid in its canonical form or as 32 hex digits, a subset of what ``uuid.UUID`` reads;
 - enums by value, strings as they are, a list of strings as a tuple; duplicate keys: the last one wins in both (a
   duplicate ``type`` that differs is refused here).
+
+The rules of :mod:`events.validation` hold here too, so that a record they refuse goes to the general decoder,
+which says why: times, texts and integers are checked by msgspec constraints made from the same rules, the key
+against the instrument by one comparison, a decimal string by its rule's table of strings already found valid
+(:meth:`~events.validation.DecimalRule.read`), and the record's size before it is parsed.
 """
 
 from __future__ import annotations
@@ -22,56 +27,85 @@ from __future__ import annotations
 import typing
 import uuid
 from dataclasses import MISSING, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from events import validation
 from events._base import _REGISTRY, Event
 from events.envelope import Envelope
+from events.validation import MAX_ID_LENGTH, MAX_RECORD_BYTES, TS_MAX, TS_MIN, DecimalRule, finite_decimal
 
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Ts = Annotated[int, msgspec.Meta(ge=TS_MIN, lt=TS_MAX)]
+_Name = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
+
+__all__ = ["finite_decimal", "read"]
 
 
-def _wire_type(hint: Any) -> Any:
+def _wire_type(hint: Any, rule: validation.Rule | None = None) -> Any:
     args = typing.get_args(hint)
     if args and type(None) in args:
         (inner,) = [a for a in args if a is not type(None)]
-        return _wire_type(inner) | None
+        return _wire_type(inner, rule) | None
     if hint is Decimal:
         return str
+    meta = validation.wire_meta(rule)
     if hint is int:
-        return _Int
-    if hint is str or (isinstance(hint, type) and issubclass(hint, Enum)):
+        return _Int if meta is None else Annotated[int, meta]
+    if hint is str:
+        return hint if meta is None else Annotated[str, meta]
+    if isinstance(hint, type) and issubclass(hint, Enum):
         return hint
     if hint == tuple[str, ...]:
         return hint  # a JSON array of strings, read into a tuple
     raise TypeError(f"no wire shape for a field of type {hint!r}")
 
 
-def _shape(name: str, cls: type[Event]) -> tuple[type[msgspec.Struct], tuple[str, ...]]:
-    """The wire struct of an event type, and the names of its decimal fields (TypeError: a field has no shape)."""
+_Decimals = tuple[tuple[str, dict[str, Decimal], DecimalRule], ...]
+
+
+def _shape(name: str, cls: type[Event]) -> tuple[type[msgspec.Struct], _Decimals]:
+    """The wire struct of an event type, and its decimal fields with their rules' tables and rules (TypeError: a
+    field has no shape)."""
     hints = typing.get_type_hints(cls)
+    rules = validation.rules_of(cls)
     data_fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-    decimals: list[str] = []
+    decimals: list[tuple[str, dict[str, Decimal], DecimalRule]] = []
     for f in fields(cls):
-        wire = _wire_type(hints[f.name])
+        rule = rules.get(f.name)
+        wire = _wire_type(hints[f.name], rule)
         data_fields.append((f.name, wire) if f.default is MISSING else (f.name, wire, f.default))
         if Decimal in (hints[f.name], *typing.get_args(hints[f.name])):
-            decimals.append(f.name)
+            assert isinstance(rule, DecimalRule)
+            decimals.append((f.name, rule.seen, rule))
     data = msgspec.defstruct(f"{cls.__name__}Data", data_fields, kw_only=True, forbid_unknown_fields=True, gc=False)
+    ts_event = Annotated[int, msgspec.Meta(ge=validation.ts_event_min(cls), lt=TS_MAX)]
     wire_struct = msgspec.defstruct(
         f"{cls.__name__}Wire",
-        [("id", uuid.UUID), ("v", Literal[cls.VERSION]), ("key", str), ("ts_event", _Int), ("ts_init", _Int),
-         ("correlation_id", uuid.UUID), ("causation_id", uuid.UUID | None), ("source", str), ("data", data)],
-        tag_field="type", tag=name, forbid_unknown_fields=True, gc=False,
+        [
+            ("id", uuid.UUID),
+            ("v", Literal[cls.VERSION]),
+            ("key", _Name),
+            ("ts_event", ts_event),
+            ("ts_init", _Ts),
+            ("correlation_id", uuid.UUID),
+            ("causation_id", uuid.UUID | None),
+            ("source", _Name),
+            ("data", data),
+        ],
+        tag_field="type",
+        tag=name,
+        forbid_unknown_fields=True,
+        gc=False,
     )
     return wire_struct, tuple(decimals)
 
 
 # wire struct -> (event class, its type name, the version it was made for, its decimal fields)
-_shapes: dict[type, tuple[type[Event], str, int, tuple[str, ...]]] = {}
+_shapes: dict[type, tuple[type[Event], str, int, _Decimals]] = {}
 _decode: Any = None
 _built_for = -1  # the number of registered event types the decoder was built for
 
@@ -93,20 +127,12 @@ def _build() -> None:
     _built_for = len(_REGISTRY)
 
 
-def finite_decimal(s: str) -> Decimal | None:
-    """``Decimal(s)`` if the codec reads ``s`` as a decimal (``Decimal`` reads it, and it is finite), else None."""
-    try:
-        d = Decimal(s)
-    except InvalidOperation:
-        return None
-    return d if d.is_finite() else None
-
-
 def read(raw: bytes) -> Envelope | None:
-    """The envelope of a record in the exact shape ``encode`` writes, at the current version; else None."""
+    """The envelope of a record in the exact shape ``encode`` writes, at the current version, whose values the rules
+    of :mod:`events.validation` take; else None."""
     if _built_for != len(_REGISTRY):
         _build()
-    if _decode is None:
+    if _decode is None or len(raw) > MAX_RECORD_BYTES:
         return None
     try:
         w = _decode(raw)
@@ -115,11 +141,14 @@ def read(raw: bytes) -> Envelope | None:
     cls, name, version, decimals = _shapes[type(w)]
     if _REGISTRY.get(name) is not cls or version != cls.VERSION:  # changed since (tests do): the general decoder
         return None
+    instrument = w.data.instrument
+    if instrument and w.key != instrument:
+        return None
     kw = msgspec.structs.asdict(w.data)
-    for f in decimals:
+    for f, seen, rule in decimals:
         s = kw[f]
         if s is not None:
-            d = finite_decimal(s)
+            d = seen.get(s) or rule.read(s)  # a miss (or a zero) reads it: checked, then remembered
             if d is None:
                 return None
             kw[f] = d

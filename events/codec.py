@@ -25,19 +25,13 @@ from typing import Any
 
 import orjson
 
-from events import _wire
+from events import _wire, validation
 from events._base import Event, event_type
+from events._errors import DecodeError
 from events.envelope import Envelope
 from events.upcasters import upcast
 
-
-class DecodeError(ValueError):
-    """A record is not a valid event; ``reason`` says why, in words fit for a dead-letter header."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
+__all__ = ["DecodeError", "decode", "decode_event", "encode", "event_to_dict"]
 
 _Conv = Callable[[Any], Any]
 _Encode = Callable[[Any], Any]
@@ -200,10 +194,12 @@ def decode_event(type_name: str, version: int, data: dict[str, Any]) -> Event:
 
 
 def decode(raw: bytes | None) -> Envelope:
-    """Parse one record value; raise DecodeError with the reason if it is not a valid event.
+    """Parse one record value; raise DecodeError with the reason if it is not a valid event (InvalidEvent if it
+    breaks a rule of :mod:`events.validation`).
 
-    A record in the exact shape :func:`encode` writes is read by :func:`events._wire.read`, in C, with the same
-    result; anything else (an older version, a malformed record) the general way below."""
+    A record in the exact shape :func:`encode` writes, whose values the rules take, is read by
+    :func:`events._wire.read`, in C, with the same result; anything else (an older version, a malformed or
+    invalid record) the general way below, which says why a record is refused."""
     if raw is None:
         raise DecodeError("empty record value (tombstone)")
     fast = _wire.read(raw)
@@ -213,6 +209,7 @@ def decode(raw: bytes | None) -> Envelope:
 
 
 def _decode_general(raw: bytes) -> Envelope:
+    validation.check_raw(raw)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -225,7 +222,8 @@ def _decode_general(raw: bytes) -> Envelope:
     version = _int(obj, "v")
     event = decode_event(_str(obj, "type"), version, data)
     causation = obj.get("causation_id")
-    return Envelope(
+    key = _str(obj, "key")
+    env = Envelope(
         event_id=_uuid(obj.get("id"), "id"),
         event=event,
         ts_event=_int(obj, "ts_event"),
@@ -233,6 +231,8 @@ def _decode_general(raw: bytes) -> Envelope:
         correlation_id=_uuid(obj.get("correlation_id"), "correlation_id"),
         causation_id=None if causation is None else _uuid(causation, "causation_id"),
         source=_str(obj, "source"),
-        key=_str(obj, "key"),
+        key=key,
         upcast_from=version if version != event.VERSION else None,
     )
+    validation.validate(env, key=key)  # the key as written: the envelope reads an empty one as the instrument
+    return env

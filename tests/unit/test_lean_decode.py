@@ -26,6 +26,7 @@ from events import (
     decode,
     encode,
 )
+from events.validation import FIELD_RULES, POSITIVE, SIGNED, TICK_TS_MIN, TS_MAX, DecimalRule
 from projections.audit.lean import LeanSignal, LeanTick, decode_record, event_row, jsonb_order
 from projections.audit.projection import _event_row as full_event_row
 from projections.runner import Record
@@ -54,8 +55,24 @@ def assert_same_as_full_decoder(raw: bytes, topic: str) -> Envelope | LeanTick |
     env: Envelope = full
     row = event_row(got, topic, 2, 7)
     full_row = full_event_row(Record(topic, 2, 7, env, raw))  # the row of the record read in full
-    assert row[:12] == full_row[:12] == (env.event_id, env.type, env.version, env.key, env.ts_event, env.ts_init,
-                                         env.correlation_id, env.causation_id, env.source, topic, 2, 7)
+    assert (
+        row[:12]
+        == full_row[:12]
+        == (
+            env.event_id,
+            env.type,
+            env.version,
+            env.key,
+            env.ts_event,
+            env.ts_init,
+            env.correlation_id,
+            env.causation_id,
+            env.source,
+            topic,
+            2,
+            7,
+        )
+    )
     assert orjson.loads(row[12]) == orjson.loads(full_row[12])  # the stored payload (jsonb: the strings as sent)
     for name in got.data.__struct_fields__:  # values as the projection reads them
         value = getattr(got.data, name)
@@ -78,21 +95,88 @@ def test_every_tick_and_signal_reads_the_same_lean_as_in_full(env: Envelope) -> 
 
 
 ODD_VALUES: list[Any] = [
-    None, 0, 1, -1, 2**63, 1.5, True, "", "x", "1e5", "NaN", "Infinity", " 1", "1.", ".5", "+1", "-0", "01",
-    "1_000", "٣", [], {}, "01A2299B-5CCC-795B-BF9E-FB45B1159F88", "{01a2299b-5ccc-795b-bf9e-fb45b1159f88}",
-    "01a2299b5ccc795bbf9efb45b1159f88", "buy", "BUY", "long", "LONG", "flat",
+    None,
+    0,
+    1,
+    -1,
+    2**63,
+    1.5,
+    True,
+    "",
+    "x",
+    "1e5",
+    "NaN",
+    "Infinity",
+    " 1",
+    "1.",
+    ".5",
+    "+1",
+    "-0",
+    "01",
+    "1_000",
+    "٣",
+    [],
+    {},
+    "01A2299B-5CCC-795B-BF9E-FB45B1159F88",
+    "{01a2299b-5ccc-795b-bf9e-fb45b1159f88}",
+    "01a2299b5ccc795bbf9efb45b1159f88",
+    "buy",
+    "BUY",
+    "long",
+    "LONG",
+    "flat",
+    # values at and beyond the edges of the rules of events.validation (decimals, times, texts, keys)
+    "0",
+    "0.0",
+    "-1.5",
+    "1E+400",
+    "1E+15",
+    "1E+16",
+    "1000000000000000.1",
+    "-1E+15",
+    "1E-20",
+    "1E-21",
+    "0.000000000000000000001",
+    "0.00000000000000000001",
+    "1E+30",
+    "1E+31",
+    "1E-60",
+    "1E-61",
+    "x" * 128,
+    "x" * 129,
+    "é" * 129,
+    "ETH/USDT",
+    "BTC/USDT",
+    "operator",
+    TICK_TS_MIN - 1,
+    TICK_TS_MIN,
+    TS_MAX - 1,
+    TS_MAX,
+    2**31,
 ]
 
 
 def _tick_env() -> Envelope:
-    ev = TickReceived(instrument="ETH/USDT", venue="v", trade_id="t-1", price=Decimal("3002.17"),
-                      quantity=Decimal("0.40590"), side=Side.SELL)
+    ev = TickReceived(
+        instrument="ETH/USDT",
+        venue="v",
+        trade_id="t-1",
+        price=Decimal("3002.17"),
+        quantity=Decimal("0.40590"),
+        side=Side.SELL,
+    )
     return Envelope.new(ev, ts_event=1_795_994_377_420_683_099, ts_init=1_795_994_377_420_683_100, source="bench")
 
 
 def _signal_env() -> Envelope:
-    ev = SignalGenerated(instrument="ETH/USDT", strategy="ma_cross", direction=Direction.LONG,
-                         target_position=Decimal("0.01"), price=Decimal("2992.27"), reason="fast crossed above slow")
+    ev = SignalGenerated(
+        instrument="ETH/USDT",
+        strategy="ma_cross",
+        direction=Direction.LONG,
+        target_position=Decimal("0.01"),
+        price=Decimal("2992.27"),
+        reason="fast crossed above slow",
+    )
     return _tick_env().derive(ev, 1, ts_init=1_795_994_377_420_683_200, source="engine")
 
 
@@ -146,8 +230,7 @@ def test_the_lean_shapes_are_the_events_current_shape(lean: Any, event: Any) -> 
     so slow down) every new record, or read an old version as the new one."""
     info = msgspec.inspect.type_info(lean)
     by_name = {f.encode_name: f.type for f in info.fields}
-    assert set(by_name) == {"id", "v", "key", "ts_event", "ts_init", "correlation_id", "causation_id", "source",
-                            "data"}
+    assert set(by_name) == {"id", "v", "key", "ts_event", "ts_init", "correlation_id", "causation_id", "source", "data"}
     assert by_name["v"].values == (event.VERSION,)
     data = {f.name: f.type for f in by_name["data"].fields}
     hints = typing.get_type_hints(event)
@@ -168,3 +251,15 @@ def test_a_record_without_its_type_is_not_read_lean() -> None:
     del obj["type"]
     with pytest.raises(DecodeError):
         decode_record(TICKS, TRADING, TICKS, 0, 0, orjson.dumps(obj))
+
+
+def test_the_lean_reader_checks_each_decimal_by_its_fields_rule() -> None:
+    """The lean reader looks a tick's price and quantity, and a signal's price, up in the table of the rule of
+    prices and quantities (> 0), and a signal's target in that of a target (either sign): the fields' own rules."""
+    assert FIELD_RULES["TickReceived"]["price"] is FIELD_RULES["TickReceived"]["quantity"] is POSITIVE
+    assert FIELD_RULES["SignalGenerated"]["price"] is POSITIVE
+    assert FIELD_RULES["SignalGenerated"]["target_position"] is SIGNED
+    decimal_fields = {n for n, r in FIELD_RULES["TickReceived"].items() if isinstance(r, DecimalRule)}
+    assert decimal_fields == {"price", "quantity"}
+    decimal_fields = {n for n, r in FIELD_RULES["SignalGenerated"].items() if isinstance(r, DecimalRule)}
+    assert decimal_fields == {"price", "target_position"}
