@@ -7,7 +7,7 @@ import pwd
 import subprocess
 from pathlib import Path
 
-from ops._proc import port_open, wait_until
+from ops._proc import alive, port_open, wait_until
 
 ROLES = """
 DO $$
@@ -94,14 +94,22 @@ def init(bins: Path, state: Path, port: int, log: Path) -> None:
 
 
 def start(bins: Path, state: Path, log: Path) -> None:
+    lock = state / "data" / "postmaster.pid"
+    if lock.exists() and not alive(pid(state)):
+        # a crashed server's lock file: its process is gone, or a zombie its parent has not reaped yet, which the
+        # new server would take for a running one (kill(pid, 0) succeeds on a zombie) and refuse to start; and the
+        # lock files of its sockets, for the same reason
+        lock.unlink()
+        for socket_lock in (state / "run").glob(".s.PGSQL.*.lock"):
+            socket_lock.unlink(missing_ok=True)
     if _as_postgres([str(bins / "pg_ctl"), "-D", str(state / "data"), "-l", str(log), "-w", "-t", "60",
                      "start"], log) != 0:
         raise PostgresError("pg_ctl start failed")
 
 
 def running(bins: Path, state: Path) -> bool:
-    if not (state / "data" / "postmaster.pid").exists():
-        return False
+    if not (state / "data" / "postmaster.pid").exists() or not alive(pid(state)):
+        return False  # (pg_ctl status says "running" for a killed server that is still a zombie)
     return _as_postgres([str(bins / "pg_ctl"), "-D", str(state / "data"), "status"], Path(os.devnull)) == 0
 
 

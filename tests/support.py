@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_TRADES = REPO.parent / "shared" / "data" / "binance-xrpeth-trades-2019-10-11.json.gz"
+# 12,477 real Binance XRP/ETH trades, committed with the tests (tests/data/README.md): a fresh clone needs nothing else
+TRADES = REPO / "tests" / "data" / "binance-xrpeth-trades-2019-10-11.json.gz"
+SHARED_TRADES = TRADES  # the name the tests have used
 
 # XRP/ETH trades at ~0.0014 ETH: orders of 100 XRP (~0.14 ETH), at most 300 XRP long
 XRP_ETH_SETTINGS = {

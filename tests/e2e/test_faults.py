@@ -1,0 +1,167 @@
+"""Nothing lost, nothing doubled, trading never stops: the fault suite's scenarios (benchmarks/faults.py), short.
+
+They run on a Kafka broker and a PostgreSQL server of their own (free ports, a temporary state directory), started
+here, since they kill them; the engine and the projection workers run as a user runs them (``python -m engine``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import faults
+from benchmarks.faults import Outcome, PrivateStack, Run
+
+pytestmark = pytest.mark.servers
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[PrivateStack]:
+    # under the repository's state directory, as the local stack's: the postgres user must reach its data directory
+    state = faults.REPO / ".state" / f"faults-tests-{uuid.uuid4().hex[:8]}"
+    try:
+        with faults.private_stack(state) as s:
+            yield s
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def _ok(o: Outcome) -> None:
+    print(o.line())
+    assert o.faults > 0, "no fault was injected"
+    assert o.lost == 0, o.line()
+    assert o.doubled == 0, o.line()
+    assert o.dead_lettered == o.expected_dead_letters, o.line()
+    assert o.all_alive, o.line()
+    assert o.replay_equal is True, o.line()
+
+
+def test_every_kind_of_bad_record_on_every_topic_is_parked_once_per_group_and_trading_goes_on(
+        stack: PrivateStack, logs: Path) -> None:
+    o = faults.scenario_poison(stack, logs)
+    _ok(o)
+    assert o.expected_dead_letters > 40  # 16 kinds on the ticks topic (3 groups), 15 on trading and control (2)
+
+
+def test_a_recorded_run_killed_ten_times_ends_with_every_trade_once_and_the_orders_of_a_clean_run(
+        stack: PrivateStack, logs: Path) -> None:
+    o = faults.scenario_recorded(stack, logs, 10, random.Random(15))
+    _ok(o)
+
+
+def test_postgres_killed_three_times_under_an_engine_and_two_workers(stack: PrivateStack, logs: Path) -> None:
+    _ok(faults.scenario_servers(stack, logs, "postgres", 3, random.Random(3)))
+
+
+def test_the_broker_killed_three_times_under_an_engine_and_two_workers(stack: PrivateStack, logs: Path) -> None:
+    _ok(faults.scenario_servers(stack, logs, "kafka", 3, random.Random(4)))
+
+
+def test_the_engine_killed_and_restarted_under_separate_workers(stack: PrivateStack, logs: Path) -> None:
+    _ok(faults.scenario_servers(stack, logs, "engine", 2, random.Random(5)))
+
+
+def test_projection_workers_killed_and_replaced(stack: PrivateStack, logs: Path) -> None:
+    _ok(faults.scenario_servers(stack, logs, "workers", 2, random.Random(6)))
+
+
+def _readyz(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as r:  # noqa: S310 - loopback
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _port_of(proc: faults.Proc, deadline: float = 60) -> int:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        for line in proc.log.read_text(errors="replace").splitlines():
+            if '"http.listening"' in line:
+                return int(json.loads(line)["url"].rsplit(":", 1)[1].split("/")[0])
+        assert proc.alive(), proc.tail()
+        time.sleep(0.2)
+    raise AssertionError(f"no http.listening line: {proc.tail()}")
+
+
+def _until(pred: Any, seconds: float, what: str) -> float:
+    """Seconds until ``pred()`` held (fails after ``seconds``)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def test_readyz_says_within_five_seconds_that_a_server_is_gone_and_the_outage_is_one_event_pair(
+        stack: PrivateStack, logs: Path) -> None:
+    run = Run(stack, "ready", logs)
+    engine = run.start("run", "--no-projections", "--rate", "50")
+    worker = run.start("project", "--only", "audit")
+    try:
+        engine_port, worker_port = _port_of(engine), _port_of(worker)
+        _until(lambda: _readyz(worker_port)[0] == 200, 60, "the worker ready")
+        assert _readyz(engine_port)[0] == 200
+
+        stack.kill_postgres()
+        took = _until(lambda: "postgres" in _readyz(worker_port)[1]["failed"], 10, "/readyz to report PostgreSQL")
+        assert took < 5, f"PostgreSQL reported down after {took:.1f} s"
+        assert _readyz(engine_port)[0] == 200  # trading does not depend on PostgreSQL
+        stack.restart()
+        _until(lambda: _readyz(worker_port)[0] == 200, 60, "the worker ready again")
+
+        lines_before = len(engine.log.read_text().splitlines())
+        stack.kill_kafka()
+        t0 = time.monotonic()
+        _until(lambda: "kafka" in _readyz(engine_port)[1]["failed"], 10, "the engine's /readyz to report Kafka")
+        _until(lambda: "kafka" in _readyz(worker_port)[1]["failed"], 10, "the worker's /readyz to report Kafka")
+        took = time.monotonic() - t0
+        assert took < 5, f"Kafka reported down by both after {took:.1f} s"
+        time.sleep(max(0.0, 8 - took))  # an outage of some seconds: the clients retry many times a second meanwhile
+        stack.restart()
+        _until(lambda: _readyz(engine_port)[0] == 200 and _readyz(worker_port)[0] == 200, 90, "both ready again")
+        outage_lines = len(engine.log.read_text().splitlines()) - lines_before
+        assert outage_lines < 40, f"{outage_lines} log lines for one outage:\n{engine.tail(40)}"
+        assert engine.alive() and worker.alive()
+
+        async def changes() -> list[tuple[str, str]]:
+            from events import ConnectionChanged, decode
+
+            out = []
+            for m in await faults._read_topic(stack.bootstrap, run.topics.control):
+                e = decode(m.value).event
+                if isinstance(e, ConnectionChanged):
+                    out.append((e.component, e.state))
+            return out
+
+        def both_pairs() -> bool:
+            seen = asyncio.run(changes())
+            engine_kafka = [s for c, s in seen if c == "kafka"]
+            return engine_kafka.count("lost") >= 1 and engine_kafka.count("restored") >= 1 and \
+                ("postgres", "lost") in seen and ("postgres", "restored") in seen
+
+        _until(both_pairs, 30, "ConnectionChanged lost/restored for Kafka and PostgreSQL in the control topic")
+        seen = asyncio.run(changes())
+        # one pair per process that saw the outage: the engine and the worker each write theirs
+        assert seen.count(("kafka", "lost")) == seen.count(("kafka", "restored")) == 2, seen
+        assert seen.count(("postgres", "lost")) == seen.count(("postgres", "restored")) == 1, seen
+    finally:
+        for p in (engine, worker):
+            p.interrupt()
