@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from engine import config as cfg
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad usage is one line on stderr, ``error: ...``, and exit code 2 (argparse's own prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _when(text: str) -> datetime:
@@ -34,18 +42,60 @@ def _workers(text: str) -> int | Literal["auto"]:
     return "auto" if text == "auto" else _positive(text)
 
 
-def _positive(text: str) -> int:
+def _whole(text: str, least: int, most: int | None = None) -> int:
     try:
         n = int(text)
     except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+        n = least - 1
+    if n < least or (most is not None and n > most):
+        within = f"from {least} to {most}" if most is not None else f"of at least {least}"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {within}")
     return n
 
 
+def _positive(text: str) -> int:
+    return _whole(text, 1)
+
+
+def _count(text: str) -> int:
+    return _whole(text, 0)
+
+
+def _port(text: str) -> int:
+    return _whole(text, 0, 65535)
+
+
+def _number(text: str, *, zero: bool) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = math.nan
+    if not math.isfinite(x) or x < 0 or (x == 0 and not zero):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number {'of at least 0' if zero else 'above 0'}")
+    return x
+
+
+def _above_zero(text: str) -> float:
+    return _number(text, zero=False)
+
+
+def _at_least_zero(text: str) -> float:
+    return _number(text, zero=True)
+
+
+def _schema(text: str) -> str:
+    """A schema name, by the rule every SQL statement applies (adapters.postgres.ident)."""
+    from adapters.postgres import BadIdentifier, ident
+
+    try:
+        ident(text)
+    except BadIdentifier as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m engine",
         description="An event-sourced trading engine: every fact is an event on Kafka; PostgreSQL "
         "and Prometheus are projections of the log.",
@@ -54,77 +104,118 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("run", help="trade (paper) and publish every event; runs projections in-process",
-                       description="Feed ticks to Kafka, trade from the ticks read back from Kafka, publish "
-                       "every decision, and (by default) fold the log into PostgreSQL and /metrics. Stops "
-                       "cleanly on SIGINT/SIGTERM, after --duration, or at the end of a recorded file, "
-                       "after draining what was published.")
-    r.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    r = sub.add_parser(
+        "run",
+        help="trade (paper) and publish every event; runs projections in-process",
+        description="Feed ticks to Kafka, trade from the ticks read back from Kafka, publish "
+        "every decision, and (by default) fold the log into PostgreSQL and /metrics. Stops "
+        "cleanly on SIGINT/SIGTERM, after --duration, or at the end of a recorded file, "
+        "after draining what was published.",
+    )
+    r.add_argument("--duration", type=_above_zero, metavar="SECONDS", help="stop after this many seconds")
     r.add_argument("--feed", choices=["synthetic", "recorded"], help="tick source (default: synthetic)")
     r.add_argument("--file", type=Path, help="recorded feed: a ccxt trade list .json or .json.gz")
     r.add_argument("--symbol", help="recorded feed: the instrument of the file, e.g. XRP/ETH")
-    r.add_argument("--speed", type=float, help="recorded feed: 0 = as fast as possible (default), N = N x real time")
+    r.add_argument(
+        "--speed", type=_at_least_zero, help="recorded feed: 0 = as fast as possible (default), N = N x real time"
+    )
     r.add_argument("--seed", type=int, help="synthetic feed: random seed (default 7)")
-    r.add_argument("--ticks", type=int, metavar="N", help="synthetic feed: stop after N ticks")
-    r.add_argument("--rate", type=float, metavar="TICKS_PER_SECOND", help="synthetic feed: pace (default 20)")
+    r.add_argument("--ticks", type=_positive, metavar="N", help="synthetic feed: stop after N ticks")
+    r.add_argument("--rate", type=_above_zero, metavar="TICKS_PER_SECOND", help="synthetic feed: pace (default 20)")
     r.add_argument("--no-projections", action="store_true", help="do not run projections in this process")
-    r.add_argument("--port", type=int, help="HTTP port for /metrics and /healthz (default 8000; 0 = any)")
-    r.add_argument("--drain-timeout", type=float, default=120.0, metavar="SECONDS",
-                   help="how long to wait, when stopping, for published events to be processed (default 120)")
+    r.add_argument("--port", type=_port, help="HTTP port for /metrics and /healthz (default 8000; 0 = any)")
+    r.add_argument(
+        "--drain-timeout",
+        type=_at_least_zero,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait, when stopping, for published events to be processed (default 120)",
+    )
 
     pr = sub.add_parser("project", help="run projection workers only (they scale out as consumer groups)")
-    pr.add_argument("--only", choices=["audit", "metrics"], action="append",
-                    help="run just this projection (repeatable; default: both)")
-    pr.add_argument("--port", type=int, help="HTTP port for /metrics (default 8000; 0 = any)")
+    pr.add_argument(
+        "--only",
+        choices=["audit", "metrics"],
+        action="append",
+        help="run just this projection (repeatable; default: both)",
+    )
+    pr.add_argument("--port", type=_port, help="HTTP port for /metrics (default 8000; 0 = any)")
     pr.add_argument("--no-http", action="store_true", help="do not serve /metrics")
 
-    rp = sub.add_parser("replay", help="rebuild the audit projection from the log into a fresh schema",
-                        description="Fold the log into a fresh schema: all of it, a time range, or one UTC day "
-                        "(--date: from the day's snapshots and events, stopping at the day's end). A progress bar "
-                        "shows on a terminal.")
-    rp.add_argument("--schema", required=True, help="target schema ([a-z_][a-z0-9_]*), must not exist")
+    rp = sub.add_parser(
+        "replay",
+        help="rebuild the audit projection from the log into a fresh schema",
+        description="Fold the log into a fresh schema: all of it, a time range, or one UTC day "
+        "(--date: from the day's snapshots and events, stopping at the day's end). A progress bar "
+        "shows on a terminal.",
+    )
+    rp.add_argument("--schema", required=True, type=_schema, help="target schema ([a-z_][a-z0-9_]*), must not exist")
     rp.add_argument("--date", type=_day, help="one UTC day, YYYY-MM-DD")
     rp.add_argument("--from", dest="start", type=_when, help="first event time (ISO, UTC if no zone)")
     rp.add_argument("--to", dest="end", type=_when, help="stop before this event time (ISO)")
     rp.add_argument("--replace", action="store_true", help="drop the schema first if it exists")
-    rp.add_argument("--workers", type=_workers, default="auto",
-                    help="processes sharing the partitions, as a live consumer group does; auto (the default): one "
-                    "per core, at most one per partition number, and one per 10,000 events to fold (50,000 where the "
-                    "processes cannot be forked)")
+    rp.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        help="processes sharing the partitions, as a live consumer group does; auto (the default): one "
+        "per core, at most one per partition number, and one per 10,000 events to fold (50,000 where the "
+        "processes cannot be forked)",
+    )
 
-    rb = sub.add_parser("rebuild", help="blue/green: rebuild the audit schema from the log, then switch to it",
-                        description="Builds a new version of the audit projection from the start of the log (with "
-                        "this code's schema) while the current one keeps serving, catches it up, then renames it "
-                        "into place in one transaction; live workers follow. The old version stays as "
-                        "<schema>_old_<time>.")
-    rb.add_argument("--workers", type=_workers, default="auto",
-                    help="processes sharing the partitions for the initial build (as replay --workers; default auto)")
+    rb = sub.add_parser(
+        "rebuild",
+        help="blue/green: rebuild the audit schema from the log, then switch to it",
+        description="Builds a new version of the audit projection from the start of the log (with "
+        "this code's schema) while the current one keeps serving, catches it up, then renames it "
+        "into place in one transaction; live workers follow. The old version stays as "
+        "<schema>_old_<time>.",
+    )
+    rb.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        help="processes sharing the partitions for the initial build (as replay --workers; default auto)",
+    )
 
-    df = sub.add_parser("diff", help="compare the audit tables of two schemas row by row (exit 1 if different, 2 if "
-                        "they cannot be compared)")
-    df.add_argument("schema_a")
-    df.add_argument("schema_b")
+    df = sub.add_parser(
+        "diff",
+        help="compare the audit tables of two schemas row by row (exit 1 if different, 2 if they cannot be compared)",
+    )
+    df.add_argument("schema_a", type=_schema)
+    df.add_argument("schema_b", type=_schema)
     df.add_argument("--date", type=_day, help="compare only this UTC day's rows (YYYY-MM-DD)")
-    df.add_argument("--limit", type=int, default=5, help="differences shown per table (default 5)")
+    df.add_argument("--limit", type=_count, default=5, help="differences shown per table (default 5)")
 
-    sub.add_parser("sql", help="open psql on the audit database as the read-only role",
-                   description="Runs psql with the reader DSN (postgres.reader_dsn) and the audit schema first "
-                   "on the search path. Extra arguments after -- go to psql.").add_argument(
-        "psql_args", nargs=argparse.REMAINDER, help="passed to psql, e.g. -- -c 'select * from positions'")
+    sub.add_parser(
+        "sql",
+        help="open psql on the audit database as the read-only role",
+        description="Runs psql with the reader DSN (postgres.reader_dsn) and the audit schema first "
+        "on the search path. Extra arguments after -- go to psql.",
+    ).add_argument("psql_args", nargs=argparse.REMAINDER, help="passed to psql, e.g. -- -c 'select * from positions'")
 
-    for name, what in (("halt", "stop trading: every new order is refused, cancels still pass"),
-                       ("resume", "resume trading after a halt")):
-        h = sub.add_parser(name, help=what, description=f"{what.capitalize()}. Writes a "
-                           f"{'TradingHalted' if name == 'halt' else 'TradingResumed'} event to the log; every "
-                           "engine applies it from that event's time on, and a restart rebuilds it from the log.")
+    for name, what in (
+        ("halt", "stop trading: every new order is refused, cancels still pass"),
+        ("resume", "resume trading after a halt"),
+    ):
+        h = sub.add_parser(
+            name,
+            help=what,
+            description=f"{what.capitalize()}. Writes a "
+            f"{'TradingHalted' if name == 'halt' else 'TradingResumed'} event to the log; every "
+            "engine applies it from that event's time on, and a restart rebuilds it from the log.",
+        )
         h.add_argument("--reason", required=True, help="why (kept in the event)")
 
     st = sub.add_parser("stack", help="the local Kafka + PostgreSQL stack (no Docker needed)")
     st.add_argument("action", choices=["up", "down", "status"])
-    st.add_argument("--timeout", type=float, default=240.0, help="up: seconds to wait for both services")
-    st.add_argument("--with-prometheus", action="store_true",
-                    help="up: also start Debian's Prometheus (scraping the engine, with the alert rules) and "
-                    "Alertmanager on 127.0.0.1:9090 and :9093")
+    st.add_argument("--timeout", type=_above_zero, default=240.0, help="up: seconds to wait for both services")
+    st.add_argument(
+        "--with-prometheus",
+        action="store_true",
+        help="up: also start Debian's Prometheus (scraping the engine, with the alert rules) and "
+        "Alertmanager on 127.0.0.1:9090 and :9093",
+    )
     return p
 
 
@@ -132,8 +223,14 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
     over: dict[str, Any] = {}
     if args.command == "run":
         feed: dict[str, Any] = {}
-        for key, val in (("kind", args.feed), ("path", args.file), ("symbol", args.symbol), ("speed", args.speed),
-                         ("seed", args.seed), ("ticks_per_second", args.rate)):
+        for key, val in (
+            ("kind", args.feed),
+            ("path", args.file),
+            ("symbol", args.symbol),
+            ("speed", args.speed),
+            ("seed", args.seed),
+            ("ticks_per_second", args.rate),
+        ):
             if val is not None:
                 feed[key] = val
         if args.file is not None and args.feed is None:
@@ -182,12 +279,31 @@ def main(argv: list[str] | None = None) -> int:
         from engine.app import run_engine
 
         which = set() if args.no_projections else {"audit", "metrics"}
-        if settings.feed.kind == "recorded" and settings.feed.path is not None and not settings.feed.path.is_file():
-            print(f"error: feed.path {settings.feed.path}: no such file (--file or ENGINE_FEED__PATH)", file=sys.stderr)
-            return 2
+        if settings.feed.kind == "recorded" and settings.feed.path is not None:
+            # the whole file is checked before anything (a topic, an event, a schema) is written
+            from adapters.feeds.recorded import RecordedFileError, load_trades
+
+            if not settings.feed.path.is_file():
+                print(
+                    f"error: feed.path {settings.feed.path}: no such file (--file or ENGINE_FEED__PATH)",
+                    file=sys.stderr,
+                )
+                return 2
+            try:
+                load_trades(settings.feed.path)
+            except RecordedFileError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         try:
-            summary = asyncio.run(run_engine(settings, duration=args.duration, projections=which,
-                                             limit=args.ticks, drain_timeout=args.drain_timeout))
+            summary = asyncio.run(
+                run_engine(
+                    settings,
+                    duration=args.duration,
+                    projections=which,
+                    limit=args.ticks,
+                    drain_timeout=args.drain_timeout,
+                )
+            )
         except Exception as exc:  # the engine stopped on an error: say it plainly (the log has the traceback)
             print(f"error: the engine stopped: {exc}", file=sys.stderr)
             return 1
@@ -217,23 +333,42 @@ def main(argv: list[str] | None = None) -> int:
             if args.date and (args.start or args.end):
                 print("error: give --date or --from/--to, not both", file=sys.stderr)
                 return 2
-            res = asyncio.run(replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
-                                     args.schema, start=args.start, end=args.end, day=args.date,
-                                     replace=args.replace, topics=Topics(settings.kafka.topic_prefix),
-                                     workers=args.workers))
+            res = asyncio.run(
+                replay(
+                    settings.kafka.bootstrap,
+                    settings.postgres.dsn,
+                    settings.postgres.writer,
+                    args.schema,
+                    start=args.start,
+                    end=args.end,
+                    day=args.date,
+                    replace=args.replace,
+                    topics=Topics(settings.kafka.topic_prefix),
+                    workers=args.workers,
+                )
+            )
         except SchemaExists as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"replayed {res.events} events into schema {res.schema} in {res.seconds:.2f} s "
-              f"({res.events_per_second:,.0f} events/s)")
+        print(
+            f"replayed {res.events} events into schema {res.schema} in {res.seconds:.2f} s "
+            f"({res.events_per_second:,.0f} events/s)"
+        )
         return 0
     if args.command == "rebuild":
         from events import Topics
         from projections.rebuild import rebuild
 
-        rb = asyncio.run(rebuild(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
-                                 settings.postgres.schema_, topics=Topics(settings.kafka.topic_prefix),
-                                 workers=args.workers))
+        rb = asyncio.run(
+            rebuild(
+                settings.kafka.bootstrap,
+                settings.postgres.dsn,
+                settings.postgres.writer,
+                settings.postgres.schema_,
+                topics=Topics(settings.kafka.topic_prefix),
+                workers=args.workers,
+            )
+        )
         kept = f"; the previous version is kept as {rb.old}" if rb.old else ""
         print(f"rebuilt {rb.schema} from {rb.events} events in {rb.seconds:.2f} s and switched to it{kept}")
         return 0
@@ -241,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         from projections.replay import NotComparable, diff
 
         try:
-            result = asyncio.run(diff(settings.postgres.dsn, args.schema_a, args.schema_b, day=args.date,
-                                      limit=args.limit))
+            result = asyncio.run(
+                diff(settings.postgres.dsn, args.schema_a, args.schema_b, day=args.date, limit=args.limit)
+            )
         except NotComparable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -7,12 +7,15 @@ Sources, highest priority first (merged by pydantic-settings, not by hand):
 3. a TOML file: ``--config PATH`` or ``ENGINE_CONFIG=PATH`` (see ``docs/configuration.md``);
 4. the defaults below, which match the local stack (``python -m engine stack up``).
 
-A bad value fails at start with :class:`ConfigError`, naming the key and how to fix it.
+A bad value fails at start with :class:`ConfigError`, naming the key and how to fix it; so does an ``ENGINE_*``
+environment variable that names no setting (pydantic-settings would ignore it): the closest known name is given.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import typing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +29,18 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from events.validation import instrument_problem
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+OTHER_VARIABLES = frozenset(
+    {
+        "ENGINE_CONFIG",  # the TOML file (also --config)
+        "ENGINE_KAFKA_LIB_DIR",  # ops/_kafka.py: Kafka's jars, instead of the cached download
+        "ENGINE_TESTS_KEEP",  # tests/servers.py: keep the schemas and topics the tests made
+    }
+)
+"""``ENGINE_*`` environment variables that are not settings, and are read elsewhere."""
 
 
 class ConfigError(Exception):
@@ -41,11 +55,15 @@ class KafkaSettings(_Section):
     bootstrap: str = "127.0.0.1:19092"
     partitions: int = Field(default=4, ge=1, le=256, description="partitions of each trading topic")
     client_id: str = "engine"
-    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$",
-                              description="prepended to every topic and consumer group name")
-    snapshot_every: int = Field(default=100_000, ge=0,
-                                description="records of a ticks partition between snapshots of the engine's state "
-                                            "(a recovery cache in engine.snapshots; 0: none)")
+    topic_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._-]{0,100}$", description="prepended to every topic and consumer group name"
+    )
+    snapshot_every: int = Field(
+        default=100_000,
+        ge=0,
+        description="records of a ticks partition between snapshots of the engine's state "
+        "(a recovery cache in engine.snapshots; 0: none)",
+    )
 
 
 class PostgresSettings(_Section):
@@ -100,7 +118,26 @@ class FeedSettings(_Section):
     # recorded
     path: Path | None = None
     symbol: str | None = None
-    speed: float = Field(default=0.0, ge=0, description="0 = as fast as possible, 1 = real time, 60 = 60x")
+    speed: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="0 = as fast as possible, 1 = real time, 60 = 60x"
+    )
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str | None) -> str | None:
+        problem = None if v is None else instrument_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("instruments")
+    @classmethod
+    def _instruments(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            problem = instrument_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> FeedSettings:
@@ -108,9 +145,7 @@ class FeedSettings(_Section):
             return self
         if self.kind == "synthetic":
             if not (len(self.instruments) == len(self.start_prices) == len(self.tick_size)):
-                raise ValueError(
-                    "feed.instruments, feed.start_prices and feed.tick_size must have the same length"
-                )
+                raise ValueError("feed.instruments, feed.start_prices and feed.tick_size must have the same length")
         else:
             if self.path is None:
                 raise ValueError("feed.path is required when feed.kind = 'recorded' (a ccxt trade list .json[.gz])")
@@ -138,10 +173,15 @@ class RiskSettings(_Section):
     max_order_notional: Decimal = Field(default=Decimal("1000"), gt=0)
     max_position: Decimal = Field(default=Decimal("0.05"), gt=0)
     max_open_orders: int = Field(default=5, ge=1, description="open orders per instrument; one more is refused")
-    max_orders_per_minute: int = Field(default=30, ge=1,
-                                       description="orders sent per instrument in any 60 s of event time")
-    daily_loss_limit: Decimal = Field(default=Decimal("0.05"), gt=0, le=1,
-                                      description="loss today, as a share of start-of-day equity, that halts trading")
+    max_orders_per_minute: int = Field(
+        default=30, ge=1, description="orders sent per instrument in any 60 s of event time"
+    )
+    daily_loss_limit: Decimal = Field(
+        default=Decimal("0.05"),
+        gt=0,
+        le=1,
+        description="loss today, as a share of start-of-day equity, that halts trading",
+    )
 
 
 class VenueSettings(_Section):
@@ -162,8 +202,9 @@ class VenueSettings(_Section):
     )
     exchange: str = Field(default="binance", pattern=r"^[a-z0-9_]{2,40}$", description="ccxt exchange id")
     sandbox: bool = Field(default=False, description="ccxt: the exchange's test network")
-    base_url: str | None = Field(default=None, pattern=r"^https?://",
-                                 description="REST endpoint: the OpenAlgo server, or a proxy/fake for ccxt")
+    base_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="REST endpoint: the OpenAlgo server, or a proxy/fake for ccxt"
+    )
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
@@ -181,7 +222,9 @@ class VenueSettings(_Section):
             if not path.is_file():
                 raise ValueError(f"venue.secrets_file {path}: no such file")
         if self.kind == "openalgo" and self.base_url is None:
-            raise ValueError("venue.base_url is required for openalgo (the OpenAlgo server, e.g. http://127.0.0.1:5000)")
+            raise ValueError(
+                "venue.base_url is required for openalgo (the OpenAlgo server, e.g. http://127.0.0.1:5000)"
+            )
         return self
 
 
@@ -203,7 +246,8 @@ class ProjectionSettings(_Section):
     on_error: Literal["deadletter", "stop"] = Field(
         default="deadletter",
         description="deadletter: park the record on events.deadletter with the reason and go on; stop: stop the "
-                    "worker with the error")
+        "worker with the error",
+    )
 
 
 class StackSettings(_Section):
@@ -259,11 +303,52 @@ class Settings(BaseSettings):
 
 def _fix_hint(loc: str, msg: str) -> str:
     env = "ENGINE_" + loc.upper().replace(".", "__")
+    msg = msg.removeprefix("Value error, ")
     return f"{loc}: {msg} (set it in the TOML file given by --config/ENGINE_CONFIG, or with {env})"
 
 
+def known_variables() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The ``ENGINE_*`` environment variables that name a setting (a section, as JSON, or one of its keys), and the
+    prefixes of those that name a key of a table setting (``ENGINE_VENUE__STARTING_BALANCES__USDT``); upper case.
+    Derived from :class:`Settings`, so a new setting is known at once."""
+    names = set(OTHER_VARIABLES)
+    prefixes: list[str] = []
+    for name, field in Settings.model_fields.items():
+        env = f"ENGINE_{(field.alias or name).upper()}"
+        names.add(env)
+        section = field.annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            continue
+        for key, sub in section.model_fields.items():
+            key_env = f"{env}__{(sub.alias or key).upper()}"
+            names.add(key_env)
+            if typing.get_origin(sub.annotation) is dict:
+                prefixes.append(key_env + "__")
+    return frozenset(names), tuple(prefixes)
+
+
+def unknown_variables(environ: typing.Mapping[str, str]) -> list[str]:
+    """A line for each ``ENGINE_*`` variable of ``environ`` that names no setting, with the closest known name."""
+    names, prefixes = known_variables()
+    lines = []
+    for var in sorted(environ):
+        upper = var.upper()  # pydantic-settings matches names in any case
+        if not upper.startswith("ENGINE_") or upper in names or upper.startswith(prefixes):
+            continue
+        close = difflib.get_close_matches(upper, names, n=1, cutoff=0.75)
+        hint = (
+            f"did you mean {close[0]}?" if close else "settings are ENGINE_<SECTION>__<KEY>: see docs/configuration.md"
+        )
+        lines.append(f"unknown setting {var} ({hint})")
+    return lines
+
+
 def load(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings, or raise ConfigError naming every bad key and its fix."""
+    """Build the settings, or raise ConfigError naming every bad key and its fix (an ``ENGINE_*`` environment
+    variable that names no setting included)."""
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise ConfigError("; ".join(unknown))
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"--config {config_file}: no such file")
@@ -277,4 +362,6 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"] if p != "schema_") or "settings"
             lines.append(_fix_hint(loc, err["msg"]))
+        if len(lines) == 1:
+            raise ConfigError(f"invalid configuration: {lines[0]}") from None
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -10,35 +10,92 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from events import Side, TickReceived
+from events import Side, TickReceived, validation
 
 
 class RecordedFileError(ValueError):
-    """The file is not a ccxt trade list; the message says where and why."""
+    """The file is not a ccxt trade list; the message (one line) says which file, which row and why."""
+
+
+_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, RecursionError)
 
 
 def load_trades(path: Path) -> list[list[Any]]:
+    """The trades of a ccxt trade list, sorted by time, every row checked (:class:`RecordedFileError` otherwise).
+
+    A row is ``[timestamp_ms, trade_id, order_type, side, price, amount, ...]``: the timestamp an integer number of
+    milliseconds of a tick's time (from 2000-01-01 to before 2200-01-01, as :mod:`events.validation` takes), the
+    trade id a non-empty string or an integer, the side ``buy`` or ``sell``, price and amount JSON numbers that the
+    rules of a tick's price and quantity take (finite, > 0, at most 1e15, 20 digits after the point), read from
+    their text into Decimal (an integer amount too). Rows are numbered from 1 in the messages. A file that cannot
+    be read (missing, not gzip, truncated, not UTF-8, not JSON), is not an array, or holds no trade is refused."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as fh:
-            rows = json.load(fh, parse_float=Decimal, parse_int=Decimal)
-    except (OSError, ValueError) as exc:
-        raise RecordedFileError(f"{path}: cannot read a JSON trade list: {exc}") from None
+            rows = json.load(fh, parse_float=Decimal, parse_int=int, parse_constant=Decimal)
+    except json.JSONDecodeError as exc:
+        raise RecordedFileError(f"{path}: not a JSON trade list: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RecordedFileError(f"{path}: not UTF-8 text: {exc}") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise RecordedFileError(f"{path}: a truncated or corrupt gzip file: {exc}") from None
+    except RecursionError:
+        raise RecordedFileError(f"{path}: not a trade list: JSON nested too deeply") from None
+    except _READ_ERRORS as exc:
+        raise RecordedFileError(f"{path}: cannot be read: {exc}") from None
     if not isinstance(rows, list):
-        raise RecordedFileError(f"{path}: expected a JSON array of trades")
+        raise RecordedFileError(f"{path}: expected a JSON array of trades, got {_json_kind(rows)}")
+    if not rows:
+        raise RecordedFileError(f"{path}: no trades (an empty JSON array)")
     for i, row in enumerate(rows):
-        if not (isinstance(row, list) and len(row) >= 6):
-            raise RecordedFileError(f"{path}: trade #{i} is not [ts, id, type, side, price, amount, ...]")
-        if row[3] not in ("buy", "sell"):
-            raise RecordedFileError(f"{path}: trade #{i} has side {row[3]!r}, expected 'buy' or 'sell'")
+        problem = _row_problem(row)
+        if problem is not None:
+            raise RecordedFileError(f"{path}: row {i + 1}: {problem}".replace("\n", " "))
     rows.sort(key=lambda r: r[0])
     return rows
+
+
+def _json_kind(v: Any) -> str:
+    return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(type(v), "a number")
+
+
+def _row_problem(row: Any) -> str | None:
+    """Why a row is not a trade (its price and amount are made Decimal, if given as integers), or None."""
+    if not (isinstance(row, list) and len(row) >= 6):
+        return f"not [timestamp, id, type, side, price, amount, ...]: {_shown(row)}"
+    ts, trade_id, _, side, price, amount = row[:6]
+    if type(ts) is not int:
+        return f"timestamp {_shown(ts)} is not an integer number of milliseconds"
+    if not validation.TICK_TS_MIN <= ts * 1_000_000 < validation.TS_MAX:
+        return f"timestamp {ts} (ms) is not between 2000-01-01 and 2200-01-01"
+    if not (type(trade_id) is int and trade_id >= 0) and not (type(trade_id) is str and trade_id):
+        return f"trade id {_shown(trade_id)} is not a non-empty string or an integer"
+    problem = validation.TRADE_ID.problem(str(trade_id))
+    if problem is not None:
+        return f"trade id: {problem}"
+    if side not in ("buy", "sell"):
+        return f'side {_shown(side)} is not "buy" or "sell"'
+    for index, name, value in ((4, "price", price), (5, "amount", amount)):
+        if type(value) is int:
+            row[index] = value = Decimal(value)
+        if type(value) is not Decimal:
+            return f"{name} {_shown(value)} is not a number"
+        problem = validation.POSITIVE.problem(value)
+        if problem is not None:
+            return f"{name}: {problem}"
+    return None
+
+
+def _shown(v: Any) -> str:
+    s = str(v) if isinstance(v, Decimal) else json.dumps(v, default=str)
+    return s if len(s) <= 60 else s[:57] + "..."
 
 
 def resume_index(rows: list[list[Any]], ts_ns: int, trade_id: str) -> int:
@@ -72,7 +129,7 @@ class RecordedFeed:
         rows = await asyncio.to_thread(load_trades, self.path)
         if self.resume_after is not None:
             self.skipped = resume_index(rows, *self.resume_after)
-            rows = rows[self.skipped:]
+            rows = rows[self.skipped :]
         loop = asyncio.get_running_loop()
         start_wall = loop.time()
         first_ts = int(rows[0][0]) if rows else 0
@@ -84,7 +141,14 @@ class RecordedFeed:
                     await asyncio.sleep(delay)
             elif n % 1000 == 0:
                 await asyncio.sleep(0)
-            yield ts_ms * 1_000_000, TickReceived(
-                instrument=self.symbol, venue=self.venue, trade_id=str(row[1]),
-                price=row[4], quantity=row[5], side=Side(row[3]),
+            yield (
+                ts_ms * 1_000_000,
+                TickReceived(
+                    instrument=self.symbol,
+                    venue=self.venue,
+                    trade_id=str(row[1]),
+                    price=row[4],
+                    quantity=row[5],
+                    side=Side(row[3]),
+                ),
             )
