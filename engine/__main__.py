@@ -307,14 +307,21 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # the engine stopped on an error: say it plainly (the log has the traceback)
             print(f"error: the engine stopped: {exc}", file=sys.stderr)
             return 1
+        skipped = summary.get("ticks_skipped", 0)
+        resumed = f" (resumed: {skipped} trades of the file were in the log already)" if skipped else ""
+        parked = {k: v for k, v in summary.get("dead_lettered", {}).items() if v}
         print(
             f"stopped ({summary['reason']}) after {summary['seconds']} s: {summary['ticks_published']} ticks "
-            f"published, {summary['ticks_processed']} processed, {summary['events_published']} events published; "
-            f"projected: {summary['projections']}"
+            f"published{resumed}, {summary['ticks_processed']} processed, {summary['events_published']} events "
+            f"published; projected: {summary['projections']}"
+            + (f"; dead-lettered: {parked}" if parked else "")
         )
+        if not summary["drained"]:
+            print(f"error: {summary['drain']} (the next start goes on from the log)", file=sys.stderr)
+            return 1
         print("look: python -m engine sql -- -c 'select * from positions'   (the audit tables, read-only)")
         print("      python -m engine replay --schema check1 && python -m engine diff audit check1")
-        return 0 if summary["drained"] else 1
+        return 0
     if args.command == "project":
         from engine.app import run_projections
         from projections.audit import SchemaVersionMismatch

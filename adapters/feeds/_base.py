@@ -10,7 +10,7 @@ import structlog
 
 from adapters.kafka import EventProducer
 from adapters.outage import Backoff, is_outage
-from events import Envelope, TickReceived
+from events import Envelope, InvalidEvent, TickReceived, encode, validate_tick
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,15 @@ class _Window:
                 await self.send(env, stop)
 
 
+async def _park_invalid(producer: EventProducer, env: Envelope, source: str, reason: str) -> None:
+    """A trade a feed received that breaks a rule of ``events.validation``: on the dead-letter topic (no log
+    position: ``dlq.offset`` -1), with the reason, instead of the ticks topic."""
+    log.warning("feed.invalid_tick", source=source, trade_id=getattr(env.event, "trade_id", ""), reason=reason)
+    headers = [("dlq.reason", reason.encode()[:4000]), ("dlq.topic", producer.topics.ticks.encode()),
+               ("dlq.partition", b"-1"), ("dlq.offset", b"-1"), ("dlq.consumer", source.encode())]
+    await producer.send_raw(producer.topics.deadletter, encode(env), env.key.encode(), headers)
+
+
 async def publish_feed(
     feed: Feed, producer: EventProducer, stop: asyncio.Event, *, window: int = 5000, grace: float = 2.0,
     final_wait: float = 30.0,
@@ -69,10 +78,12 @@ async def publish_feed(
     """Write the feed's ticks to Kafka until it ends or ``stop`` is set; return how many were acknowledged.
 
     Each tick is handed to the producer at once (no added latency); acknowledgements are awaited in windows of
-    ``window`` ticks. A broker outage is waited out: the window's unacknowledged ticks are resent once it answers
-    again (a tick's id is derived from its trade, so one stored twice is one event). A live feed may be silent
-    for a long time: once ``stop`` is set it gets ``grace`` seconds to yield its next tick, then it is cancelled;
-    what was handed to the producer is awaited for at most ``final_wait`` seconds more.
+    ``window`` ticks. A tick that breaks a rule of :mod:`events.validation` is never published: it is parked on the
+    dead-letter topic with the reason, and the feed goes on. A broker outage is waited out: the window's
+    unacknowledged ticks are resent once it answers again (a tick's id is derived from its trade, so one stored
+    twice is one event). A live feed may be silent for a long time: once ``stop`` is set it gets ``grace`` seconds
+    to yield its next tick, then it is cancelled; what was handed to the producer is awaited for at most
+    ``final_wait`` seconds more.
     """
     pending = _Window(producer, Backoff("kafka.feed"))
 
@@ -80,7 +91,13 @@ async def publish_feed(
         async for ts_event, tick in feed.ticks():
             if stop.is_set():
                 break
-            await pending.send(Envelope.of_trade(tick, ts_event=ts_event, ts_init=time.time_ns(), source=feed.source))
+            env = Envelope.of_trade(tick, ts_event=ts_event, ts_init=time.time_ns(), source=feed.source)
+            try:
+                validate_tick(tick, ts_event)
+            except InvalidEvent as exc:  # never published as a tick: parked with the reason, the feed goes on
+                await _park_invalid(producer, env, feed.source, exc.reason)
+                continue
+            await pending.send(env)
             if len(pending.sent) >= window:
                 await pending.settle()
 

@@ -165,3 +165,25 @@ def test_readyz_says_within_five_seconds_that_a_server_is_gone_and_the_outage_is
     finally:
         for p in (engine, worker):
             p.interrupt()
+
+
+def test_a_second_ctrl_c_during_a_drain_that_cannot_finish_stops_at_once_and_says_so(
+        stack: PrivateStack, logs: Path) -> None:
+    run = Run(stack, "ctrlc", logs)
+    engine = run.start("run", "--rate", "50", "--drain-timeout", "120")
+    try:
+        _port_of(engine)
+        time.sleep(2)
+        stack.kill_kafka()  # the drain waits for the broker: it cannot end by itself
+        engine.p.send_signal(2)
+        time.sleep(1.5)
+        assert engine.alive(), "the first Ctrl-C starts a drain, it does not exit"
+        t0 = time.monotonic()
+        engine.p.send_signal(2)
+        code = engine.wait(10)
+        assert code == 130 and time.monotonic() - t0 < 5, f"exit {code} after {time.monotonic() - t0:.1f} s"
+        out = engine.log.read_text()
+        assert "stopping at once, without draining" in out and "Traceback" not in out
+    finally:
+        stack.restart()
+        engine.kill9()
