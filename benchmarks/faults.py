@@ -86,9 +86,7 @@ class PrivateStack:
                 "ENGINE_STACK__KAFKA_CONTROLLER_PORT": str(self.controller_port)}
 
     def settings(self) -> Any:
-        from engine.config import Settings
-
-        from engine.config import KafkaSettings, PostgresSettings, StackSettings
+        from engine.config import KafkaSettings, PostgresSettings, Settings, StackSettings
 
         return Settings(kafka=KafkaSettings(bootstrap=self.bootstrap), postgres=PostgresSettings(dsn=self.dsn),
                         stack=StackSettings(state_dir=self.state_dir, kafka_controller_port=self.controller_port))
