@@ -21,6 +21,7 @@ from aiokafka import TopicPartition
 
 from adapters.kafka import EventProducer, make_consumer
 from adapters.telemetry import DEAD_LETTERED
+from events import Envelope, encode
 
 log = structlog.get_logger(__name__)
 
@@ -121,3 +122,14 @@ class DeadLetters:
         log.warning("kafka.dead_lettered", topic=msg.topic, partition=msg.partition, offset=msg.offset,
                     reason=reason[:500], consumer=self.name)
         return True
+
+
+async def park_unpublished(producer: EventProducer, env: Envelope, topic: str, source: str, reason: str) -> None:
+    """An event that breaks a rule of ``events.validation`` at the edge where it would enter the log (a feed's
+    trade, a venue's report): parked with the reason instead of published to ``topic`` (it has no log position:
+    ``dlq.partition`` and ``dlq.offset`` are -1)."""
+    log.warning("kafka.refused_at_the_edge", source=source, type=env.type, event_id=str(env.event_id), reason=reason)
+    headers = [("dlq.reason", reason.encode()[:4000]), ("dlq.topic", topic.encode()), ("dlq.partition", b"-1"),
+               ("dlq.offset", b"-1"), ("dlq.consumer", source.encode())]
+    await producer.send_raw(producer.topics.deadletter, encode(env), env.key.encode(), headers)
+    DEAD_LETTERED.labels(source).inc()

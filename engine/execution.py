@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import structlog
 from aiokafka import TopicPartition
 
-from adapters.deadletter import DeadLetters
+from adapters.deadletter import DeadLetters, park_unpublished
 from adapters.kafka import EventProducer, LogInspector, make_consumer
 from adapters.telemetry import KAFKA_CONSUMED
 from adapters.venues.base import (
@@ -75,6 +75,7 @@ from events import (
     decode,
 )
 from events._ids import derived_event_id
+from events.validation import problem as validation_problem
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -256,7 +257,14 @@ class ExecutionService:
         """Publish reports (to the input topic) or reconciliation events (control), then fold them."""
         if not items:
             return
-        envs = [self._envelope(ev, fact, ts) for ev, fact, ts in items]
+        envs = []
+        for env in (self._envelope(ev, fact, ts) for ev, fact, ts in items):
+            reason = validation_problem(env)
+            if reason is not None:  # a venue's answer that cannot be true: recorded with why, never folded
+                await park_unpublished(self._producer, env, self._topics.ticks, f"execution.{self.venue.name}",
+                                       reason)
+                continue
+            envs.append(env)
         reports = [e for e in envs if isinstance(e.event, _REPORTS)]
         others = [e for e in envs if not isinstance(e.event, _REPORTS)]
         await self._producer.publish(reports, topic=self._topics.ticks)

@@ -391,8 +391,9 @@ class TradingLoop:
                     if not is_outage(exc) or stop.is_set():
                         raise
                     # a record was maybe fetched and not taken: go back to the first one not taken
+                    assigned = self._consumer.assignment()
                     for tp, offset in self.processed.items():
-                        if tp in self.cores:
+                        if tp in self.cores and tp in assigned:
                             self._consumer.seek(tp, offset)
                     await self.backoff.wait(exc, stop, during="consume")
         finally:

@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 # table -> (ordering key, the column that dates a row, or None for current-state tables)
 TABLES: dict[str, tuple[str, str | None]] = {
     "events": ("event_id", "ts_event"),
+    "event_ids": ("event_id", "ts_event"),
     "order_events": ("event_id", "ts_event"),
     "fills": ("venue, trade_id", "ts_event"),
     "position_changes": ("event_id", "ts_event"),

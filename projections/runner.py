@@ -247,7 +247,8 @@ class ProjectionRunner:
     def _assign(self, tps: Iterable[TopicPartition]) -> None:
         """Partitions handed to this runner: paused (nothing is fetched for them) until :meth:`_seek_pending` has
         read their stored offsets and sought there."""
-        tps = list(tps)
+        assigned = self._consumer.assignment()
+        tps = [tp for tp in tps if tp in assigned]
         if tps:
             self._consumer.pause(*tps)
         self._pending.update(tps)

@@ -8,9 +8,10 @@ from typing import Any, Protocol
 
 import structlog
 
+from adapters.deadletter import park_unpublished
 from adapters.kafka import EventProducer
 from adapters.outage import Backoff, is_outage
-from events import Envelope, InvalidEvent, TickReceived, encode, validate_tick
+from events import Envelope, InvalidEvent, TickReceived, validate_tick
 
 log = structlog.get_logger(__name__)
 
@@ -62,15 +63,6 @@ class _Window:
                 await self.send(env, stop)
 
 
-async def _park_invalid(producer: EventProducer, env: Envelope, source: str, reason: str) -> None:
-    """A trade a feed received that breaks a rule of ``events.validation``: on the dead-letter topic (no log
-    position: ``dlq.offset`` -1), with the reason, instead of the ticks topic."""
-    log.warning("feed.invalid_tick", source=source, trade_id=getattr(env.event, "trade_id", ""), reason=reason)
-    headers = [("dlq.reason", reason.encode()[:4000]), ("dlq.topic", producer.topics.ticks.encode()),
-               ("dlq.partition", b"-1"), ("dlq.offset", b"-1"), ("dlq.consumer", source.encode())]
-    await producer.send_raw(producer.topics.deadletter, encode(env), env.key.encode(), headers)
-
-
 async def publish_feed(
     feed: Feed, producer: EventProducer, stop: asyncio.Event, *, window: int = 5000, grace: float = 2.0,
     final_wait: float = 30.0,
@@ -95,7 +87,7 @@ async def publish_feed(
             try:
                 validate_tick(tick, ts_event)
             except InvalidEvent as exc:  # never published as a tick: parked with the reason, the feed goes on
-                await _park_invalid(producer, env, feed.source, exc.reason)
+                await park_unpublished(producer, env, producer.topics.ticks, feed.source, exc.reason)
                 continue
             await pending.send(env)
             if len(pending.sent) >= window:
