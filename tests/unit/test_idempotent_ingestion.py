@@ -1,0 +1,79 @@
+"""The same trade published twice is one event, and the engine takes it once, in a live run and in a recovery."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from adapters.feeds.recorded import load_trades, resume_index
+from adapters.venues.paper import PaperExchange
+from engine import state_snapshot
+from engine.core import TradingCore
+from engine.dedupe import RecentIds
+from engine.risk import RiskLimits
+from engine.strategies import MaCross
+from engine.trader import Trader
+from events import Envelope, Side, TickReceived
+from tests.support import TRADES
+
+T0 = 1_570_752_011_000_000_000
+
+
+def _tick(trade_id: str, price: str = "100") -> TickReceived:
+    return TickReceived(instrument="BTC/USDT", venue="binance", trade_id=trade_id, price=Decimal(price),
+                        quantity=Decimal("1"), side=Side.BUY)
+
+
+def test_a_ticks_id_is_derived_from_its_trade() -> None:
+    a = Envelope.of_trade(_tick("42"), ts_event=T0, ts_init=T0 + 5, source="feed:binance")
+    again = Envelope.of_trade(_tick("42"), ts_event=T0, ts_init=T0 + 999, source="feed:binance")
+    other = Envelope.of_trade(_tick("43"), ts_event=T0, ts_init=T0 + 5, source="feed:binance")
+    elsewhere = Envelope.of_trade(
+        TickReceived(instrument="BTC/USDT", venue="kraken", trade_id="42", price=Decimal("100"),
+                     quantity=Decimal("1"), side=Side.BUY), ts_event=T0, ts_init=T0, source="feed:kraken")
+    assert a.event_id == again.event_id  # published again later: the same event
+    assert len({a.event_id, other.event_id, elsewhere.event_id}) == 3
+    assert a.event_id.version == 7 and a.correlation_id == a.event_id and a.causation_id is None
+
+
+def test_recent_ids_forget_the_oldest_beyond_their_capacity() -> None:
+    r: RecentIds[str] = RecentIds(3)
+    assert [r.add(x) for x in "abca"] == [True, True, True, False]
+    assert r.add("d") and r.ids() == ("b", "c", "d")
+    assert r.add("a")  # forgotten: taken again
+    assert RecentIds(2, ("x", "y", "z")).ids() == ("y", "z")
+
+
+def _core() -> TradingCore:
+    return TradingCore(Trader(MaCross(2, 3, Decimal("0.01")), RiskLimits(Decimal(10**6), Decimal(10), 5, 30)),
+                       PaperExchange(Decimal("0.001"), Decimal("0.0005"), None))
+
+
+def test_the_engine_takes_a_repeated_tick_once_and_a_recovery_from_a_snapshot_does_too() -> None:
+    prices = ["100", "101", "102", "99", "98", "97", "101", "103", "104", "100"]
+    ticks = [Envelope.of_trade(_tick(str(i), p), ts_event=T0 + i, ts_init=T0 + i, source="t")
+             for i, p in enumerate(prices)]
+    once = _core()
+    out_once = [e for t in ticks for e in once.on_input(t, ts_init=0)]
+    twice = _core()
+    resent = ticks[:6] + ticks[2:6] + ticks[6:]  # a window sent again after a broker error
+    out_twice = [e for t in resent for e in twice.on_input(t, ts_init=0)]
+    assert out_once and [e.event_id for e in out_twice] == [e.event_id for e in out_once]
+    assert twice.states == once.states
+
+    restored = _core()
+    half = _core()
+    for t in ticks[:6]:
+        half.on_input(t, ts_init=0)
+    assert state_snapshot.load(state_snapshot.dump(half, 6), restored) == 6
+    out_restored = [e for t in ticks[2:] for e in restored.on_input(t, ts_init=0)]  # the repeats come first
+    assert [e.event_id for e in out_restored] == [e.event_id for e in out_once if e.ts_event >= T0 + 6]
+
+
+def test_a_recorded_run_resumes_just_after_its_last_trade_in_the_log() -> None:
+    rows = load_trades(TRADES)
+    last = rows[4999]
+    assert resume_index(rows, int(last[0]) * 1_000_000, str(last[1])) == 5000
+    # a trade the file does not hold: from the first trade of its time (those in the log are skipped as repeats)
+    i = resume_index(rows, int(last[0]) * 1_000_000, "not-in-the-file")
+    assert i <= 4999 and int(rows[i][0]) == int(last[0]) and int(rows[i - 1][0]) < int(last[0])
+    assert resume_index(rows, (int(rows[-1][0]) + 1) * 1_000_000, "x") == len(rows)
