@@ -13,9 +13,9 @@ scenario lost or doubled anything, dead-lettered other than the planted records,
 
 Scenarios:
 
-- ``poison``: bad records of every kind planted on the ticks, trading and control topics while an engine and a
-  projection worker run (and the worker killed and restarted after them): every bad record parked once per
-  consumer group, the next good tick traded;
+- ``poison``: bad records of 16 kinds planted on the ticks, trading and control topics while an engine and a
+  projection worker run, ``--kills`` rounds, both killed and restarted after each: every bad record parked once
+  per consumer group, the next good tick traded;
 - ``recorded``: a recorded run (the 12,477 real trades of ``tests/data``) killed with SIGKILL ``--kills`` times
   and restarted, then run to its end: the same ticks, orders, fills and fees as one clean run;
 - ``engine``: the engine of a synthetic run killed and restarted ``--kills`` times, separate workers running;
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -560,44 +561,49 @@ async def _plant(bootstrap: str, topics: Any, instrument: str, records: list[tup
     return planted
 
 
-def scenario_poison(stack: PrivateStack, logs: Path) -> Outcome:
-    """Every kind of bad record on every topic while an engine and a worker run; the worker is then killed and
-    restarted (the metrics projection folds the log again from its start): each bad record is parked once per
-    consumer group, every process stays up, and the next good tick is traded."""
+def scenario_poison(stack: PrivateStack, logs: Path, rounds: int = 1) -> Outcome:
+    """Every kind of bad record on every topic while an engine and a worker run, ``rounds`` times; after each round
+    the engine and the worker are killed and restarted (the engine recovers through the bad records, the metrics
+    projection folds the log again from its start): each bad record is parked once per consumer group, every
+    process stays up, and the next good tick is traded."""
     t0 = time.monotonic()
     out = Outcome("poison")
     run = Run(stack, "pois", logs)
     engine = run.start("run", "--no-projections", "--rate", "100")
     worker = run.start("project")
+    expected: set[tuple[str, str, int, int]] = set()
     try:
         wait_for(lambda: asyncio.run(audit_has_rows(stack.dsn, run.schema)), 60, "the first projected events")
-        ticks = asyncio.run(_read_topic(stack.bootstrap, run.topics.ticks))
-        good = ticks[-1]
-        instrument = good.key.decode()
-        planted = asyncio.run(_plant(stack.bootstrap, run.topics, instrument, bad_records(instrument, good.value)))
-        out.faults = len(planted)
-        # who must park what: every group reading the topic; a conflicting duplicate only the audit (the engine and
-        # the metrics take the first record of an id and skip the others as repeats)
-        expected: set[tuple[str, str, int, int]] = set()
-        for what, topic, part, off in planted:
-            groups = ["projection:audit", "projection:metrics"]
-            if topic == run.topics.ticks:
-                groups.append(f"{run.prefix}.engine")
-            if what == "conflicting duplicate":
-                groups = ["projection:audit"]
-            expected.update((g, topic, part, off) for g in groups)
-        out.expected_dead_letters = len(expected)
-        last = max(off for _, topic, _, off in planted if topic == run.topics.ticks)
-        part = next(p for _, topic, p, _ in planted if topic == run.topics.ticks)
-        wait_for(lambda: asyncio.run(_traded_after(stack.dsn, run.schema, run.topics.ticks, part, last)), 90,
-                 "a good tick after the planted records in the audit")
-        time.sleep(2)
-        worker.kill9()
-        worker = run.start("project")  # folds the log again: must not park the same records again
+        for _ in range(rounds):
+            ticks = asyncio.run(_read_topic(stack.bootstrap, run.topics.ticks))
+            good = ticks[-1]
+            instrument = good.key.decode()
+            planted = asyncio.run(_plant(stack.bootstrap, run.topics, instrument,
+                                         bad_records(instrument, good.value)))
+            out.faults += len(planted)
+            # who must park what: every group reading the topic; a conflicting duplicate only the audit (the engine
+            # and the metrics take the first record of an id and skip the others as repeats)
+            for what, topic, part, off in planted:
+                groups = ["projection:audit", "projection:metrics"]
+                if topic == run.topics.ticks:
+                    groups.append(f"{run.prefix}.engine")
+                if what == "conflicting duplicate":
+                    groups = ["projection:audit"]
+                expected.update((g, topic, part, off) for g in groups)
+            last = max(off for _, topic, _, off in planted if topic == run.topics.ticks)
+            part = next(p for _, topic, p, _ in planted if topic == run.topics.ticks)
+            wait_for(functools.partial(_traded_after_sync, stack, run, part, last), 90,
+                     "the engine and the audit past the planted records, on a good tick")
+            _stop_all(run, out)
+            engine.kill9()  # its recovery runs through the bad records: it must neither stop nor park them again
+            worker.kill9()  # the metrics fold the log again from its start: the same
+            engine = run.start("run", "--no-projections", "--rate", "100")
+            worker = run.start("project")
         time.sleep(8)
         _stop_all(run, out)
         engine.interrupt()
         settle_and_check(run, out)
+        out.expected_dead_letters = len(expected)
         got = asyncio.run(dead_letters(stack.bootstrap, run.topics))
         keys = Counter((c, t, p, o) for c, t, p, o, _ in got)
         out.dead_lettered = sum(keys.values())
@@ -619,16 +625,31 @@ def scenario_poison(stack: PrivateStack, logs: Path) -> Outcome:
     return out
 
 
-async def _traded_after(dsn: str, schema: str, topic: str, partition: int, offset: int) -> bool:
-    """The audit holds a tick of that partition after ``offset``, and the engine traded it (a decision of the
-    engine caused by a tick after it: a signal), or at least its group committed past it."""
-    import asyncpg
+def _traded_after_sync(stack: PrivateStack, run: Run, partition: int, offset: int) -> bool:
+    return asyncio.run(_traded_after(stack.bootstrap, stack.dsn, run, partition, offset))
 
+
+async def _traded_after(bootstrap: str, dsn: str, run: Run, partition: int, offset: int) -> bool:
+    """The engine's group committed past ``offset`` of the ticks partition (it took the next records), and the
+    audit holds a tick of that partition after it."""
+    import asyncpg
+    from aiokafka import TopicPartition
+
+    from adapters.kafka import make_consumer
+
+    c = make_consumer(bootstrap, group_id=f"{run.prefix}.engine", client_id="faults-check")
+    await c.start()
+    try:
+        committed = await c.committed(TopicPartition(run.topics.ticks, partition))
+    finally:
+        await c.stop()
+    if committed is None or committed <= offset + 1:
+        return False
     conn = await asyncpg.connect(dsn, timeout=5)
     try:
         return bool(await conn.fetchval(
-            f'SELECT count(*) > 0 FROM "{schema}".events WHERE topic = $1 AND partition = $2 AND "offset" > $3 '
-            "AND type = 'TickReceived'", topic, partition, offset))
+            f'SELECT count(*) > 0 FROM "{run.schema}".events WHERE topic = $1 AND partition = $2 AND "offset" > $3 '
+            "AND type = 'TickReceived'", run.topics.ticks, partition, offset))
     finally:
         await conn.close()
 
@@ -661,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     with private_stack(args.state_dir) as stack:
         for name in args.only or SCENARIOS:
             if name == "poison":
-                o = scenario_poison(stack, logs)
+                o = scenario_poison(stack, logs, args.kills)
             elif name == "recorded":
                 o = scenario_recorded(stack, logs, args.kills, rng)
             else:

@@ -404,8 +404,8 @@ async def _drain(inspector: LogInspector, topics: Topics, loop: TradingLoop, exe
     try:
         tick_tps = await inspector.partitions([topics.ticks])
         ends = await inspector.end_offsets(tick_tps)
-        if not await wait_until(lambda: loop.caught_up(ends), timeout):
-            return False, f"the engine had not taken every published tick within {timeout:g} s"
+        if not await wait_until(lambda: loop.group_caught_up(ends), timeout):
+            return False, f"the engines had not taken every published tick within {timeout:g} s"
         if execution is not None:
             # every order command reaches the venue, then its reports come back through the engine
             trading_ends = await inspector.end_offsets(await inspector.partitions([topics.trading]))
@@ -413,13 +413,16 @@ async def _drain(inspector: LogInspector, topics: Topics, loop: TradingLoop, exe
                 return False, f"the execution service had not handled every order command within {timeout:g} s"
             exec_stop.set()
             ends = await inspector.end_offsets(tick_tps)
-            if not await wait_until(lambda: loop.caught_up(ends), timeout):
-                return False, f"the engine had not taken the venue's last reports within {timeout:g} s"
+            if not await wait_until(lambda: loop.group_caught_up(ends), timeout):
+                return False, f"the engines had not taken the venue's last reports within {timeout:g} s"
         await asyncio.wait_for(producer.publish([stopped]), timeout)
         all_tps = await inspector.partitions([topics.ticks, topics.trading, topics.control])
         ends_all = await inspector.end_offsets(all_tps)
-        if not await wait_until(lambda: all(r.caught_up(ends_all) for r in runners), timeout):
-            behind = [r.name for r in runners if not r.caught_up(ends_all)]
+        async def applied() -> bool:
+            return all([await r.all_applied(ends_all) for r in runners])
+
+        if not await wait_until(applied, timeout):
+            behind = [r.name for r in runners if not await r.all_applied(ends_all)]
             return False, f"projection {', '.join(behind)} had not applied every event within {timeout:g} s"
     except Exception as exc:
         if not is_outage(exc):

@@ -501,3 +501,16 @@ class TradingLoop:
         return self.assigned.is_set() and all(
             self.positions.get(tp, 0) >= end_offsets.get(tp, 0) for tp in self.positions
         )
+
+    async def group_caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
+        """True once the engines' group committed every partition of ``end_offsets`` up to it, whoever owns it: a
+        partition still held by an engine that died (until its session expires and the group hands it on) is not
+        caught up, though this engine owns nothing behind."""
+        if not await self.caught_up(end_offsets):
+            return False
+        for tp, end in end_offsets.items():
+            if end and tp not in self.positions:
+                committed = await self._consumer.committed(tp)
+                if committed is None or committed < end:
+                    return False
+        return True

@@ -115,6 +115,14 @@ class PgOffsets:
         stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
         return {tp: stored[tp] for tp in tps}
 
+    async def stored(self, projection: str) -> dict[TopicPartition, int]:
+        """Where the projection stands on every partition it has seen, whichever worker applied it."""
+        rows = await self._pool.fetch(
+            f"SELECT topic, partition, next_offset FROM {self._table} WHERE projection = $1",  # noqa: S608
+            projection,
+        )
+        return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
     @asynccontextmanager
     async def batch(self, projection: str) -> AsyncIterator[_PgBatch]:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -339,6 +339,17 @@ class ProjectionRunner:
             st.next_offset >= end_offsets.get(tp, 0) for tp, st in self.lag.items()
         )
 
+    async def all_applied(self, end_offsets: dict[TopicPartition, int]) -> bool:
+        """Every partition of ``end_offsets`` is applied up to it by the projection, whichever worker of the group
+        applied it (the positions in PostgreSQL); for an in-memory projection, :meth:`caught_up`."""
+        if not self.caught_up(end_offsets):
+            return False
+        stored_of = getattr(self._store, "stored", None)
+        if stored_of is None:
+            return True
+        stored = await stored_of(self.name)
+        return all(stored.get(tp, 0) >= end for tp, end in end_offsets.items() if end)
+
     def _planned_to_stop(self) -> bool:
         """In fixed mode with ``stop_at``: every batch up to the stop offsets has been prepared."""
         if self._stop_at is None:
