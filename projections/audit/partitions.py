@@ -44,7 +44,9 @@ class DayPartitions:
         """One round trip: the lock and every partition's DDL as one script (names are validated idents)."""
         s = ident(self._schema)
         days = list(days)
-        script = [f"SELECT pg_advisory_xact_lock(hashtext('partitions:{self._schema}'))"]
+        # the lock of the schema's DDL (adapters.postgres.run_sql_file): a partition made while another worker runs
+        # the schema file (its triggers on events, its grants) failed with "tuple concurrently updated"
+        script = [f"SELECT pg_advisory_xact_lock(hashtext('schema:{self._schema}'))"]
         for d in days:
             name = ident(f"events_{d:%Y%m%d}")
             script += [
