@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs to run the engine and its tests, then the local stack:
-#   Python packages (pip install -e '.[dev]'), PostgreSQL and Chromium from Debian (when missing, as root),
-#   the Kafka jars from Maven Central (once, cached), and `python -m engine stack up`.
-# Idempotent and quiet when there is nothing to do.
+#   Python packages (the exact versions of requirements.lock, then this project with --no-deps), PostgreSQL and
+#   Chromium from Debian (when missing, as root), the Kafka jars from Maven Central (once, cached), and
+#   `python -m engine stack up`.
+# Idempotent and quiet when there is nothing to do. It never stops a process it did not start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=.state/bootstrap.stamp
@@ -27,17 +28,30 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${apt_missing[@]}" >/dev/null
-  # Debian starts its own services on install; the engine uses its own, on other ports
-  for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
-    if command -v systemctl >/dev/null; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
-    pkill -f "/usr/bin/$svc" 2>/dev/null || true
+  # Debian starts the services of some packages it installs, on the ports the local stack's own use (stack up
+  # --with-prometheus). Where systemd runs them, stop and disable the units of the packages installed just now, by
+  # name. Without systemd (in a container, policy-rc.d usually keeps them from starting) they are left alone, and
+  # said so if one listens: nothing is stopped by its process name, which may be someone else's program.
+  declare -A debian_port=([prometheus]=9090 [prometheus-alertmanager]=9093)
+  for pkg in "${apt_missing[@]}"; do
+    port=${debian_port[$pkg]:-}
+    [ -n "$port" ] || continue
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now "$pkg.service" >/dev/null 2>&1 || true
+    elif (: </dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+      echo "note: 127.0.0.1:$port is taken (by Debian's $pkg service?) and left so: stop it, or give the local" \
+        "stack other ports (ENGINE_STACK__PROMETHEUS_PORT, ENGINE_STACK__ALERTMANAGER_PORT)" >&2
+    fi
   done
 fi
 
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# requirements.lock: every package and its hash, resolved from pyproject.toml (its header says how to refresh it).
+# Installed as locked, then this project alone, so a build next month gets the same versions.
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! python -c 'import engine, aiokafka, asyncpg' 2>/dev/null; then
-  step "pip install -e .[dev]"
-  python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  step "pip install -r requirements.lock && pip install --no-deps -e ."
+  python -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements.lock
+  python -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps -e .
   echo "$want" > "$stamp"
 fi
 
