@@ -1,6 +1,9 @@
-"""``python -m engine``: the command line.
+"""``python -m engine`` (or ``engine``, the installed command): the command line.
 
-Commands: run, project, replay, diff, stack. ``python -m engine COMMAND --help`` documents each.
+Commands: run, project, replay, rebuild, diff, halt, resume, sql, stack; ``python -m engine COMMAND --help``
+documents each. One function per command, found in :data:`COMMANDS`; each returns its exit code or raises, and
+:func:`main` turns an error into one line on stderr and the exit code of its kind (see :mod:`engine.errors`).
+The global options (``--config``, ``--log-level``) go before or after the command.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ import argparse
 import asyncio
 import math
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+from engine import __version__
 from engine import config as cfg
+from engine.errors import INTERRUPTED, BadInput, EngineError, describe, engine_error
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,14 +100,24 @@ def _schema(text: str) -> str:
     return text
 
 
-def _parser() -> argparse.ArgumentParser:
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``--config`` and ``--log-level``, on the main parser (``default`` None) and again on each command's (``default``
+    SUPPRESS: given there, it overrides; not given, it leaves what the main parser read), so that they go before or
+    after the command. Each parser gets actions of its own: a shared one would share its default too."""
+    parser.add_argument("--config", type=Path, default=default,
+                        help="TOML settings file (also ENGINE_CONFIG); see docs/configuration.md")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=default,
+                        help="default: info")
+
+
+def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     p = _Parser(
-        prog="python -m engine",
+        prog=prog,
         description="An event-sourced trading engine: every fact is an event on Kafka; PostgreSQL "
         "and Prometheus are projections of the log.",
     )
-    p.add_argument("--config", type=Path, help="TOML settings file (also ENGINE_CONFIG); see docs/configuration.md")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _global_options(p, default=None)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser(
@@ -216,6 +232,8 @@ def _parser() -> argparse.ArgumentParser:
         help="up: also start Debian's Prometheus (scraping the engine, with the alert rules) and "
         "Alertmanager on 127.0.0.1:9090 and :9093",
     )
+    for command in sub.choices.values():
+        _global_options(command, default=argparse.SUPPRESS)
     return p
 
 
@@ -241,182 +259,234 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
         over["http"] = {"port": args.port}
     if args.log_level:
         over["log_level"] = args.log_level
-    return cfg.load(args.config, **over)
+    try:
+        return cfg.load(args.config, **over)
+    except ValueError as exc:  # as before: any other ValueError of the settings is bad input too
+        raise BadInput(str(exc)) from exc
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+# --- the commands: each takes the parsed arguments and the settings, and returns its exit code or raises -------------
+
+
+def _stack(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ops import stack
+
+    if args.action == "up":
+        statuses = stack.up(settings, timeout=args.timeout, with_prometheus=args.with_prometheus)
+    else:
+        statuses = stack.down(settings) if args.action == "down" else stack.status(settings)
+    for s in statuses:
+        line = f"{s.name:<10} {s.state:<8} {s.endpoint}"
+        if s.pid:
+            line += f"  pid {s.pid}"
+        if s.log_file:
+            line += f"  log {s.log_file}"
+        if s.detail:
+            line += f"  ({s.detail})"
+        print(line)
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from engine.app import run_engine
+
+    which = set() if args.no_projections else {"audit", "metrics"}
+    if settings.feed.kind == "recorded" and settings.feed.path is not None:
+        # the whole file is checked before anything (a topic, an event, a schema) is written
+        from adapters.feeds.recorded import load_trades
+
+        if not settings.feed.path.is_file():
+            raise BadInput(f"feed.path {settings.feed.path}: no such file (--file or ENGINE_FEED__PATH)")
+        load_trades(settings.feed.path)
+    try:
+        summary = asyncio.run(
+            run_engine(
+                settings,
+                duration=args.duration,
+                projections=which,
+                limit=args.ticks,
+                drain_timeout=args.drain_timeout,
+            )
+        )
+    except Exception as exc:  # the engine stopped on an error: say it plainly (the log has the traceback)
+        known = engine_error(exc)
+        kind = type(known) if known is not None else EngineError
+        raise kind(f"the engine stopped: {known if known is not None else exc}") from exc
+    skipped = summary.get("ticks_skipped", 0)
+    resumed = f" (resumed: {skipped} trades of the file were in the log already)" if skipped else ""
+    parked = {k: v for k, v in summary.get("dead_lettered", {}).items() if v}
+    print(
+        f"stopped ({summary['reason']}) after {summary['seconds']} s: {summary['ticks_published']} ticks "
+        f"published{resumed}, {summary['ticks_processed']} processed, {summary['events_published']} events "
+        f"published; projected: {summary['projections']}"
+        + (f"; dead-lettered: {parked}" if parked else "")
+    )
+    if not summary["drained"]:
+        raise EngineError(f"{summary['drain']} (the next start goes on from the log)")
+    print("look: python -m engine sql -- -c 'select * from positions'   (the audit tables, read-only)")
+    print("      python -m engine replay --schema check1 && python -m engine diff audit check1")
+    return 0
+
+
+def _project(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from engine.app import run_projections
+
+    asyncio.run(run_projections(settings, set(args.only or ["audit", "metrics"]), http=not args.no_http))
+    return 0
+
+
+def _probe(*, kafka: str | None = None, postgres: str | None = None) -> None:
+    """The servers answer (see :mod:`engine.preflight`), or :class:`~engine.errors.Unreachable` within seconds. In an
+    event loop of its own, whose threads (a host name is resolved in one) are joined before the command starts: a
+    replay forks its workers only from a process with no other thread."""
+    from engine import preflight
+
+    asyncio.run(preflight.servers_answer(kafka=kafka, postgres=postgres))
+
+
+def _replay(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from events import Topics
+    from projections.replay import replay
+
+    if args.date and (args.start or args.end):
+        raise BadInput("give --date or --from/--to, not both")
+    _probe(kafka=settings.kafka.bootstrap, postgres=settings.postgres.dsn)
+    res = asyncio.run(
+        replay(
+            settings.kafka.bootstrap,
+            settings.postgres.dsn,
+            settings.postgres.writer,
+            args.schema,
+            start=args.start,
+            end=args.end,
+            day=args.date,
+            replace=args.replace,
+            topics=Topics(settings.kafka.topic_prefix),
+            workers=args.workers,
+        )
+    )
+    print(
+        f"replayed {res.events} events into schema {res.schema} in {res.seconds:.2f} s "
+        f"({res.events_per_second:,.0f} events/s)"
+    )
+    return 0
+
+
+def _rebuild(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from engine import preflight
+    from events import Topics
+    from projections.rebuild import rebuild
+
+    _probe(kafka=settings.kafka.bootstrap, postgres=settings.postgres.dsn)
+    asyncio.run(preflight.replaceable_audit_schema(settings.postgres.dsn, settings.postgres.schema_))
+    rb = asyncio.run(
+        rebuild(
+            settings.kafka.bootstrap,
+            settings.postgres.dsn,
+            settings.postgres.writer,
+            settings.postgres.schema_,
+            topics=Topics(settings.kafka.topic_prefix),
+            workers=args.workers,
+        )
+    )
+    kept = f"; the previous version is kept as {rb.old}" if rb.old else ""
+    print(f"rebuilt {rb.schema} from {rb.events} events in {rb.seconds:.2f} s and switched to it{kept}")
+    return 0
+
+
+def _diff(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from projections.replay import diff
+
+    _probe(postgres=settings.postgres.dsn)
+    result = asyncio.run(diff(settings.postgres.dsn, args.schema_a, args.schema_b, day=args.date, limit=args.limit))
+    different = False
+    for table, lines in result.items():
+        if lines:
+            different = True
+            print(f"{table}: DIFFERENT")
+            for line in lines:
+                print(f"  {line}")
+        else:
+            print(f"{table}: equal")
+    return 1 if different else 0
+
+
+def _breaker(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from engine.app import switch_breaker
+
+    _probe(kafka=settings.kafka.bootstrap)
+    asyncio.run(switch_breaker(settings, halt=args.command == "halt", reason=args.reason))
+    print("trading halted: only cancels pass" if args.command == "halt" else "trading resumed")
+    return 0
+
+
+def _sql(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    import os
+    import shutil
+
+    psql = shutil.which("psql")
+    if psql is None:
+        raise BadInput("psql is not installed (Debian: apt-get install postgresql-client)")
+    extra = [a for a in args.psql_args if a != "--"]
+    env = {**os.environ, "PGOPTIONS": f"-c search_path={settings.postgres.schema_},public"}
+    os.execvpe(psql, [psql, settings.postgres.reader, *extra], env)  # noqa: S606 - replaces this process
+
+
+Command = Callable[[argparse.Namespace, cfg.Settings], int]
+
+COMMANDS: dict[str, Command] = {
+    "run": _run,
+    "project": _project,
+    "replay": _replay,
+    "rebuild": _rebuild,
+    "diff": _diff,
+    "halt": _breaker,
+    "resume": _breaker,
+    "sql": _sql,
+    "stack": _stack,
+}
+"""Every command of the parser, and the function that does it."""
+
+ANY_ERROR_IS_2 = frozenset({"diff"})
+"""Commands with diff(1)'s exit codes: 1 means "different", so every error that kept it from comparing is 2."""
+
+
+def _failed(command: str, exc: Exception, *, logging: bool) -> int:
+    """One line on stderr for an error, and the exit code of its kind. An error of no known kind is a bug: its
+    traceback goes to the log (once it is set up) at debug level, ``--log-level debug``."""
+    err = engine_error(exc)
+    if err is None:
+        if logging:
+            import structlog
+
+            structlog.get_logger(__name__).debug("command.failed", command=command, exc_info=exc)
+        err = EngineError(f"unexpected {describe(exc)} (a bug? --log-level debug shows where)")
+    print(f"error: {err}", file=sys.stderr, flush=True)
+    return 2 if command in ANY_ERROR_IS_2 else err.exit_code
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
+    """Run one command; return its exit code (bad usage exits 2 from the parser, ``--help`` and ``--version`` 0)."""
+    args = _parser(prog).parse_args(argv)
+    command = COMMANDS[args.command]
+    logging = False
     try:
         settings = _settings(args)
-    except (cfg.ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from engine.logging import configure
+        from engine.logging import configure
 
-    configure(settings.log_level)
-    if args.command == "stack":
-        from ops import stack
+        configure(settings.log_level)
+        logging = True
+        return command(args, settings)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C: asyncio.run has cancelled the command's tasks
+        print("interrupted", file=sys.stderr, flush=True)
+        return INTERRUPTED
+    except Exception as exc:
+        return _failed(args.command, exc, logging=logging)
 
-        try:
-            if args.action == "up":
-                statuses = stack.up(settings, timeout=args.timeout, with_prometheus=args.with_prometheus)
-            else:
-                statuses = stack.down(settings) if args.action == "down" else stack.status(settings)
-        except stack.StackError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        for s in statuses:
-            line = f"{s.name:<10} {s.state:<8} {s.endpoint}"
-            if s.pid:
-                line += f"  pid {s.pid}"
-            if s.log_file:
-                line += f"  log {s.log_file}"
-            if s.detail:
-                line += f"  ({s.detail})"
-            print(line)
-        return 0
-    if args.command == "run":
-        from engine.app import run_engine
 
-        which = set() if args.no_projections else {"audit", "metrics"}
-        if settings.feed.kind == "recorded" and settings.feed.path is not None:
-            # the whole file is checked before anything (a topic, an event, a schema) is written
-            from adapters.feeds.recorded import RecordedFileError, load_trades
-
-            if not settings.feed.path.is_file():
-                print(
-                    f"error: feed.path {settings.feed.path}: no such file (--file or ENGINE_FEED__PATH)",
-                    file=sys.stderr,
-                )
-                return 2
-            try:
-                load_trades(settings.feed.path)
-            except RecordedFileError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-        try:
-            summary = asyncio.run(
-                run_engine(
-                    settings,
-                    duration=args.duration,
-                    projections=which,
-                    limit=args.ticks,
-                    drain_timeout=args.drain_timeout,
-                )
-            )
-        except Exception as exc:  # the engine stopped on an error: say it plainly (the log has the traceback)
-            print(f"error: the engine stopped: {exc}", file=sys.stderr)
-            return 1
-        skipped = summary.get("ticks_skipped", 0)
-        resumed = f" (resumed: {skipped} trades of the file were in the log already)" if skipped else ""
-        parked = {k: v for k, v in summary.get("dead_lettered", {}).items() if v}
-        print(
-            f"stopped ({summary['reason']}) after {summary['seconds']} s: {summary['ticks_published']} ticks "
-            f"published{resumed}, {summary['ticks_processed']} processed, {summary['events_published']} events "
-            f"published; projected: {summary['projections']}"
-            + (f"; dead-lettered: {parked}" if parked else "")
-        )
-        if not summary["drained"]:
-            print(f"error: {summary['drain']} (the next start goes on from the log)", file=sys.stderr)
-            return 1
-        print("look: python -m engine sql -- -c 'select * from positions'   (the audit tables, read-only)")
-        print("      python -m engine replay --schema check1 && python -m engine diff audit check1")
-        return 0
-    if args.command == "project":
-        from engine.app import run_projections
-        from projections.audit import SchemaVersionMismatch
-
-        try:
-            asyncio.run(run_projections(settings, set(args.only or ["audit", "metrics"]), http=not args.no_http))
-        except SchemaVersionMismatch as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "replay":
-        from events import Topics
-        from projections.replay import SchemaExists, replay
-
-        try:
-            if args.date and (args.start or args.end):
-                print("error: give --date or --from/--to, not both", file=sys.stderr)
-                return 2
-            res = asyncio.run(
-                replay(
-                    settings.kafka.bootstrap,
-                    settings.postgres.dsn,
-                    settings.postgres.writer,
-                    args.schema,
-                    start=args.start,
-                    end=args.end,
-                    day=args.date,
-                    replace=args.replace,
-                    topics=Topics(settings.kafka.topic_prefix),
-                    workers=args.workers,
-                )
-            )
-        except SchemaExists as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(
-            f"replayed {res.events} events into schema {res.schema} in {res.seconds:.2f} s "
-            f"({res.events_per_second:,.0f} events/s)"
-        )
-        return 0
-    if args.command == "rebuild":
-        from events import Topics
-        from projections.rebuild import rebuild
-
-        rb = asyncio.run(
-            rebuild(
-                settings.kafka.bootstrap,
-                settings.postgres.dsn,
-                settings.postgres.writer,
-                settings.postgres.schema_,
-                topics=Topics(settings.kafka.topic_prefix),
-                workers=args.workers,
-            )
-        )
-        kept = f"; the previous version is kept as {rb.old}" if rb.old else ""
-        print(f"rebuilt {rb.schema} from {rb.events} events in {rb.seconds:.2f} s and switched to it{kept}")
-        return 0
-    if args.command == "diff":
-        from projections.replay import NotComparable, diff
-
-        try:
-            result = asyncio.run(
-                diff(settings.postgres.dsn, args.schema_a, args.schema_b, day=args.date, limit=args.limit)
-            )
-        except NotComparable as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        different = False
-        for table, lines in result.items():
-            if lines:
-                different = True
-                print(f"{table}: DIFFERENT")
-                for line in lines:
-                    print(f"  {line}")
-            else:
-                print(f"{table}: equal")
-        return 1 if different else 0
-    if args.command in ("halt", "resume"):
-        from engine.app import switch_breaker
-
-        asyncio.run(switch_breaker(settings, halt=args.command == "halt", reason=args.reason))
-        print("trading halted: only cancels pass" if args.command == "halt" else "trading resumed")
-        return 0
-    if args.command == "sql":
-        import os
-        import shutil
-
-        psql = shutil.which("psql")
-        if psql is None:
-            print("error: psql is not installed (Debian: apt-get install postgresql-client)", file=sys.stderr)
-            return 2
-        extra = [a for a in args.psql_args if a != "--"]
-        env = {**os.environ, "PGOPTIONS": f"-c search_path={settings.postgres.schema_},public"}
-        os.execvpe(psql, [psql, settings.postgres.reader, *extra], env)  # noqa: S606 - replaces this process
-    return 2
+def cli() -> NoReturn:
+    """The installed ``engine`` command (``[project.scripts]``)."""
+    sys.exit(main(prog="engine"))
 
 
 if __name__ == "__main__":
