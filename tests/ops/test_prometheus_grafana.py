@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from prometheus_client import REGISTRY
 import adapters.telemetry
 import projections.lag
 import projections.metrics
+from engine.config import KafkaSettings, StackSettings
 from tests.support import REPO
 
 OPS = REPO / "ops"
@@ -101,7 +103,6 @@ def test_compose_runs_the_same_stack_with_health_checks_on_loopback() -> None:
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     services = compose["services"]
     assert {"kafka", "postgres", "engine", "prometheus", "alertmanager", "grafana"} <= set(services)
-    assert "KRaft" in (REPO / "compose.yaml").read_text() or services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     for name, svc in services.items():
         assert "healthcheck" in svc or name == "grafana", f"{name} has no health check"
         for port in svc.get("ports", []):
@@ -113,3 +114,67 @@ def test_compose_runs_the_same_stack_with_health_checks_on_loopback() -> None:
     # the provisioned dashboards are the ones in the repository
     mounts = " ".join(services["grafana"]["volumes"])
     assert "./ops/grafana/dashboards" in mounts and "./ops/grafana/provisioning" in mounts
+
+
+def _listeners(text: str) -> dict[str, tuple[str, int]]:
+    """``NAME://host:port,...`` as {name: (host, port)}."""
+    out = {}
+    for item in text.split(","):
+        name, address = item.split("://")
+        host, port = address.rsplit(":", 1)
+        out[name] = (host, int(port))
+    return out
+
+
+def _properties(path: Path) -> dict[str, str]:
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_compose_runs_kafka_as_one_kraft_node_like_the_local_stack() -> None:
+    """The kafka service is its own controller (KRaft: no ZooKeeper), with a quorum of itself that it can reach on
+    its controller listener, advertises what the engine and the host use, and is set up as the local stack's
+    broker (ops/kafka/server.properties), same Kafka version included."""
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    kafka = services["kafka"]
+    env = {k: str(v) for k, v in kafka["environment"].items()}
+    assert env["KAFKA_PROCESS_ROLES"].split(",") == ["broker", "controller"]
+    assert not [k for k in env if "ZOOKEEPER" in k]
+
+    listeners = _listeners(env["KAFKA_LISTENERS"])
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols) == set(listeners)
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller in listeners
+    # a quorum of one voter: this node, reached on its controller listener
+    voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+    assert len(voters) == 1
+    node_id, address = voters[0].split("@")
+    host, port = address.rsplit(":", 1)
+    assert node_id == env["KAFKA_NODE_ID"] and host == "kafka" and int(port) == listeners[controller][1]
+
+    advertised = _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    assert controller not in advertised and set(advertised) <= set(listeners)
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
+    for name, (_, port) in advertised.items():
+        assert listeners[name][1] == port, f"listener {name} is advertised on another port than it listens on"
+    # the engine's container and the health check use the internal listener; the host uses the published one
+    inside = env["KAFKA_INTER_BROKER_LISTENER_NAME"]
+    assert services["engine"]["environment"]["ENGINE_KAFKA__BOOTSTRAP"] == "{}:{}".format(*advertised[inside])
+    assert "--bootstrap-server {}:{}".format(*advertised[inside]) in " ".join(kafka["healthcheck"]["test"])
+    # the host reaches it at the local stack's address (the default kafka.bootstrap), published on loopback only
+    outside = [name for name, (host, _) in advertised.items() if host == "127.0.0.1"]
+    assert len(outside) == 1
+    port = advertised[outside[0]][1]
+    assert f"127.0.0.1:{port}" == KafkaSettings().bootstrap
+    assert kafka["ports"] == [f"127.0.0.1:{port}:{listeners[outside[0]][1]}"]
+
+    # the local stack's broker settings, the same in compose (the listeners' names differ, not what they do)
+    local = _properties(OPS / "kafka" / "server.properties")
+    compose = {k.removeprefix("KAFKA_").lower().replace("_", "."): v for k, v in env.items()}
+    same = {"process.roles", "node.id", "controller.listener.names", "offsets.topic.replication.factor",
+            "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+            "share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
+            "auto.create.topics.enable", "group.initial.rebalance.delay.ms"}
+    assert {key: compose.get(key) for key in same} == {key: local[key] for key in same}
+    assert kafka["image"] == f"apache/kafka:{StackSettings().kafka_version}"
