@@ -105,8 +105,13 @@ class DeadLetters:
         where = (msg.topic, msg.partition, msg.offset)
         if where in self._seen:
             self.skipped += 1
-            log.info("kafka.dead_letter_known", topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                     consumer=self.name)
+            log.info(
+                "kafka.dead_letter_known",
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                consumer=self.name,
+            )
             return False
         headers = [
             ("dlq.reason", reason.encode()[:4000]),
@@ -119,8 +124,14 @@ class DeadLetters:
         self._seen.add(where)
         self.parked += 1
         DEAD_LETTERED.labels(self.name).inc()
-        log.warning("kafka.dead_lettered", topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                    reason=reason[:500], consumer=self.name)
+        log.warning(
+            "kafka.dead_lettered",
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            reason=reason[:500],
+            consumer=self.name,
+        )
         return True
 
 
@@ -129,7 +140,12 @@ async def park_unpublished(producer: EventProducer, env: Envelope, topic: str, s
     trade, a venue's report): parked with the reason instead of published to ``topic`` (it has no log position:
     ``dlq.partition`` and ``dlq.offset`` are -1)."""
     log.warning("kafka.refused_at_the_edge", source=source, type=env.type, event_id=str(env.event_id), reason=reason)
-    headers = [("dlq.reason", reason.encode()[:4000]), ("dlq.topic", topic.encode()), ("dlq.partition", b"-1"),
-               ("dlq.offset", b"-1"), ("dlq.consumer", source.encode())]
+    headers = [
+        ("dlq.reason", reason.encode()[:4000]),
+        ("dlq.topic", topic.encode()),
+        ("dlq.partition", b"-1"),
+        ("dlq.offset", b"-1"),
+        ("dlq.consumer", source.encode()),
+    ]
     await producer.send_raw(producer.topics.deadletter, encode(env), env.key.encode(), headers)
     DEAD_LETTERED.labels(source).inc()

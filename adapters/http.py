@@ -23,9 +23,7 @@ DASHBOARD = Path(__file__).with_name("dashboard.html")
 class HttpServer:
     """``/metrics``, ``/healthz``, ``/readyz`` (503 with the failing check), ``/api/status`` and ``/dashboard``."""
 
-    def __init__(
-        self, host: str, port: int, ready: ReadyCheck | None = None, status: StatusFn | None = None
-    ) -> None:
+    def __init__(self, host: str, port: int, ready: ReadyCheck | None = None, status: StatusFn | None = None) -> None:
         self._host, self._port = host, port
         self._ready = ready
         self._status = status

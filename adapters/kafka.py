@@ -26,9 +26,7 @@ async def ensure_topics(bootstrap: str, partitions: int, topics: Topics) -> None
     try:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(s.name, partitions, 1, topic_configs=s.config)
-            for s in topics.specs()
-            if s.name not in existing
+            NewTopic(s.name, partitions, 1, topic_configs=s.config) for s in topics.specs() if s.name not in existing
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process created them first
@@ -58,9 +56,7 @@ class EventProducer:
     ``async with EventProducer(...) as p: await p.publish(envs)``; ``stop()`` is safe twice.
     """
 
-    def __init__(
-        self, bootstrap: str, topics: Topics, *, client_id: str = "engine", linger_ms: int = 2
-    ) -> None:
+    def __init__(self, bootstrap: str, topics: Topics, *, client_id: str = "engine", linger_ms: int = 2) -> None:
         self.topics = topics
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
@@ -116,7 +112,11 @@ class EventProducer:
             await asyncio.gather(*[await self.enqueue(env, topic) for env in envs])
 
     async def send_raw(
-        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]],
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: list[tuple[str, bytes]],
         partition: int | None = None,
     ) -> None:
         await (await self._producer.send(topic, value=value, key=key, headers=headers, partition=partition))
@@ -178,8 +178,12 @@ class LogInspector:
     async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict(await self._consumer.beginning_offsets(tps))
 
-    async def range_by_scan(self, tps: list[TopicPartition], start_ms: int | None, end_ms: int | None,
-                            ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    async def range_by_scan(
+        self,
+        tps: list[TopicPartition],
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
         """Per partition, the offsets from the first record timed in ``[start_ms, end_ms)`` to just after the last
         (start = stop where there is none), found by reading the partitions whole.
 
@@ -241,8 +245,12 @@ class LogInspector:
                         except DecodeError:
                             continue
                         t = env.event
-                        if isinstance(t, TickReceived) and env.source == source and t.venue == venue and \
-                                t.instrument == instrument:
+                        if (
+                            isinstance(t, TickReceived)
+                            and env.source == source
+                            and t.venue == venue
+                            and t.instrument == instrument
+                        ):
                             found = (env.ts_event, t.trade_id)
                     if msgs:
                         position = msgs[-1].offset + 1

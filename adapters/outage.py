@@ -77,8 +77,13 @@ class Backoff:
             log.warning(f"{self._event}.outage", error=self.error, **context)
         elif now - self._reminded >= self._remind:
             self._reminded = now
-            log.warning(f"{self._event}.still_waiting", error=self.error, seconds=round(now - self.since, 1),
-                        retries=self.retries, **context)
+            log.warning(
+                f"{self._event}.still_waiting",
+                error=self.error,
+                seconds=round(now - self.since, 1),
+                retries=self.retries,
+                **context,
+            )
         delay = self._delay * (0.5 + random.random())
         self._delay = min(self._delay * 2, self._cap)
         if stop is None:
@@ -90,8 +95,12 @@ class Backoff:
     def reset(self, **context: object) -> None:
         """The call succeeded: end the outage under way (logged), start the next one from the first delay."""
         if self.since is not None:
-            log.info(f"{self._event}.recovered", seconds=round(time.monotonic() - self.since, 1),
-                     retries=self.retries, **context)
+            log.info(
+                f"{self._event}.recovered",
+                seconds=round(time.monotonic() - self.since, 1),
+                retries=self.retries,
+                **context,
+            )
         self.since = None
         self.error = None
         self.retries = 0

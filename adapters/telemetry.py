@@ -9,7 +9,9 @@ KAFKA_CONSUMED = Counter("engine_kafka_messages_consumed", "Records consumed", [
 DEAD_LETTERED = Counter("engine_dead_lettered", "Records parked on the dead-letter topic", ["consumer"])
 PG_WRITES = Counter("engine_postgres_writes", "Projection transactions committed", ["projection"])
 PG_WRITE_SECONDS = Histogram(
-    "engine_postgres_write_duration_seconds", "Duration of one projection transaction", ["projection"],
+    "engine_postgres_write_duration_seconds",
+    "Duration of one projection transaction",
+    ["projection"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 KAFKA_UP = Gauge("engine_kafka_up", "1 when the last Kafka call succeeded")
@@ -19,13 +21,17 @@ POSTGRES_UP = Gauge("engine_postgres_up", "1 when the last PostgreSQL call succe
 EXCHANGE_REQUESTS = Counter("engine_exchange_requests", "Exchange API requests", ["venue", "endpoint"])
 EXCHANGE_ERRORS = Counter("engine_exchange_errors", "Exchange API requests that failed", ["venue", "kind"])
 EXCHANGE_SECONDS = Histogram(
-    "engine_exchange_request_duration_seconds", "Exchange API request latency", ["venue"],
+    "engine_exchange_request_duration_seconds",
+    "Exchange API request latency",
+    ["venue"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 INDICATORS = Counter("engine_indicators_calculated", "Indicator values computed by strategies", ["instrument"])
 # The engine's recovery of a partition it is handed, and the state snapshots that shorten it.
 RECOVERY_SECONDS = Histogram(
-    "engine_recovery_duration_seconds", "Rebuilding the state of a partition the engine was handed", ["start"],
+    "engine_recovery_duration_seconds",
+    "Rebuilding the state of a partition the engine was handed",
+    ["start"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
 )
 RECOVERY_RECORDS = Counter("engine_recovery_records", "Records run through the core to rebuild state", ["start"])

@@ -68,6 +68,8 @@ class StackCpu:
         pg, kafka = end[0] - start[0], end[1] - start[1]
         per_event = (own + pg + kafka) / events
         cores = os.cpu_count() or 1
-        return (f"CPU: this process and its workers {own:.2f} s, PostgreSQL {pg:.2f} s, Kafka {kafka:.2f} s = "
-                f"{per_event * 1e6:.1f} µs an event (the rate if all {cores} cores did nothing else: "
-                f"{cores / per_event:,.0f} events/s)")
+        return (
+            f"CPU: this process and its workers {own:.2f} s, PostgreSQL {pg:.2f} s, Kafka {kafka:.2f} s = "
+            f"{per_event * 1e6:.1f} µs an event (the rate if all {cores} cores did nothing else: "
+            f"{cores / per_event:,.0f} events/s)"
+        )

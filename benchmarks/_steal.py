@@ -43,5 +43,8 @@ class Steal:
 
     def __str__(self) -> str:
         share = self.share
-        return "hypervisor steal: unknown (no /proc/stat)" if share is None else \
-            f"hypervisor steal: {share:.0%} of the machine's CPU time"
+        return (
+            "hypervisor steal: unknown (no /proc/stat)"
+            if share is None
+            else f"hypervisor steal: {share:.0%} of the machine's CPU time"
+        )

@@ -53,8 +53,11 @@ if str(REPO) not in sys.path:
 TRADES = REPO / "tests" / "data" / "binance-xrpeth-trades-2019-10-11.json.gz"
 TRADES_COUNT = 12_477
 # XRP/ETH at ~0.0014 ETH: orders of 100 XRP, at most 300 XRP long (as the tests trade it)
-XRP_ETH = {"ENGINE_STRATEGY__ORDER_QUANTITY": "100", "ENGINE_RISK__MAX_POSITION": "300",
-           "ENGINE_RISK__MAX_ORDER_NOTIONAL": "1"}
+XRP_ETH = {
+    "ENGINE_STRATEGY__ORDER_QUANTITY": "100",
+    "ENGINE_RISK__MAX_POSITION": "300",
+    "ENGINE_RISK__MAX_ORDER_NOTIONAL": "1",
+}
 SCENARIOS = ("poison", "recorded", "engine", "workers", "postgres", "kafka")
 
 
@@ -82,15 +85,21 @@ class PrivateStack:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"ENGINE_KAFKA__BOOTSTRAP": self.bootstrap, "ENGINE_POSTGRES__DSN": self.dsn,
-                "ENGINE_STACK__STATE_DIR": str(self.state_dir),
-                "ENGINE_STACK__KAFKA_CONTROLLER_PORT": str(self.controller_port)}
+        return {
+            "ENGINE_KAFKA__BOOTSTRAP": self.bootstrap,
+            "ENGINE_POSTGRES__DSN": self.dsn,
+            "ENGINE_STACK__STATE_DIR": str(self.state_dir),
+            "ENGINE_STACK__KAFKA_CONTROLLER_PORT": str(self.controller_port),
+        }
 
     def settings(self) -> Any:
         from engine.config import KafkaSettings, PostgresSettings, Settings, StackSettings
 
-        return Settings(kafka=KafkaSettings(bootstrap=self.bootstrap), postgres=PostgresSettings(dsn=self.dsn),
-                        stack=StackSettings(state_dir=self.state_dir, kafka_controller_port=self.controller_port))
+        return Settings(
+            kafka=KafkaSettings(bootstrap=self.bootstrap),
+            postgres=PostgresSettings(dsn=self.dsn),
+            stack=StackSettings(state_dir=self.state_dir, kafka_controller_port=self.controller_port),
+        )
 
     def up(self) -> None:
         from ops import stack
@@ -145,8 +154,14 @@ class Proc:
         self.log = log
         self._fh = log.open("ab")
         self.killed = False  # stopped on purpose (killed, or interrupted): not a death
-        self.p = subprocess.Popen([sys.executable, "-m", "engine", *args], env=env, cwd=REPO, stdout=self._fh,
-                                  stderr=self._fh, stdin=subprocess.DEVNULL)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "engine", *args],
+            env=env,
+            cwd=REPO,
+            stdout=self._fh,
+            stderr=self._fh,
+            stdin=subprocess.DEVNULL,
+        )
 
     def alive(self) -> bool:
         return self.p.poll() is None
@@ -197,15 +212,22 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return (self.lost == 0 and self.doubled == 0 and self.dead_lettered == self.expected_dead_letters
-                and self.all_alive and self.replay_equal is not False)
+        return (
+            self.lost == 0
+            and self.doubled == 0
+            and self.dead_lettered == self.expected_dead_letters
+            and self.all_alive
+            and self.replay_equal is not False
+        )
 
     def line(self) -> str:
         replay = {True: "equal", False: "DIFFERENT", None: "n/a"}[self.replay_equal]
-        return (f"{self.scenario:<9} faults {self.faults:>3}  events {self.events:>7}  lost {self.lost}  "
-                f"doubled {self.doubled}  dead-lettered {self.dead_lettered} (planted {self.expected_dead_letters})  "
-                f"alive {'yes' if self.all_alive else 'NO'}  replay {replay}  {self.seconds:.0f} s"
-                + (f"  [{'; '.join(self.notes)}]" if self.notes else ""))
+        return (
+            f"{self.scenario:<9} faults {self.faults:>3}  events {self.events:>7}  lost {self.lost}  "
+            f"doubled {self.doubled}  dead-lettered {self.dead_lettered} (planted {self.expected_dead_letters})  "
+            f"alive {'yes' if self.all_alive else 'NO'}  replay {replay}  {self.seconds:.0f} s"
+            + (f"  [{'; '.join(self.notes)}]" if self.notes else "")
+        )
 
 
 class Run:
@@ -217,9 +239,15 @@ class Run:
         self.prefix = f"f{name}_{tag}"
         self.schema = f"f{name}_{tag}"
         self.logs = logs
-        self.env = {**os.environ, **stack.env, "ENGINE_KAFKA__TOPIC_PREFIX": f"{self.prefix}.",
-                    "ENGINE_POSTGRES__SCHEMA": self.schema, "ENGINE_HTTP__PORT": "0", "PYTHONUNBUFFERED": "1",
-                    **(extra or {})}
+        self.env = {
+            **os.environ,
+            **stack.env,
+            "ENGINE_KAFKA__TOPIC_PREFIX": f"{self.prefix}.",
+            "ENGINE_POSTGRES__SCHEMA": self.schema,
+            "ENGINE_HTTP__PORT": "0",
+            "PYTHONUNBUFFERED": "1",
+            **(extra or {}),
+        }
         self.procs: list[Proc] = []
         self._n = 0
 
@@ -230,8 +258,15 @@ class Run:
         return p
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "engine", *args], env=self.env, cwd=REPO, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "engine", *args],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     @property
     def topics(self) -> Any:
@@ -304,8 +339,15 @@ async def dead_letters(bootstrap: str, topics: Any) -> list[tuple[str, str, int,
     out = []
     for m in await _read_topic(bootstrap, topics.deadletter):
         h = {k: bytes(v).decode(errors="replace") for k, v in m.headers}
-        out.append((h.get("dlq.consumer", ""), h.get("dlq.topic", ""), int(h.get("dlq.partition", -1)),
-                    int(h.get("dlq.offset", -1)), h.get("dlq.reason", "")))
+        out.append(
+            (
+                h.get("dlq.consumer", ""),
+                h.get("dlq.topic", ""),
+                int(h.get("dlq.partition", -1)),
+                int(h.get("dlq.offset", -1)),
+                h.get("dlq.reason", ""),
+            )
+        )
     return out
 
 
@@ -318,19 +360,36 @@ async def audit_counts(dsn: str, schema: str) -> dict[str, Any]:
         ids = {r[0] for r in await conn.fetch(f"SELECT event_id FROM {s}.events")}
         rows = await conn.fetchval(f"SELECT count(*) FROM {s}.events")
         double_orders = await conn.fetchval(
-            f"SELECT count(*) - count(DISTINCT client_order_id) FROM {s}.order_events WHERE type = 'OrderSubmitted'")
+            f"SELECT count(*) - count(DISTINCT client_order_id) FROM {s}.order_events WHERE type = 'OrderSubmitted'"
+        )
         double_trades = await conn.fetchval(
             f"SELECT count(*) - count(DISTINCT (payload->>'venue', key, payload->>'trade_id')) FROM {s}.events "
-            "WHERE type = 'TickReceived'")
-        orders = [tuple(r) for r in await conn.fetch(
-            f"SELECT client_order_id, side, quantity, status, filled_quantity, fees FROM {s}.orders ORDER BY 1")]
+            "WHERE type = 'TickReceived'"
+        )
+        orders = [
+            tuple(r)
+            for r in await conn.fetch(
+                f"SELECT client_order_id, side, quantity, status, filled_quantity, fees FROM {s}.orders ORDER BY 1"
+            )
+        ]
         fills = await conn.fetchrow(f"SELECT count(*), coalesce(sum(fee), 0) FROM {s}.fills")
-        positions = [tuple(r) for r in await conn.fetch(
-            f"SELECT instrument, quantity, avg_price, realized_pnl, fees FROM {s}.positions ORDER BY 1")]
+        positions = [
+            tuple(r)
+            for r in await conn.fetch(
+                f"SELECT instrument, quantity, avg_price, realized_pnl, fees FROM {s}.positions ORDER BY 1"
+            )
+        ]
         ticks = await conn.fetchval(f"SELECT count(*) FROM {s}.events WHERE type = 'TickReceived'")
         assert fills is not None
-        return {"ids": ids, "rows": rows, "double": int(double_orders) + int(double_trades), "orders": orders,
-                "fills": (int(fills[0]), Decimal(fills[1])), "positions": positions, "ticks": int(ticks)}
+        return {
+            "ids": ids,
+            "rows": rows,
+            "double": int(double_orders) + int(double_trades),
+            "orders": orders,
+            "fills": (int(fills[0]), Decimal(fills[1])),
+            "positions": positions,
+            "ticks": int(ticks),
+        }
     finally:
         await conn.close()
 
@@ -350,7 +409,8 @@ async def projected_to_end(bootstrap: str, dsn: str, schema: str, topics: Any) -
         return False
     try:
         rows = await conn.fetch(
-            f'SELECT topic, partition, next_offset FROM "{schema}".projection_offsets WHERE projection = \'audit\'')
+            f"SELECT topic, partition, next_offset FROM \"{schema}\".projection_offsets WHERE projection = 'audit'"
+        )
     except asyncpg.PostgresError:
         return False
     finally:
@@ -373,8 +433,11 @@ def wait_for(pred: Callable[[], bool], seconds: float, what: str) -> None:
 
 def settle_and_check(run: Run, out: Outcome, *, replay: bool = True) -> None:
     """Wait until the audit holds the whole log, then count what is lost and doubled, and compare with a replay."""
-    wait_for(lambda: asyncio.run(projected_to_end(run.stack.bootstrap, run.stack.dsn, run.schema, run.topics)), 180,
-             "the audit projection to reach the log's end")
+    wait_for(
+        lambda: asyncio.run(projected_to_end(run.stack.bootstrap, run.stack.dsn, run.schema, run.topics)),
+        180,
+        "the audit projection to reach the log's end",
+    )
     ids, _ = asyncio.run(log_events(run.stack.bootstrap, run.topics))
     audit = asyncio.run(audit_counts(run.stack.dsn, run.schema))
     out.events = len(ids)
@@ -467,8 +530,9 @@ async def audit_has_rows(dsn: str, schema: str) -> bool:
         await conn.close()
 
 
-def scenario_recorded(stack: PrivateStack, logs: Path, kills: int, rng: random.Random, *,
-                      speed: float = 8000.0) -> Outcome:
+def scenario_recorded(
+    stack: PrivateStack, logs: Path, kills: int, rng: random.Random, *, speed: float = 8000.0
+) -> Outcome:
     """The recorded file run cleanly once; then, under another prefix, killed ``kills`` times and restarted, then
     run to its end: both audits must hold every trade once, and the same orders, fills, fees and positions."""
     t0 = time.monotonic()
@@ -502,8 +566,11 @@ def scenario_recorded(stack: PrivateStack, logs: Path, kills: int, rng: random.R
         if a[what] != b[what]:
             out.notes.append(f"{what} differ from the clean run")
             out.doubled += 1
-    out.notes.append(f"{len(b['orders'])} orders, {b['fills'][0]} fills, fees {b['fills'][1]} as the clean run"
-                     if a["orders"] == b["orders"] and a["fills"] == b["fills"] else "")
+    out.notes.append(
+        f"{len(b['orders'])} orders, {b['fills'][0]} fills, fees {b['fills'][1]} as the clean run"
+        if a["orders"] == b["orders"] and a["fills"] == b["fills"]
+        else ""
+    )
     out.notes = [n for n in out.notes if n]
     out.seconds = time.monotonic() - t0
     return out
@@ -541,8 +608,9 @@ def bad_records(instrument: str, good: bytes) -> list[tuple[str, bytes | None]]:
     ]
 
 
-async def _plant(bootstrap: str, topics: Any, instrument: str, records: list[tuple[str, bytes | None]]
-                 ) -> list[tuple[str, str, int, int]]:
+async def _plant(
+    bootstrap: str, topics: Any, instrument: str, records: list[tuple[str, bytes | None]]
+) -> list[tuple[str, str, int, int]]:
     """Write the records raw to the ticks, trading and control topics; (what, topic, partition, offset) of each."""
     from aiokafka import AIOKafkaProducer
 
@@ -578,8 +646,7 @@ def scenario_poison(stack: PrivateStack, logs: Path, rounds: int = 1) -> Outcome
             ticks = asyncio.run(_read_topic(stack.bootstrap, run.topics.ticks))
             good = ticks[-1]
             instrument = good.key.decode()
-            planted = asyncio.run(_plant(stack.bootstrap, run.topics, instrument,
-                                         bad_records(instrument, good.value)))
+            planted = asyncio.run(_plant(stack.bootstrap, run.topics, instrument, bad_records(instrument, good.value)))
             out.faults += len(planted)
             # who must park what: every group reading the topic; a conflicting duplicate only the audit (the engine
             # and the metrics take the first record of an id and skip the others as repeats)
@@ -592,8 +659,11 @@ def scenario_poison(stack: PrivateStack, logs: Path, rounds: int = 1) -> Outcome
                 expected.update((g, topic, part, off) for g in groups)
             last = max(off for _, topic, _, off in planted if topic == run.topics.ticks)
             part = next(p for _, topic, p, _ in planted if topic == run.topics.ticks)
-            wait_for(functools.partial(_traded_after_sync, stack, run, part, last), 90,
-                     "the engine and the audit past the planted records, on a good tick")
+            wait_for(
+                functools.partial(_traded_after_sync, stack, run, part, last),
+                90,
+                "the engine and the audit past the planted records, on a good tick",
+            )
             _stop_all(run, out)
             engine.kill9()  # its recovery runs through the bad records: it must neither stop nor park them again
             worker.kill9()  # the metrics fold the log again from its start: the same
@@ -647,9 +717,15 @@ async def _traded_after(bootstrap: str, dsn: str, run: Run, partition: int, offs
         return False
     conn = await asyncpg.connect(dsn, timeout=5)
     try:
-        return bool(await conn.fetchval(
-            f'SELECT count(*) > 0 FROM "{run.schema}".events WHERE topic = $1 AND partition = $2 AND "offset" > $3 '
-            "AND type = 'TickReceived'", run.topics.ticks, partition, offset))
+        return bool(
+            await conn.fetchval(
+                f'SELECT count(*) > 0 FROM "{run.schema}".events WHERE topic = $1 AND partition = $2 AND "offset" > $3 '
+                "AND type = 'TickReceived'",
+                run.topics.ticks,
+                partition,
+                offset,
+            )
+        )
     finally:
         await conn.close()
 

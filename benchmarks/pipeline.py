@@ -63,8 +63,14 @@ async def throughput(n_ticks: int, runs: int, order_heavy: bool) -> None:
     settings = load(strategy={"fast": 3, "slow": 8}, risk=risk)
     topics = Topics(f"bench_{uuid.uuid4().hex[:6]}.")
     await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
-    feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size,
-                         seed=1, paced=False, limit=n_ticks)
+    feed = SyntheticFeed(
+        settings.feed.instruments,
+        settings.feed.start_prices,
+        settings.feed.tick_size,
+        seed=1,
+        paced=False,
+        limit=n_ticks,
+    )
     make_core = make_core_factory(settings)
     cores = {i: make_core() for i in settings.feed.instruments}
     t0 = time.monotonic()
@@ -75,8 +81,10 @@ async def throughput(n_ticks: int, runs: int, order_heavy: bool) -> None:
             envs.append(env)
             envs.extend(cores[tick.instrument].on_input(env, ts_init=ts))
     core_s = time.monotonic() - t0
-    print(f"trading core: {n_ticks:,} ticks -> {len(envs) - n_ticks:,} events in {core_s:.2f} s "
-          f"({n_ticks / core_s:,.0f} ticks/s, pure Python, one core; {steal})")
+    print(
+        f"trading core: {n_ticks:,} ticks -> {len(envs) - n_ticks:,} events in {core_s:.2f} s "
+        f"({n_ticks / core_s:,.0f} ticks/s, pure Python, one core; {steal})"
+    )
     print("the log: " + ", ".join(f"{n:,} {t}" for t, n in collections.Counter(e.type for e in envs).most_common()))
     async with EventProducer(settings.kafka.bootstrap, topics, linger_ms=20) as producer:
         t0 = time.monotonic()
@@ -99,10 +107,19 @@ async def throughput(n_ticks: int, runs: int, order_heavy: bool) -> None:
             for workers in (1, 2):
                 schema = f"bench_{uuid.uuid4().hex[:6]}"
                 with Steal() as steal, StackCpu() as cpu:
-                    res = await replay(settings.kafka.bootstrap, settings.postgres.dsn, settings.postgres.writer,
-                                       schema, topics=topics, progress=False, workers=workers)
-                print(f"audit projection, {workers} worker process(es): {res.events:,} events from Kafka into "
-                      f"PostgreSQL in {res.seconds:.2f} s = {res.events_per_second:,.0f} events/s ({steal})")
+                    res = await replay(
+                        settings.kafka.bootstrap,
+                        settings.postgres.dsn,
+                        settings.postgres.writer,
+                        schema,
+                        topics=topics,
+                        progress=False,
+                        workers=workers,
+                    )
+                print(
+                    f"audit projection, {workers} worker process(es): {res.events:,} events from Kafka into "
+                    f"PostgreSQL in {res.seconds:.2f} s = {res.events_per_second:,.0f} events/s ({steal})"
+                )
                 print(f"  {cpu.report(res.events)}")
                 rates[workers].append(res.events_per_second)
                 if workers == 1:
@@ -115,9 +132,11 @@ async def throughput(n_ticks: int, runs: int, order_heavy: bool) -> None:
             await pool.execute(f'DROP SCHEMA "{first}" CASCADE')
         if runs > 1:
             for workers in (1, 2):
-                print(f"{workers} worker process(es), {runs} runs: median {statistics.median(rates[workers]):,.0f} "
-                      f"events/s (from {min(rates[workers]):,.0f} to {max(rates[workers]):,.0f}), median ratio "
-                      f"{statistics.median(ratios[workers]):.2f}")
+                print(
+                    f"{workers} worker process(es), {runs} runs: median {statistics.median(rates[workers]):,.0f} "
+                    f"events/s (from {min(rates[workers]):,.0f} to {max(rates[workers]):,.0f}), median ratio "
+                    f"{statistics.median(ratios[workers]):.2f}"
+                )
     finally:
         await pool.close()
 
@@ -132,25 +151,35 @@ async def raw_ceiling(pool: asyncpg.Pool, schema: str, events: int, projection_s
     with Steal() as steal:
         async with pool.acquire() as conn:
             for table in TABLES:
-                cols = [r["attname"] for r in await conn.fetch(
-                    "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-                    "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", f'"{schema}".{table}')]
+                cols = [
+                    r["attname"]
+                    for r in await conn.fetch(
+                        "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+                        "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+                        f'"{schema}".{table}',
+                    )
+                ]
                 quoted = ", ".join(f'"{c}"' for c in cols)
                 rows = [tuple(r) for r in await conn.fetch(f'SELECT {quoted} FROM "{schema}".{table}')]
                 await conn.execute(f'CREATE TABLE "{schema}".raw_{table} (LIKE "{schema}".{table} INCLUDING ALL)')
                 t0 = time.monotonic()
                 for i in range(0, len(rows), 5000):
-                    await conn.copy_records_to_table(f"raw_{table}", schema_name=schema, records=rows[i : i + 5000],
-                                                     columns=cols)
+                    await conn.copy_records_to_table(
+                        f"raw_{table}", schema_name=schema, records=rows[i : i + 5000], columns=cols
+                    )
                 seconds[table], rows_of[table] = time.monotonic() - t0, len(rows)
     raw_s = sum(seconds.values())
     written = sum(rows_of.values())
-    print(f"raw ceiling, the same rows (COPY of all {written:,} rows the projection wrote, {len(TABLES)} tables, "
-          f"into copies with their keys and indexes): {raw_s:.2f} s = {events / raw_s:,.0f} events/s; "
-          f"ratio projection/ceiling = {raw_s / projection_s:.2f} ({steal})")
+    print(
+        f"raw ceiling, the same rows (COPY of all {written:,} rows the projection wrote, {len(TABLES)} tables, "
+        f"into copies with their keys and indexes): {raw_s:.2f} s = {events / raw_s:,.0f} events/s; "
+        f"ratio projection/ceiling = {raw_s / projection_s:.2f} ({steal})"
+    )
     print("  " + ", ".join(f"{t} {rows_of[t]:,} rows {seconds[t]:.2f} s" for t in TABLES if rows_of[t]))
-    print(f"raw ceiling, the events table alone: {events / seconds['events']:,.0f} events/s; "
-          f"ratio = {seconds['events'] / projection_s:.2f}")
+    print(
+        f"raw ceiling, the events table alone: {events / seconds['events']:,.0f} events/s; "
+        f"ratio = {seconds['events'] / projection_s:.2f}"
+    )
     return raw_s
 
 
@@ -187,8 +216,14 @@ async def latency(n_ticks: int, rate: float) -> None:
 
         read_task = asyncio.create_task(read_orders())
 
-        feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size,
-                             seed=3, ticks_per_second=rate, limit=n_ticks)
+        feed = SyntheticFeed(
+            settings.feed.instruments,
+            settings.feed.start_prices,
+            settings.feed.tick_size,
+            seed=3,
+            ticks_per_second=rate,
+            limit=n_ticks,
+        )
         orig_enqueue = producer.enqueue
 
         async def enqueue(env: Envelope, topic: str | None = None) -> asyncio.Future[Any]:
@@ -207,28 +242,42 @@ async def latency(n_ticks: int, rate: float) -> None:
         await reader.stop()
         await loop.stop()
     print(f"tick-to-order latency over {len(decision):,} orders ({n_ticks:,} ticks at {rate:,.0f}/s):")
-    print(f"  decision (tick created -> through Kafka -> order decided): p50 {pct(decision, 50):.2f} ms, "
-          f"p99 {pct(decision, 99):.2f} ms")
-    print(f"  round trip (tick created -> order read back from Kafka):   p50 {pct(round_trip, 50):.2f} ms, "
-          f"p99 {pct(round_trip, 99):.2f} ms, mean {statistics.fmean(round_trip):.2f} ms")
+    print(
+        f"  decision (tick created -> through Kafka -> order decided): p50 {pct(decision, 50):.2f} ms, "
+        f"p99 {pct(decision, 99):.2f} ms"
+    )
+    print(
+        f"  round trip (tick created -> order read back from Kafka):   p50 {pct(round_trip, 50):.2f} ms, "
+        f"p99 {pct(round_trip, 99):.2f} ms, mean {statistics.fmean(round_trip):.2f} ms"
+    )
 
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=100_000,
-                    help="ticks for the throughput run (default 100,000; 0: skip it)")
-    ap.add_argument("--runs", type=int, default=1,
-                    help="replays of the throughput log, each with one and two workers (the speed of a shared VM "
-                         "varies from minute to minute: several runs show by how much); default 1")
-    ap.add_argument("--order-heavy", action="store_true",
-                    help="the throughput log with every signal an order, filled (no order-rate limit; the trading core "
-                         "then counts every order of the feed's compressed minutes in its rate window and runs slower "
-                         "than a live engine would: its figure is not one)")
+    ap.add_argument(
+        "--events", type=int, default=100_000, help="ticks for the throughput run (default 100,000; 0: skip it)"
+    )
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="replays of the throughput log, each with one and two workers (the speed of a shared VM "
+        "varies from minute to minute: several runs show by how much); default 1",
+    )
+    ap.add_argument(
+        "--order-heavy",
+        action="store_true",
+        help="the throughput log with every signal an order, filled (no order-rate limit; the trading core "
+        "then counts every order of the feed's compressed minutes in its rate window and runs slower "
+        "than a live engine would: its figure is not one)",
+    )
     ap.add_argument("--latency-ticks", type=int, default=5_000, help="ticks for the latency run (0: skip it)")
     ap.add_argument("--rate", type=float, default=500.0, help="ticks per second in the latency run")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.platform()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}"
+    )
     if args.events > 0:
         await throughput(args.events, max(args.runs, 1), args.order_heavy)
     if args.latency_ticks > 0:

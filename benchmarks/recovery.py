@@ -57,16 +57,24 @@ async def main() -> None:
     settings = load(strategy={"fast": 3, "slow": 8})
     topics = Topics(f"recovery_{uuid.uuid4().hex[:6]}.")
     await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
-    feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size, seed=7,
-                         paced=False, limit=args.ticks)
+    feed = SyntheticFeed(
+        settings.feed.instruments,
+        settings.feed.start_prices,
+        settings.feed.tick_size,
+        seed=7,
+        paced=False,
+        limit=args.ticks,
+    )
     ticks = [Envelope.new(t, ts_event=ts, ts_init=ts, source="bench") async for ts, t in feed.ticks()]
     async with EventProducer(settings.kafka.bootstrap, topics, linger_ms=20) as producer:
         for i in range(0, len(ticks), 20_000):
             await producer.publish(ticks[i : i + 20_000])
         t0 = time.monotonic()
         await engine(settings, topics, producer, args.every, len(ticks))
-        print(f"first engine: {len(ticks):,} ticks processed in {time.monotonic() - t0:.1f} s "
-              f"(snapshots every {args.every:,} records of a partition)")
+        print(
+            f"first engine: {len(ticks):,} ticks processed in {time.monotonic() - t0:.1f} s "
+            f"(snapshots every {args.every:,} records of a partition)"
+        )
         from_snapshot = await engine(settings, topics, producer, args.every, len(ticks))
         print(f"restart, same settings (from the latest snapshots): ready in {from_snapshot:.2f} s")
         other = load(strategy={"fast": 3, "slow": 8, "order_quantity": "0.002"})

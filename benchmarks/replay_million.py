@@ -38,8 +38,9 @@ async def write_log(target_events: int, prefix: str) -> int:
     settings = load(strategy={"fast": 3, "slow": 8})
     topics = Topics(prefix)
     await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
-    feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size,
-                         seed=11, paced=False)
+    feed = SyntheticFeed(
+        settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size, seed=11, paced=False
+    )
     make_core = make_core_factory(settings)
     cores = {i: make_core() for i in settings.feed.instruments}
     written = 0
@@ -88,10 +89,20 @@ def main() -> None:
     for workers in args.workers:
         schema = f"million_{uuid.uuid4().hex[:6]}"
         t0 = time.monotonic()
-        with Steal() as steal, StackCpu() as cpu, tempfile.TemporaryFile("w+") as out, \
-                tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "engine", "replay", "--schema", schema, "--workers",
-                                     str(workers)], cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
+        with (
+            Steal() as steal,
+            StackCpu() as cpu,
+            tempfile.TemporaryFile("w+") as out,
+            tempfile.TemporaryFile("w+") as err,
+        ):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "engine", "replay", "--schema", schema, "--workers", str(workers)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
+                text=True,
+            )
             # wait4 gives the usage of the child and of its reaped children: the largest of the replay's processes
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.monotonic() - t0
@@ -103,12 +114,24 @@ def main() -> None:
             print(stderr[-3000:])
             raise SystemExit(1)
         print(stdout.strip())
-        print(f"replay of {written:,} events, {workers} worker process(es): {wall:.1f} s wall (process start to "
-              f"exit), {written / wall:,.0f} events/s; peak memory of the largest replay process "
-              f"{peak_kib / 1024:,.0f} MiB ({steal})")
+        print(
+            f"replay of {written:,} events, {workers} worker process(es): {wall:.1f} s wall (process start to "
+            f"exit), {written / wall:,.0f} events/s; peak memory of the largest replay process "
+            f"{peak_kib / 1024:,.0f} MiB ({steal})"
+        )
         print(f"  {cpu.report(written)} (the replay's process from its start to its exit)")
-        subprocess.run(["psql", load().postgres.dsn, "-qc", "SET client_min_messages = warning",
-                        "-c", f"DROP SCHEMA {schema} CASCADE"], check=False)
+        subprocess.run(
+            [
+                "psql",
+                load().postgres.dsn,
+                "-qc",
+                "SET client_min_messages = warning",
+                "-c",
+                f"DROP SCHEMA {schema} CASCADE",
+            ],
+            check=False,
+        )
+
 
 if __name__ == "__main__":
     main()

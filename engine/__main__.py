@@ -104,10 +104,15 @@ def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
     """``--config`` and ``--log-level``, on the main parser (``default`` None) and again on each command's (``default``
     SUPPRESS: given there, it overrides; not given, it leaves what the main parser read), so that they go before or
     after the command. Each parser gets actions of its own: a shared one would share its default too."""
-    parser.add_argument("--config", type=Path, default=default,
-                        help="TOML settings file (also ENGINE_CONFIG); see docs/configuration.md")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=default,
-                        help="default: info")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="TOML settings file (also ENGINE_CONFIG); see docs/configuration.md",
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=default, help="default: info"
+    )
 
 
 def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
@@ -318,8 +323,7 @@ def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     print(
         f"stopped ({summary['reason']}) after {summary['seconds']} s: {summary['ticks_published']} ticks "
         f"published{resumed}, {summary['ticks_processed']} processed, {summary['events_published']} events "
-        f"published; projected: {summary['projections']}"
-        + (f"; dead-lettered: {parked}" if parked else "")
+        f"published; projected: {summary['projections']}" + (f"; dead-lettered: {parked}" if parked else "")
     )
     if not summary["drained"]:
         raise EngineError(f"{summary['drain']} (the next start goes on from the log)")

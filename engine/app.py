@@ -55,7 +55,8 @@ log = structlog.get_logger(__name__)
 
 
 def make_feed(
-    settings: Settings, limit: int | None = None,
+    settings: Settings,
+    limit: int | None = None,
     on_connection: Callable[[str, str], Awaitable[None]] | None = None,
     resume_after: tuple[int, str] | None = None,
 ) -> Feed:
@@ -63,14 +64,20 @@ def make_feed(
     if f.kind == "ccxt":
         from adapters.feeds.ccxt_stream import CcxtTradeFeed
 
-        return CcxtTradeFeed(f.exchange, f.instruments, rest_url=f.rest_url, ws_url=f.ws_url,
-                             on_connection=on_connection)
+        return CcxtTradeFeed(
+            f.exchange, f.instruments, rest_url=f.rest_url, ws_url=f.ws_url, on_connection=on_connection
+        )
     if f.kind == "recorded":
         assert f.path is not None and f.symbol is not None
         return RecordedFeed(f.path, f.symbol, speed=f.speed, resume_after=resume_after)
     return SyntheticFeed(
-        f.instruments, f.start_prices, f.tick_size, seed=f.seed, ticks_per_second=f.ticks_per_second,
-        volatility_bps=f.volatility_bps, limit=limit,
+        f.instruments,
+        f.start_prices,
+        f.tick_size,
+        seed=f.seed,
+        ticks_per_second=f.ticks_per_second,
+        volatility_bps=f.volatility_bps,
+        limit=limit,
     )
 
 
@@ -110,8 +117,7 @@ def daily_loss_settings(settings: Settings) -> dict[str, Any]:
     in the control log, written before it sends any order)."""
     if settings.venue.kind != "paper":
         return {"starting_balances": None, "daily_loss_limit": settings.risk.daily_loss_limit}
-    return {"starting_balances": settings.venue.starting_balances,
-            "daily_loss_limit": settings.risk.daily_loss_limit}
+    return {"starting_balances": settings.venue.starting_balances, "daily_loss_limit": settings.risk.daily_loss_limit}
 
 
 @dataclass
@@ -128,8 +134,11 @@ class Stopper:
 
     def _signal(self, name: str) -> None:
         if self.stop.is_set():  # a second Ctrl-C while draining: stop now (what was not drained, the next start takes)
-            print(f"{name} again: stopping at once, without draining (the next start goes on from the log)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{name} again: stopping at once, without draining (the next start goes on from the log)",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(130)
         self.request(name)
 
@@ -199,20 +208,34 @@ async def start_projections(
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            log.warning("audit.schema_deferred", error=repr(exc), detail="PostgreSQL does not answer: the audit "
-                        "projection waits for it, trading goes on")
+            log.warning(
+                "audit.schema_deferred",
+                error=repr(exc),
+                detail="PostgreSQL does not answer: the audit projection waits for it, trading goes on",
+            )
         pool = await create_pool(s.postgres.writer, min_size=0)
         svc.on_close(pool.close)
-        runners.append(ProjectionRunner(
-            AuditProjection(s.postgres.schema_, topics, owner_pool=owner, create=True),
-            PgOffsets(pool, s.postgres.schema_), s.kafka.bootstrap, producer,
-            group_id=topics.group(f"projection.audit.{s.postgres.schema_}"), on_error=s.projections.on_error,
-        ))
+        runners.append(
+            ProjectionRunner(
+                AuditProjection(s.postgres.schema_, topics, owner_pool=owner, create=True),
+                PgOffsets(pool, s.postgres.schema_),
+                s.kafka.bootstrap,
+                producer,
+                group_id=topics.group(f"projection.audit.{s.postgres.schema_}"),
+                on_error=s.projections.on_error,
+            )
+        )
     if "metrics" in which:
-        runners.append(ProjectionRunner(
-            MetricsProjection(topics), MemoryOffsets(), s.kafka.bootstrap, producer,
-            group_id=topics.group("projection.metrics"), on_error=s.projections.on_error,
-        ))
+        runners.append(
+            ProjectionRunner(
+                MetricsProjection(topics),
+                MemoryOffsets(),
+                s.kafka.bootstrap,
+                producer,
+                group_id=topics.group("projection.metrics"),
+                on_error=s.projections.on_error,
+            )
+        )
     for r in runners:
         await r.start()
         svc.on_close(r.stop)
@@ -224,16 +247,26 @@ def announcer(producer: EventProducer, source: str) -> Announce:
     """Writes a server's ``ConnectionChanged`` (lost / restored) to the control topic, keyed by ``source``."""
 
     async def announce(component: str, state: str, detail: str, ts_event: int) -> None:
-        env = Envelope.new(ConnectionChanged(component=component, state=state, detail=detail[:1000]),
-                           ts_event=ts_event, ts_init=time.time_ns(), source="engine", key=source)
+        env = Envelope.new(
+            ConnectionChanged(component=component, state=state, detail=detail[:1000]),
+            ts_event=ts_event,
+            ts_init=time.time_ns(),
+            source="engine",
+            key=source,
+        )
         await producer.publish([env])
 
     return announce
 
 
 async def start_http(
-    svc: Services, inspector: LogInspector | None, pool: asyncpg.Pool | None, runners: list[ProjectionRunner],
-    *, announce: Announce | None = None, serve: bool = True,
+    svc: Services,
+    inspector: LogInspector | None,
+    pool: asyncpg.Pool | None,
+    runners: list[ProjectionRunner],
+    *,
+    announce: Announce | None = None,
+    serve: bool = True,
 ) -> ConnectionMonitor:
     """The connection monitor (probing Kafka and PostgreSQL in the background), and the HTTP server."""
     s = svc.settings
@@ -244,14 +277,22 @@ async def start_http(
     svc.spawn(monitor.run(stop), "connection-monitor")
     if not serve:
         return monitor
-    board = StatusBoard(monitor, runners, max_lag_events=s.http.ready_max_lag_events,
-                        max_lag_seconds=s.http.ready_max_lag_seconds, kafka_used=inspector is not None,
-                        postgres_used=pool is not None)
+    board = StatusBoard(
+        monitor,
+        runners,
+        max_lag_events=s.http.ready_max_lag_events,
+        max_lag_seconds=s.http.ready_max_lag_seconds,
+        kafka_used=inspector is not None,
+        postgres_used=pool is not None,
+    )
     server = HttpServer(s.http.host, s.http.port, ready=board.checks, status=board.snapshot)
     await server.start()
     svc.on_close(server.stop)
-    log.info("http.listening", url=f"http://{s.http.host}:{server.port}/metrics",
-             dashboard=f"http://{s.http.host}:{server.port}/dashboard")
+    log.info(
+        "http.listening",
+        url=f"http://{s.http.host}:{server.port}/metrics",
+        dashboard=f"http://{s.http.host}:{server.port}/dashboard",
+    )
     return monitor
 
 
@@ -302,8 +343,14 @@ async def run_engine(
         engine_id = f"{s.kafka.client_id}@{socket.gethostname()}:{os.getpid()}"
         runners, pool = await start_projections(svc, producer, set(projections), work_stop)
         await start_http(svc, inspector, pool, runners, announce=announcer(producer, engine_id), serve=http)
-        loop = TradingLoop(s.kafka.bootstrap, producer, make_core_factory(s), topics,
-                           snapshot_every=s.kafka.snapshot_every, **daily_loss_settings(s))
+        loop = TradingLoop(
+            s.kafka.bootstrap,
+            producer,
+            make_core_factory(s),
+            topics,
+            snapshot_every=s.kafka.snapshot_every,
+            **daily_loss_settings(s),
+        )
         await loop.start()
         svc.on_close(loop.stop)
         svc.spawn(loop.run(work_stop), "trading-loop")
@@ -319,8 +366,9 @@ async def run_engine(
         async def on_connection(state: str, detail: str) -> None:
             component = f"feed:{s.feed.exchange}"
             log.warning("feed.connection", component=component, state=state, detail=detail)
-            await producer.publish([lifecycle(ConnectionChanged(component=component, state=state, detail=detail),
-                                              component)])
+            await producer.publish(
+                [lifecycle(ConnectionChanged(component=component, state=state, detail=detail), component)]
+            )
 
         resume: tuple[int, str] | None = None
         if s.feed.kind == "recorded" and s.feed.symbol is not None:
@@ -332,10 +380,12 @@ async def run_engine(
         feed_task = svc.spawn(publish_feed(feed, producer, feed_stop), "feed")
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         started = time.monotonic()
-        await producer.publish([lifecycle(EngineStarted(
-            engine_id=engine_id, version=__version__, settings=public_settings(s)), engine_id)])
-        log.info("engine.started", engine_id=engine_id, feed=feed.source, projections=sorted(projections),
-                 duration=duration)
+        await producer.publish(
+            [lifecycle(EngineStarted(engine_id=engine_id, version=__version__, settings=public_settings(s)), engine_id)]
+        )
+        log.info(
+            "engine.started", engine_id=engine_id, feed=feed.source, projections=sorted(projections), duration=duration
+        )
 
         async def stop_conditions() -> None:
             waits = [asyncio.ensure_future(stopper.stop.wait()), feed_task]
@@ -364,11 +414,25 @@ async def run_engine(
         drained: bool | None = None  # None: no drain was tried (the engine stopped on an error)
         drain_detail = "not drained: the engine stopped on an error"
         if not _failed(supervisor) and error is None:
-            drained, drain_detail = await _drain(inspector, topics, loop, execution, exec_stop, runners,
-                                                 drain_timeout, producer, lifecycle(EngineStopped(
-                                                     engine_id=engine_id, reason=stopper.reason,
-                                                     ticks_processed=loop.ticks_processed,
-                                                     events_published=loop.events_published), engine_id))
+            drained, drain_detail = await _drain(
+                inspector,
+                topics,
+                loop,
+                execution,
+                exec_stop,
+                runners,
+                drain_timeout,
+                producer,
+                lifecycle(
+                    EngineStopped(
+                        engine_id=engine_id,
+                        reason=stopper.reason,
+                        ticks_processed=loop.ticks_processed,
+                        events_published=loop.events_published,
+                    ),
+                    engine_id,
+                ),
+            )
         work_stop.set()
         await asyncio.sleep(0)
         summary = {
@@ -389,16 +453,37 @@ async def run_engine(
         if error is not None:
             # best effort: the failure itself may be Kafka being gone
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.publish([lifecycle(EngineStopped(
-                    engine_id=engine_id, reason=f"error: {error!r}"[:2000], ticks_processed=loop.ticks_processed,
-                    events_published=loop.events_published), engine_id)]), 5)
+                await asyncio.wait_for(
+                    producer.publish(
+                        [
+                            lifecycle(
+                                EngineStopped(
+                                    engine_id=engine_id,
+                                    reason=f"error: {error!r}"[:2000],
+                                    ticks_processed=loop.ticks_processed,
+                                    events_published=loop.events_published,
+                                ),
+                                engine_id,
+                            )
+                        ]
+                    ),
+                    5,
+                )
             raise error
         return summary
 
 
-async def _drain(inspector: LogInspector, topics: Topics, loop: TradingLoop, execution: ExecutionService | None,
-                 exec_stop: asyncio.Event, runners: list[ProjectionRunner], timeout: float,  # noqa: ASYNC109
-                 producer: EventProducer, stopped: Envelope) -> tuple[bool, str]:
+async def _drain(
+    inspector: LogInspector,
+    topics: Topics,
+    loop: TradingLoop,
+    execution: ExecutionService | None,
+    exec_stop: asyncio.Event,
+    runners: list[ProjectionRunner],
+    timeout: float,  # noqa: ASYNC109
+    producer: EventProducer,
+    stopped: Envelope,
+) -> tuple[bool, str]:
     """Wait until the loop took every published tick (and a live venue's reports came back), write
     ``EngineStopped``, then until the projections applied every event; (drained, what happened)."""
     try:
@@ -418,6 +503,7 @@ async def _drain(inspector: LogInspector, topics: Topics, loop: TradingLoop, exe
         await asyncio.wait_for(producer.publish([stopped]), timeout)
         all_tps = await inspector.partitions([topics.ticks, topics.trading, topics.control])
         ends_all = await inspector.end_offsets(all_tps)
+
         async def applied() -> bool:
             return all([await r.all_applied(ends_all) for r in runners])
 

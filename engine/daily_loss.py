@@ -82,8 +82,14 @@ def _flows(text: str) -> tuple[tuple[str, Decimal], ...]:
 def report(v: View) -> EquityReported:
     """The event that tells the other engines what ``v``'s instrument adds to the account (it must have a price)."""
     assert v.price is not None and v.day is not None
-    return EquityReported(instrument=v.instrument, day=v.day, price=v.price, flows=_flows_json(v.flows),
-                          open_price=v.open_price, open_flows=_flows_json(v.open_flows))
+    return EquityReported(
+        instrument=v.instrument,
+        day=v.day,
+        price=v.price,
+        flows=_flows_json(v.flows),
+        open_price=v.open_price,
+        open_flows=_flows_json(v.open_flows),
+    )
 
 
 def from_report(e: EquityReported) -> View:
@@ -99,8 +105,9 @@ def worth_reporting(now: View, last: View | None, ts: int, last_ts: int, interva
     return now.price != last.price and ts - last_ts >= interval_ns
 
 
-def _equity(starting: Mapping[str, Decimal], views: list[tuple[str, Decimal, tuple[tuple[str, Decimal], ...]]]
-            ) -> dict[str, Decimal]:
+def _equity(
+    starting: Mapping[str, Decimal], views: list[tuple[str, Decimal, tuple[tuple[str, Decimal], ...]]]
+) -> dict[str, Decimal]:
     """Per quote currency: its balance + the base balances of the instruments quoted in it at their price."""
     balances = dict(starting)
     for _, _, flows in views:
@@ -149,8 +156,10 @@ def check(
 
 def halt_event(breach: Breach) -> TradingHalted:
     return TradingHalted(
-        reason=(f"daily loss limit: {breach.currency} equity {breach.equity:.8f} is "
-                f"{breach.loss:.4%} below its start of day {breach.start_of_day:.8f} "
-                f"(limit {breach.threshold:.4%})"),
+        reason=(
+            f"daily loss limit: {breach.currency} equity {breach.equity:.8f} is "
+            f"{breach.loss:.4%} below its start of day {breach.start_of_day:.8f} "
+            f"(limit {breach.threshold:.4%})"
+        ),
         by=BY,
     )

@@ -118,8 +118,9 @@ class ExecutionService:
         self._recovery_end: dict[TopicPartition, int] = {}
         self._command_at: dict[str, tuple[TopicPartition, int]] = {}  # client order id -> its command's place
         self._handled: dict[TopicPartition, int] = {}  # next command offset, per partition, handled and committed
-        self._consumer = make_consumer(bootstrap, group_id=topics.group(f"execution.{venue.name}"),
-                                       client_id=f"execution-{venue.name}")
+        self._consumer = make_consumer(
+            bootstrap, group_id=topics.group(f"execution.{venue.name}"), client_id=f"execution-{venue.name}"
+        )
         self._lock = asyncio.Lock()  # one writer of reports at a time: an acceptance before its fills
         self.ready = asyncio.Event()
         self._started = self._stopped = False
@@ -155,8 +156,11 @@ class ExecutionService:
         await self._recover_pending()
         await self.reconcile_once()
         self.ready.set()
-        tasks = [asyncio.create_task(self._commands(stop)), asyncio.create_task(self._poll(stop)),
-                 asyncio.create_task(self._reconcile_every(stop))]
+        tasks = [
+            asyncio.create_task(self._commands(stop)),
+            asyncio.create_task(self._poll(stop)),
+            asyncio.create_task(self._reconcile_every(stop)),
+        ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
@@ -225,8 +229,11 @@ class ExecutionService:
                 continue  # handled before (its answer is in the log, e.g. from another venue): not ours to chase
             found = await self._lookup(t.order)
             if found is not None:
-                log.info("execution.recovered_order", client_order_id=t.order.client_order_id,
-                         venue_order_id=found.venue_order_id)
+                log.info(
+                    "execution.recovered_order",
+                    client_order_id=t.order.client_order_id,
+                    venue_order_id=found.venue_order_id,
+                )
                 await self._adopt(t.order, found)
 
     def _fold(self, env: Envelope) -> None:
@@ -248,9 +255,13 @@ class ExecutionService:
         now = time.time_ns()
         ts = ts_event if ts_event is not None else (cause.ts_event if cause else now)
         return Envelope(
-            event_id=_fact_id(self.venue.name, fact, ts), event=event, ts_event=ts, ts_init=now,
+            event_id=_fact_id(self.venue.name, fact, ts),
+            event=event,
+            ts_event=ts,
+            ts_init=now,
             correlation_id=cause.correlation_id if cause else _fact_id(self.venue.name, fact, ts),
-            causation_id=cause.event_id if cause else None, source=f"venue:{self.venue.name}",
+            causation_id=cause.event_id if cause else None,
+            source=f"venue:{self.venue.name}",
         )
 
     async def _write(self, items: list[tuple[Event, str, int | None]]) -> None:
@@ -261,8 +272,7 @@ class ExecutionService:
         for env in (self._envelope(ev, fact, ts) for ev, fact, ts in items):
             reason = validation_problem(env)
             if reason is not None:  # a venue's answer that cannot be true: recorded with why, never folded
-                await park_unpublished(self._producer, env, self._topics.ticks, f"execution.{self.venue.name}",
-                                       reason)
+                await park_unpublished(self._producer, env, self._topics.ticks, f"execution.{self.venue.name}", reason)
                 continue
             envs.append(env)
         reports = [e for e in envs if isinstance(e.event, _REPORTS)]
@@ -272,8 +282,12 @@ class ExecutionService:
         for env in envs:
             self.book.apply(env.event)
             if isinstance(env.event, _REPORTS):
-                log.info("execution.report", type=env.type, client_order_id=getattr(env.event, "client_order_id", ""),
-                         venue=self.venue.name)
+                log.info(
+                    "execution.report",
+                    type=env.type,
+                    client_order_id=getattr(env.event, "client_order_id", ""),
+                    venue=self.venue.name,
+                )
 
     # -- commands ----------------------------------------------------------------------------------------
 
@@ -321,10 +335,22 @@ class ExecutionService:
                 return
         age = (time.time_ns() - env.ts_init) / 1e9
         if age > self.settings.max_command_age:
-            await self._write([(OrderExpired(
-                instrument=order.instrument, client_order_id=coid, venue=self.venue.name, filled_quantity=Decimal(0),
-                reason=f"not sent: decided {age:.1f} s ago, over execution.max_command_age "
-                       f"({self.settings.max_command_age} s)"), f"{coid}|expired", None)])
+            await self._write(
+                [
+                    (
+                        OrderExpired(
+                            instrument=order.instrument,
+                            client_order_id=coid,
+                            venue=self.venue.name,
+                            filled_quantity=Decimal(0),
+                            reason=f"not sent: decided {age:.1f} s ago, over execution.max_command_age "
+                            f"({self.settings.max_command_age} s)",
+                        ),
+                        f"{coid}|expired",
+                        None,
+                    )
+                ]
+            )
             return
         for attempt in range(1, self.settings.submit_attempts + 1):
             try:
@@ -336,8 +362,13 @@ class ExecutionService:
                 if found is not None:
                     await self._adopt(order, found)
                     return
-                await self._reject(order, "unconfirmed", f"{self.venue.name} has an order under this client order id "
-                                   "(it refused a duplicate) but does not show it; reconciliation will find it", None)
+                await self._reject(
+                    order,
+                    "unconfirmed",
+                    f"{self.venue.name} has an order under this client order id "
+                    "(it refused a duplicate) but does not show it; reconciliation will find it",
+                    None,
+                )
                 return
             except VenueRejected as exc:
                 await self._reject(order, exc.rule, exc.reason, exc.raw)
@@ -347,10 +378,15 @@ class ExecutionService:
                 await self._reject(order, "auth", str(exc), None)
                 return
             except VenueUnavailable as exc:
-                log.warning("execution.submit_unconfirmed", client_order_id=coid, attempt=attempt, error=str(exc),
-                            maybe_sent=exc.maybe_sent)
+                log.warning(
+                    "execution.submit_unconfirmed",
+                    client_order_id=coid,
+                    attempt=attempt,
+                    error=str(exc),
+                    maybe_sent=exc.maybe_sent,
+                )
                 if not exc.maybe_sent:  # refused before processing (429): certainly not placed
-                    await asyncio.sleep(self.settings.retry_base * 2 ** attempt * (1 + random.random()))
+                    await asyncio.sleep(self.settings.retry_base * 2**attempt * (1 + random.random()))
                     continue
                 found = await self._confirm(order)
                 if found is not None:
@@ -359,14 +395,36 @@ class ExecutionService:
                 continue  # the venue never got it: send it again, with the same client order id
             await self._adopt(order, placed)
             return
-        await self._reject(order, "unconfirmed", f"no answer from {self.venue.name} after "
-                           f"{self.settings.submit_attempts} attempts, and no order under this client order id", None)
+        await self._reject(
+            order,
+            "unconfirmed",
+            f"no answer from {self.venue.name} after "
+            f"{self.settings.submit_attempts} attempts, and no order under this client order id",
+            None,
+        )
 
     async def _reject(self, order: OrderSubmitted, rule: str, reason: str, raw: Any) -> None:
-        await self._write([(OrderRejected(
-            instrument=order.instrument, client_order_id=order.client_order_id, strategy=order.strategy,
-            side=order.side, order_type=order.order_type, quantity=order.quantity, limit_price=order.limit_price,
-            by="venue", rule=rule, reason=reason, raw=raw_json(raw)), f"{order.client_order_id}|rejected", None)])
+        await self._write(
+            [
+                (
+                    OrderRejected(
+                        instrument=order.instrument,
+                        client_order_id=order.client_order_id,
+                        strategy=order.strategy,
+                        side=order.side,
+                        order_type=order.order_type,
+                        quantity=order.quantity,
+                        limit_price=order.limit_price,
+                        by="venue",
+                        rule=rule,
+                        reason=reason,
+                        raw=raw_json(raw),
+                    ),
+                    f"{order.client_order_id}|rejected",
+                    None,
+                )
+            ]
+        )
 
     async def _lookup(self, order: OrderSubmitted) -> VenueOrder | None:
         try:
@@ -395,9 +453,21 @@ class ExecutionService:
             if vo.status is VenueOrderStatus.REJECTED:
                 await self._reject(order, "venue_rejected", "the venue reports the order rejected", vo.raw)
                 return
-            await self._write([(OrderAccepted(
-                instrument=order.instrument, client_order_id=coid, venue=self.venue.name,
-                venue_order_id=vo.venue_order_id, raw=raw_json(vo.raw)), f"{coid}|accepted", None)])
+            await self._write(
+                [
+                    (
+                        OrderAccepted(
+                            instrument=order.instrument,
+                            client_order_id=coid,
+                            venue=self.venue.name,
+                            venue_order_id=vo.venue_order_id,
+                            raw=raw_json(vo.raw),
+                        ),
+                        f"{coid}|accepted",
+                        None,
+                    )
+                ]
+            )
             if vo.filled > 0 or vo.status is not VenueOrderStatus.OPEN:
                 await self._sync_order(self.book.orders[coid], vo)
 
@@ -426,8 +496,13 @@ class ExecutionService:
     async def _sync_order(self, t: Tracked, vo: VenueOrder) -> None:
         """Report the fills of ``t`` the book lacks, then its end if the venue ended it (call under the lock)."""
         if vo.filled > t.filled:
-            since = min(vo.ts, self._causes[t.order.client_order_id].ts_init if t.order.client_order_id in self._causes
-                        else vo.ts) - 60_000_000_000
+            since = (
+                min(
+                    vo.ts,
+                    self._causes[t.order.client_order_id].ts_init if t.order.client_order_id in self._causes else vo.ts,
+                )
+                - 60_000_000_000
+            )
             trades = await self._retrying(lambda: self.venue.trades(t.order.instrument, since))
             fills, _ = fills_for(self.book, [tr for tr in trades if tr.venue_order_id == vo.venue_order_id])
             await self._write([(f, f"trade|{f.trade_id}", None) for f in fills])
@@ -462,13 +537,20 @@ class ExecutionService:
             if t is None or not t.done:
                 continue
             try:
-                await self._retrying(lambda vo=vo: self.venue.cancel(vo.instrument, vo.client_order_id,  # type: ignore[misc]
-                                                                   vo.venue_order_id))
-                log.warning("execution.ended_order_cancelled", client_order_id=vo.client_order_id,
-                            venue_order_id=vo.venue_order_id)
+                await self._retrying(
+                    lambda vo=vo: self.venue.cancel(
+                        vo.instrument,
+                        vo.client_order_id,  # type: ignore[misc]
+                        vo.venue_order_id,
+                    )
+                )
+                log.warning(
+                    "execution.ended_order_cancelled",
+                    client_order_id=vo.client_order_id,
+                    venue_order_id=vo.venue_order_id,
+                )
             except VenueError as exc:
-                log.warning("execution.ended_order_cancel_failed", client_order_id=vo.client_order_id,
-                            error=str(exc))
+                log.warning("execution.ended_order_cancel_failed", client_order_id=vo.client_order_id, error=str(exc))
 
     def _since(self, t: Tracked) -> int:
         cause = self._causes.get(t.order.client_order_id)

@@ -184,8 +184,9 @@ class TradingLoop:
             self.breaker.apply(ev, env.ts_event, str(env.event_id))
             await self._mark_switch(env.event_id, env.ts_event)
 
-    async def _mark_switch(self, switch_id: uuid.UUID, ts_event: int,
-                           here: tuple[TopicPartition, int] | None = None) -> None:
+    async def _mark_switch(
+        self, switch_id: uuid.UUID, ts_event: int, here: tuple[TopicPartition, int] | None = None
+    ) -> None:
         """Write where a breaker switch applies on each partition this engine trades (``BreakerApplied``): from
         the next record it will process (``here``: the partition and offset being processed now)."""
         for tp in sorted(self.cores, key=lambda t: (t.topic, t.partition)):
@@ -194,11 +195,16 @@ class TradingLoop:
                 continue  # marked already (by this engine, or by the engine that had the partition before)
             offset = here[1] if here is not None and here[0] == tp else self.processed.get(tp, 0)
             self.breaker.mark(str(switch_id), where, offset)
-            marker = Envelope(derived_event_id(switch_id, _MARK_SEQ + tp.partition, ts_event),
-                              BreakerApplied(switch_id=str(switch_id), topic=tp.topic, partition=tp.partition,
-                                             offset=offset),
-                              ts_event, time.time_ns(), switch_id, switch_id, "engine",
-                              key=f"{tp.topic}:{tp.partition}")
+            marker = Envelope(
+                derived_event_id(switch_id, _MARK_SEQ + tp.partition, ts_event),
+                BreakerApplied(switch_id=str(switch_id), topic=tp.topic, partition=tp.partition, offset=offset),
+                ts_event,
+                time.time_ns(),
+                switch_id,
+                switch_id,
+                "engine",
+                key=f"{tp.topic}:{tp.partition}",
+            )
             await self._send(marker)
 
     async def recover(self, tp: TopicPartition) -> None:
@@ -224,8 +230,14 @@ class TradingLoop:
             origin = "log" if self.recovered_from[tp] is None else "snapshot"
             RECOVERY_SECONDS.labels(origin).observe(seconds)
             RECOVERY_RECORDS.labels(origin).inc(replayed)
-            log.info("engine.recovered", partition=tp.partition, ticks=replayed, offset=start,
-                     from_snapshot=self.recovered_from[tp], seconds=round(seconds, 3))
+            log.info(
+                "engine.recovered",
+                partition=tp.partition,
+                ticks=replayed,
+                offset=start,
+                from_snapshot=self.recovered_from[tp],
+                seconds=round(seconds, 3),
+            )
         self.cores[tp] = core
         self._indicators_reported.update({(tp, i): n for i, n in core.indicators.items()})
         self.processed[tp] = self.positions[tp] = start
@@ -247,8 +259,7 @@ class TradingLoop:
                         break
                     try:
                         env = decode(msg.value)
-                        core.on_input(env, ts_init=0,
-                                      halted=self.breaker.halted_at(env.ts_event, where, msg.offset))
+                        core.on_input(env, ts_init=0, halted=self.breaker.halted_at(env.ts_event, where, msg.offset))
                     except Exception:  # noqa: S112 - dead-lettered when it was first consumed, as here
                         continue
                     replayed += 1
@@ -297,8 +308,7 @@ class TradingLoop:
             return
         offset = self.processed[tp]
         data = state_snapshot.dump(core, offset)
-        await self._producer.send_raw(self._topics.snapshots, data, self._snapshot_key(tp), [],
-                                      partition=tp.partition)
+        await self._producer.send_raw(self._topics.snapshots, data, self._snapshot_key(tp), [], partition=tp.partition)
         self._since_snapshot[tp] = 0
         SNAPSHOTS.inc()
         log.info("engine.snapshot", partition=tp.partition, offset=offset, size=len(data))
@@ -343,8 +353,9 @@ class TradingLoop:
         while self._unacked:
             sent, self._unacked = self._unacked, []
             results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
-            failed = [(env, topic) for (env, topic, _), r in zip(sent, results, strict=True)
-                      if isinstance(r, BaseException)]
+            failed = [
+                (env, topic) for (env, topic, _), r in zip(sent, results, strict=True) if isinstance(r, BaseException)
+            ]
             if not failed:
                 break
             exc = next(r for r in results if isinstance(r, BaseException))
@@ -459,15 +470,26 @@ class TradingLoop:
         if state is None:
             return
         last, last_ts = self._reported.get(state.instrument, (None, 0))
-        if (last is not None and env.ts_event - last_ts < REPORT_INTERVAL_NS and state.flows is last.flows
-                and state.day == last.day):
+        if (
+            last is not None
+            and env.ts_event - last_ts < REPORT_INTERVAL_NS
+            and state.flows is last.flows
+            and state.day == last.day
+        ):
             return  # the common case on the hot path: only the price can have moved, too soon to say so
         now = daily_loss.view(state)
         if not daily_loss.worth_reporting(now, last, env.ts_event, last_ts, REPORT_INTERVAL_NS):
             return
         self._reported[state.instrument] = (now, env.ts_event)
-        report = Envelope(derived_event_id(env.event_id, _REPORT_SEQ, env.ts_event), daily_loss.report(now),
-                          env.ts_event, time.time_ns(), env.correlation_id, env.event_id, "engine")
+        report = Envelope(
+            derived_event_id(env.event_id, _REPORT_SEQ, env.ts_event),
+            daily_loss.report(now),
+            env.ts_event,
+            time.time_ns(),
+            env.correlation_id,
+            env.event_id,
+            "engine",
+        )
         await self._send(report)
 
     async def _check_daily_loss(self, env: Envelope, here: tuple[TopicPartition, int]) -> None:
@@ -482,19 +504,32 @@ class TradingLoop:
         # its own instruments live, the others' (owned by other engines) as they last reported them
         own = {s.instrument: daily_loss.view(s) for core in self.cores.values() for s in core.states.values()}
         views = [*own.values(), *(v for i, v in self.peers.items() if i not in own)]
-        breach = daily_loss.check(views, self._starting, day=day, limit=self._daily_loss_limit,
-                                  trips_today=trips_today)
+        breach = daily_loss.check(views, self._starting, day=day, limit=self._daily_loss_limit, trips_today=trips_today)
         if breach is None:
             return
         event = daily_loss.halt_event(breach)
-        trip = Envelope(derived_event_id(env.event_id, _TRIP_SEQ, at), event, at, time.time_ns(),
-                        env.correlation_id, env.event_id, "engine", key="risk")
+        trip = Envelope(
+            derived_event_id(env.event_id, _TRIP_SEQ, at),
+            event,
+            at,
+            time.time_ns(),
+            env.correlation_id,
+            env.event_id,
+            "engine",
+            key="risk",
+        )
         self.risk_trips[trip.event_id] = at
         self.breaker.apply(event, at, str(trip.event_id))
         await self._send(trip)
         await self._mark_switch(trip.event_id, at, here)
-        log.warning("risk.daily_loss_limit", currency=breach.currency, loss=str(breach.loss),
-                    limit=str(breach.threshold), start_of_day=str(breach.start_of_day), equity=str(breach.equity))
+        log.warning(
+            "risk.daily_loss_limit",
+            currency=breach.currency,
+            loss=str(breach.loss),
+            limit=str(breach.threshold),
+            start_of_day=str(breach.start_of_day),
+            equity=str(breach.equity),
+        )
 
     async def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
         """True once every partition this engine owns is processed, published and committed to ``end_offsets``."""

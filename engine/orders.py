@@ -53,9 +53,7 @@ class OrderStatus(StrEnum):
 
 
 _TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
-_WORKING = frozenset(
-    {OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.CANCEL_REQUESTED}
-)
+_WORKING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.CANCEL_REQUESTED})
 
 
 class InvalidTransition(ValueError):
@@ -94,7 +92,13 @@ class Order:
 
 
 ORDER_EVENTS = (
-    OrderSubmitted, OrderRejected, OrderAccepted, OrderFilled, OrderCancelRequested, OrderCancelled, OrderExpired,
+    OrderSubmitted,
+    OrderRejected,
+    OrderAccepted,
+    OrderFilled,
+    OrderCancelRequested,
+    OrderCancelled,
+    OrderExpired,
 )
 
 
@@ -109,21 +113,37 @@ def apply(order: Order | None, event: Event) -> Order:
     if isinstance(event, OrderSubmitted):
         if order is not None:
             same = (order.side, order.order_type, order.quantity, order.limit_price) == (
-                event.side, event.order_type, event.quantity, event.limit_price
+                event.side,
+                event.order_type,
+                event.quantity,
+                event.limit_price,
             )
             if not same:
                 raise _refuse(order, event)
             return order  # the same submit delivered twice
         return Order(
-            event.client_order_id, event.instrument, event.strategy, event.side, event.order_type,
-            event.quantity, event.limit_price, OrderStatus.SUBMITTED,
+            event.client_order_id,
+            event.instrument,
+            event.strategy,
+            event.side,
+            event.order_type,
+            event.quantity,
+            event.limit_price,
+            OrderStatus.SUBMITTED,
         )
     if isinstance(event, OrderRejected):
         if order is None:  # rejected before submission (by risk): the order exists only as a rejection
             return Order(
-                event.client_order_id, event.instrument, event.strategy, event.side, event.order_type,
-                event.quantity, event.limit_price, OrderStatus.REJECTED,
-                reject_rule=event.rule, reject_reason=event.reason,
+                event.client_order_id,
+                event.instrument,
+                event.strategy,
+                event.side,
+                event.order_type,
+                event.quantity,
+                event.limit_price,
+                OrderStatus.REJECTED,
+                reject_rule=event.rule,
+                reject_reason=event.reason,
             )
         if order.status is OrderStatus.REJECTED:
             return order
@@ -149,9 +169,14 @@ def apply(order: Order | None, event: Event) -> Order:
                 f"order {order.client_order_id}: fill {event.trade_id} of {event.quantity} would fill "
                 f"{filled} of {order.quantity}"
             )
-        status = OrderStatus.FILLED if filled == order.quantity else (
-            OrderStatus.CANCEL_REQUESTED if order.status is OrderStatus.CANCEL_REQUESTED
-            else OrderStatus.PARTIALLY_FILLED
+        status = (
+            OrderStatus.FILLED
+            if filled == order.quantity
+            else (
+                OrderStatus.CANCEL_REQUESTED
+                if order.status is OrderStatus.CANCEL_REQUESTED
+                else OrderStatus.PARTIALLY_FILLED
+            )
         )
         return replace(
             order,

@@ -28,8 +28,10 @@ PROBE_TIMEOUT = 10.0
 def _unreachable(server: str, setting: str, exc: BaseException) -> Unreachable:
     why = f"no answer in {PROBE_TIMEOUT:g} s" if isinstance(exc, TimeoutError) else describe(exc)
     env = "ENGINE_" + setting.upper().replace(".", "__")
-    return Unreachable(f"{server} does not answer ({why}); is it running? (python -m engine stack status; the "
-                       f"setting: {setting}, {env})")
+    return Unreachable(
+        f"{server} does not answer ({why}); is it running? (python -m engine stack status; the "
+        f"setting: {setting}, {env})"
+    )
 
 
 @contextlib.contextmanager
@@ -46,8 +48,9 @@ def _quiet(logger: str) -> Iterator[None]:
 
 async def kafka_answers(bootstrap: str) -> None:
     """A metadata round trip to the cluster at ``bootstrap``; :class:`Unreachable` if none comes in time."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-cli-probe",
-                                request_timeout_ms=int(PROBE_TIMEOUT * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="engine-cli-probe", request_timeout_ms=int(PROBE_TIMEOUT * 1000)
+    )
     try:
         with _quiet("aiokafka"):
             async with asyncio.timeout(PROBE_TIMEOUT):
@@ -74,8 +77,9 @@ async def postgres_connection(dsn: str) -> asyncpg.Connection:
     except asyncpg.PostgresError as exc:
         if is_outage(exc):  # starting up, shutting down, too many connections
             raise Unreachable(f"PostgreSQL at {where} does not take connections now ({exc})") from exc
-        raise BadInput(f"PostgreSQL at {where} refused the connection: {exc} (the setting: postgres.dsn, "
-                       "ENGINE_POSTGRES__DSN)") from exc
+        raise BadInput(
+            f"PostgreSQL at {where} refused the connection: {exc} (the setting: postgres.dsn, ENGINE_POSTGRES__DSN)"
+        ) from exc
     except (OSError, asyncpg.InterfaceError) as exc:  # refused, no route, no such host, timed out
         raise _unreachable(f"PostgreSQL at {where}", "postgres.dsn", exc) from exc
     return conn
@@ -110,8 +114,10 @@ async def replaceable_audit_schema(dsn: str, schema: str) -> None:
     finally:
         await conn.close()
     if exists and offsets is None:
-        raise BadInput(f"schema {schema!r} exists and holds no audit projection: rebuild replaces the audit schema "
-                       "(the setting: postgres.schema, ENGINE_POSTGRES__SCHEMA)")
+        raise BadInput(
+            f"schema {schema!r} exists and holds no audit projection: rebuild replaces the audit schema "
+            "(the setting: postgres.schema, ENGINE_POSTGRES__SCHEMA)"
+        )
 
 
 __all__ = ["PROBE_TIMEOUT", "kafka_answers", "postgres_answers", "replaceable_audit_schema", "servers_answer"]

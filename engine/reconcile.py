@@ -76,9 +76,13 @@ class Book:
             t = replace(t, venue_order_id=event.venue_order_id)
         elif isinstance(event, OrderFilled) and event.trade_id not in t.trade_ids:
             filled = t.filled + event.quantity
-            t = replace(t, filled=filled, trade_ids=t.trade_ids | {event.trade_id},
-                        done=t.done or filled >= t.order.quantity,
-                        venue_order_id=t.venue_order_id or event.venue_order_id)
+            t = replace(
+                t,
+                filled=filled,
+                trade_ids=t.trade_ids | {event.trade_id},
+                done=t.done or filled >= t.order.quantity,
+                venue_order_id=t.venue_order_id or event.venue_order_id,
+            )
             if t.venue_order_id:
                 self.by_venue_id[t.venue_order_id] = event.client_order_id
         elif isinstance(event, OrderRejected | OrderCancelled | OrderExpired):
@@ -122,12 +126,24 @@ def fills_for(book: Book, trades: Iterable[VenueTrade]) -> tuple[list[OrderFille
         o = t.order
         cum = filled.get(o.client_order_id, t.filled) + tr.quantity
         filled[o.client_order_id] = cum
-        out.append(OrderFilled(
-            instrument=o.instrument, client_order_id=o.client_order_id, venue=book.venue,
-            venue_order_id=tr.venue_order_id, trade_id=tr.trade_id, side=o.side, quantity=tr.quantity,
-            price=tr.price, fee=tr.fee, fee_currency=tr.fee_currency, liquidity=tr.liquidity,
-            cumulative_quantity=cum, leaves_quantity=max(o.quantity - cum, ZERO), raw=raw_json(tr.raw),
-        ))
+        out.append(
+            OrderFilled(
+                instrument=o.instrument,
+                client_order_id=o.client_order_id,
+                venue=book.venue,
+                venue_order_id=tr.venue_order_id,
+                trade_id=tr.trade_id,
+                side=o.side,
+                quantity=tr.quantity,
+                price=tr.price,
+                fee=tr.fee,
+                fee_currency=tr.fee_currency,
+                liquidity=tr.liquidity,
+                cumulative_quantity=cum,
+                leaves_quantity=max(o.quantity - cum, ZERO),
+                raw=raw_json(tr.raw),
+            )
+        )
     return out, unknown
 
 
@@ -135,13 +151,23 @@ def ended(t: Tracked, venue_order: VenueOrder, venue: str) -> Event | None:
     """The report for an order the venue says has ended without filling in full (None if it has not)."""
     o = t.order
     if venue_order.status is VenueOrderStatus.CANCELLED:
-        return OrderCancelled(instrument=o.instrument, client_order_id=o.client_order_id, venue=venue,
-                              reason="cancelled at the venue", filled_quantity=venue_order.filled,
-                              raw=raw_json(venue_order.raw))
+        return OrderCancelled(
+            instrument=o.instrument,
+            client_order_id=o.client_order_id,
+            venue=venue,
+            reason="cancelled at the venue",
+            filled_quantity=venue_order.filled,
+            raw=raw_json(venue_order.raw),
+        )
     if venue_order.status is VenueOrderStatus.EXPIRED:
-        return OrderExpired(instrument=o.instrument, client_order_id=o.client_order_id, venue=venue,
-                            reason="expired at the venue", filled_quantity=venue_order.filled,
-                            raw=raw_json(venue_order.raw))
+        return OrderExpired(
+            instrument=o.instrument,
+            client_order_id=o.client_order_id,
+            venue=venue,
+            reason="expired at the venue",
+            filled_quantity=venue_order.filled,
+            raw=raw_json(venue_order.raw),
+        )
     return None
 
 
@@ -177,38 +203,59 @@ def reconcile(book: Book, snap: VenueSnapshot, baseline: BalanceBaseline) -> lis
     for vo in snap.open_orders:
         mine = book.orders.get(vo.client_order_id)
         if mine is not None and mine.done:
-            out.append(ReconciliationDifference(
-                instrument=vo.instrument, venue=venue, kind="ended_order_open", client_order_id=vo.client_order_id,
-                detail=f"the venue has order {vo.venue_order_id} ({vo.side} {vo.quantity} {vo.instrument}) open, "
-                       "which the log has already ended; it is cancelled at the venue",
-                raw=raw_json(vo.raw),
-            ))
+            out.append(
+                ReconciliationDifference(
+                    instrument=vo.instrument,
+                    venue=venue,
+                    kind="ended_order_open",
+                    client_order_id=vo.client_order_id,
+                    detail=f"the venue has order {vo.venue_order_id} ({vo.side} {vo.quantity} {vo.instrument}) open, "
+                    "which the log has already ended; it is cancelled at the venue",
+                    raw=raw_json(vo.raw),
+                )
+            )
         elif mine is None:
-            out.append(ReconciliationDifference(
-                instrument=vo.instrument, venue=venue, kind="unknown_order", client_order_id=vo.client_order_id,
-                detail=f"the venue has open order {vo.venue_order_id} ({vo.side} {vo.quantity} {vo.instrument}) "
-                       "that the log does not know",
-                raw=raw_json(vo.raw),
-            ))
+            out.append(
+                ReconciliationDifference(
+                    instrument=vo.instrument,
+                    venue=venue,
+                    kind="unknown_order",
+                    client_order_id=vo.client_order_id,
+                    detail=f"the venue has open order {vo.venue_order_id} ({vo.side} {vo.quantity} {vo.instrument}) "
+                    "that the log does not know",
+                    raw=raw_json(vo.raw),
+                )
+            )
     fills, unknown = fills_for(book, snap.trades)
     for tr in unknown:
         ended_order = book.owner(tr)
-        out.append(ReconciliationDifference(
-            instrument=tr.instrument, venue=venue,
-            kind="unknown_fill" if ended_order is None else "fill_of_ended_order",
-            client_order_id=tr.client_order_id or (ended_order.order.client_order_id if ended_order else ""),
-            detail=f"trade {tr.trade_id} of venue order {tr.venue_order_id} ({tr.side} {tr.quantity} @ {tr.price}) "
-                   + ("belongs to no order in the log" if ended_order is None else
-                      "belongs to an order the log has already ended: not applied, the position differs from the "
-                      "venue's by it"),
-            raw=raw_json(tr.raw),
-        ))
+        out.append(
+            ReconciliationDifference(
+                instrument=tr.instrument,
+                venue=venue,
+                kind="unknown_fill" if ended_order is None else "fill_of_ended_order",
+                client_order_id=tr.client_order_id or (ended_order.order.client_order_id if ended_order else ""),
+                detail=f"trade {tr.trade_id} of venue order {tr.venue_order_id} ({tr.side} {tr.quantity} @ {tr.price}) "
+                + (
+                    "belongs to no order in the log"
+                    if ended_order is None
+                    else "belongs to an order the log has already ended: not applied, the position differs from the "
+                    "venue's by it"
+                ),
+                raw=raw_json(tr.raw),
+            )
+        )
     for f in fills:
-        out.append(ReconciliationDifference(
-            instrument=f.instrument, venue=venue, kind="missed_fill", client_order_id=f.client_order_id,
-            detail=f"trade {f.trade_id} ({f.side} {f.quantity} @ {f.price}) was not in the log; recorded now",
-            raw=f.raw,
-        ))
+        out.append(
+            ReconciliationDifference(
+                instrument=f.instrument,
+                venue=venue,
+                kind="missed_fill",
+                client_order_id=f.client_order_id,
+                detail=f"trade {f.trade_id} ({f.side} {f.quantity} @ {f.price}) was not in the log; recorded now",
+                raw=f.raw,
+            )
+        )
         out.append(f)
         baseline.on_fill(f)
     if snap.balances is not None:
@@ -220,11 +267,18 @@ def reconcile(book: Book, snap: VenueSnapshot, baseline: BalanceBaseline) -> lis
             baseline.expected[cur] = amount  # a difference is reported once; then the venue is the baseline
             if amount == 0 and diff == 0:
                 continue  # venues list every currency they have, mostly zeros
-            out.append(BalanceReconciled(venue=venue, currency=cur, venue_amount=amount, expected_amount=expected,
-                                         difference=diff))
+            out.append(
+                BalanceReconciled(
+                    venue=venue, currency=cur, venue_amount=amount, expected_amount=expected, difference=diff
+                )
+            )
             if diff != 0:
-                out.append(ReconciliationDifference(
-                    instrument="", venue=venue, kind="balance",
-                    detail=f"{cur}: the venue has {amount}, the log explains {expected} (difference {diff})",
-                ))
+                out.append(
+                    ReconciliationDifference(
+                        instrument="",
+                        venue=venue,
+                        kind="balance",
+                        detail=f"{cur}: the venue has {amount}, the log explains {expected} (difference {diff})",
+                    )
+                )
     return out

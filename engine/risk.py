@@ -60,9 +60,16 @@ def check(
 
     def reject(rule: str, reason: str) -> OrderRejected:
         return OrderRejected(
-            instrument=order.instrument, client_order_id=order.client_order_id, strategy=order.strategy,
-            side=order.side, order_type=order.order_type, quantity=order.quantity,
-            limit_price=order.limit_price, by="risk", rule=rule, reason=reason,
+            instrument=order.instrument,
+            client_order_id=order.client_order_id,
+            strategy=order.strategy,
+            side=order.side,
+            order_type=order.order_type,
+            quantity=order.quantity,
+            limit_price=order.limit_price,
+            by="risk",
+            rule=rule,
+            reason=reason,
         )
 
     if order.quantity <= 0:
@@ -79,8 +86,7 @@ def check(
     if abs(after) > limits.max_position and abs(after) > abs(before):
         return reject(
             "max_position",
-            f"position would reach {after} (now {position}, open orders {open_exposure}); "
-            f"limit {limits.max_position}",
+            f"position would reach {after} (now {position}, open orders {open_exposure}); limit {limits.max_position}",
         )
     if open_orders >= limits.max_open_orders:
         return reject(
@@ -99,7 +105,14 @@ def check(
 def halted_rejection(order: OrderSubmitted) -> OrderRejected:
     """Trading is halted (circuit breaker): every new order is refused; cancels are not orders and pass."""
     return OrderRejected(
-        instrument=order.instrument, client_order_id=order.client_order_id, strategy=order.strategy,
-        side=order.side, order_type=order.order_type, quantity=order.quantity, limit_price=order.limit_price,
-        by="risk", rule="halted", reason="trading is halted: only cancels pass",
+        instrument=order.instrument,
+        client_order_id=order.client_order_id,
+        strategy=order.strategy,
+        side=order.side,
+        order_type=order.order_type,
+        quantity=order.quantity,
+        limit_price=order.limit_price,
+        by="risk",
+        rule="halted",
+        reason="trading is halted: only cancels pass",
     )

@@ -66,8 +66,9 @@ def _close(trip: OpenTrip, ts: int) -> RoundTrip:
     entry = trip.entry_notional / trip.entry_quantity
     exit_ = trip.exit_notional / trip.exit_quantity
     pnl = (exit_ - entry) * trip.exit_quantity * trip.direction
-    return RoundTrip(trip.instrument, trip.direction, trip.opened_ts, ts, trip.max_quantity, entry, exit_, pnl,
-                     trip.fees, trip.fills)
+    return RoundTrip(
+        trip.instrument, trip.direction, trip.opened_ts, ts, trip.max_quantity, entry, exit_, pnl, trip.fees, trip.fills
+    )
 
 
 def apply_fill(trip: OpenTrip | None, fill: OrderFilled, ts: int) -> tuple[OpenTrip | None, RoundTrip | None]:
@@ -78,16 +79,32 @@ def apply_fill(trip: OpenTrip | None, fill: OrderFilled, ts: int) -> tuple[OpenT
     if sign == trip.direction:  # adding
         q = trip.quantity + fill.quantity
         return OpenTrip(
-            trip.instrument, trip.direction, trip.opened_ts, q, max(trip.max_quantity, q),
-            trip.entry_quantity + fill.quantity, trip.entry_notional + fill.quantity * fill.price,
-            trip.exit_quantity, trip.exit_notional, trip.fees + fill.fee, trip.fills + 1,
+            trip.instrument,
+            trip.direction,
+            trip.opened_ts,
+            q,
+            max(trip.max_quantity, q),
+            trip.entry_quantity + fill.quantity,
+            trip.entry_notional + fill.quantity * fill.price,
+            trip.exit_quantity,
+            trip.exit_notional,
+            trip.fees + fill.fee,
+            trip.fills + 1,
         ), None
     closing = min(fill.quantity, trip.quantity)
     fee_share = fill.fee * closing / fill.quantity
     reduced = OpenTrip(
-        trip.instrument, trip.direction, trip.opened_ts, trip.quantity - closing, trip.max_quantity,
-        trip.entry_quantity, trip.entry_notional, trip.exit_quantity + closing,
-        trip.exit_notional + closing * fill.price, trip.fees + fee_share, trip.fills + 1,
+        trip.instrument,
+        trip.direction,
+        trip.opened_ts,
+        trip.quantity - closing,
+        trip.max_quantity,
+        trip.entry_quantity,
+        trip.entry_notional,
+        trip.exit_quantity + closing,
+        trip.exit_notional + closing * fill.price,
+        trip.fees + fee_share,
+        trip.fills + 1,
     )
     if reduced.quantity > 0:
         return reduced, None

@@ -18,23 +18,50 @@ def utc_day(ts_ns: int) -> str:
 def snapshots(state: TraderState, day: str) -> list[Event]:
     """The position (with its open round trip), the balance flows and the working orders when ``day`` starts."""
     p, t = state.position, state.trip
-    out: list[Event] = [PositionSnapshot(
-        instrument=state.instrument, day=day, quantity=p.quantity, avg_price=p.avg_price,
-        realized_pnl=p.realized_pnl, fees=p.fees, bought=p.bought, sold=p.sold, fills=p.fills,
-        trip_direction=t.direction if t else 0, trip_opened_ts=t.opened_ts if t else 0,
-        trip_quantity=t.quantity if t else ZERO, trip_max_quantity=t.max_quantity if t else ZERO,
-        trip_entry_quantity=t.entry_quantity if t else ZERO, trip_entry_notional=t.entry_notional if t else ZERO,
-        trip_exit_quantity=t.exit_quantity if t else ZERO, trip_exit_notional=t.exit_notional if t else ZERO,
-        trip_fees=t.fees if t else ZERO, trip_fills=t.fills if t else 0,
-    )]
-    out.extend(BalanceSnapshot(instrument=state.instrument, day=day, currency=cur, amount=amount)
-               for cur, amount in state.flows)
+    out: list[Event] = [
+        PositionSnapshot(
+            instrument=state.instrument,
+            day=day,
+            quantity=p.quantity,
+            avg_price=p.avg_price,
+            realized_pnl=p.realized_pnl,
+            fees=p.fees,
+            bought=p.bought,
+            sold=p.sold,
+            fills=p.fills,
+            trip_direction=t.direction if t else 0,
+            trip_opened_ts=t.opened_ts if t else 0,
+            trip_quantity=t.quantity if t else ZERO,
+            trip_max_quantity=t.max_quantity if t else ZERO,
+            trip_entry_quantity=t.entry_quantity if t else ZERO,
+            trip_entry_notional=t.entry_notional if t else ZERO,
+            trip_exit_quantity=t.exit_quantity if t else ZERO,
+            trip_exit_notional=t.exit_notional if t else ZERO,
+            trip_fees=t.fees if t else ZERO,
+            trip_fills=t.fills if t else 0,
+        )
+    ]
+    out.extend(
+        BalanceSnapshot(instrument=state.instrument, day=day, currency=cur, amount=amount)
+        for cur, amount in state.flows
+    )
     for o in sorted(state.open_orders, key=lambda o: o.client_order_id):
-        out.append(OpenOrderSnapshot(
-            instrument=o.instrument, day=day, client_order_id=o.client_order_id, strategy=o.strategy,
-            side=o.side, order_type=o.order_type, quantity=o.quantity, limit_price=o.limit_price,
-            status=o.status.value, venue_order_id=o.venue_order_id, filled_quantity=o.filled_quantity,
-            filled_notional=o.notional, fees=o.fees,
-            trade_ids=tuple(sorted(o.trade_ids)),
-        ))
+        out.append(
+            OpenOrderSnapshot(
+                instrument=o.instrument,
+                day=day,
+                client_order_id=o.client_order_id,
+                strategy=o.strategy,
+                side=o.side,
+                order_type=o.order_type,
+                quantity=o.quantity,
+                limit_price=o.limit_price,
+                status=o.status.value,
+                venue_order_id=o.venue_order_id,
+                filled_quantity=o.filled_quantity,
+                filled_notional=o.notional,
+                fees=o.fees,
+                trade_ids=tuple(sorted(o.trade_ids)),
+            )
+        )
     return out

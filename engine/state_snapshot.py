@@ -98,8 +98,9 @@ def _dec(v: Any) -> Any:
 def _code_hash() -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for path in sorted([*(root / "engine").rglob("*.py"), *(root / "events").rglob("*.py"),
-                        root / "adapters" / "venues" / "paper.py"]):
+    for path in sorted(
+        [*(root / "engine").rglob("*.py"), *(root / "events").rglob("*.py"), root / "adapters" / "venues" / "paper.py"]
+    ):
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -117,12 +118,17 @@ def fingerprint(core: TradingCore) -> str:
 
 def dump(core: TradingCore, offset: int) -> bytes:
     """The core's state after every record before ``offset``."""
-    return orjson.dumps({
-        "format": FORMAT, "fingerprint": fingerprint(core), "offset": offset,
-        "states": _enc(core.states), "indicators": core.indicators,
-        "recent": [i.hex for i in core.recent.ids()],
-        "venue": _enc(core.venue.state()) if core.venue is not None else None,
-    })
+    return orjson.dumps(
+        {
+            "format": FORMAT,
+            "fingerprint": fingerprint(core),
+            "offset": offset,
+            "states": _enc(core.states),
+            "indicators": core.indicators,
+            "recent": [i.hex for i in core.recent.ids()],
+            "venue": _enc(core.venue.state()) if core.venue is not None else None,
+        }
+    )
 
 
 def offset_of(data: bytes, core: TradingCore) -> int | None:

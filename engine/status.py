@@ -44,8 +44,15 @@ class _Link:
 class ConnectionMonitor:
     """Probes Kafka (a metadata round trip) and PostgreSQL (``SELECT 1``) every ``interval`` seconds."""
 
-    def __init__(self, inspector: LogInspector | None, pool: asyncpg.Pool | None, announce: Announce | None = None,
-                 *, interval: float = PROBE_INTERVAL, timeout: float = PROBE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        inspector: LogInspector | None,
+        pool: asyncpg.Pool | None,
+        announce: Announce | None = None,
+        *,
+        interval: float = PROBE_INTERVAL,
+        timeout: float = PROBE_TIMEOUT,
+    ) -> None:
         self._inspector = inspector
         self._pool = pool
         self._announce = announce
@@ -150,10 +157,17 @@ class StatusBoard:
         events = sum(st.events for st in r.lag.values())
         seconds = max((st.seconds(now) for st in r.lag.values()), default=0.0)
         ok = r.ready.is_set() and r.outage is None and events <= self._max_events and seconds <= self._max_seconds
-        detail = "" if ok else (
-            f"waiting out an outage: {r.outage}" if r.outage is not None
-            else "waiting for partitions" if not r.ready.is_set()
-            else f"lag {events} events / {seconds:.1f} s over the limit ({self._max_events} / {self._max_seconds} s)"
+        detail = (
+            ""
+            if ok
+            else (
+                f"waiting out an outage: {r.outage}"
+                if r.outage is not None
+                else "waiting for partitions"
+                if not r.ready.is_set()
+                else f"lag {events} events / {seconds:.1f} s over the limit "
+                f"({self._max_events} / {self._max_seconds} s)"
+            )
         )
         return {
             "ok": ok,
@@ -163,16 +177,24 @@ class StatusBoard:
             "applied": r.applied,
             "dead_lettered": r.dead_lettered,
             "partitions": [
-                {"topic": tp.topic, "partition": tp.partition, "next_offset": st.next_offset,
-                 "log_end": st.log_end, "lag_events": st.events, "lag_seconds": round(st.seconds(now), 3)}
+                {
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "next_offset": st.next_offset,
+                    "log_end": st.log_end,
+                    "lag_events": st.events,
+                    "lag_seconds": round(st.seconds(now), 3),
+                }
                 for tp, st in sorted(r.lag.items(), key=lambda kv: (kv[0].topic, kv[0].partition))
             ],
         }
 
     async def checks(self) -> dict[str, dict[str, Any]]:
         m = self._monitor
-        out: dict[str, dict[str, Any]] = {"kafka": m.check(m.kafka, self._kafka_used),
-                                          "postgres": m.check(m.postgres, self._postgres_used)}
+        out: dict[str, dict[str, Any]] = {
+            "kafka": m.check(m.kafka, self._kafka_used),
+            "postgres": m.check(m.postgres, self._postgres_used),
+        }
         for r in self._runners:
             out[f"projection:{r.name}"] = self._projection(r)
         return out

@@ -75,12 +75,14 @@ class Trader:
         # a new target supersedes resting limit orders; market orders fill at the next tick anyway
         for o in state.open_orders:
             if o.order_type is OrderType.LIMIT and o.status is not orders.OrderStatus.CANCEL_REQUESTED:
-                out.append(OrderCancelRequested(
-                    instrument=o.instrument, client_order_id=o.client_order_id, reason="new signal",
-                ))
-        pending = sum(
-            (o.signed_leaves for o in state.open_orders if o.order_type is OrderType.MARKET), Decimal(0)
-        )
+                out.append(
+                    OrderCancelRequested(
+                        instrument=o.instrument,
+                        client_order_id=o.client_order_id,
+                        reason="new signal",
+                    )
+                )
+        pending = sum((o.signed_leaves for o in state.open_orders if o.order_type is OrderType.MARKET), Decimal(0))
         delta = signal.target_position - (state.position.quantity + pending)
         if delta == 0:
             return state, out
@@ -93,10 +95,19 @@ class Trader:
             quantity=abs(delta),
             limit_price=tick.price if self.order_type is OrderType.LIMIT else None,
         )
-        decision = halted_rejection(request) if halted else check(
-            request, position=state.position.quantity, open_exposure=pending,
-            last_price=tick.price, limits=self.limits, open_orders=len(state.open_orders),
-            sent_ts=state.sent_ts, now=ts_event,
+        decision = (
+            halted_rejection(request)
+            if halted
+            else check(
+                request,
+                position=state.position.quantity,
+                open_exposure=pending,
+                last_price=tick.price,
+                limits=self.limits,
+                open_orders=len(state.open_orders),
+                sent_ts=state.sent_ts,
+                now=ts_event,
+            )
         )
         out.append(decision)
         return state, out

@@ -20,8 +20,9 @@ def load_credentials(v: VenueSettings) -> Credentials:
         try:
             data = tomllib.loads(v.secrets_file.expanduser().read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"venue.secrets_file {v.secrets_file}: cannot be read as TOML ({type(exc).__name__})") \
-                from None
+            raise ConfigError(
+                f"venue.secrets_file {v.secrets_file}: cannot be read as TOML ({type(exc).__name__})"
+            ) from None
         found = {k: str(data[k]) for k in ("api_key", "secret", "password") if data.get(k)}
     for name in ("api_key", "secret", "password"):
         value = getattr(v, name)
@@ -33,7 +34,7 @@ def load_credentials(v: VenueSettings) -> Credentials:
         keys = ", ".join(f"ENGINE_VENUE__{n.upper()}" for n in missing)
         raise ConfigError(
             f"venue.kind = {v.kind!r} needs credentials: {', '.join(missing)} missing. Set {keys} in the environment, "
-            "or give venue.secrets_file: a TOML file outside the repository with api_key = \"...\", secret = \"...\""
+            'or give venue.secrets_file: a TOML file outside the repository with api_key = "...", secret = "..."'
         )
     return Credentials(found["api_key"], found.get("secret", ""), found.get("password"))
 
@@ -47,19 +48,25 @@ def make_live_venue(v: VenueSettings) -> LiveVenue | None:
         from adapters.venues.openalgo import OpenAlgoVenue
 
         assert v.base_url is not None  # validated with the settings
-        return OpenAlgoVenue(v.base_url, credentials=creds, exchange=v.openalgo_exchange, product=v.openalgo_product,
-                             timeout_s=v.timeout)
+        return OpenAlgoVenue(
+            v.base_url, credentials=creds, exchange=v.openalgo_exchange, product=v.openalgo_product, timeout_s=v.timeout
+        )
     from adapters.venues.ccxt_venue import CcxtVenue
 
     try:
-        return CcxtVenue(v.exchange, credentials=creds, sandbox=v.sandbox, base_url=v.base_url,
-                         timeout_ms=int(v.timeout * 1000))
+        return CcxtVenue(
+            v.exchange, credentials=creds, sandbox=v.sandbox, base_url=v.base_url, timeout_ms=int(v.timeout * 1000)
+        )
     except ValueError as exc:
         raise ConfigError(f"venue.exchange: {exc}") from None
 
 
 def service_settings(e: ExecutionSettings) -> ServiceSettings:
     return ServiceSettings(
-        poll_interval=e.poll_interval, confirm_timeout=e.confirm_timeout, submit_attempts=e.submit_attempts,
-        max_command_age=e.max_command_age, reconcile_interval=e.reconcile_interval, lookback=e.lookback,
+        poll_interval=e.poll_interval,
+        confirm_timeout=e.confirm_timeout,
+        submit_attempts=e.submit_attempts,
+        max_command_age=e.max_command_age,
+        reconcile_interval=e.reconcile_interval,
+        lookback=e.lookback,
     )

@@ -63,8 +63,17 @@ _FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "de
 _LATEST = {"cleanup.policy": "compact", "segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.1"}
 
 
-_CONTROL = (EngineStarted, EngineStopped, TradingHalted, TradingResumed, ReconciliationDifference,
-            BalanceReconciled, ConnectionChanged, EquityReported, BreakerApplied)
+_CONTROL = (
+    EngineStarted,
+    EngineStopped,
+    TradingHalted,
+    TradingResumed,
+    ReconciliationDifference,
+    BalanceReconciled,
+    ConnectionChanged,
+    EquityReported,
+    BreakerApplied,
+)
 
 
 @dataclass(frozen=True)
@@ -102,9 +111,13 @@ class Topics:
         return self.trading
 
     def specs(self) -> list[TopicSpec]:
-        return [TopicSpec(self.ticks, _FOREVER), TopicSpec(self.trading, _FOREVER),
-                TopicSpec(self.control, _FOREVER), TopicSpec(self.deadletter, _FOREVER),
-                TopicSpec(self.snapshots, _LATEST)]
+        return [
+            TopicSpec(self.ticks, _FOREVER),
+            TopicSpec(self.trading, _FOREVER),
+            TopicSpec(self.control, _FOREVER),
+            TopicSpec(self.deadletter, _FOREVER),
+            TopicSpec(self.snapshots, _LATEST),
+        ]
 
     def group(self, name: str) -> str:
         """A consumer group id within this deployment."""

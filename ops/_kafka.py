@@ -41,9 +41,20 @@ def ensure_jars(version: str, log: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="lib-", dir=lib.parent))
     with log.open("ab") as out:
         rc = subprocess.run(
-            [mvn, "-B", "-q", "-f", str(HERE / "pom.xml"), f"-Dkafka.version={version}",
-             "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
-            stdout=out, stderr=subprocess.STDOUT, check=False,
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(HERE / "pom.xml"),
+                f"-Dkafka.version={version}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={tmp}",
+                "-DincludeScope=runtime",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
         ).returncode
     if rc != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
         shutil.rmtree(tmp, ignore_errors=True)
@@ -64,8 +75,10 @@ def _java() -> str:
 
 def render(state: Path, port: int, controller_port: int) -> Path:
     conf = state / "server.properties"
-    text = (HERE / "server.properties").read_text().format(
-        port=port, controller_port=controller_port, data_dir=state / "data"
+    text = (
+        (HERE / "server.properties")
+        .read_text()
+        .format(port=port, controller_port=controller_port, data_dir=state / "data")
     )
     conf.write_text(text)
     return conf
@@ -86,9 +99,21 @@ def format_storage(lib: Path, conf: Path, state: Path, log: Path) -> None:
         return
     with log.open("ab") as out:
         rc = subprocess.run(
-            [_java(), "-cp", f"{lib}/*", "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id(), "-c", str(conf)],
-            stdout=out, stderr=subprocess.STDOUT, check=False,
+            [
+                _java(),
+                "-cp",
+                f"{lib}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id(),
+                "-c",
+                str(conf),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
         ).returncode
     if rc != 0:
         raise KafkaError("formatting the Kafka storage failed")
@@ -98,10 +123,24 @@ def start(lib: Path, conf: Path, state: Path, heap: str) -> int:
     out = (state / "kafka.out").open("ab")
     env = {**os.environ, "LOG_DIR": str(state)}
     proc = subprocess.Popen(
-        [_java(), f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-         f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}", f"-Dkafka.logs.dir={state}",
-         "-cp", f"{lib}/*", "kafka.Kafka", str(conf)],
-        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+        [
+            _java(),
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}",
+            f"-Dkafka.logs.dir={state}",
+            "-cp",
+            f"{lib}/*",
+            "kafka.Kafka",
+            str(conf),
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
     )
     (state / "kafka.pid").write_text(str(proc.pid))
     return proc.pid
@@ -109,6 +148,7 @@ def start(lib: Path, conf: Path, state: Path, heap: str) -> int:
 
 def answers(bootstrap: str) -> bool:
     """A real metadata round trip (in a thread: callers may already run an event loop)."""
+
     async def probe() -> bool:
         from aiokafka.admin import AIOKafkaAdminClient
 
@@ -140,5 +180,6 @@ def stop(state: Path) -> None:
 
 def wait_ready(host: str, port: int, pid: int, seconds: float) -> bool:
     bootstrap = f"{host}:{port}"
-    return wait_until(lambda: not alive(pid) or (port_open(host, port) and answers(bootstrap)), seconds, 0.5) \
-        and alive(pid)
+    return wait_until(lambda: not alive(pid) or (port_open(host, port) and answers(bootstrap)), seconds, 0.5) and alive(
+        pid
+    )

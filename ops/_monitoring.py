@@ -49,8 +49,9 @@ def _start(name: str, args: list[str], state: Path) -> int:
         assert pid is not None
         return pid
     out = (state / f"{name}.log").open("ab")
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     (state / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
@@ -67,17 +68,32 @@ def start(base: Path, engine_target: str, prometheus_port: int, alertmanager_por
     pstate, astate = base / "prometheus", base / "alertmanager"
     astate.mkdir(parents=True, exist_ok=True)
     conf = render_config(pstate, engine_target, alertmanager_port)
-    _start("alertmanager", [
-        _binary("prometheus-alertmanager"), f"--config.file={OPS / 'alertmanager' / 'alertmanager.yml'}",
-        f"--storage.path={astate / 'data'}", f"--web.listen-address=127.0.0.1:{alertmanager_port}",
-        "--cluster.listen-address=",
-    ], astate)
-    _start("prometheus", [
-        _binary("prometheus"), f"--config.file={conf}", f"--storage.tsdb.path={pstate / 'data'}",
-        f"--web.listen-address=127.0.0.1:{prometheus_port}", "--storage.tsdb.retention.time=7d",
-    ], pstate)
-    for name, url, state in (("Prometheus", f"http://127.0.0.1:{prometheus_port}/-/ready", pstate),
-                             ("Alertmanager", f"http://127.0.0.1:{alertmanager_port}/-/ready", astate)):
+    _start(
+        "alertmanager",
+        [
+            _binary("prometheus-alertmanager"),
+            f"--config.file={OPS / 'alertmanager' / 'alertmanager.yml'}",
+            f"--storage.path={astate / 'data'}",
+            f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+            "--cluster.listen-address=",
+        ],
+        astate,
+    )
+    _start(
+        "prometheus",
+        [
+            _binary("prometheus"),
+            f"--config.file={conf}",
+            f"--storage.tsdb.path={pstate / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--storage.tsdb.retention.time=7d",
+        ],
+        pstate,
+    )
+    for name, url, state in (
+        ("Prometheus", f"http://127.0.0.1:{prometheus_port}/-/ready", pstate),
+        ("Alertmanager", f"http://127.0.0.1:{alertmanager_port}/-/ready", astate),
+    ):
         if not wait_until(lambda u=url: _ready(u), seconds):  # type: ignore[misc]
             log = state / f"{name.lower()}.log"
             raise MonitoringError(f"{name} did not answer in time; read {log}")

@@ -51,8 +51,9 @@ def _as_postgres(cmd: list[str], log: Path) -> int:
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
     with log.open("ab") as out:
-        return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              check=False).returncode
+        return subprocess.run(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
+        ).returncode
 
 
 def _own(path: Path) -> None:
@@ -80,16 +81,23 @@ def init(bins: Path, state: Path, port: int, log: Path) -> None:
     data.mkdir(exist_ok=True)
     _own(state)
     _traversable(state)
-    if _as_postgres([str(bins / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                     "--locale=C.UTF-8"], log) != 0:
+    if (
+        _as_postgres(
+            [str(bins / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"],
+            log,
+        )
+        != 0
+    ):
         raise PostgresError("initdb failed")
     # local development stack only: trust on loopback, nothing else listens
     (data / "pg_hba.conf").write_text(
         "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
     )
     with (data / "postgresql.conf").open("a") as conf:
-        conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{run}'\n"
-                   "fsync = on\nshared_buffers = 256MB\nmax_connections = 200\n")
+        conf.write(
+            f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{run}'\n"
+            "fsync = on\nshared_buffers = 256MB\nmax_connections = 200\n"
+        )
     _own(state)
 
 
@@ -102,8 +110,10 @@ def start(bins: Path, state: Path, log: Path) -> None:
         lock.unlink()
         for socket_lock in (state / "run").glob(".s.PGSQL.*.lock"):
             socket_lock.unlink(missing_ok=True)
-    if _as_postgres([str(bins / "pg_ctl"), "-D", str(state / "data"), "-l", str(log), "-w", "-t", "60",
-                     "start"], log) != 0:
+    if (
+        _as_postgres([str(bins / "pg_ctl"), "-D", str(state / "data"), "-l", str(log), "-w", "-t", "60", "start"], log)
+        != 0
+    ):
         raise PostgresError("pg_ctl start failed")
 
 
@@ -127,15 +137,37 @@ def stop(bins: Path, state: Path, log: Path) -> None:
 
 def create_roles(bins: Path, state: Path, port: int, log: Path) -> None:
     """The owner ``engine`` (owns database ``engine``), the writer and the reader roles. Idempotent."""
-    psql = [str(bins / "psql"), "-h", str(state / "run"), "-p", str(port), "-U", "postgres", "-v",
-            "ON_ERROR_STOP=1", "-q"]
+    psql = [
+        str(bins / "psql"),
+        "-h",
+        str(state / "run"),
+        "-p",
+        str(port),
+        "-U",
+        "postgres",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-q",
+    ]
     if _as_postgres([*psql, "-d", "postgres", "-c", ROLES], log) != 0:
         raise PostgresError("creating the roles failed")
     exists = subprocess.run(
-        ["runuser", "-u", "postgres", "--", *psql, "-d", "postgres", "-Atc",
-         "SELECT 1 FROM pg_database WHERE datname = 'engine'"] if os.geteuid() == 0 else
-        [*psql, "-d", "postgres", "-Atc", "SELECT 1 FROM pg_database WHERE datname = 'engine'"],
-        capture_output=True, text=True, check=False,
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            *psql,
+            "-d",
+            "postgres",
+            "-Atc",
+            "SELECT 1 FROM pg_database WHERE datname = 'engine'",
+        ]
+        if os.geteuid() == 0
+        else [*psql, "-d", "postgres", "-Atc", "SELECT 1 FROM pg_database WHERE datname = 'engine'"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     if not exists and _as_postgres([*psql, "-d", "postgres", "-c", "CREATE DATABASE engine OWNER engine"], log) != 0:
         raise PostgresError("creating the database failed")
@@ -143,5 +175,3 @@ def create_roles(bins: Path, state: Path, port: int, log: Path) -> None:
 
 def wait_ready(host: str, port: int, seconds: float) -> bool:
     return wait_until(lambda: port_open(host, port), seconds)
-
-

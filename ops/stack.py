@@ -95,13 +95,24 @@ def _pg_status(settings: Settings) -> ServiceStatus:
 def _monitoring_status(settings: Settings) -> list[ServiceStatus]:
     base = settings.stack.state_dir
     out = []
-    for name, port in (("prometheus", settings.stack.prometheus_port),
-                       ("alertmanager", settings.stack.alertmanager_port)):
+    for name, port in (
+        ("prometheus", settings.stack.prometheus_port),
+        ("alertmanager", settings.stack.alertmanager_port),
+    ):
         pid = _monitoring.running(base, name)
         if pid is not None:
-            out.append(ServiceStatus(name, "running", f"127.0.0.1:{port}", pid, base / name / f"{name}.log",
-                                     f"scrapes the engine at {settings.http.host}:{settings.http.port}"
-                                     if name == "prometheus" else "alerts from the local Prometheus"))
+            out.append(
+                ServiceStatus(
+                    name,
+                    "running",
+                    f"127.0.0.1:{port}",
+                    pid,
+                    base / name / f"{name}.log",
+                    f"scrapes the engine at {settings.http.host}:{settings.http.port}"
+                    if name == "prometheus"
+                    else "alerts from the local Prometheus",
+                )
+            )
     return out
 
 
@@ -121,8 +132,7 @@ def _up_postgres(settings: Settings, deadline: float) -> None:
         _postgres.init(bins, state, port, log)
         if not _postgres.running(bins, state):
             if port_open(host, port):
-                raise StackError(f"port {port} on {host} is taken by another program: "
-                                 "set postgres.dsn to another port")
+                raise StackError(f"port {port} on {host} is taken by another program: set postgres.dsn to another port")
             _postgres.start(bins, state, log)
         if not _postgres.wait_ready(host, port, max(deadline - time.monotonic(), 1)):
             raise _fail("PostgreSQL did not answer in time", log)
@@ -143,14 +153,17 @@ def _up_kafka(settings: Settings, deadline: float) -> None:
         pid = _kafka.running_pid(state)
         if pid is None:
             if port_open(host, port):
-                raise StackError(f"port {port} on {host} is taken by another program: "
-                                 "set kafka.bootstrap to another port")
+                raise StackError(
+                    f"port {port} on {host} is taken by another program: set kafka.bootstrap to another port"
+                )
             conf = _kafka.render(state, port, settings.stack.kafka_controller_port)
             _kafka.format_storage(lib, conf, state, out)
             pid = _kafka.start(lib, conf, state, settings.stack.kafka_heap)
         if not _kafka.wait_ready(host, port, pid, max(deadline - time.monotonic(), 1)):
-            raise _fail("Kafka did not answer in time" if _kafka.running_pid(state) else "Kafka exited",
-                        state / "server.log" if (state / "server.log").exists() else out)
+            raise _fail(
+                "Kafka did not answer in time" if _kafka.running_pid(state) else "Kafka exited",
+                state / "server.log" if (state / "server.log").exists() else out,
+            )
     except _kafka.KafkaError as exc:
         raise _fail(f"Kafka: {exc}", out) from None
 
@@ -162,9 +175,13 @@ def up(settings: Settings, timeout: float = 240.0, *, with_prometheus: bool = Fa
     if with_prometheus:
         host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "") else settings.http.host  # noqa: S104
         try:
-            _monitoring.start(settings.stack.state_dir, f"{host}:{settings.http.port}",
-                              settings.stack.prometheus_port, settings.stack.alertmanager_port,
-                              max(deadline - time.monotonic(), 5))
+            _monitoring.start(
+                settings.stack.state_dir,
+                f"{host}:{settings.http.port}",
+                settings.stack.prometheus_port,
+                settings.stack.alertmanager_port,
+                max(deadline - time.monotonic(), 5),
+            )
         except _monitoring.MonitoringError as exc:
             raise StackError(str(exc)) from None
     return status(settings)

@@ -16,21 +16,29 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge
 
 LAG_EVENTS = Gauge(
-    "engine_projection_lag_events", "Events in the log not yet applied by the projection",
+    "engine_projection_lag_events",
+    "Events in the log not yet applied by the projection",
     ["projection", "topic", "partition"],
 )
 LAG_SECONDS = Gauge(
-    "engine_projection_lag_seconds", "Seconds the projection trails the log (0 when caught up)",
+    "engine_projection_lag_seconds",
+    "Seconds the projection trails the log (0 when caught up)",
     ["projection", "topic", "partition"],
 )
 LOG_END = Gauge(
-    "engine_projection_log_end_offset", "Log end offset seen by the projection", ["projection", "topic", "partition"],
+    "engine_projection_log_end_offset",
+    "Log end offset seen by the projection",
+    ["projection", "topic", "partition"],
 )
 POSITION = Gauge(
-    "engine_projection_next_offset", "Next offset the projection will apply", ["projection", "topic", "partition"],
+    "engine_projection_next_offset",
+    "Next offset the projection will apply",
+    ["projection", "topic", "partition"],
 )
 APPLIED = Counter(
-    "engine_projection_applied_events", "Events applied by the projection", ["projection", "topic", "partition"],
+    "engine_projection_applied_events",
+    "Events applied by the projection",
+    ["projection", "topic", "partition"],
 )
 
 

@@ -52,11 +52,15 @@ REJECTED = Counter("engine_orders_rejected", "Orders rejected, by the rule that 
 OPEN_POSITIONS = Gauge("engine_open_positions", "Instruments with a non-zero position")
 UNREALIZED = Gauge("engine_unrealized_pnl", "(last price - average price) x position (quote currency)", ["instrument"])
 TRADE_PNL = Histogram(
-    "engine_trade_pnl", "Realized PnL of each closed round-trip trade, net of fees (quote currency)", ["instrument"],
+    "engine_trade_pnl",
+    "Realized PnL of each closed round-trip trade, net of fees (quote currency)",
+    ["instrument"],
     buckets=(-1000, -100, -10, -1, -0.1, -0.01, -0.001, 0, 0.001, 0.01, 0.1, 1, 10, 100, 1000),
 )
 TRADE_DURATION = Histogram(
-    "engine_trade_duration_seconds", "Duration of each closed round-trip trade", ["instrument"],
+    "engine_trade_duration_seconds",
+    "Duration of each closed round-trip trade",
+    ["instrument"],
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400),
 )
 WIN_RATE = Gauge("engine_win_rate", "Closed round trips with a positive net PnL / closed round trips")

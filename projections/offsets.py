@@ -48,7 +48,11 @@ class _PgBatch:
         status = await self.conn.execute(
             f"UPDATE {self._table} SET next_offset = $1, updated_at = now() "  # noqa: S608 - validated ident
             "WHERE projection = $2 AND topic = $3 AND partition = $4 AND next_offset = $5",
-            new, self._projection, tp.topic, tp.partition, expected,
+            new,
+            self._projection,
+            tp.topic,
+            tp.partition,
+            expected,
         )
         if status != "UPDATE 1":
             raise StaleOffset(f"{self._projection} {tp.topic}[{tp.partition}]: expected offset {expected} is stale")
@@ -66,8 +70,13 @@ class _PgBatch:
             "AND o.next_offset = m.expected RETURNING 1) "
             "SELECT CASE WHEN (SELECT nspname FROM pg_namespace WHERE oid = $6) = $7 "
             "THEN (SELECT count(*) FROM moved) ELSE -1 END",
-            self._projection, [tp.topic for tp in tps], [tp.partition for tp in tps],
-            [moves[tp][0] for tp in tps], [moves[tp][1] for tp in tps], self._schema_oid, self._schema,
+            self._projection,
+            [tp.topic for tp in tps],
+            [tp.partition for tp in tps],
+            [moves[tp][0] for tp in tps],
+            [moves[tp][1] for tp in tps],
+            self._schema_oid,
+            self._schema,
         )
         if moved == -1:
             raise StaleOffset(f"schema {self._schema!r} was switched by a rebuild; reloading")

@@ -52,7 +52,11 @@ async def _offsets(conn: Any, schema: str) -> dict[TopicPartition, int]:
 
 
 async def _catch_up(
-    bootstrap: str, owner: asyncpg.Pool, writer: asyncpg.Pool, schema: str, topics: Topics,
+    bootstrap: str,
+    owner: asyncpg.Pool,
+    writer: asyncpg.Pool,
+    schema: str,
+    topics: Topics,
     stop_at: dict[TopicPartition, int] | None = None,
 ) -> int:
     """Fold the new schema forward to ``stop_at`` (default: the log end now); return the events applied."""
@@ -61,12 +65,21 @@ async def _catch_up(
         tps = await inspector.partitions(projection.topics, missing_ok=True)
         end = await inspector.end_offsets(tps)
         target = end if stop_at is None else {tp: stop_at.get(tp, 0) for tp in tps}
-        return await run_to_stop(ProjectionRunner(projection, PgOffsets(writer, schema), bootstrap, dlq,
-                                                  partitions=tps, stop_at=target, export_lag=False))
+        return await run_to_stop(
+            ProjectionRunner(
+                projection, PgOffsets(writer, schema), bootstrap, dlq, partitions=tps, stop_at=target, export_lag=False
+            )
+        )
 
 
 async def rebuild(
-    bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, *, topics: Topics = Topics(), rounds: int = 5,
+    bootstrap: str,
+    owner_dsn: str,
+    writer_dsn: str,
+    schema: str,
+    *,
+    topics: Topics = Topics(),
+    rounds: int = 5,
     workers: int | Literal["auto"] = 1,
 ) -> RebuildResult:
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -94,8 +107,9 @@ async def rebuild(
                 await conn.execute(f"ALTER SCHEMA {ident(schema)} RENAME TO {ident(old)}")
             await conn.execute(f"ALTER SCHEMA {ident(new)} RENAME TO {ident(schema)}")
         seconds = loop.time() - t0
-        log.info("rebuild.switched", schema=schema, old=old if live else None, events=applied,
-                 seconds=round(seconds, 3))
+        log.info(
+            "rebuild.switched", schema=schema, old=old if live else None, events=applied, seconds=round(seconds, 3)
+        )
         return RebuildResult(schema, old if live else None, applied, seconds)
     finally:
         await writer.close()

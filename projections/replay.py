@@ -89,9 +89,12 @@ async def _folded(owner: asyncpg.Pool, schema: str, start_at: dict[TopicPartitio
     """The events a replay into ``schema`` has folded so far (what its workers committed)."""
     rows = await owner.fetch(
         f"SELECT topic, partition, next_offset FROM {ident(schema)}.projection_offsets "  # noqa: S608
-        "WHERE projection = 'audit'")
-    return sum(max(r["next_offset"] - start_at.get(TopicPartition(r["topic"], r["partition"]), r["next_offset"]), 0)
-               for r in rows)
+        "WHERE projection = 'audit'"
+    )
+    return sum(
+        max(r["next_offset"] - start_at.get(TopicPartition(r["topic"], r["partition"]), r["next_offset"]), 0)
+        for r in rows
+    )
 
 
 async def _progress(seen: Callable[[], Awaitable[int]], total: int, done: asyncio.Event) -> None:
@@ -109,8 +112,13 @@ async def _progress(seen: Callable[[], Awaitable[int]], total: int, done: asynci
             if not tty and now - last_log >= 5:
                 last_log = now
                 rate = shown / (now - t0) if now > t0 else 0.0
-                log.info("replay.progress", done=shown, total=total, events_per_second=round(rate),
-                         seconds_left=round((total - shown) / rate, 1) if rate else None)
+                log.info(
+                    "replay.progress",
+                    done=shown,
+                    total=total,
+                    events_per_second=round(rate),
+                    seconds_left=round((total - shown) / rate, 1) if rate else None,
+                )
         bar.update(total - shown)
     finally:
         bar.close()
@@ -125,8 +133,9 @@ class _Part:
     stop_at: dict[TopicPartition, int]
 
 
-def _split(tps: list[TopicPartition], start_at: dict[TopicPartition, int], stop_at: dict[TopicPartition, int],
-           workers: int) -> list[_Part]:
+def _split(
+    tps: list[TopicPartition], start_at: dict[TopicPartition, int], stop_at: dict[TopicPartition, int], workers: int
+) -> list[_Part]:
     """At most ``workers`` shares, by partition number (an instrument's ticks, trading and control events, keyed
     alike, are in the same partition number of each topic and stay in one worker, as in a live consumer group),
     balanced by the number of records: the largest partition number first, to the share with the fewest."""
@@ -144,23 +153,38 @@ def _split(tps: list[TopicPartition], start_at: dict[TopicPartition, int], stop_
         loads[i] += size[n]
     for n in sorted(set(size) - set(busy)):  # empty partitions: someone must still record their offsets
         groups[0].append(n)
-    return [_Part(tuple(tp for tp in tps if tp.partition in g), {tp: start_at[tp] for tp in tps if tp.partition in g},
-                  {tp: stop_at[tp] for tp in tps if tp.partition in g}) for g in groups]
+    return [
+        _Part(
+            tuple(tp for tp in tps if tp.partition in g),
+            {tp: start_at[tp] for tp in tps if tp.partition in g},
+            {tp: stop_at[tp] for tp in tps if tp.partition in g},
+        )
+        for g in groups
+    ]
 
 
-async def _replay_part(bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, topics: Topics, part: _Part,
-                       batch: int, mid_log: bool) -> int:
+async def _replay_part(
+    bootstrap: str, owner_dsn: str, writer_dsn: str, schema: str, topics: Topics, part: _Part, batch: int, mid_log: bool
+) -> int:
     """Fold one share of the log into ``schema`` (which exists); return the events applied. ``mid_log``: the replay
     starts at a time, not at the start of the log (see :class:`AuditProjection`)."""
     owner = await create_pool(owner_dsn, max_size=2)
     writer = await create_pool(writer_dsn)
     try:
         async with EventProducer(bootstrap, topics, client_id="replay") as dlq:
-            return await run_to_stop(ProjectionRunner(
-                AuditProjection(schema, topics, owner_pool=owner, mid_log=mid_log), PgOffsets(writer, schema),
-                bootstrap, dlq, partitions=part.tps, start_at=part.start_at, stop_at=part.stop_at, batch=batch,
-                export_lag=False,
-            ))
+            return await run_to_stop(
+                ProjectionRunner(
+                    AuditProjection(schema, topics, owner_pool=owner, mid_log=mid_log),
+                    PgOffsets(writer, schema),
+                    bootstrap,
+                    dlq,
+                    partitions=part.tps,
+                    start_at=part.start_at,
+                    stop_at=part.stop_at,
+                    batch=batch,
+                    export_lag=False,
+                )
+            )
     finally:
         await writer.close()
         await owner.close()
@@ -176,8 +200,10 @@ def _worker(args: tuple[Any, ...]) -> int:
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-                        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
     return asyncio.run(_replay_part(*args))
 
 
@@ -324,8 +350,9 @@ async def replay(
         threads.release()
         method = _start_method()
         if workers == "auto":
-            workers = auto_workers(total, len({tp.partition for tp in start_at if stop_at[tp] > start_at[tp]}),
-                                   method=method)
+            workers = auto_workers(
+                total, len({tp.partition for tp in start_at if stop_at[tp] > start_at[tp]}), method=method
+            )
         parts = _split(list(start_at), start_at, stop_at, workers)
 
         with _worker_processes(len(parts) - 1, method) as pool:  # they start while the schema is created
@@ -334,12 +361,21 @@ async def replay(
             args = [(bootstrap, owner_dsn, writer_dsn, schema, topics, part, batch, mid_log) for part in parts]
             t0 = time.monotonic()
             done = asyncio.Event()
-            bar = asyncio.create_task(_progress(partial(_folded, owner, schema, start_at), total, done)) \
-                if progress else None
+            bar = (
+                asyncio.create_task(_progress(partial(_folded, owner, schema, start_at), total, done))
+                if progress
+                else None
+            )
             try:
-                log.info("replay.started", schema=schema, events=total, workers=len(parts),
-                         processes=method if len(parts) > 1 else None,
-                         start=start.isoformat() if start else None, end=end.isoformat() if end else None)
+                log.info(
+                    "replay.started",
+                    schema=schema,
+                    events=total,
+                    workers=len(parts),
+                    processes=method if len(parts) > 1 else None,
+                    start=start.isoformat() if start else None,
+                    end=end.isoformat() if end else None,
+                )
                 applied = await (_replay_part(*args[0]) if pool is None else _in_processes(args, pool))
             finally:
                 done.set()
@@ -347,20 +383,29 @@ async def replay(
                     await bar
             seconds = time.monotonic() - t0  # not the pool's shutdown: its processes have done their shares
         result = ReplayResult(schema, applied, seconds)
-        log.info("replay.finished", schema=schema, events=result.events, seconds=round(seconds, 3),
-                 events_per_second=round(result.events_per_second))
+        log.info(
+            "replay.finished",
+            schema=schema,
+            events=result.events,
+            seconds=round(seconds, 3),
+            events_per_second=round(result.events_per_second),
+        )
         return result
 
 
-async def _range(bootstrap: str, topics: Topics, start: datetime | None, end: datetime | None,
-                 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+async def _range(
+    bootstrap: str,
+    topics: Topics,
+    start: datetime | None,
+    end: datetime | None,
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
     """Where the replay starts and stops in each partition of the log's topics."""
     async with LogInspector(bootstrap) as inspector:
         tps = await inspector.partitions((topics.ticks, topics.trading, topics.control), missing_ok=True)
         begin = await inspector.beginning_offsets(tps)
         start_at = await inspector.offsets_at(tps, int(start.timestamp() * 1000)) if start else begin
-        stop_at = await inspector.offsets_at(tps, int(end.timestamp() * 1000)) if end else (
-            await inspector.end_offsets(tps)
+        stop_at = (
+            await inspector.offsets_at(tps, int(end.timestamp() * 1000)) if end else (await inspector.end_offsets(tps))
         )
         if start or end:
             # the control topic mixes times: an engine's start and stop carry the wall clock, its equity
@@ -368,8 +413,8 @@ async def _range(bootstrap: str, topics: Topics, start: datetime | None, end: da
             # wrong for it, so its range is found by reading it (it is small)
             control = [tp for tp in tps if tp.topic == topics.control]
             c_start, c_stop = await inspector.range_by_scan(
-                control, int(start.timestamp() * 1000) if start else None,
-                int(end.timestamp() * 1000) if end else None)
+                control, int(start.timestamp() * 1000) if start else None, int(end.timestamp() * 1000) if end else None
+            )
             start_at.update(c_start)
             stop_at.update(c_stop)
     return {tp: max(start_at[tp], begin[tp]) for tp in tps}, stop_at
@@ -411,15 +456,18 @@ async def diff(dsn: str, a: str, b: str, *, day: date | None = None, limit: int 
             raise NotComparable(
                 f"schema {a!r} holds the audit projection {_version_name(versions[0] or 0)} and {b!r} "
                 f"{_version_name(versions[1] or 0)}: their tables differ. Replay the log into a fresh schema with "
-                f"this code (`python -m engine replay --schema NAME`) and compare with that.")
+                f"this code (`python -m engine replay --schema NAME`) and compare with that."
+            )
         for table, (key, dated) in TABLES.items():
             if day is not None and dated is None:
                 continue
             where = _day_filter(dated, day)
             lines: list[str] = []
             for left, right, label in ((sa, sb, f"only in {a}"), (sb, sa, f"only in {b}")):
-                query = (f"SELECT * FROM {left}.{table}{where} EXCEPT ALL "  # noqa: S608 - validated identifiers
-                         f"SELECT * FROM {right}.{table}{where}")
+                query = (
+                    f"SELECT * FROM {left}.{table}{where} EXCEPT ALL "  # noqa: S608 - validated identifiers
+                    f"SELECT * FROM {right}.{table}{where}"
+                )
                 count = await conn.fetchval(f"SELECT count(*) FROM ({query}) d")  # noqa: S608
                 if count:
                     rows = await conn.fetch(f"SELECT * FROM ({query}) d ORDER BY {key} LIMIT {int(limit)}")  # noqa: S608

@@ -194,8 +194,9 @@ class ProjectionRunner:
         self._on_error = on_error
         # a fetch for partitions with nothing new waits on the broker up to fetch_max_wait_ms, and meanwhile
         # no other partition of that broker can be fetched: 500 ms (the default) stalls a catching-up worker
-        self._consumer = make_consumer(bootstrap, group_id=group_id, client_id=f"projection-{projection.name}",
-                                       fetch_max_wait_ms=100)
+        self._consumer = make_consumer(
+            bootstrap, group_id=group_id, client_id=f"projection-{projection.name}", fetch_max_wait_ms=100
+        )
         self._decode: Any = getattr(projection, "decode", None) or _decode
         self.lag: dict[TopicPartition, lagm.PartitionLag] = {}
         self._planned: dict[TopicPartition, int] = {}  # next offset of the batches prepared so far
@@ -289,8 +290,11 @@ class ProjectionRunner:
             self._planned[tp] = stored[tp]
             self.lag[tp] = lagm.PartitionLag(next_offset=stored[tp], log_end=end[tp])
             self._publish_lag(tp)
-        log.info("projection.assigned", projection=self.name,
-                 partitions={f"{tp.topic}[{tp.partition}]": stored[tp] for tp in tps})
+        log.info(
+            "projection.assigned",
+            projection=self.name,
+            partitions={f"{tp.topic}[{tp.partition}]": stored[tp] for tp in tps},
+        )
 
     def _reload(self) -> None:
         """Forget what was prepared and read every owned partition's stored offset again (after a stale offset, or
@@ -335,9 +339,7 @@ class ProjectionRunner:
 
     def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
         """Every partition it owns has been applied up to ``end_offsets`` (False while a rebalance is under way)."""
-        return self.ready.is_set() and all(
-            st.next_offset >= end_offsets.get(tp, 0) for tp, st in self.lag.items()
-        )
+        return self.ready.is_set() and all(st.next_offset >= end_offsets.get(tp, 0) for tp, st in self.lag.items())
 
     async def all_applied(self, end_offsets: dict[TopicPartition, int]) -> bool:
         """Every partition of ``end_offsets`` is applied up to it by the projection, whichever worker of the group
@@ -429,8 +431,9 @@ class ProjectionRunner:
             if not fetched and not busy:
                 break
             await asyncio.sleep(0)
-            fetched = await self._chunk(5 if busy else 0, min(self._chunk_size, self._batch - len(records)),
-                                        records, moves)
+            fetched = await self._chunk(
+                5 if busy else 0, min(self._chunk_size, self._batch - len(records)), records, moves
+            )
         return (records, moves) if moves else None
 
     async def _chunk(self, timeout_ms: int, max_records: int, records: list[Record], moves: _Moves) -> bool:
@@ -499,8 +502,9 @@ class ProjectionRunner:
 
     async def _park(self, rec: Record, reason: str) -> None:
         key = getattr(rec.envelope, "key", None)
-        await self._dead.park(_Parked(rec.topic, rec.partition, rec.offset, key.encode() if key else None, rec.raw),
-                              reason)
+        await self._dead.park(
+            _Parked(rec.topic, rec.partition, rec.offset, key.encode() if key else None, rec.raw), reason
+        )
         self.dead_lettered += 1
 
     async def _commit(self, records: list[Record], moves: _Moves) -> bool:
@@ -539,7 +543,8 @@ class ProjectionRunner:
         if self._group_id is not None:
             try:  # PostgreSQL is the truth; Kafka's copy is for lag tools, and must not hold the batches up
                 await asyncio.wait_for(
-                    self._consumer.commit({tp: new for tp, (_, new, _, _) in moves.items() if tp in self.lag}), 5)
+                    self._consumer.commit({tp: new for tp, (_, new, _, _) in moves.items() if tp in self.lag}), 5
+                )
             except Exception as exc:
                 log.debug("projection.kafka_commit_failed", projection=self.name, error=repr(exc))
         return True
@@ -565,8 +570,14 @@ class ProjectionRunner:
                     raise
                 self._check_may_isolate(exc)
                 reason = f"projection {self.name} could not apply it: {exc!r}"
-                log.error("projection.record_failed", projection=self.name, topic=records[0].topic,
-                          partition=records[0].partition, offset=records[0].offset, error=repr(exc))
+                log.error(
+                    "projection.record_failed",
+                    projection=self.name,
+                    topic=records[0].topic,
+                    partition=records[0].partition,
+                    offset=records[0].offset,
+                    error=repr(exc),
+                )
                 await self._apply([], moves)  # past it
                 await self._park(records[0], reason[:4000])
                 return

@@ -53,9 +53,10 @@ def _containers() -> Iterator[Servers]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
 
-    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, PostgresContainer(
-        "postgres:16", username="engine", password="engine", dbname="engine"
-    ) as pg:
+    with (
+        KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
+        PostgresContainer("postgres:16", username="engine", password="engine", dbname="engine") as pg,
+    ):
         dsn = pg.get_connection_url(driver=None).replace("postgresql+psycopg2", "postgresql")
         yield Servers(kafka.get_bootstrap_server(), dsn, "testcontainers")
 

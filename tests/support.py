@@ -32,14 +32,16 @@ def unique(name: str) -> str:
 
 def engine_env(servers: Any, prefix: str, schema: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "ENGINE_KAFKA__BOOTSTRAP": servers.kafka_bootstrap,
-        "ENGINE_POSTGRES__DSN": servers.pg_dsn,
-        "ENGINE_KAFKA__TOPIC_PREFIX": f"{prefix}.",
-        "ENGINE_POSTGRES__SCHEMA": schema,
-        "ENGINE_HTTP__PORT": "0",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "ENGINE_KAFKA__BOOTSTRAP": servers.kafka_bootstrap,
+            "ENGINE_POSTGRES__DSN": servers.pg_dsn,
+            "ENGINE_KAFKA__TOPIC_PREFIX": f"{prefix}.",
+            "ENGINE_POSTGRES__SCHEMA": schema,
+            "ENGINE_HTTP__PORT": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -47,8 +49,13 @@ def engine_env(servers: Any, prefix: str, schema: str, extra: Mapping[str, str] 
 def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``python -m engine ARGS`` as a user runs it; the output is kept for assertion messages."""
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args], env=dict(env), cwd=REPO, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [sys.executable, "-m", "engine", *args],
+        env=dict(env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -57,9 +64,7 @@ def start_cli(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.
     return subprocess.Popen([sys.executable, "-m", "engine", *args], env=dict(env), cwd=REPO, stdout=fh, stderr=fh)
 
 
-async def wait_for(
-    pred: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.05
-) -> None:
+async def wait_for(pred: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.05) -> None:
     """Poll ``pred`` until it is true; fail with ``what`` after ``timeout`` seconds."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -98,16 +103,21 @@ async def project_until(bootstrap: str, pool: Any, schema: str, topics: Any, top
     from projections.runner import ProjectionRunner
 
     async with EventProducer(bootstrap, topics) as dlq:
-        runner = ProjectionRunner(AuditProjection(schema, topics), PgOffsets(pool, schema), bootstrap, dlq,
-                                  group_id=topics.group("audit"))
+        runner = ProjectionRunner(
+            AuditProjection(schema, topics), PgOffsets(pool, schema), bootstrap, dlq, group_id=topics.group("audit")
+        )
         stop = asyncio.Event()
         await runner.start()
         task = asyncio.create_task(runner.run(stop))
         try:
+
             async def passed() -> bool:
-                return bool(await pool.fetchval(
-                    f"select coalesce(sum(next_offset), 0) from {schema}.projection_offsets where topic = $1",
-                    topic) == records)
+                return bool(
+                    await pool.fetchval(
+                        f"select coalesce(sum(next_offset), 0) from {schema}.projection_offsets where topic = $1", topic
+                    )
+                    == records
+                )
 
             await wait_for(passed, 60, f"the projection to pass {records} records of {topic}")
         finally:

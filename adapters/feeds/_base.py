@@ -64,7 +64,12 @@ class _Window:
 
 
 async def publish_feed(
-    feed: Feed, producer: EventProducer, stop: asyncio.Event, *, window: int = 5000, grace: float = 2.0,
+    feed: Feed,
+    producer: EventProducer,
+    stop: asyncio.Event,
+    *,
+    window: int = 5000,
+    grace: float = 2.0,
     final_wait: float = 30.0,
 ) -> int:
     """Write the feed's ticks to Kafka until it ends or ``stop`` is set; return how many were acknowledged.

@@ -51,12 +51,20 @@ _FIRST_BACKOFF = 0.5
 
 # errors that no retry can cure: they end the feed
 _FATAL: tuple[type[BaseException], ...] = (
-    ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended, ccxt.BadSymbol, ccxt.NotSupported,
+    ccxt.AuthenticationError,
+    ccxt.PermissionDenied,
+    ccxt.AccountSuspended,
+    ccxt.BadSymbol,
+    ccxt.NotSupported,
     ccxt.ArgumentsRequired,
 )
 # errors of the connection or the venue that a retry may cure
 _TRANSIENT: tuple[type[BaseException], ...] = (
-    ccxt.NetworkError, ccxt.ExchangeError, OSError, TimeoutError, aiohttp.ClientError,
+    ccxt.NetworkError,
+    ccxt.ExchangeError,
+    OSError,
+    TimeoutError,
+    aiohttp.ClientError,
 )
 
 _ORIGIN = re.compile(r"^(?P<scheme>https?|wss?)://[^/]+")
@@ -77,10 +85,17 @@ _PROFILES: dict[str, _Profile] = {
     # ids, as on the <symbol>@trade stream; ccxt's default, aggTrades, numbers aggregates). That endpoint returns
     # the latest trades and takes no time filter, so no ``since``; 1000 is its maximum page.
     "binance": _Profile(
-        options={"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
-                 "fetchTradesMethod": "publicGetTrades", "watchTrades": {"name": "trade"},
-                 "watchTradesForSymbols": {"name": "trade"}},
-        poll_since=False, poll_limit=1000, sequential_ids=True,
+        options={
+            "defaultType": "spot",
+            "fetchMarkets": {"types": ["spot"]},
+            "fetchCurrencies": False,
+            "fetchTradesMethod": "publicGetTrades",
+            "watchTrades": {"name": "trade"},
+            "watchTradesForSymbols": {"name": "trade"},
+        },
+        poll_since=False,
+        poll_limit=1000,
+        sequential_ids=True,
     ),
 }
 
@@ -109,7 +124,7 @@ def _rebase_urls(node: Any, rest_url: str | None, ws_url: str | None) -> Any:
         if m is not None:
             base = rest_url if m.group("scheme").startswith("http") else ws_url
             if base is not None:
-                return base.rstrip("/") + node[m.end():]
+                return base.rstrip("/") + node[m.end() :]
     return node
 
 
@@ -162,8 +177,13 @@ class _SymbolFilter:
         for t in sorted(trades, key=_order_key):
             tid, ts = t.get("id"), t.get("timestamp")
             if tid is None or ts is None:
-                log.warning("feed.trade_skipped", venue=self.venue, symbol=self.symbol, reason="no id or time",
-                            trade=t.get("info"))
+                log.warning(
+                    "feed.trade_skipped",
+                    venue=self.venue,
+                    symbol=self.symbol,
+                    reason="no id or time",
+                    trade=t.get("info"),
+                )
                 continue
             tid, ts = str(tid), int(ts)
             if ts < self.start_ms or tid in self.seen:
@@ -175,14 +195,21 @@ class _SymbolFilter:
             if len(self.seen) > _DEDUP_CAPACITY:
                 self.seen.popitem(last=False)
             if ts < self.last_ts:
-                log.warning("feed.trade_late", venue=self.venue, symbol=self.symbol, trade_id=tid,
-                            behind_ms=self.last_ts - ts)
+                log.warning(
+                    "feed.trade_late", venue=self.venue, symbol=self.symbol, trade_id=tid, behind_ms=self.last_ts - ts
+                )
             self.last_ts = max(self.last_ts, ts)
             if self.sequential_ids and tid.isdigit():
                 n = int(tid)
                 if self.last_id is not None and n > self.last_id + 1:
-                    log.warning("feed.trade_ids_skipped", venue=self.venue, symbol=self.symbol,
-                                after=self.last_id, next=n, missing=n - self.last_id - 1)
+                    log.warning(
+                        "feed.trade_ids_skipped",
+                        venue=self.venue,
+                        symbol=self.symbol,
+                        after=self.last_id,
+                        next=n,
+                        missing=n - self.last_id - 1,
+                    )
                 self.last_id = n if self.last_id is None else max(self.last_id, n)
             out.append(tick)
         return out
@@ -192,11 +219,22 @@ class _SymbolFilter:
         price = _raw_decimal(t, "price", ("p", "price", "px"))
         qty = _raw_decimal(t, "amount", ("q", "qty", "amount", "size", "sz", "quantity", "volume"))
         if side not in ("buy", "sell") or price is None or qty is None:
-            log.warning("feed.trade_skipped", venue=self.venue, symbol=self.symbol, trade_id=tid,
-                        reason="no side, price or amount", trade=t.get("info"))
+            log.warning(
+                "feed.trade_skipped",
+                venue=self.venue,
+                symbol=self.symbol,
+                trade_id=tid,
+                reason="no side, price or amount",
+                trade=t.get("info"),
+            )
             return None
         return ts * 1_000_000, TickReceived(
-            instrument=self.symbol, venue=self.venue, trade_id=tid, price=price, quantity=qty, side=Side(side),
+            instrument=self.symbol,
+            venue=self.venue,
+            trade_id=tid,
+            price=price,
+            quantity=qty,
+            side=Side(side),
         )
 
 
@@ -240,10 +278,12 @@ class CcxtTradeFeed:
     def _create_exchange(self) -> Any:
         """A ccxt instance (ccxt.pro when it has the exchange), its options and URLs set."""
         module: Any = ccxt_pro if self.exchange_id in ccxt_pro.exchanges else ccxt_async
-        exchange = getattr(module, self.exchange_id)({
-            "enableRateLimit": True,
-            "options": dict(self._profile.options),
-        })
+        exchange = getattr(module, self.exchange_id)(
+            {
+                "enableRateLimit": True,
+                "options": dict(self._profile.options),
+            }
+        )
         if self.rest_url is not None or self.ws_url is not None:
             exchange.urls = dict(exchange.urls)
             exchange.urls["api"] = _rebase_urls(exchange.urls.get("api"), self.rest_url, self.ws_url)
@@ -299,21 +339,30 @@ class CcxtTradeFeed:
         try:
             await self._load_markets(exchange)
             symbols = [exchange.market(s)["symbol"] for s in self.symbols]
-            self._filters = {s: _SymbolFilter(s, self.venue, start_ms, self._profile.sequential_ids)
-                             for s in symbols}
+            self._filters = {s: _SymbolFilter(s, self.venue, start_ms, self._profile.sequential_ids) for s in symbols}
             if exchange.has.get("watchTrades"):
-                groups = ([tuple(symbols)] if exchange.has.get("watchTradesForSymbols") and len(symbols) > 1
-                          else [(s,) for s in symbols])
+                groups = (
+                    [tuple(symbols)]
+                    if exchange.has.get("watchTradesForSymbols") and len(symbols) > 1
+                    else [(s,) for s in symbols]
+                )
                 mode = "stream"
                 workers = [self._stream(exchange, g, queue) for g in groups]
             else:
                 mode = "poll"
                 workers = [self._poll_only(exchange, tuple(symbols), queue)]
-            log.info("feed.started", venue=self.venue, mode=mode, symbols=symbols,
-                     rest=exchange.urls.get("api", {}).get("public") if isinstance(exchange.urls.get("api"), dict)
-                     else exchange.urls.get("api"))
-            tasks = [asyncio.create_task(self._guard(w, queue), name=f"feed:{self.venue}:{i}")
-                     for i, w in enumerate(workers)]
+            log.info(
+                "feed.started",
+                venue=self.venue,
+                mode=mode,
+                symbols=symbols,
+                rest=exchange.urls.get("api", {}).get("public")
+                if isinstance(exchange.urls.get("api"), dict)
+                else exchange.urls.get("api"),
+            )
+            tasks = [
+                asyncio.create_task(self._guard(w, queue), name=f"feed:{self.venue}:{i}") for i, w in enumerate(workers)
+            ]
             while True:
                 item = await queue.get()
                 if isinstance(item, BaseException):
@@ -387,8 +436,13 @@ class CcxtTradeFeed:
         out = []
         for client in list((getattr(exchange, "clients", None) or {}).values()):
             fut = getattr(client, "connected", None)
-            if (isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled() and fut.exception() is None
-                    and not client.closed()):
+            if (
+                isinstance(fut, asyncio.Future)
+                and fut.done()
+                and not fut.cancelled()
+                and fut.exception() is None
+                and not client.closed()
+            ):
                 out.append(client)
         return out
 
@@ -441,8 +495,9 @@ class CcxtTradeFeed:
                 except Exception as exc:
                     if _is_fatal(exc):
                         raise
-                    log.info("feed.stream_failed", venue=self.venue, symbols=symbols, error=_describe(exc),
-                             retry_in=backoff)
+                    log.info(
+                        "feed.stream_failed", venue=self.venue, symbols=symbols, error=_describe(exc), retry_in=backoff
+                    )
                     if not down:
                         down = catching_up = True
                         await self._lost(part, _describe(exc))

@@ -63,7 +63,14 @@ class SyntheticFeed:
             elif n % 1000 == 0:
                 await asyncio.sleep(0)
             n += 1
-            yield time.time_ns(), TickReceived(
-                instrument=instrument, venue=self.venue, trade_id=f"syn-{self.seed}-{run}-{n}",
-                price=price, quantity=qty, side=side,
+            yield (
+                time.time_ns(),
+                TickReceived(
+                    instrument=instrument,
+                    venue=self.venue,
+                    trade_id=f"syn-{self.seed}-{run}-{n}",
+                    price=price,
+                    quantity=qty,
+                    side=side,
+                ),
             )

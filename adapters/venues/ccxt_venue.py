@@ -81,8 +81,13 @@ SANDBOX_ORIGINS = {"coinbase": "https://api-sandbox.coinbase.com"}
 # ccxt options per exchange: binance loads spot markets only (exchangeInfo, nothing private, no margin pairs);
 # coinbase's balances are the Advanced Trade accounts (available + hold), not the Coinbase app's wallets
 EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
-                "fetchMargins": False, "fetchOpenOrders": {"warnWithoutSymbol": False}},
+    "binance": {
+        "defaultType": "spot",
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchOpenOrders": {"warnWithoutSymbol": False},
+    },
     "coinbase": {"fetchBalance": "v3PrivateGetBrokerageAccounts"},
 }
 # our trades, page by page: (page size, how the next page is asked for)
@@ -90,22 +95,31 @@ EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
 #   cursor: the venue's cursor, which ccxt keeps in one trade's info (coinbase)
 #   token:  after the last activity's id, oldest first, every symbol at once (alpaca's activities have no symbol
 #           filter, and ccxt's filtering of a page would hide where it ended)
-TRADE_PAGING: dict[str, tuple[int, str]] = {"binance": (1000, "since"), "coinbase": (250, "cursor"),
-                                            "alpaca": (100, "token")}
+TRADE_PAGING: dict[str, tuple[int, str]] = {
+    "binance": (1000, "since"),
+    "coinbase": (250, "cursor"),
+    "alpaca": (100, "token"),
+}
 OPEN_ORDERS_LIMIT = {"alpaca": 500}  # alpaca lists 50 by default
 # a venue's own words for "no such order" where ccxt raises a generic error (coinbase's 404 text is not matched by
 # ccxt 4.5's python port, alpaca's 40410000 becomes InvalidOrder; a cancel of an order no longer open, as binance's)
 # a venue's words for "you already have an order with this client order id" (ccxt maps them to InvalidOrder or
 # BadRequest, with other refusals of the same code); ccxt's own DuplicateOrderId counts for every exchange
 DUPLICATE = {"binance": ("Duplicate order sent",), "alpaca": ("client_order_id must be unique",)}
-NOT_FOUND = {"coinbase": ("order with this orderID was not found", "cancelOrders() has failed"),
-             "alpaca": ("40410000", "order is already in")}
+NOT_FOUND = {
+    "coinbase": ("order with this orderID was not found", "cancelOrders() has failed"),
+    "alpaca": ("40410000", "order is already in"),
+}
 BY_VENUE_ID = {"coinbase", "alpaca"}  # cancel by the venue's own order id only
 
 _STATUS = {
-    "open": VenueOrderStatus.OPEN, "closed": VenueOrderStatus.FILLED, "canceled": VenueOrderStatus.CANCELLED,
-    "cancelled": VenueOrderStatus.CANCELLED, "expired": VenueOrderStatus.EXPIRED,
-    "rejected": VenueOrderStatus.REJECTED, "failed": VenueOrderStatus.REJECTED,
+    "open": VenueOrderStatus.OPEN,
+    "closed": VenueOrderStatus.FILLED,
+    "canceled": VenueOrderStatus.CANCELLED,
+    "cancelled": VenueOrderStatus.CANCELLED,
+    "expired": VenueOrderStatus.EXPIRED,
+    "rejected": VenueOrderStatus.REJECTED,
+    "failed": VenueOrderStatus.REJECTED,
 }
 
 
@@ -175,8 +189,11 @@ class CcxtVenue:
         self.exchange_id = exchange_id
         self._secrets: tuple[str | None, ...] = credentials.values if credentials is not None else ()
         self._read_retries = max(0, read_retries)
-        config: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms,
-                                  "options": dict(EXCHANGE_OPTIONS.get(exchange_id, {}))}
+        config: dict[str, Any] = {
+            "enableRateLimit": True,
+            "timeout": timeout_ms,
+            "options": dict(EXCHANGE_OPTIONS.get(exchange_id, {})),
+        }
         if credentials is not None:
             config["apiKey"] = credentials.api_key
             config["secret"] = credentials.secret
@@ -223,7 +240,8 @@ class CcxtVenue:
                     return node
                 parts = urlsplit(node)
                 return f"{origin.scheme}://{origin.netloc}{origin.path.rstrip('/')}{parts.path}" + (
-                    f"?{parts.query}" if parts.query else "")
+                    f"?{parts.query}" if parts.query else ""
+                )
             if isinstance(node, dict):
                 return {k: rewrite(v) for k, v in node.items()}
             return node
@@ -237,8 +255,13 @@ class CcxtVenue:
         await self._read("load_markets", lambda: self._ex.load_markets())
         if self._secrets and self._ex.has.get("fetchBalance"):
             await self._read("fetch_balance", lambda: self._ex.fetch_balance())
-        log.info("venue.started", venue=self.name, exchange=self.exchange_id, markets=len(self._ex.markets or {}),
-                 sandbox=bool(self._ex.isSandboxModeEnabled))
+        log.info(
+            "venue.started",
+            venue=self.name,
+            exchange=self.exchange_id,
+            markets=len(self._ex.markets or {}),
+            sandbox=bool(self._ex.isSandboxModeEnabled),
+        )
 
     async def close(self) -> None:
         if self._closed:
@@ -264,16 +287,26 @@ class CcxtVenue:
         symbol = order.instrument
         try:
             amount = self._ex.amount_to_precision(symbol, str(order.quantity))
-            price = (self._ex.price_to_precision(symbol, str(order.limit_price))
-                     if order.order_type is OrderType.LIMIT and order.limit_price is not None else None)
+            price = (
+                self._ex.price_to_precision(symbol, str(order.limit_price))
+                if order.order_type is OrderType.LIMIT and order.limit_price is not None
+                else None
+            )
         except ccxt.BaseError as exc:
             err = self._map(exc)
         else:
             params = self._create_params(order, amount)
-            o = await self._call("create_order", lambda: self._ex.create_order(
-                symbol, order.order_type.value, order.side.value, amount, price, params))
-            sent = {"symbol": symbol, "type": order.order_type.value, "side": order.side.value, "amount": amount,
-                    "price": price}  # what the answer does not say (coinbase's has only the ids)
+            o = await self._call(
+                "create_order",
+                lambda: self._ex.create_order(symbol, order.order_type.value, order.side.value, amount, price, params),
+            )
+            sent = {
+                "symbol": symbol,
+                "type": order.order_type.value,
+                "side": order.side.value,
+                "amount": amount,
+                "price": price,
+            }  # what the answer does not say (coinbase's has only the ids)
             return self._order(sent | {k: v for k, v in o.items() if v is not None}, symbol, order.client_order_id)
         EXCHANGE_ERRORS.labels(self.name, _kind(err)).inc()
         raise err
@@ -291,15 +324,17 @@ class CcxtVenue:
     async def cancel(self, instrument: str, client_order_id: str, venue_order_id: str | None) -> VenueOrder:
         await self._markets()
         if self.exchange_id in BY_VENUE_ID:
-            venue_id = venue_order_id or self._venue_ids.get(client_order_id) or (
-                await self.fetch_order(instrument, client_order_id)).venue_order_id
+            venue_id = (
+                venue_order_id
+                or self._venue_ids.get(client_order_id)
+                or (await self.fetch_order(instrument, client_order_id)).venue_order_id
+            )
             self._remember(venue_id, client_order_id)
             await self._call("cancel_order", lambda: self._ex.cancel_order(venue_id, instrument))
             return await self.fetch_order(instrument, client_order_id)  # the answer is not the order
         by_client_id = venue_order_id is None or self.exchange_id == "binance"  # binance looks up either
         params = {"clientOrderId": client_order_id} if by_client_id else {}
-        o = await self._call("cancel_order",
-                             lambda: self._ex.cancel_order(venue_order_id or "", instrument, params))
+        o = await self._call("cancel_order", lambda: self._ex.cancel_order(venue_order_id or "", instrument, params))
         return self._order(o, instrument, client_order_id, prefer_asked=True)
 
     async def fetch_order(self, instrument: str, client_order_id: str) -> VenueOrder:
@@ -312,15 +347,20 @@ class CcxtVenue:
         if self.exchange_id == "alpaca":
             return await self._read("fetch_order", lambda: self._alpaca_by_client_id(coid))
         if self.exchange_id != "coinbase":
-            return await self._read("fetch_order", lambda: self._ex.fetch_order(
-                "", instrument, {"clientOrderId": coid}))
+            return await self._read(
+                "fetch_order", lambda: self._ex.fetch_order("", instrument, {"clientOrderId": coid})
+            )
         venue_id = self._venue_ids.get(coid, "")
         if venue_id:
             return await self._read("fetch_order", lambda: self._ex.fetch_order(venue_id, instrument))
         params: dict[str, Any] = {}
         for _ in range(ORDER_PAGES):
-            page = await self._read("fetch_orders", lambda p=dict(params): self._ex.fetch_orders(  # type: ignore[misc]
-                instrument, None, ORDER_PAGE_SIZE, p))
+            page = await self._read(
+                "fetch_orders",
+                lambda p=dict(params): self._ex.fetch_orders(  # type: ignore[misc]
+                    instrument, None, ORDER_PAGE_SIZE, p
+                ),
+            )
             found = next((o for o in page if _info(o).get("client_order_id") == coid), None)
             if found is not None:
                 return dict(found)
@@ -331,8 +371,9 @@ class CcxtVenue:
         raise VenueOrderNotFound(f"{self.name}: no order with client order id {coid} on {instrument}")
 
     async def _alpaca_by_client_id(self, coid: str) -> dict[str, Any]:
-        raw = await self._ex.request("v2/orders:by_client_order_id", ["trader", "private"], "GET",
-                                     {"client_order_id": coid})
+        raw = await self._ex.request(
+            "v2/orders:by_client_order_id", ["trader", "private"], "GET", {"client_order_id": coid}
+        )
         return dict(self._ex.parse_order(raw))
 
     async def open_orders(self, instruments: Sequence[str]) -> list[VenueOrder]:
@@ -342,8 +383,7 @@ class CcxtVenue:
         symbols: list[str | None] = [*instruments] or [None]
         limit = OPEN_ORDERS_LIMIT.get(self.exchange_id)
         for symbol in symbols:
-            orders = await self._read("fetch_open_orders",
-                                      lambda s=symbol: self._ex.fetch_open_orders(s, None, limit))  # type: ignore[misc]
+            orders = await self._read("fetch_open_orders", lambda s=symbol: self._ex.fetch_open_orders(s, None, limit))  # type: ignore[misc]
             out.extend(self._order(o, o.get("symbol") or symbol or "", None) for o in orders)
         return out
 
@@ -356,10 +396,17 @@ class CcxtVenue:
         params: dict[str, Any] = {"direction": "asc"} if paging == "token" else {}
         seen: dict[str, VenueTrade] = {}
         for _ in range(TRADE_PAGES):
-            page = await self._read("fetch_my_trades", lambda s=since, p=dict(params): self._ex.fetch_my_trades(  # type: ignore[misc]
-                symbol, s, limit, p))
-            fresh = [t for t in (self._trade(t, instrument) for t in page if t.get("symbol") in (instrument, None))
-                     if t.trade_id not in seen]
+            page = await self._read(
+                "fetch_my_trades",
+                lambda s=since, p=dict(params): self._ex.fetch_my_trades(  # type: ignore[misc]
+                    symbol, s, limit, p
+                ),
+            )
+            fresh = [
+                t
+                for t in (self._trade(t, instrument) for t in page if t.get("symbol") in (instrument, None))
+                if t.trade_id not in seen
+            ]
             seen.update((t.trade_id, t) for t in fresh)
             if limit is None or not page or (paging != "cursor" and len(page) < limit):
                 break
@@ -384,14 +431,18 @@ class CcxtVenue:
         if self.exchange_id == "binance" and isinstance(info.get("balances"), list):
             rows = [(r.get("asset"), r.get("free"), r.get("locked")) for r in info["balances"]]
         elif self.exchange_id == "coinbase" and isinstance(info.get("accounts"), list):
-            rows = [(r.get("currency"), (r.get("available_balance") or {}).get("value"), (r.get("hold") or {}).get(
-                "value")) for r in info["accounts"]]
+            rows = [
+                (r.get("currency"), (r.get("available_balance") or {}).get("value"), (r.get("hold") or {}).get("value"))
+                for r in info["accounts"]
+            ]
         elif self.exchange_id == "alpaca" and isinstance(info.get("account"), dict):
             a = info["account"]  # cash with what open orders hold is equity minus positions; positions as BTCUSD
             equity, positions = _dec(a.get("equity")), _dec(a.get("position_market_value")) or Decimal(0)
             rows = [(a.get("currency"), equity - positions if equity is not None else a.get("cash"))]
-            rows += [(str(p.get("symbol") or "").split("/")[0].removesuffix("USD"), p.get("qty"))
-                     for p in info.get("positions") or []]
+            rows += [
+                (str(p.get("symbol") or "").split("/")[0].removesuffix("USD"), p.get("qty"))
+                for p in info.get("positions") or []
+            ]
         else:
             return {code: _dec(v) or Decimal(0) for code, v in (b.get("total") or {}).items()}
         out: dict[str, Decimal] = {}
@@ -406,28 +457,38 @@ class CcxtVenue:
         self._coids[venue_id] = client_order_id
         self._venue_ids[client_order_id] = venue_id
 
-    def _order(self, o: dict[str, Any], instrument: str, asked: str | None, *, prefer_asked: bool = False) \
-            -> VenueOrder:
+    def _order(
+        self, o: dict[str, Any], instrument: str, asked: str | None, *, prefer_asked: bool = False
+    ) -> VenueOrder:
         info = _info(o)
         config = next(iter((info.get("order_configuration") or {}).values()), None)  # coinbase's sizes and price
         cfg: dict[str, Any] = config if isinstance(config, dict) else {}
-        coid = (asked if prefer_asked else None) or info.get("origClientOrderId") or o.get("clientOrderId") \
-            or asked or ""
+        coid = (
+            (asked if prefer_asked else None) or info.get("origClientOrderId") or o.get("clientOrderId") or asked or ""
+        )
         venue_id = str(o.get("id") or info.get("orderId") or "")
         if venue_id and coid:
             self._remember(venue_id, coid)
         kind = OrderType.LIMIT if (o.get("type") or "").lower() == "limit" else OrderType.MARKET
-        limit = _dec(info.get("price"), info.get("limit_price"), cfg.get("limit_price"), o.get("price")) \
-            if kind is OrderType.LIMIT else None
+        limit = (
+            _dec(info.get("price"), info.get("limit_price"), cfg.get("limit_price"), o.get("price"))
+            if kind is OrderType.LIMIT
+            else None
+        )
         status = _STATUS.get(str(info.get("status") or "").lower()) or _STATUS.get(o.get("status") or "open")
         return VenueOrder(
-            instrument=o.get("symbol") or instrument, client_order_id=coid, venue_order_id=venue_id,
-            side=Side(o.get("side") or "buy"), order_type=kind,
+            instrument=o.get("symbol") or instrument,
+            client_order_id=coid,
+            venue_order_id=venue_id,
+            side=Side(o.get("side") or "buy"),
+            order_type=kind,
             quantity=_dec(info.get("origQty"), info.get("qty"), cfg.get("base_size"), o.get("amount")) or Decimal(0),
-            limit_price=limit if limit else None, status=status or VenueOrderStatus.OPEN,
+            limit_price=limit if limit else None,
+            status=status or VenueOrderStatus.OPEN,
             filled=_dec(info.get("executedQty"), info.get("filled_qty"), info.get("filled_size"), o.get("filled"))
             or Decimal(0),
-            ts=_ns(o.get("lastUpdateTimestamp") or o.get("timestamp")), raw=o.get("info"),
+            ts=_ns(o.get("lastUpdateTimestamp") or o.get("timestamp")),
+            raw=o.get("info"),
         )
 
     def _trade(self, t: dict[str, Any], instrument: str) -> VenueTrade:
@@ -437,7 +498,9 @@ class CcxtVenue:
         market: dict[str, Any] = (self._ex.markets or {}).get(t.get("symbol") or instrument) or {}
         size = None if info.get("size_in_quote") else info.get("size")  # coinbase: base units unless in quote
         return VenueTrade(
-            instrument=t.get("symbol") or instrument, trade_id=str(t.get("id")), venue_order_id=venue_order_id,
+            instrument=t.get("symbol") or instrument,
+            trade_id=str(t.get("id")),
+            venue_order_id=venue_order_id,
             client_order_id=self._coids.get(venue_order_id) or info.get("clientOrderId") or None,
             side=Side(t.get("side") or "buy"),
             quantity=_dec(info.get("qty"), size, t.get("amount")) or Decimal(0),
@@ -445,7 +508,8 @@ class CcxtVenue:
             fee=_dec(info.get("commission"), fee.get("cost")) or Decimal(0),
             fee_currency=fee.get("currency") or info.get("commissionAsset") or market.get("quote") or "",
             liquidity=Liquidity.MAKER if t.get("takerOrMaker") == "maker" else Liquidity.TAKER,
-            ts=_ns(t.get("timestamp")), raw=t.get("info"),
+            ts=_ns(t.get("timestamp")),
+            raw=t.get("info"),
         )
 
     # -- calls, retries, errors --------------------------------------------------------------------------
@@ -477,7 +541,7 @@ class CcxtVenue:
             except VenueUnavailable:
                 if attempt >= self._read_retries:
                     raise
-                delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** attempt)
+                delay = min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)
                 await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
         raise AssertionError("unreachable")
 
@@ -486,11 +550,15 @@ class CcxtVenue:
         raw = {"error": type(exc).__name__, "message": message}
         if isinstance(exc, ccxt.AuthenticationError):
             return VenueAuthError(message, raw=raw)
-        if isinstance(exc, ccxt.OrderNotFound) or (isinstance(exc, ccxt.ExchangeError) and any(
-                words in str(exc) for words in NOT_FOUND.get(self.exchange_id, ()))):
+        if isinstance(exc, ccxt.OrderNotFound) or (
+            isinstance(exc, ccxt.ExchangeError)
+            and any(words in str(exc) for words in NOT_FOUND.get(self.exchange_id, ()))
+        ):
             return VenueOrderNotFound(message, raw=raw)
-        if isinstance(exc, ccxt.DuplicateOrderId) or (isinstance(exc, ccxt.ExchangeError) and any(
-                words in str(exc) for words in DUPLICATE.get(self.exchange_id, ()))):
+        if isinstance(exc, ccxt.DuplicateOrderId) or (
+            isinstance(exc, ccxt.ExchangeError)
+            and any(words in str(exc) for words in DUPLICATE.get(self.exchange_id, ()))
+        ):
             return VenueDuplicateOrder(message, raw=raw)
         if isinstance(exc, ccxt.NetworkError):
             # ccxt 4.5: RateLimitExceeded and InvalidNonce are NetworkErrors, not DDoSProtection's subclasses

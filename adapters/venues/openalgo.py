@@ -110,10 +110,16 @@ CURRENCY = "INR"
 _READS = frozenset({"funds", "orderstatus", "orderbook", "tradebook", "positionbook"})
 _TIME_FORMATS = ("%d-%b-%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d-%m-%Y %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
 _STATUS = {
-    "complete": VenueOrderStatus.FILLED, "completed": VenueOrderStatus.FILLED, "filled": VenueOrderStatus.FILLED,
-    "executed": VenueOrderStatus.FILLED, "traded": VenueOrderStatus.FILLED,
-    "cancelled": VenueOrderStatus.CANCELLED, "canceled": VenueOrderStatus.CANCELLED,
-    "rejected": VenueOrderStatus.REJECTED, "expired": VenueOrderStatus.EXPIRED, "lapsed": VenueOrderStatus.EXPIRED,
+    "complete": VenueOrderStatus.FILLED,
+    "completed": VenueOrderStatus.FILLED,
+    "filled": VenueOrderStatus.FILLED,
+    "executed": VenueOrderStatus.FILLED,
+    "traded": VenueOrderStatus.FILLED,
+    "cancelled": VenueOrderStatus.CANCELLED,
+    "canceled": VenueOrderStatus.CANCELLED,
+    "rejected": VenueOrderStatus.REJECTED,
+    "expired": VenueOrderStatus.EXPIRED,
+    "lapsed": VenueOrderStatus.EXPIRED,
 }  # anything else ("open", "pending", "trigger pending", "validation pending", ...) is working: OPEN
 
 
@@ -307,16 +313,24 @@ class OpenAlgoVenue:
         orderid = str(answer.get("orderid") or "")
         if not orderid:
             self._in_doubt(shape, order)
-            raise VenueUnavailable(self._redact(f"{self.name}: placeorder answered success without an orderid"),
-                                   raw=answer)
+            raise VenueUnavailable(
+                self._redact(f"{self.name}: placeorder answered success without an orderid"), raw=answer
+            )
         self._submitted[coid] = order
         self.remember(coid, orderid)
         log.info("openalgo.placed", venue=self.name, client_order_id=coid, orderid=orderid)
         return VenueOrder(
-            instrument=order.instrument, client_order_id=coid, venue_order_id=orderid, side=order.side,
-            order_type=order.order_type, quantity=_dec(body["quantity"]),
+            instrument=order.instrument,
+            client_order_id=coid,
+            venue_order_id=orderid,
+            side=order.side,
+            order_type=order.order_type,
+            quantity=_dec(body["quantity"]),
             limit_price=order.limit_price if order.order_type is OrderType.LIMIT else None,
-            status=VenueOrderStatus.OPEN, filled=Decimal(0), ts=time.time_ns(), raw=answer,
+            status=VenueOrderStatus.OPEN,
+            filled=Decimal(0),
+            ts=time.time_ns(),
+            raw=answer,
         )
 
     async def cancel(self, instrument: str, client_order_id: str, venue_order_id: str | None) -> VenueOrder:
@@ -355,10 +369,16 @@ class OpenAlgoVenue:
         current = await self._call("orderstatus", {"strategy": self.strategy, "orderid": order_id})
         data = current.get("data") or {}
         body = {
-            "strategy": self.strategy, "orderid": order_id, "exchange": data.get("exchange") or self.exchange,
-            "symbol": data.get("symbol"), "action": data.get("action"), "product": data.get("product") or self.product,
+            "strategy": self.strategy,
+            "orderid": order_id,
+            "exchange": data.get("exchange") or self.exchange,
+            "symbol": data.get("symbol"),
+            "action": data.get("action"),
+            "product": data.get("product") or self.product,
             "pricetype": data.get("pricetype") or data.get("price_type") or "LIMIT",
-            "quantity": _wire(self._quantity(quantity)), "price": _wire(price), "trigger_price": "0",
+            "quantity": _wire(self._quantity(quantity)),
+            "price": _wire(price),
+            "trigger_price": "0",
             "disclosed_quantity": "0",
         }
         await self._call("modifyorder", body, retries=-1)
@@ -409,10 +429,15 @@ class OpenAlgoVenue:
 
     def _order_body(self, order: OrderSubmitted) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "strategy": self.strategy, "exchange": self.exchange, "symbol": order.instrument,
+            "strategy": self.strategy,
+            "exchange": self.exchange,
+            "symbol": order.instrument,
             "action": "BUY" if order.side is Side.BUY else "SELL",
-            "pricetype": "LIMIT" if order.order_type is OrderType.LIMIT else "MARKET", "product": self.product,
-            "quantity": _wire(self._quantity(order.quantity)), "price": "0", "trigger_price": "0",
+            "pricetype": "LIMIT" if order.order_type is OrderType.LIMIT else "MARKET",
+            "product": self.product,
+            "quantity": _wire(self._quantity(order.quantity)),
+            "price": "0",
+            "trigger_price": "0",
             "disclosed_quantity": "0",
         }
         if order.order_type is OrderType.LIMIT:
@@ -425,8 +450,13 @@ class OpenAlgoVenue:
     def _shape(body: Mapping[str, Any]) -> _Shape:
         """All a broker's order book shows to tell two of our orders apart: symbol, side, type, quantity, price."""
         market = str(body["pricetype"]).upper() == "MARKET"
-        return (str(body["symbol"]), str(body["action"]).upper(), str(body["pricetype"]).upper(),
-                _wire(_dec(body["quantity"])), "0" if market else _wire(_dec(body["price"])))
+        return (
+            str(body["symbol"]),
+            str(body["action"]).upper(),
+            str(body["pricetype"]).upper(),
+            _wire(_dec(body["quantity"])),
+            "0" if market else _wire(_dec(body["price"])),
+        )
 
     def _in_doubt(self, shape: _Shape, order: OrderSubmitted) -> None:
         self._doubts[shape] = _Doubt(order, time.monotonic())
@@ -446,13 +476,21 @@ class OpenAlgoVenue:
                     if len(candidates) == 1:
                         orderid = self._adopt(doubt.order, candidates[0])
                     else:
-                        log.warning("openalgo.lost_submit_unresolved", venue=self.name,
-                                    client_order_id=client_order_id, candidates=len(candidates))
+                        log.warning(
+                            "openalgo.lost_submit_unresolved",
+                            venue=self.name,
+                            client_order_id=client_order_id,
+                            candidates=len(candidates),
+                        )
             if orderid is not None:
                 return orderid
-        raise VenueOrderNotFound(self._redact(
-            f"{self.name}: no order known for client order id {client_order_id!r} (OpenAlgo has no client order ids;"
-            " the map lives in this process)"))
+        raise VenueOrderNotFound(
+            self._redact(
+                f"{self.name}: no order known for client order id {client_order_id!r} "
+                f"(OpenAlgo has no client order ids;"
+                " the map lives in this process)"
+            )
+        )
 
     async def _settle(self, shape: _Shape, doubt: _Doubt, asking: OrderSubmitted) -> str | None:
         """Before ``asking`` is placed, resolve the shape's lost placement from the order book (under the gate).
@@ -465,28 +503,50 @@ class OpenAlgoVenue:
         try:
             candidates = await self._candidates(doubt.order)
         except VenueUnavailable as exc:
-            raise VenueUnavailable(self._redact(
-                f"{self.name}: {asking.client_order_id} not sent: the order book, read to resolve the lost placement "
-                f"{holder} of the same shape, did not answer: {exc}"), maybe_sent=False) from None
+            raise VenueUnavailable(
+                self._redact(
+                    f"{self.name}: {asking.client_order_id} not sent: the order book, read to resolve the lost "
+                    f"placement "
+                    f"{holder} of the same shape, did not answer: {exc}"
+                ),
+                maybe_sent=False,
+            ) from None
         if len(candidates) == 1:  # the lost placement: taken by its own client order id, never by the newcomer
             orderid = self._adopt(doubt.order, candidates[0])
             return orderid if holder == asking.client_order_id else None
         if holder == asking.client_order_id:  # its caller found it absent and sends it again (same id)
             if candidates:
-                log.warning("openalgo.resend_ambiguous", venue=self.name, client_order_id=holder,
-                            candidates=len(candidates))
+                log.warning(
+                    "openalgo.resend_ambiguous", venue=self.name, client_order_id=holder, candidates=len(candidates)
+                )
             return None
         age = time.monotonic() - doubt.since
         if age < self._settle_s:
-            log.warning("openalgo.shape_in_doubt", venue=self.name, client_order_id=asking.client_order_id,
-                        in_doubt=holder, candidates=len(candidates), age=round(age, 3))
-            raise VenueUnavailable(self._redact(
-                f"{self.name}: {asking.client_order_id} not sent: {holder}, of the same symbol, side, type, quantity "
-                f"and price, was sent {age:.1f} s ago and its answer was lost; a second one now would make the order "
-                "book ambiguous (retry later)"), maybe_sent=False)
+            log.warning(
+                "openalgo.shape_in_doubt",
+                venue=self.name,
+                client_order_id=asking.client_order_id,
+                in_doubt=holder,
+                candidates=len(candidates),
+                age=round(age, 3),
+            )
+            raise VenueUnavailable(
+                self._redact(
+                    f"{self.name}: {asking.client_order_id} not sent: {holder}, of the same symbol, side, type, "
+                    f"quantity and price, was sent {age:.1f} s ago and its answer was lost; a second one now would "
+                    "make the order "
+                    "book ambiguous (retry later)"
+                ),
+                maybe_sent=False,
+            )
         del self._doubts[shape]  # none there after settle_s: absent; several: undecidable either way
-        log.warning("openalgo.lost_submit_given_up", venue=self.name, client_order_id=holder,
-                    candidates=len(candidates), age=round(age, 3))
+        log.warning(
+            "openalgo.lost_submit_given_up",
+            venue=self.name,
+            client_order_id=holder,
+            candidates=len(candidates),
+            age=round(age, 3),
+        )
         return None
 
     async def _candidates(self, order: OrderSubmitted) -> list[str]:
@@ -497,11 +557,19 @@ class OpenAlgoVenue:
         shape = self._shape(self._order_body(order))
         found: list[str] = []
         for r in rows or []:
-            if not isinstance(r, Mapping) or str(r.get("orderid")) in self._by_venue \
-                    or str(r.get("exchange") or self.exchange).upper() != self.exchange:
+            if (
+                not isinstance(r, Mapping)
+                or str(r.get("orderid")) in self._by_venue
+                or str(r.get("exchange") or self.exchange).upper() != self.exchange
+            ):
                 continue
-            row = {"symbol": r.get("symbol"), "action": r.get("action", ""), "quantity": r.get("quantity"),
-                   "pricetype": r.get("pricetype") or r.get("price_type") or "", "price": r.get("price")}
+            row = {
+                "symbol": r.get("symbol"),
+                "action": r.get("action", ""),
+                "quantity": r.get("quantity"),
+                "pricetype": r.get("pricetype") or r.get("price_type") or "",
+                "price": r.get("price"),
+            }
             if self._shape(row) == shape:
                 found.append(str(r.get("orderid")))
         return found
@@ -510,8 +578,9 @@ class OpenAlgoVenue:
         """Map a lost placement's client order id to the order found for it (ends its doubt)."""
         self._submitted[order.client_order_id] = order
         self.remember(order.client_order_id, orderid)
-        log.info("openalgo.lost_submit_adopted", venue=self.name, client_order_id=order.client_order_id,
-                 orderid=orderid)
+        log.info(
+            "openalgo.lost_submit_adopted", venue=self.name, client_order_id=order.client_order_id, orderid=orderid
+        )
         return orderid
 
     async def _status_of(self, orderid: str) -> VenueOrder:
@@ -527,8 +596,11 @@ class OpenAlgoVenue:
     @staticmethod
     def _needs_fills(row: Mapping[str, Any]) -> bool:
         status = _status(row.get("order_status"))
-        return "filled_quantity" not in row and status in (VenueOrderStatus.OPEN, VenueOrderStatus.CANCELLED,
-                                                             VenueOrderStatus.EXPIRED)
+        return "filled_quantity" not in row and status in (
+            VenueOrderStatus.OPEN,
+            VenueOrderStatus.CANCELLED,
+            VenueOrderStatus.EXPIRED,
+        )
 
     def _order(self, row: Mapping[str, Any], fills: Mapping[str, Decimal], raw: Any = None) -> VenueOrder:
         orderid = str(row.get("orderid") or "")
@@ -546,11 +618,16 @@ class OpenAlgoVenue:
         order_type = OrderType.LIMIT if pricetype in ("LIMIT", "SL") else OrderType.MARKET
         now = time.time_ns()
         return VenueOrder(
-            instrument=str(row.get("symbol") or ""), client_order_id=self._by_venue.get(orderid, ""),
-            venue_order_id=orderid, side=Side.SELL if str(row.get("action", "")).upper() == "SELL" else Side.BUY,
-            order_type=order_type, quantity=quantity,
+            instrument=str(row.get("symbol") or ""),
+            client_order_id=self._by_venue.get(orderid, ""),
+            venue_order_id=orderid,
+            side=Side.SELL if str(row.get("action", "")).upper() == "SELL" else Side.BUY,
+            order_type=order_type,
+            quantity=quantity,
             limit_price=_dec(row.get("price")) if order_type is OrderType.LIMIT else None,
-            status=status, filled=filled, ts=_parse_ts(row.get("timestamp"), now) or now,
+            status=status,
+            filled=filled,
+            ts=_parse_ts(row.get("timestamp"), now) or now,
             raw=raw if raw is not None else dict(row),
         )
 
@@ -570,21 +647,33 @@ class OpenAlgoVenue:
             qty, price = _dec(row.get("quantity")), _dec(row.get("average_price") or row.get("price"))
             if qty <= 0:
                 continue
-            base = str(row.get("tradeid") or row.get("trade_id") or "") or \
-                f"{orderid}:{row.get('timestamp', '')}:{_wire(qty)}@{_wire(price)}"
+            base = (
+                str(row.get("tradeid") or row.get("trade_id") or "")
+                or f"{orderid}:{row.get('timestamp', '')}:{_wire(qty)}@{_wire(price)}"
+            )
             n = seen.get(base, 0)
             seen[base] = n + 1
             coid = self._by_venue.get(orderid)
             placed = self._submitted.get(coid) if coid is not None else None
-            liquidity = Liquidity.MAKER if placed is not None and placed.order_type is OrderType.LIMIT \
-                else Liquidity.TAKER  # a guess: OpenAlgo does not say; our limit orders count as maker
-            out.append(VenueTrade(
-                instrument=str(row.get("symbol") or ""), trade_id=base if n == 0 else f"{base}#{n}",
-                venue_order_id=orderid, client_order_id=coid,
-                side=Side.SELL if str(row.get("action", "")).upper() == "SELL" else Side.BUY,
-                quantity=qty, price=price, fee=Decimal(0), fee_currency=CURRENCY, liquidity=liquidity,
-                ts=_parse_ts(row.get("timestamp"), now) or now, raw=dict(row),
-            ))
+            liquidity = (
+                Liquidity.MAKER if placed is not None and placed.order_type is OrderType.LIMIT else Liquidity.TAKER
+            )  # a guess: OpenAlgo does not say; our limit orders count as maker
+            out.append(
+                VenueTrade(
+                    instrument=str(row.get("symbol") or ""),
+                    trade_id=base if n == 0 else f"{base}#{n}",
+                    venue_order_id=orderid,
+                    client_order_id=coid,
+                    side=Side.SELL if str(row.get("action", "")).upper() == "SELL" else Side.BUY,
+                    quantity=qty,
+                    price=price,
+                    fee=Decimal(0),
+                    fee_currency=CURRENCY,
+                    liquidity=liquidity,
+                    ts=_parse_ts(row.get("timestamp"), now) or now,
+                    raw=dict(row),
+                )
+            )
         return out
 
     async def _fills_by_order(self) -> dict[str, Decimal]:
@@ -610,10 +699,16 @@ class OpenAlgoVenue:
                 allowed = self._read_retries if budget == -1 and certain else max(budget, 0)
                 if attempt >= allowed:
                     raise
-                delay = min(self._backoff_s * 2 ** attempt, 5.0) * (1 + random.random() / 2)
+                delay = min(self._backoff_s * 2**attempt, 5.0) * (1 + random.random() / 2)
                 attempt += 1
-                log.warning("openalgo.retry", venue=self.name, endpoint=endpoint, attempt=attempt,
-                            delay=round(delay, 3), error=str(exc))
+                log.warning(
+                    "openalgo.retry",
+                    venue=self.name,
+                    endpoint=endpoint,
+                    attempt=attempt,
+                    delay=round(delay, 3),
+                    error=str(exc),
+                )
                 await asyncio.sleep(delay)
 
     async def _post(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -624,8 +719,9 @@ class OpenAlgoVenue:
         started = time.monotonic()
         payload = json.dumps({"apikey": self._key, **body})
         try:
-            async with session.post(f"{self._root}/api/v1/{endpoint}", data=payload,
-                                    headers={"Content-Type": "application/json"}) as resp:
+            async with session.post(
+                f"{self._root}/api/v1/{endpoint}", data=payload, headers={"Content-Type": "application/json"}
+            ) as resp:
                 status = resp.status
                 text = await resp.text()
         except TimeoutError:
@@ -634,21 +730,24 @@ class OpenAlgoVenue:
         except aiohttp.ClientError as exc:
             self._error("network")
             refused = isinstance(exc, aiohttp.ClientConnectorError)  # never connected: nothing was sent
-            raise VenueUnavailable(self._redact(f"{self.name}: {endpoint} failed: {type(exc).__name__}: {exc}"),
-                                   maybe_sent=not refused) from None
+            raise VenueUnavailable(
+                self._redact(f"{self.name}: {endpoint} failed: {type(exc).__name__}: {exc}"), maybe_sent=not refused
+            ) from None
         finally:
             EXCHANGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
         answer = self._decode(text)
         message = self._redact(str(answer.get("message") or "")) if answer is not None else ""
         if status == 429:
             self._error("rate_limited")
-            raise VenueUnavailable(f"{self.name}: {endpoint} rate limited (HTTP 429): {message}".rstrip(": "),
-                                   raw=answer, maybe_sent=False)
+            raise VenueUnavailable(
+                f"{self.name}: {endpoint} rate limited (HTTP 429): {message}".rstrip(": "), raw=answer, maybe_sent=False
+            )
         if status >= 500 or answer is None:
             self._error("unavailable")
             raise VenueUnavailable(
                 f"{self.name}: {endpoint} answered HTTP {status}{': ' + message if message else ' (not JSON)'}",
-                raw=answer)
+                raw=answer,
+            )
         if answer.get("status") == "success" and status < 400:
             return answer
         lowered = message.lower()
@@ -659,8 +758,9 @@ class OpenAlgoVenue:
             self._error("not_found")
             raise VenueOrderNotFound(f"{self.name}: {endpoint}: {message or 'order not found'}", raw=answer)
         self._error("rejected")
-        raise VenueRejected(_rule(message), message or f"{endpoint} answered HTTP {status} without a message",
-                            raw=answer)
+        raise VenueRejected(
+            _rule(message), message or f"{endpoint} answered HTTP {status} without a message", raw=answer
+        )
 
     def _decode(self, text: str) -> dict[str, Any] | None:
         """The venue's JSON answer (numbers as Decimal), with any secret it might echo scrubbed; None if not JSON."""

@@ -56,37 +56,55 @@ class PaperExchange:
         return {i: tuple((r.order, r.filled, r.fills) for r in book.values()) for i, book in self._resting.items()}
 
     def restore(self, state: dict[str, tuple[tuple[OrderSubmitted, Decimal, int], ...]]) -> None:
-        self._resting = {i: {o.client_order_id: _Resting(o, filled, fills) for o, filled, fills in rows}
-                         for i, rows in state.items()}
+        self._resting = {
+            i: {o.client_order_id: _Resting(o, filled, fills) for o, filled, fills in rows} for i, rows in state.items()
+        }
 
     def _fee_currency(self, instrument: str) -> str:
         return self.fee_currency or instrument.rpartition("/")[2] or instrument
 
     def submit(self, order: OrderSubmitted) -> list[Event]:
         if order.order_type is OrderType.LIMIT and (order.limit_price is None or order.limit_price <= 0):
-            return [OrderRejected(
-                instrument=order.instrument, client_order_id=order.client_order_id,
-                strategy=order.strategy, side=order.side, order_type=order.order_type,
-                quantity=order.quantity, limit_price=order.limit_price, by="venue",
-                rule="invalid_price", reason=f"limit price {order.limit_price} is not above zero",
-            )]
+            return [
+                OrderRejected(
+                    instrument=order.instrument,
+                    client_order_id=order.client_order_id,
+                    strategy=order.strategy,
+                    side=order.side,
+                    order_type=order.order_type,
+                    quantity=order.quantity,
+                    limit_price=order.limit_price,
+                    by="venue",
+                    rule="invalid_price",
+                    reason=f"limit price {order.limit_price} is not above zero",
+                )
+            ]
         book = self._resting.setdefault(order.instrument, {})
         if order.client_order_id in book:
             return []  # the same order again: the venue already has it
         book[order.client_order_id] = _Resting(order)
-        return [OrderAccepted(
-            instrument=order.instrument, client_order_id=order.client_order_id, venue=self.name,
-            venue_order_id=f"{self.name}-{order.client_order_id}",
-        )]
+        return [
+            OrderAccepted(
+                instrument=order.instrument,
+                client_order_id=order.client_order_id,
+                venue=self.name,
+                venue_order_id=f"{self.name}-{order.client_order_id}",
+            )
+        ]
 
     def cancel(self, request: OrderCancelRequested) -> list[Event]:
         rest = self._resting.get(request.instrument, {}).pop(request.client_order_id, None)
         if rest is None:
             return []  # already filled or unknown: nothing to cancel
-        return [OrderCancelled(
-            instrument=request.instrument, client_order_id=request.client_order_id, venue=self.name,
-            reason=request.reason, filled_quantity=rest.filled,
-        )]
+        return [
+            OrderCancelled(
+                instrument=request.instrument,
+                client_order_id=request.client_order_id,
+                venue=self.name,
+                reason=request.reason,
+                filled_quantity=rest.filled,
+            )
+        ]
 
     def on_tick(self, tick: TickReceived) -> list[Event]:
         book = self._resting.get(tick.instrument)
@@ -108,13 +126,23 @@ class PaperExchange:
                 continue
             rest.filled += qty
             rest.fills += 1
-            out.append(OrderFilled(
-                instrument=o.instrument, client_order_id=coid, venue=self.name,
-                venue_order_id=f"{self.name}-{coid}", trade_id=f"{self.name}-{coid}-{rest.fills}",
-                side=o.side, quantity=qty, price=price, fee=qty * price * rate,
-                fee_currency=self._fee_currency(o.instrument), liquidity=liq,
-                cumulative_quantity=rest.filled, leaves_quantity=rest.leaves,
-            ))
+            out.append(
+                OrderFilled(
+                    instrument=o.instrument,
+                    client_order_id=coid,
+                    venue=self.name,
+                    venue_order_id=f"{self.name}-{coid}",
+                    trade_id=f"{self.name}-{coid}-{rest.fills}",
+                    side=o.side,
+                    quantity=qty,
+                    price=price,
+                    fee=qty * price * rate,
+                    fee_currency=self._fee_currency(o.instrument),
+                    liquidity=liq,
+                    cumulative_quantity=rest.filled,
+                    leaves_quantity=rest.leaves,
+                )
+            )
             if rest.leaves == 0:
                 del book[coid]
         return out

@@ -10,5 +10,12 @@ from projections.audit.projection import (
     schema_version,
 )
 
-__all__ = ["ROLES_SQL", "SCHEMA_SQL", "SCHEMA_VERSION", "AuditProjection", "SchemaVersionMismatch", "create_schema",
-           "schema_version"]
+__all__ = [
+    "ROLES_SQL",
+    "SCHEMA_SQL",
+    "SCHEMA_VERSION",
+    "AuditProjection",
+    "SchemaVersionMismatch",
+    "create_schema",
+    "schema_version",
+]

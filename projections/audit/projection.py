@@ -85,8 +85,11 @@ async def schema_version(pool: asyncpg.Pool | asyncpg.Connection, schema: str) -
     """The audit projection version ``schema`` was built with; 0 if it predates the stamp (version 2 and
     before), None if there is no audit schema there yet."""
     q = ident(schema)
-    events, stamp = await pool.fetchrow("SELECT to_regclass($1), to_regclass($2)", f"{q}.events",  # type: ignore[misc]
-                                        f"{q}.schema_version")
+    events, stamp = await pool.fetchrow(
+        "SELECT to_regclass($1), to_regclass($2)",
+        f"{q}.events",  # type: ignore[misc]
+        f"{q}.schema_version",
+    )
     if events is None:
         return None
     if stamp is None:
@@ -122,41 +125,92 @@ def _event_row(r: Record) -> tuple[Any, ...]:
         payload = orjson.dumps(orjson.loads(r.raw)["data"]).decode()
     else:
         payload = orjson.dumps(event_to_dict(e.event)).decode()
-    return (e.event_id, e.type, e.version, e.key, e.ts_event, e.ts_init, e.correlation_id, e.causation_id,
-            e.source, r.topic, r.partition, r.offset, payload)
+    return (
+        e.event_id,
+        e.type,
+        e.version,
+        e.key,
+        e.ts_event,
+        e.ts_init,
+        e.correlation_id,
+        e.causation_id,
+        e.source,
+        r.topic,
+        r.partition,
+        r.offset,
+        payload,
+    )
 
 
 def _order_from_row(r: asyncpg.Record) -> Order:
     return Order(
-        client_order_id=r["client_order_id"], instrument=r["instrument"], strategy=r["strategy"],
-        side=Side(r["side"]), order_type=OrderType(r["order_type"]), quantity=r["quantity"],
-        limit_price=r["limit_price"], status=OrderStatus(r["status"]), venue_order_id=r["venue_order_id"],
-        filled_quantity=r["filled_quantity"], notional=r["filled_notional"], fees=r["fees"],
-        reject_rule=r["reject_rule"], reject_reason=r["reject_reason"], trade_ids=frozenset(r["trade_ids"]),
+        client_order_id=r["client_order_id"],
+        instrument=r["instrument"],
+        strategy=r["strategy"],
+        side=Side(r["side"]),
+        order_type=OrderType(r["order_type"]),
+        quantity=r["quantity"],
+        limit_price=r["limit_price"],
+        status=OrderStatus(r["status"]),
+        venue_order_id=r["venue_order_id"],
+        filled_quantity=r["filled_quantity"],
+        notional=r["filled_notional"],
+        fees=r["fees"],
+        reject_rule=r["reject_rule"],
+        reject_reason=r["reject_reason"],
+        trade_ids=frozenset(r["trade_ids"]),
     )
 
 
 def _position_from_row(r: asyncpg.Record) -> Position:
     return Position(
-        instrument=r["instrument"], quantity=r["quantity"], avg_price=r["avg_price"],
-        realized_pnl=r["realized_pnl"], fees=r["fees"], bought=r["bought"], sold=r["sold"], fills=r["fills"],
+        instrument=r["instrument"],
+        quantity=r["quantity"],
+        avg_price=r["avg_price"],
+        realized_pnl=r["realized_pnl"],
+        fees=r["fees"],
+        bought=r["bought"],
+        sold=r["sold"],
+        fills=r["fills"],
     )
 
 
 def _trip_from_row(r: asyncpg.Record) -> rt.OpenTrip | None:
     if r["direction"] == 0:
         return None
-    return rt.OpenTrip(r["instrument"], r["direction"], r["opened_ts"], r["quantity"], r["max_quantity"],
-                       r["entry_quantity"], r["entry_notional"], r["exit_quantity"], r["exit_notional"],
-                       r["fees"], r["fills"])
+    return rt.OpenTrip(
+        r["instrument"],
+        r["direction"],
+        r["opened_ts"],
+        r["quantity"],
+        r["max_quantity"],
+        r["entry_quantity"],
+        r["entry_notional"],
+        r["exit_quantity"],
+        r["exit_notional"],
+        r["fees"],
+        r["fills"],
+    )
 
 
 def _snapshot_state(s: PositionSnapshot) -> tuple[Position, rt.OpenTrip | None]:
     pos = Position(s.instrument, s.quantity, s.avg_price, s.realized_pnl, s.fees, s.bought, s.sold, s.fills)
-    trip = None if s.trip_direction == 0 else rt.OpenTrip(
-        s.instrument, s.trip_direction, s.trip_opened_ts, s.trip_quantity, s.trip_max_quantity,
-        s.trip_entry_quantity, s.trip_entry_notional, s.trip_exit_quantity, s.trip_exit_notional, s.trip_fees,
-        s.trip_fills,
+    trip = (
+        None
+        if s.trip_direction == 0
+        else rt.OpenTrip(
+            s.instrument,
+            s.trip_direction,
+            s.trip_opened_ts,
+            s.trip_quantity,
+            s.trip_max_quantity,
+            s.trip_entry_quantity,
+            s.trip_entry_notional,
+            s.trip_exit_quantity,
+            s.trip_exit_notional,
+            s.trip_fees,
+            s.trip_fills,
+        )
     )
     return pos, trip
 
@@ -180,15 +234,29 @@ class _Batch:
     trips_touched: set[str] = field(default_factory=set)
 
 
-_SYSTEM_EVENTS = (EngineStarted, EngineStopped, TradingHalted, TradingResumed, ReconciliationDifference,
-                  BalanceReconciled, ConnectionChanged)
+_SYSTEM_EVENTS = (
+    EngineStarted,
+    EngineStopped,
+    TradingHalted,
+    TradingResumed,
+    ReconciliationDifference,
+    BalanceReconciled,
+    ConnectionChanged,
+)
 
 
 class AuditProjection:
     name = "audit"
 
-    def __init__(self, schema: str = "audit", topics: Topics = Topics(), *, owner_pool: asyncpg.Pool | None = None,
-                 mid_log: bool = False, create: bool = False):
+    def __init__(
+        self,
+        schema: str = "audit",
+        topics: Topics = Topics(),
+        *,
+        owner_pool: asyncpg.Pool | None = None,
+        mid_log: bool = False,
+        create: bool = False,
+    ):
         """``mid_log``: the schema folds the log from a time on (``replay --date`` or ``--from``), not from its start.
         An order it never saw was then made before that time; one that was still open is seeded from the day's
         snapshot, so an event of an order it does not know that is not the order's first (a fill the venue reported
@@ -210,7 +278,8 @@ class AuditProjection:
         # for the runner: ticks and signals read lean (see projections.audit.lean), the rest in full; a partial,
         # so that no Python frame stands between the runner and the reader
         self.decode: Callable[[str, int, int, bytes | None], Envelope | LeanTick | LeanSignal] = partial(
-            decode_record, self._ticks, self._trading)
+            decode_record, self._ticks, self._trading
+        )
 
     async def prepare(self) -> None:
         """Before the first batch (the runner retries it through an outage): create the schema if this worker is
@@ -270,14 +339,24 @@ class AuditProjection:
         other content (type, key, time, source, cause or payload) is a conflicting duplicate: it is refused (the
         runner dead-letters it, see :attr:`refused`), never stored or folded.
         """
-        rows = [event_row(e, r.topic, r.partition, r.offset) if type(e) is LeanTick or type(e) is LeanSignal
-                else _event_row(r) for r in records for e in (r.envelope,)]
+        rows = [
+            event_row(e, r.topic, r.partition, r.offset)
+            if type(e) is LeanTick or type(e) is LeanSignal
+            else _event_row(r)
+            for r in records
+            for e in (r.envelope,)
+        ]
         try:
             async with conn.transaction():  # a savepoint: the runner's transaction is open
-                await conn.copy_records_to_table("event_ids", schema_name=self.schema, columns=("event_id", "ts_event"),
-                                                 records=[(row[0], row[4]) for row in rows])
-                await conn.copy_records_to_table("events", schema_name=self.schema, columns=sql.EVENT_COLUMNS,
-                                                 records=rows)
+                await conn.copy_records_to_table(
+                    "event_ids",
+                    schema_name=self.schema,
+                    columns=("event_id", "ts_event"),
+                    records=[(row[0], row[4]) for row in rows],
+                )
+                await conn.copy_records_to_table(
+                    "events", schema_name=self.schema, columns=sql.EVENT_COLUMNS, records=rows
+                )
             return records
         except asyncpg.UniqueViolationError:
             pass
@@ -288,15 +367,24 @@ class AuditProjection:
             for ord_, topic, partition, offset in await conn.fetch(self.sql.conflicting_events, stored):
                 r = records[ord_]
                 self.conflicts += 1
-                reason = (f"conflicting duplicate: event id {r.envelope.event_id} is stored already, from "
-                          f"{topic}[{partition}] offset {offset}, with other content")
-                log.warning("audit.conflicting_duplicate", event_id=str(r.envelope.event_id), topic=r.topic,
-                            partition=r.partition, offset=r.offset, stored_at=f"{topic}[{partition}]@{offset}")
+                reason = (
+                    f"conflicting duplicate: event id {r.envelope.event_id} is stored already, from "
+                    f"{topic}[{partition}] offset {offset}, with other content"
+                )
+                log.warning(
+                    "audit.conflicting_duplicate",
+                    event_id=str(r.envelope.event_id),
+                    topic=r.topic,
+                    partition=r.partition,
+                    offset=r.offset,
+                    stored_at=f"{topic}[{partition}]@{offset}",
+                )
                 self.refused.append((r, reason))
         return [records[i] for i in stored]
 
-    async def _insert_once(self, conn: asyncpg.Connection, all_new: bool,
-                           tables: tuple[tuple[str, list[tuple[Any, ...]], str, bool], ...]) -> None:
+    async def _insert_once(
+        self, conn: asyncpg.Connection, all_new: bool, tables: tuple[tuple[str, list[tuple[Any, ...]], str, bool], ...]
+    ) -> None:
         """Insert rows that cannot be stored yet: rows keyed by the id of an event seen for the first time
         (they are written only with their event), orders that the batch's read of ``orders`` did not find, fills
         whose trade ids its read of ``fills`` did not find.
@@ -313,8 +401,9 @@ class AuditProjection:
             try:
                 async with conn.transaction():
                     for table, rows, _, _ in tables:
-                        await conn.copy_records_to_table(table, schema_name=self.schema,
-                                                         columns=sql.COLUMNS[table], records=rows)
+                        await conn.copy_records_to_table(
+                            table, schema_name=self.schema, columns=sql.COLUMNS[table], records=rows
+                        )
                 return
             except asyncpg.UniqueViolationError:
                 pass
@@ -331,8 +420,11 @@ class AuditProjection:
         for e in ticks:
             if isinstance(e, LeanTick):
                 d = e.data
-                instrument, price, qty = d.instrument, known(d.price) or Decimal(d.price), \
-                    known(d.quantity) or Decimal(d.quantity)
+                instrument, price, qty = (
+                    d.instrument,
+                    known(d.price) or Decimal(d.price),
+                    known(d.quantity) or Decimal(d.quantity),
+                )
             else:
                 t = e.event
                 assert isinstance(t, TickReceived)
@@ -349,9 +441,9 @@ class AuditProjection:
                 c[3] = price
                 c[4] += qty
                 c[5] += 1
-        await conn.executemany(self.sql.upsert_candle, [
-            (i, datetime.fromtimestamp(m * 60, UTC), *v) for (i, m), v in candles.items()
-        ])
+        await conn.executemany(
+            self.sql.upsert_candle, [(i, datetime.fromtimestamp(m * 60, UTC), *v) for (i, m), v in candles.items()]
+        )
 
     async def _trading_events(self, conn: asyncpg.Connection, new: list[Envelope], b: _Batch) -> None:
         s = self.sql
@@ -362,17 +454,52 @@ class AuditProjection:
         for e in new:
             ev = e.event
             if isinstance(ev, SignalGenerated):
-                signals.append((e.event_id, ev.instrument, ev.strategy, ev.direction.value, ev.target_position,
-                                ev.price, ev.reason, e.ts_event))
+                signals.append(
+                    (
+                        e.event_id,
+                        ev.instrument,
+                        ev.strategy,
+                        ev.direction.value,
+                        ev.target_position,
+                        ev.price,
+                        ev.reason,
+                        e.ts_event,
+                    )
+                )
             elif isinstance(ev, OrderSubmitted):
-                decisions.append((e.event_id, ev.client_order_id, ev.instrument, "accepted", None, None,
-                                  ev.side.value, ev.quantity, ev.limit_price, e.ts_event))
+                decisions.append(
+                    (
+                        e.event_id,
+                        ev.client_order_id,
+                        ev.instrument,
+                        "accepted",
+                        None,
+                        None,
+                        ev.side.value,
+                        ev.quantity,
+                        ev.limit_price,
+                        e.ts_event,
+                    )
+                )
             elif isinstance(ev, OrderRejected) and ev.by == "risk":
-                decisions.append((e.event_id, ev.client_order_id, ev.instrument, "rejected", ev.rule, ev.reason,
-                                  ev.side.value, ev.quantity, ev.limit_price, e.ts_event))
+                decisions.append(
+                    (
+                        e.event_id,
+                        ev.client_order_id,
+                        ev.instrument,
+                        "rejected",
+                        ev.rule,
+                        ev.reason,
+                        ev.side.value,
+                        ev.quantity,
+                        ev.limit_price,
+                        e.ts_event,
+                    )
+                )
             elif isinstance(ev, BalanceSnapshot):
-                balance_snaps.append((e.event_id, date.fromisoformat(ev.day), ev.instrument, ev.currency, ev.amount,
-                                      e.ts_event))
+                balance_snaps.append(
+                    (e.event_id, date.fromisoformat(ev.day), ev.instrument, ev.currency, ev.amount, e.ts_event)
+                )
             elif isinstance(ev, OrderFilled):
                 fill_keys.append((ev.venue, ev.trade_id))
         if balance_snaps:
@@ -382,17 +509,22 @@ class AuditProjection:
         if fill_keys:
             counted = {(r[0], r[1]) for r in await conn.fetch(s.select_fills, *sql.columns(fill_keys))}
 
-        coids = sorted({e.event.client_order_id for e in new if isinstance(e.event, (*om.ORDER_EVENTS,
-                                                                                     OpenOrderSnapshot))})
-        orders = {r["client_order_id"]: _order_from_row(r) for r in await conn.fetch(s.select_orders, coids)} \
-            if coids else {}
+        coids = sorted(
+            {e.event.client_order_id for e in new if isinstance(e.event, (*om.ORDER_EVENTS, OpenOrderSnapshot))}
+        )
+        orders = (
+            {r["client_order_id"]: _order_from_row(r) for r in await conn.fetch(s.select_orders, coids)}
+            if coids
+            else {}
+        )
         stored = set(orders)
         instruments = sorted({e.event.instrument for e in new if isinstance(e.event, OrderFilled | PositionSnapshot)})
         positions: dict[str, Position] = {}
         trips: dict[str, rt.OpenTrip | None] = {}
         if instruments:
-            positions = {r["instrument"]: _position_from_row(r)
-                         for r in await conn.fetch(s.select_positions, instruments)}
+            positions = {
+                r["instrument"]: _position_from_row(r) for r in await conn.fetch(s.select_positions, instruments)
+            }
             trips = {r["instrument"]: _trip_from_row(r) for r in await conn.fetch(s.select_trips, instruments)}
 
         for e in new:
@@ -408,15 +540,35 @@ class AuditProjection:
                     continue  # counted already: stored before, earlier in this batch, or before the day's snapshot
                 if self._order_event(e, orders, positions, trips, b):
                     counted.add(key)
-                    b.fills.append((ev.venue, ev.trade_id, ev.client_order_id, ev.venue_order_id, ev.instrument,
-                                    ev.side.value, ev.quantity, ev.price, ev.fee, ev.fee_currency,
-                                    ev.liquidity.value, e.ts_event, e.event_id))
+                    b.fills.append(
+                        (
+                            ev.venue,
+                            ev.trade_id,
+                            ev.client_order_id,
+                            ev.venue_order_id,
+                            ev.instrument,
+                            ev.side.value,
+                            ev.quantity,
+                            ev.price,
+                            ev.fee,
+                            ev.fee_currency,
+                            ev.liquidity.value,
+                            e.ts_event,
+                            e.event_id,
+                        )
+                    )
             elif isinstance(ev, om.ORDER_EVENTS):
                 self._order_event(e, orders, positions, trips, b)
         await self._write_state(conn, orders, stored, positions, trips, b)
 
-    def _check_position(self, e: Envelope, ev: PositionSnapshot, positions: dict[str, Position],
-                        trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+    def _check_position(
+        self,
+        e: Envelope,
+        ev: PositionSnapshot,
+        positions: dict[str, Position],
+        trips: dict[str, rt.OpenTrip | None],
+        b: _Batch,
+    ) -> None:
         pos, trip = _snapshot_state(ev)
         if ev.instrument not in positions and ev.instrument not in trips:
             positions[ev.instrument], trips[ev.instrument] = pos, trip  # a schema that starts at this day
@@ -428,9 +580,21 @@ class AuditProjection:
             self._mismatch(e, {"position": str(have[0]), "trip": str(have[1]), "snapshot": str((pos, trip))}, b)
 
     def _check_order(self, e: Envelope, ev: OpenOrderSnapshot, orders: dict[str, Order], b: _Batch) -> None:
-        snap = Order(ev.client_order_id, ev.instrument, ev.strategy, ev.side, ev.order_type, ev.quantity,
-                     ev.limit_price, OrderStatus(ev.status), ev.venue_order_id, ev.filled_quantity,
-                     ev.filled_notional, ev.fees, trade_ids=frozenset(ev.trade_ids or ()))
+        snap = Order(
+            ev.client_order_id,
+            ev.instrument,
+            ev.strategy,
+            ev.side,
+            ev.order_type,
+            ev.quantity,
+            ev.limit_price,
+            OrderStatus(ev.status),
+            ev.venue_order_id,
+            ev.filled_quantity,
+            ev.filled_notional,
+            ev.fees,
+            trade_ids=frozenset(ev.trade_ids or ()),
+        )
         have = orders.get(ev.client_order_id)
         if have is None:
             orders[ev.client_order_id] = snap  # a schema that starts at this day: its earlier fills are known
@@ -445,11 +609,18 @@ class AuditProjection:
     def _mismatch(self, e: Envelope, detail: dict[str, str], b: _Batch) -> None:
         self.snapshot_mismatches += 1
         log.error("audit.snapshot_mismatch", event_id=str(e.event_id), **detail)
-        b.system_events.append((e.event_id, "SnapshotMismatch", "projection:audit",
-                                orjson.dumps(detail).decode(), e.ts_event))
+        b.system_events.append(
+            (e.event_id, "SnapshotMismatch", "projection:audit", orjson.dumps(detail).decode(), e.ts_event)
+        )
 
-    def _order_event(self, e: Envelope, orders: dict[str, Order], positions: dict[str, Position],
-                     trips: dict[str, rt.OpenTrip | None], b: _Batch) -> bool:
+    def _order_event(
+        self,
+        e: Envelope,
+        orders: dict[str, Order],
+        positions: dict[str, Position],
+        trips: dict[str, rt.OpenTrip | None],
+        b: _Batch,
+    ) -> bool:
         """Fold an order event into its order (and a fill into the position); False if the order's state refuses
         it (logged, and counted in ``invalid_transitions``), or if it is of an order that ended before the log this
         schema folds (see ``mid_log``)."""
@@ -476,72 +647,165 @@ class AuditProjection:
             reason = f"{ev.rule}: {ev.reason}"
         elif isinstance(ev, OrderCancelled):
             reason = ev.reason
-        b.order_events.append((e.event_id, coid, ev.instrument, ev.TYPE,
-                               before.status.value if before else None, after.status.value, qty, price, reason,
-                               e.ts_event))
+        b.order_events.append(
+            (
+                e.event_id,
+                coid,
+                ev.instrument,
+                ev.TYPE,
+                before.status.value if before else None,
+                after.status.value,
+                qty,
+                price,
+                reason,
+                e.ts_event,
+            )
+        )
         if before is None:
             b.orders_created[coid] = e.ts_event
         orders[coid] = after
         b.orders_touched[coid] = e
         return True
 
-    def _fill(self, e: Envelope, f: OrderFilled, positions: dict[str, Position],
-              trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+    def _fill(
+        self,
+        e: Envelope,
+        f: OrderFilled,
+        positions: dict[str, Position],
+        trips: dict[str, rt.OpenTrip | None],
+        b: _Batch,
+    ) -> None:
         before = positions.get(f.instrument) or Position(f.instrument)
         after = apply_fill(before, f)
         positions[f.instrument] = after
         b.positions_touched[f.instrument] = e.ts_event
-        b.position_changes.append((e.event_id, f.instrument, e.ts_event, f.side.value, f.quantity, f.price, f.fee,
-                                   before.quantity, after.quantity, after.avg_price,
-                                   after.realized_pnl - before.realized_pnl, after.realized_pnl, after.fees))
+        b.position_changes.append(
+            (
+                e.event_id,
+                f.instrument,
+                e.ts_event,
+                f.side.value,
+                f.quantity,
+                f.price,
+                f.fee,
+                before.quantity,
+                after.quantity,
+                after.avg_price,
+                after.realized_pnl - before.realized_pnl,
+                after.realized_pnl,
+                after.fees,
+            )
+        )
         trip, closed = rt.apply_fill(trips.get(f.instrument), f, e.ts_event)
         trips[f.instrument] = trip
         b.trips_touched.add(f.instrument)
         if closed is not None:
-            b.round_trips.append((e.event_id, closed.instrument, "long" if closed.direction > 0 else "short",
-                                  closed.opened_ts, closed.closed_ts, closed.quantity, closed.entry_price,
-                                  closed.exit_price, closed.realized_pnl, closed.fees, closed.net_pnl,
-                                  Decimal(closed.duration_ns) / Decimal(1_000_000_000), closed.fills))
+            b.round_trips.append(
+                (
+                    e.event_id,
+                    closed.instrument,
+                    "long" if closed.direction > 0 else "short",
+                    closed.opened_ts,
+                    closed.closed_ts,
+                    closed.quantity,
+                    closed.entry_price,
+                    closed.exit_price,
+                    closed.realized_pnl,
+                    closed.fees,
+                    closed.net_pnl,
+                    Decimal(closed.duration_ns) / Decimal(1_000_000_000),
+                    closed.fills,
+                )
+            )
         deltas = fill_deltas(f)
         b.balance_changes.extend((e.event_id, cur, d, e.ts_event, f.instrument) for cur, d in sorted(deltas.items()))
 
-    async def _write_state(self, conn: asyncpg.Connection, orders: dict[str, Order], stored: set[str],
-                           positions: dict[str, Position], trips: dict[str, rt.OpenTrip | None], b: _Batch) -> None:
+    async def _write_state(
+        self,
+        conn: asyncpg.Connection,
+        orders: dict[str, Order],
+        stored: set[str],
+        positions: dict[str, Position],
+        trips: dict[str, rt.OpenTrip | None],
+        b: _Batch,
+    ) -> None:
         s = self.sql
         updated: list[tuple[Any, ...]] = []
         for coid, e in b.orders_touched.items():
             o = orders[coid]
-            (updated if coid in stored else b.new_orders).append((
-                o.client_order_id, o.instrument, o.strategy, o.side.value, o.order_type.value, o.quantity,
-                o.limit_price, o.status.value, o.venue_order_id, o.filled_quantity, o.notional,
-                o.avg_fill_price, o.fees, o.reject_rule, o.reject_reason,
-                b.orders_created.get(coid, e.ts_event), e.ts_event, e.event_id, sorted(o.trade_ids)))
+            (updated if coid in stored else b.new_orders).append(
+                (
+                    o.client_order_id,
+                    o.instrument,
+                    o.strategy,
+                    o.side.value,
+                    o.order_type.value,
+                    o.quantity,
+                    o.limit_price,
+                    o.status.value,
+                    o.venue_order_id,
+                    o.filled_quantity,
+                    o.notional,
+                    o.avg_fill_price,
+                    o.fees,
+                    o.reject_rule,
+                    o.reject_reason,
+                    b.orders_created.get(coid, e.ts_event),
+                    e.ts_event,
+                    e.event_id,
+                    sorted(o.trade_ids),
+                )
+            )
         if updated:
             await conn.execute(s.upsert_order, *sql.unnest_columns("orders", updated))
         if b.positions_touched:
-            await conn.executemany(s.upsert_position, [
-                (p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills, ts)
-                for i, ts in b.positions_touched.items() for p in (positions[i],)
-            ])
+            await conn.executemany(
+                s.upsert_position,
+                [
+                    (p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills, ts)
+                    for i, ts in b.positions_touched.items()
+                    for p in (positions[i],)
+                ],
+            )
         if b.trips_touched:
-            await conn.executemany(s.upsert_trip, [
-                (i, t.direction, t.opened_ts, t.quantity, t.max_quantity, t.entry_quantity, t.entry_notional,
-                 t.exit_quantity, t.exit_notional, t.fees, t.fills) if t is not None else
-                (i, 0, 0, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, 0)
-                for i in sorted(b.trips_touched) for t in (trips.get(i),)
-            ])
+            await conn.executemany(
+                s.upsert_trip,
+                [
+                    (
+                        i,
+                        t.direction,
+                        t.opened_ts,
+                        t.quantity,
+                        t.max_quantity,
+                        t.entry_quantity,
+                        t.entry_notional,
+                        t.exit_quantity,
+                        t.exit_notional,
+                        t.fees,
+                        t.fills,
+                    )
+                    if t is not None
+                    else (i, 0, 0, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, 0)
+                    for i in sorted(b.trips_touched)
+                    for t in (trips.get(i),)
+                ],
+            )
 
     async def _write(self, conn: asyncpg.Connection, b: _Batch, *, all_new: bool) -> None:
         s = self.sql
-        await self._insert_once(conn, all_new, (
-            ("signals", b.signals, s.insert_signal, False),
-            ("risk_decisions", b.risk_decisions, s.insert_risk_decision, False),
-            ("order_events", b.order_events, s.insert_order_event, False),
-            ("orders", b.new_orders, s.upsert_order, False),
-            ("fills", b.fills, s.insert_fill, True),
-            ("position_changes", b.position_changes, s.insert_position_change, True),
-            ("round_trips", b.round_trips, s.insert_round_trip, True),
-            ("balance_changes", b.balance_changes, s.insert_balance_change, True),
-        ))
+        await self._insert_once(
+            conn,
+            all_new,
+            (
+                ("signals", b.signals, s.insert_signal, False),
+                ("risk_decisions", b.risk_decisions, s.insert_risk_decision, False),
+                ("order_events", b.order_events, s.insert_order_event, False),
+                ("orders", b.new_orders, s.upsert_order, False),
+                ("fills", b.fills, s.insert_fill, True),
+                ("position_changes", b.position_changes, s.insert_position_change, True),
+                ("round_trips", b.round_trips, s.insert_round_trip, True),
+                ("balance_changes", b.balance_changes, s.insert_balance_change, True),
+            ),
+        )
         if b.system_events:
             await conn.executemany(s.insert_system_event, b.system_events)

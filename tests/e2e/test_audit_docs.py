@@ -52,12 +52,15 @@ async def test_the_reader_cannot_write(servers: Any, populated: str) -> None:
         await conn.close()
 
 
-@pytest.mark.parametrize("statement", [
-    "update {s}.fills set price = 0",
-    "delete from {s}.events",
-    "truncate {s}.order_events",
-    "update {s}.order_events set reason = 'x'",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update {s}.fills set price = 0",
+        "delete from {s}.events",
+        "truncate {s}.order_events",
+        "update {s}.order_events set reason = 'x'",
+    ],
+)
 async def test_append_only_tables_refuse_changes_by_the_writer(servers: Any, populated: str, statement: str) -> None:
     conn = await asyncpg.connect(with_user(servers.pg_dsn, "engine_writer"))
     try:
@@ -73,7 +76,9 @@ async def test_the_writer_may_update_current_state_but_owns_nothing(servers: Any
         assert await conn.execute(f"update {populated}.positions set fills = fills") != "UPDATE 0"
         owned = await conn.fetchval(
             "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = $1 and pg_get_userbyid(c.relowner) = 'engine_writer'", populated)
+            "where n.nspname = $1 and pg_get_userbyid(c.relowner) = 'engine_writer'",
+            populated,
+        )
         assert owned == 0
     finally:
         await conn.close()

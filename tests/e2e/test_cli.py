@@ -55,8 +55,13 @@ def test_every_command_and_the_program_answer_help() -> None:
     commands = sorted(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     assert commands == sorted(COMMANDS)  # every command of the parser has its function, and no other is listed
     with ThreadPoolExecutor(4) as pool:
-        results = dict(zip(["", *commands], pool.map(lambda c: _cli([c, "--help"] if c else ["--help"]),
-                                                     ["", *commands]), strict=True))
+        results = dict(
+            zip(
+                ["", *commands],
+                pool.map(lambda c: _cli([c, "--help"] if c else ["--help"]), ["", *commands]),
+                strict=True,
+            )
+        )
     for command, res in results.items():
         assert res.returncode == 0 and res.stderr == "", (command, res.stderr)
         assert res.stdout.startswith(f"usage: python -m engine {command}".rstrip()), (command, res.stdout[:200])
@@ -71,8 +76,15 @@ def test_version_prints_the_version() -> None:
 
 
 def _installed(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(INSTALLED_COMMAND), *args], env=_clean_env(), cwd="/", capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [str(INSTALLED_COMMAND), *args],
+        env=_clean_env(),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_the_installed_engine_command_runs() -> None:
@@ -91,8 +103,10 @@ def test_the_installed_engine_command_runs() -> None:
 
 def test_config_goes_before_or_after_the_command(tmp_path: Path) -> None:
     config = tmp_path / "engine.toml"
-    config.write_text(f'[kafka]\nbootstrap = "127.0.0.1:1"\n[postgres]\ndsn = "postgresql://engine@127.0.0.1:2/e"\n'
-                      f'[stack]\nstate_dir = "{tmp_path / "state"}"\n')
+    config.write_text(
+        f'[kafka]\nbootstrap = "127.0.0.1:1"\n[postgres]\ndsn = "postgresql://engine@127.0.0.1:2/e"\n'
+        f'[stack]\nstate_dir = "{tmp_path / "state"}"\n'
+    )
     before = _cli(["--config", str(config), "stack", "status"])
     after = _cli(["stack", "status", "--config", str(config)])
     for res in (before, after):
@@ -153,8 +167,9 @@ def test_commands_fail_in_one_line_when_kafka_cannot_be_reached(servers: Any) ->
 @pytest.mark.servers
 async def test_commands_fail_in_one_line_when_postgres_cannot_be_reached(servers: Any) -> None:
     schema = unique("nopg")
-    refused = engine_env(servers, unique("nopg"), schema,
-                         {"ENGINE_POSTGRES__DSN": "postgresql://engine@127.0.0.1:1/engine"})
+    refused = engine_env(
+        servers, unique("nopg"), schema, {"ENGINE_POSTGRES__DSN": "postgresql://engine@127.0.0.1:1/engine"}
+    )
     cases = [(["replay", "--schema", schema], 3), (["rebuild"], 3), (["diff", "audit", schema], 2)]  # diff(1): 2
     with _silent_server() as port:
         silent = {**refused, "ENGINE_POSTGRES__DSN": f"postgresql://engine@127.0.0.1:{port}/engine"}
@@ -197,13 +212,30 @@ def test_each_kind_of_error_has_its_exit_code() -> None:
     from projections.replay import NotComparable, SchemaExists
     from projections.runner import OffsetNotInLog
 
-    codes = {exc: engine_error(exc) for exc in (
-        ConfigError("c"), RecordedFileError("r"), SchemaExists("s"), SchemaVersionMismatch("v"), NotComparable("n"),
-        StackError("k"), OffsetNotInLog("o"), ConnectionRefusedError(111, "refused"), asyncpg.UndefinedTableError("u"),
-    )}
+    codes = {
+        exc: engine_error(exc)
+        for exc in (
+            ConfigError("c"),
+            RecordedFileError("r"),
+            SchemaExists("s"),
+            SchemaVersionMismatch("v"),
+            NotComparable("n"),
+            StackError("k"),
+            OffsetNotInLog("o"),
+            ConnectionRefusedError(111, "refused"),
+            asyncpg.UndefinedTableError("u"),
+        )
+    }
     assert {type(e).__name__: (err.exit_code if err else None) for e, err in codes.items()} == {
-        "ConfigError": 2, "RecordedFileError": 2, "SchemaExists": 2, "SchemaVersionMismatch": 2, "NotComparable": 2,
-        "StackError": 1, "OffsetNotInLog": 1, "ConnectionRefusedError": 3, "UndefinedTableError": 1,
+        "ConfigError": 2,
+        "RecordedFileError": 2,
+        "SchemaExists": 2,
+        "SchemaVersionMismatch": 2,
+        "NotComparable": 2,
+        "StackError": 1,
+        "OffsetNotInLog": 1,
+        "ConnectionRefusedError": 3,
+        "UndefinedTableError": 1,
     }
     assert engine_error(FileNotFoundError(2, "no such file")) is None  # not a server: a bug, told as one
     assert engine_error(KeyError("x")) is None
@@ -221,9 +253,12 @@ async def test_ctrl_c_stops_a_replay_mid_way_with_130_and_cleans_up(servers: Any
     reader, watcher = await asyncpg.connect(servers.pg_dsn), await asyncpg.connect(servers.pg_dsn)
 
     async def waiting_drops() -> int:
-        return int(await watcher.fetchval(
-            "select count(*) from pg_stat_activity where query = $1 and state = 'active'",
-            f'DROP SCHEMA "{schema}" CASCADE'))
+        return int(
+            await watcher.fetchval(
+                "select count(*) from pg_stat_activity where query = $1 and state = 'active'",
+                f'DROP SCHEMA "{schema}" CASCADE',
+            )
+        )
 
     try:
         await reader.execute(f"create schema {schema}; create table {schema}.kept (x int)")
@@ -231,9 +266,20 @@ async def test_ctrl_c_stops_a_replay_mid_way_with_130_and_cleans_up(servers: Any
         await reading.start()
         await reader.execute(f"lock table {schema}.kept in access share mode")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "engine", "replay", "--schema", schema, "--replace",
-            env=engine_env(servers, unique("ctrlc"), schema), cwd=REPO, stdout=PIPE, stderr=PIPE)
+            sys.executable,
+            "-m",
+            "engine",
+            "replay",
+            "--schema",
+            schema,
+            "--replace",
+            env=engine_env(servers, unique("ctrlc"), schema),
+            cwd=REPO,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
         try:
+
             async def drop_waits() -> bool:
                 return await waiting_drops() == 1 or proc.returncode is not None
 

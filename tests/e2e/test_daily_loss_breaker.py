@@ -35,26 +35,46 @@ LOSING = {
 
 
 async def _halts(conn: asyncpg.Connection, schema: str) -> list[tuple[int, str, str]]:
-    return [(r["ts_event"], r["by"], r["reason"]) for r in await conn.fetch(
-        f"select ts_event, detail->>'by' as by, detail->>'reason' as reason from {schema}.system_events "
-        f"where type = 'TradingHalted' order by ts_event")]
+    return [
+        (r["ts_event"], r["by"], r["reason"])
+        for r in await conn.fetch(
+            f"select ts_event, detail->>'by' as by, detail->>'reason' as reason from {schema}.system_events "
+            f"where type = 'TradingHalted' order by ts_event"
+        )
+    ]
 
 
 async def _decisions(conn: asyncpg.Connection, schema: str, *, after: bool, ts: int) -> dict[str, int]:
     """Risk decisions before (or from) ``ts``, counted by rule (``accepted`` for orders that passed)."""
-    rows = await conn.fetch(f"select coalesce(rule, decision), count(*) from {schema}.risk_decisions "
-                            f"where (ts_event >= $1) = $2 group by 1", ts, after)
+    rows = await conn.fetch(
+        f"select coalesce(rule, decision), count(*) from {schema}.risk_decisions "
+        f"where (ts_event >= $1) = $2 group by 1",
+        ts,
+        after,
+    )
     return {r[0]: r[1] for r in rows}
 
 
 async def _envelopes(conn: asyncpg.Connection, schema: str, topic: str) -> list[Envelope]:
     """The envelopes of one topic as the audit schema keeps them, in log order."""
     rows = await conn.fetch(
-        f'select event_id, type, version, ts_event, ts_init, correlation_id, causation_id, source, key, '
-        f'payload::text as payload from {schema}.events where topic = $1 order by partition, "offset"', topic)
-    return [Envelope(r["event_id"], decode_event(r["type"], r["version"], orjson.loads(r["payload"])),
-                     r["ts_event"], r["ts_init"], r["correlation_id"], r["causation_id"], r["source"], r["key"])
-            for r in rows]
+        f"select event_id, type, version, ts_event, ts_init, correlation_id, causation_id, source, key, "
+        f'payload::text as payload from {schema}.events where topic = $1 order by partition, "offset"',
+        topic,
+    )
+    return [
+        Envelope(
+            r["event_id"],
+            decode_event(r["type"], r["version"], orjson.loads(r["payload"])),
+            r["ts_event"],
+            r["ts_init"],
+            r["correlation_id"],
+            r["causation_id"],
+            r["source"],
+            r["key"],
+        )
+        for r in rows
+    ]
 
 
 async def test_a_daily_loss_trips_the_breaker_once_and_a_restart_keeps_it(servers: Any, tmp_path: Path) -> None:
@@ -83,21 +103,30 @@ async def test_a_daily_loss_trips_the_breaker_once_and_a_restart_keeps_it(server
 
         # what a recovery computes from the log (ticks in log order, the breaker from the control topic)
         # is exactly what the engine published live: the same events with the same ids
-        settings = load(strategy={"order_quantity": XRP_ETH_SETTINGS["ENGINE_STRATEGY__ORDER_QUANTITY"]},
-                        risk={"max_position": XRP_ETH_SETTINGS["ENGINE_RISK__MAX_POSITION"],
-                              "max_order_notional": XRP_ETH_SETTINGS["ENGINE_RISK__MAX_ORDER_NOTIONAL"],
-                              "daily_loss_limit": Decimal("0.01")})
+        settings = load(
+            strategy={"order_quantity": XRP_ETH_SETTINGS["ENGINE_STRATEGY__ORDER_QUANTITY"]},
+            risk={
+                "max_position": XRP_ETH_SETTINGS["ENGINE_RISK__MAX_POSITION"],
+                "max_order_notional": XRP_ETH_SETTINGS["ENGINE_RISK__MAX_ORDER_NOTIONAL"],
+                "daily_loss_limit": Decimal("0.01"),
+            },
+        )
         breaker = Breaker()
         for control in await _envelopes(conn, schema, f"{prefix}.engine.control"):
             if isinstance(control.event, BreakerApplied):
-                breaker.mark(control.event.switch_id, (control.event.topic, control.event.partition),
-                             control.event.offset)
+                breaker.mark(
+                    control.event.switch_id, (control.event.topic, control.event.partition), control.event.offset
+                )
             breaker.apply(control.event, control.ts_event, str(control.event_id))
         core = make_core_factory(settings)()
         recomputed: dict[Any, Any] = {}
-        offsets = {r["event_id"]: (r["topic"], r["partition"], r["offset"]) for r in await conn.fetch(
-            f'select event_id, topic, partition, "offset" from {schema}.events where topic = $1',
-            f"{prefix}.market.ticks")}
+        offsets = {
+            r["event_id"]: (r["topic"], r["partition"], r["offset"])
+            for r in await conn.fetch(
+                f'select event_id, topic, partition, "offset" from {schema}.events where topic = $1',
+                f"{prefix}.market.ticks",
+            )
+        }
         for tick in await _envelopes(conn, schema, f"{prefix}.market.ticks"):
             assert isinstance(tick.event, TickReceived)
             topic, partition, offset = offsets[tick.event_id]

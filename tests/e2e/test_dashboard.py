@@ -17,8 +17,14 @@ from tests.support import engine_env, start_cli, unique, wait_for
 pytestmark = pytest.mark.servers
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -28,7 +34,10 @@ def render(url: str, profile: Path) -> str:
     assert chromium, "Debian's chromium is required for the dashboard test (apt-get install chromium)"
     out = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=4000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=90, check=False,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
@@ -55,6 +64,7 @@ async def test_the_dashboard_shows_every_projection_and_its_numbers_move(servers
 
         await wait_for(listening, 60, "the dashboard to be served")
         async with aiohttp.ClientSession() as http:
+
             async def trading() -> bool:
                 async with http.get(f"{base[0]}/api/status") as r:
                     body = await r.json()

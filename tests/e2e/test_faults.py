@@ -53,14 +53,16 @@ def _ok(o: Outcome) -> None:
 
 
 def test_every_kind_of_bad_record_on_every_topic_is_parked_once_per_group_and_trading_goes_on(
-        stack: PrivateStack, logs: Path) -> None:
+    stack: PrivateStack, logs: Path
+) -> None:
     o = faults.scenario_poison(stack, logs, rounds=2)
     _ok(o)
     assert o.expected_dead_letters == 2 * (16 * 3 - 2 + 15 * 2 * 2)  # ticks: 3 groups (a conflicting copy: 1)
 
 
 def test_a_recorded_run_killed_ten_times_ends_with_every_trade_once_and_the_orders_of_a_clean_run(
-        stack: PrivateStack, logs: Path) -> None:
+    stack: PrivateStack, logs: Path
+) -> None:
     o = faults.scenario_recorded(stack, logs, 10, random.Random(15))
     _ok(o)
 
@@ -111,7 +113,8 @@ def _until(pred: Any, seconds: float, what: str) -> float:
 
 
 def test_readyz_says_within_five_seconds_that_a_server_is_gone_and_the_outage_is_one_event_pair(
-        stack: PrivateStack, logs: Path) -> None:
+    stack: PrivateStack, logs: Path
+) -> None:
     run = Run(stack, "ready", logs)
     engine = run.start("run", "--no-projections", "--rate", "50")
     worker = run.start("project", "--only", "audit")
@@ -154,8 +157,12 @@ def test_readyz_says_within_five_seconds_that_a_server_is_gone_and_the_outage_is
         def both_pairs() -> bool:
             seen = asyncio.run(changes())
             engine_kafka = [s for c, s in seen if c == "kafka"]
-            return engine_kafka.count("lost") >= 1 and engine_kafka.count("restored") >= 1 and \
-                ("postgres", "lost") in seen and ("postgres", "restored") in seen
+            return (
+                engine_kafka.count("lost") >= 1
+                and engine_kafka.count("restored") >= 1
+                and ("postgres", "lost") in seen
+                and ("postgres", "restored") in seen
+            )
 
         _until(both_pairs, 30, "ConnectionChanged lost/restored for Kafka and PostgreSQL in the control topic")
         seen = asyncio.run(changes())
@@ -168,7 +175,8 @@ def test_readyz_says_within_five_seconds_that_a_server_is_gone_and_the_outage_is
 
 
 def test_a_second_ctrl_c_during_a_drain_that_cannot_finish_stops_at_once_and_says_so(
-        stack: PrivateStack, logs: Path) -> None:
+    stack: PrivateStack, logs: Path
+) -> None:
     run = Run(stack, "ctrlc", logs)
     engine = run.start("run", "--rate", "50", "--drain-timeout", "120")
     try:

@@ -26,8 +26,11 @@ async def test_a_halt_applies_from_its_event_time_on_not_to_older_ticks(servers:
     run_file(servers, prefix, schema, first)
     conn = await asyncpg.connect(servers.pg_dsn)
     try:
-        decisions = dict(await conn.fetch(f"select decision || ':' || coalesce(rule, ''), count(*) "
-                                          f"from {schema}.risk_decisions group by 1"))
+        decisions = dict(
+            await conn.fetch(
+                f"select decision || ':' || coalesce(rule, ''), count(*) from {schema}.risk_decisions group by 1"
+            )
+        )
         # 2019 ticks come before the halt's event time (now): trading went on for them
         assert decisions.get("accepted:", 0) > 0
         halts = await conn.fetchval(f"select count(*) from {schema}.system_events where type = 'TradingHalted'")

@@ -55,8 +55,11 @@ class Market:
 
 
 async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(servers: Any, tmp_path: Path) -> None:
-    venue = FakeBinance(api_key=CANARY_KEY, secret=CANARY_SECRET,
-                        balances={"USDT": Decimal("100000"), "BTC": Decimal("0"), "ETH": Decimal("0")})
+    venue = FakeBinance(
+        api_key=CANARY_KEY,
+        secret=CANARY_SECRET,
+        balances={"USDT": Decimal("100000"), "BTC": Decimal("0"), "ETH": Decimal("0")},
+    )
     market = FakeBinanceMarket()
     venue_url = await venue.start()
     rest_url, ws_url = await market.start()
@@ -64,20 +67,36 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
     pump = Market(market, venue)
     pump_task = asyncio.create_task(pump.run(pump_stop))
     prefix, schema = unique("live"), unique("live")
-    env = engine_env(servers, prefix, schema, {
-        "ENGINE_FEED__KIND": "ccxt", "ENGINE_FEED__EXCHANGE": "binance", "ENGINE_FEED__INSTRUMENTS": f'["{SYMBOL}"]',
-        "ENGINE_FEED__REST_URL": rest_url, "ENGINE_FEED__WS_URL": ws_url,
-        "ENGINE_VENUE__KIND": "ccxt", "ENGINE_VENUE__EXCHANGE": "binance", "ENGINE_VENUE__BASE_URL": venue_url,
-        "ENGINE_VENUE__API_KEY": CANARY_KEY, "ENGINE_VENUE__SECRET": CANARY_SECRET, "ENGINE_VENUE__TIMEOUT": "1",
-        "ENGINE_EXECUTION__POLL_INTERVAL": "0.2", "ENGINE_EXECUTION__CONFIRM_TIMEOUT": "8",
-        "ENGINE_EXECUTION__RECONCILE_INTERVAL": "2",
-        "ENGINE_STRATEGY__FAST": "3", "ENGINE_STRATEGY__SLOW": "8",
-        "ENGINE_RISK__MAX_ORDERS_PER_MINUTE": "1000", "ENGINE_RISK__MAX_OPEN_ORDERS": "5",
-    })
+    env = engine_env(
+        servers,
+        prefix,
+        schema,
+        {
+            "ENGINE_FEED__KIND": "ccxt",
+            "ENGINE_FEED__EXCHANGE": "binance",
+            "ENGINE_FEED__INSTRUMENTS": f'["{SYMBOL}"]',
+            "ENGINE_FEED__REST_URL": rest_url,
+            "ENGINE_FEED__WS_URL": ws_url,
+            "ENGINE_VENUE__KIND": "ccxt",
+            "ENGINE_VENUE__EXCHANGE": "binance",
+            "ENGINE_VENUE__BASE_URL": venue_url,
+            "ENGINE_VENUE__API_KEY": CANARY_KEY,
+            "ENGINE_VENUE__SECRET": CANARY_SECRET,
+            "ENGINE_VENUE__TIMEOUT": "1",
+            "ENGINE_EXECUTION__POLL_INTERVAL": "0.2",
+            "ENGINE_EXECUTION__CONFIRM_TIMEOUT": "8",
+            "ENGINE_EXECUTION__RECONCILE_INTERVAL": "2",
+            "ENGINE_STRATEGY__FAST": "3",
+            "ENGINE_STRATEGY__SLOW": "8",
+            "ENGINE_RISK__MAX_ORDERS_PER_MINUTE": "1000",
+            "ENGINE_RISK__MAX_OPEN_ORDERS": "5",
+        },
+    )
     log = tmp_path / "engine.log"
     engine = start_cli(["run"], env, log)
     metrics_text = ""
     try:
+
         def alive() -> None:
             assert engine.poll() is None, log.read_text()[-4000:]
 
@@ -136,8 +155,10 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
             assert len(venue.orders_by_client_id(coid)) == 1, coid
         conn = await asyncpg.connect(servers.pg_dsn)
         try:
-            rows = await conn.fetch(f"select client_order_id, status, filled_quantity from {schema}.orders "
-                                    "where status <> 'rejected' or reject_rule <> 'halted'")
+            rows = await conn.fetch(
+                f"select client_order_id, status, filled_quantity from {schema}.orders "
+                "where status <> 'rejected' or reject_rule <> 'halted'"
+            )
             audit_orders = {r["client_order_id"]: r for r in rows}
             for o in venue.all_orders():
                 a = audit_orders.get(o["clientOrderId"])
@@ -150,9 +171,13 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
             position = await conn.fetchval(f"select quantity from {schema}.positions where instrument = $1", SYMBOL)
             assert position == venue.balances()["BTC"]
             # the outage is on record
-            states = [r["detail"] for r in await conn.fetch(
-                f"select detail::text as detail from {schema}.system_events where type = 'ConnectionChanged' "
-                "order by ts_event")]
+            states = [
+                r["detail"]
+                for r in await conn.fetch(
+                    f"select detail::text as detail from {schema}.system_events where type = 'ConnectionChanged' "
+                    "order by ts_event"
+                )
+            ]
             assert any('"lost"' in s for s in states) and any('"restored"' in s for s in states), states
             # the live projection is exactly a fold of the log
             fresh = unique("check")

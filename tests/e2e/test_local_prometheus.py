@@ -34,8 +34,9 @@ async def test_prometheus_scrapes_the_engine_with_the_rules_and_alertmanager(ser
     http_port, prom_port, am_port = free_port(), free_port(), free_port()
     env = engine_env(servers, unique("prom"), unique("prom"), {"ENGINE_HTTP__PORT": str(http_port)})
     engine = start_cli(["run", "--rate", "200"], env, tmp_path / "engine.log")
-    settings = load(stack={"state_dir": str(tmp_path / "state"), "prometheus_port": prom_port,
-                           "alertmanager_port": am_port})
+    settings = load(
+        stack={"state_dir": str(tmp_path / "state"), "prometheus_port": prom_port, "alertmanager_port": am_port}
+    )
     try:
         _monitoring.start(settings.stack.state_dir, f"127.0.0.1:{http_port}", prom_port, am_port, 60)
         base = f"http://127.0.0.1:{prom_port}/api/v1"

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.servers
 
 POSITION_COLS = "instrument, quantity, avg_price, realized_pnl, fees, bought, sold, fills, updated_ts"
 FILL_COLS = "instrument, side, quantity, price, fee, fee_currency, liquidity, ts_event"
-ORDER_COLS = ("instrument, side, order_type, quantity, status, filled_quantity, filled_notional, fees, "
-              "created_ts, updated_ts")
+ORDER_COLS = (
+    "instrument, side, order_type, quantity, status, filled_quantity, filled_notional, fees, created_ts, updated_ts"
+)
 
 
 def run_file(servers: Any, prefix: str, schema: str, path: Path, extra: dict[str, str] | None = None) -> str:
@@ -59,7 +60,9 @@ async def test_orders_and_fills_of_real_trades_land_in_postgresql(servers: Any, 
 
 async def test_each_position_equals_the_sum_of_its_fills(servers: Any, full_run: tuple[str, str]) -> None:
     _, schema = full_run
-    mismatches = await rows(servers.pg_dsn, f"""
+    mismatches = await rows(
+        servers.pg_dsn,
+        f"""
         select p.instrument, p.quantity, f.net, p.bought, f.bought, p.sold, f.sold, p.fees, f.fees
         from {schema}.positions p
         join (select instrument,
@@ -69,15 +72,19 @@ async def test_each_position_equals_the_sum_of_its_fills(servers: Any, full_run:
                      sum(fee) as fees, count(*) as n
               from {schema}.fills group by instrument) f using (instrument)
         where p.quantity <> f.net or p.bought <> f.bought or p.sold <> f.sold or p.fees <> f.fees
-           or p.fills <> f.n""")
+           or p.fills <> f.n""",
+    )
     assert mismatches == []
     (n,) = await rows(servers.pg_dsn, f"select count(*) from {schema}.positions")
     assert n == (1,)
     # and each order's filled quantity is the sum of its fills
-    bad_orders = await rows(servers.pg_dsn, f"""
+    bad_orders = await rows(
+        servers.pg_dsn,
+        f"""
         select o.client_order_id from {schema}.orders o
         left join (select client_order_id, sum(quantity) q from {schema}.fills group by 1) f using (client_order_id)
-        where o.filled_quantity <> coalesce(f.q, 0)""")
+        where o.filled_quantity <> coalesce(f.q, 0)""",
+    )
     assert bad_orders == []
 
 

@@ -16,15 +16,14 @@ from tests.support import engine_env, run_cli, start_cli, unique, wait_for
 pytestmark = pytest.mark.servers
 
 
-async def test_rebuild_switches_to_a_complete_new_version_while_trading_goes_on(
-    servers: Any, tmp_path: Path
-) -> None:
+async def test_rebuild_switches_to_a_complete_new_version_while_trading_goes_on(servers: Any, tmp_path: Path) -> None:
     prefix, schema = unique("bg"), unique("bg")
     env = engine_env(servers, prefix, schema)
     log = tmp_path / "engine.log"
     engine = start_cli(["run", "--rate", "400"], env, log)
     conn = await asyncpg.connect(servers.pg_dsn)
     try:
+
         async def count(table: str) -> int:
             try:
                 return int(await conn.fetchval(f"select count(*) from {schema}.{table}"))
@@ -59,6 +58,7 @@ async def test_rebuild_switches_to_a_complete_new_version_while_trading_goes_on(
         assert res.returncode == 0, res.stdout[-4000:]
         # the old version stopped at the switch: it has fewer events than the new one
         assert await conn.fetchval(f"select count(*) from {old}.events") < await conn.fetchval(
-            f"select count(*) from {schema}.events")
+            f"select count(*) from {schema}.events"
+        )
     finally:
         await conn.close()

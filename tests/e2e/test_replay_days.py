@@ -47,8 +47,12 @@ async def test_a_replayed_day_equals_the_live_day(servers: Any, live: tuple[str,
         start = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) * 10**9
         fills = await conn.fetchval(f"select count(*) from {fresh}.fills")
         assert fills > 0
-        assert await conn.fetchval(
-            f"select count(*) from {fresh}.fills where ts_event < $1 or ts_event >= $1 + 86400e9", start) == 0
+        assert (
+            await conn.fetchval(
+                f"select count(*) from {fresh}.fills where ts_event < $1 or ts_event >= $1 + 86400e9", start
+            )
+            == 0
+        )
         assert await conn.fetchval(f"select count(*) from {fresh}.candles_1m") > 0
         if day != "2019-10-11":
             # positions carried over from the previous day through the day's snapshot
@@ -56,16 +60,21 @@ async def test_a_replayed_day_equals_the_live_day(servers: Any, live: tuple[str,
             assert snap == 1
             live_pos = await conn.fetchrow(
                 f"select quantity_after, realized_after from {schema}.position_changes "
-                f"where ts_event < $1 + 86400e9 order by ts_event desc, event_id desc limit 1", start)
+                f"where ts_event < $1 + 86400e9 order by ts_event desc, event_id desc limit 1",
+                start,
+            )
             day_pos = await conn.fetchrow(
                 f"select quantity_after, realized_after from {fresh}.position_changes "
-                f"order by ts_event desc, event_id desc limit 1")
+                f"order by ts_event desc, event_id desc limit 1"
+            )
             assert tuple(live_pos) == tuple(day_pos), "the position at the end of the day is the live one"
             # the balances the day started from are the sums of every earlier fill's moves
-            snapshot = dict(await conn.fetch(
-                f"select currency, sum(amount) from {fresh}.balance_snapshots group by 1"))
-            before = dict(await conn.fetch(
-                f"select currency, sum(delta) from {schema}.balance_changes where ts_event < $1 group by 1", start))
+            snapshot = dict(await conn.fetch(f"select currency, sum(amount) from {fresh}.balance_snapshots group by 1"))
+            before = dict(
+                await conn.fetch(
+                    f"select currency, sum(delta) from {schema}.balance_changes where ts_event < $1 group by 1", start
+                )
+            )
             assert snapshot and snapshot == before
     finally:
         await conn.close()

@@ -27,8 +27,11 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
     assert res.returncode == 0, res.stderr[-3000:]
     fresh = unique("wkreplay")
     # the servers by host name, as in compose.yaml: resolving a name starts a thread, and the process still forks
-    by_name = {**env, "ENGINE_KAFKA__BOOTSTRAP": servers.kafka_bootstrap.replace("127.0.0.1", "localhost"),
-               "ENGINE_POSTGRES__DSN": servers.pg_dsn.replace("@127.0.0.1", "@localhost")}
+    by_name = {
+        **env,
+        "ENGINE_KAFKA__BOOTSTRAP": servers.kafka_bootstrap.replace("127.0.0.1", "localhost"),
+        "ENGINE_POSTGRES__DSN": servers.pg_dsn.replace("@127.0.0.1", "@localhost"),
+    }
     assert servers.how != "local stack" or by_name["ENGINE_POSTGRES__DSN"] != servers.pg_dsn  # named, not numbered
     res = run_cli(["replay", "--schema", fresh, "--workers", "2"], by_name)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -52,8 +55,15 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
     other.start()
     try:
         with capture_logs() as logs:
-            spawned = await replay(servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, unique("wkspawn"),
-                                   topics=Topics(f"{prefix}."), progress=False, workers=2)
+            spawned = await replay(
+                servers.kafka_bootstrap,
+                servers.pg_dsn,
+                servers.pg_dsn,
+                unique("wkspawn"),
+                topics=Topics(f"{prefix}."),
+                progress=False,
+                workers=2,
+            )
     finally:
         release.set()
         other.join()
@@ -72,13 +82,27 @@ async def test_a_replay_by_two_worker_processes_equals_the_live_projection(serve
     scheme, rest = servers.pg_dsn.split("://", 1)
     no_role = f"{scheme}://{unique('norole')}@{rest.rsplit('@', 1)[-1]}"  # a writer role that does not exist
     with pytest.raises(asyncpg.PostgresError) as failed:
-        await replay(servers.kafka_bootstrap, servers.pg_dsn, no_role, unique("wkfail"), topics=Topics(f"{prefix}."),
-                     progress=False, workers=2)
+        await replay(
+            servers.kafka_bootstrap,
+            servers.pg_dsn,
+            no_role,
+            unique("wkfail"),
+            topics=Topics(f"{prefix}."),
+            progress=False,
+            workers=2,
+        )
     assert "norole" in str(failed.value)
     assert not multiprocessing.active_children()
 
     # a replay refused before it folds anything (its schema exists) leaves none behind either
     with pytest.raises(SchemaExists):
-        await replay(servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, fresh, topics=Topics(f"{prefix}."),
-                     progress=False, workers=3)
+        await replay(
+            servers.kafka_bootstrap,
+            servers.pg_dsn,
+            servers.pg_dsn,
+            fresh,
+            topics=Topics(f"{prefix}."),
+            progress=False,
+            workers=3,
+        )
     assert not multiprocessing.active_children()

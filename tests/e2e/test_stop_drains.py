@@ -22,11 +22,13 @@ async def test_sigterm_on_a_slow_feed_drains_and_records_the_stop(servers: Any, 
     engine = start_cli(["run", "--rate", "2"], engine_env(servers, prefix, schema), log)
     conn = await asyncpg.connect(servers.pg_dsn)
     try:
+
         async def ticks_stored() -> bool:
             assert engine.poll() is None, log.read_text()[-3000:]
             try:
-                return int(await conn.fetchval(
-                    f"select count(*) from {schema}.events where type = 'TickReceived'")) >= 3
+                return (
+                    int(await conn.fetchval(f"select count(*) from {schema}.events where type = 'TickReceived'")) >= 3
+                )
             except asyncpg.UndefinedTableError:
                 return False
 
@@ -39,7 +41,8 @@ async def test_sigterm_on_a_slow_feed_drains_and_records_the_stop(servers: Any, 
         published = int(m.group(1))
         assert int(m.group(2)) == published, out[-3000:]
         stops = await conn.fetch(
-            f"select source, detail->>'reason' as reason from {schema}.system_events where type = 'EngineStopped'")
+            f"select source, detail->>'reason' as reason from {schema}.system_events where type = 'EngineStopped'"
+        )
         assert [s["reason"] for s in stops] == ["SIGTERM"], out[-3000:]
         stored = await conn.fetchval(f"select count(*) from {schema}.events where type = 'TickReceived'")
         assert stored == published, f"{stored} ticks projected of {published} published\n{out[-3000:]}"

@@ -108,8 +108,15 @@ class Fill:
 class Book:
     """One account on one venue: see the module docstring."""
 
-    def __init__(self, markets: Mapping[str, Market], balances: Mapping[str, Decimal], *, taker: Decimal,
-                 maker: Decimal, fee_from_received: bool = False) -> None:
+    def __init__(
+        self,
+        markets: Mapping[str, Market],
+        balances: Mapping[str, Decimal],
+        *,
+        taker: Decimal,
+        maker: Decimal,
+        fee_from_received: bool = False,
+    ) -> None:
         self.markets = dict(markets)
         self.taker, self.maker, self.fee_from_received = taker, maker, fee_from_received
         self.free: dict[str, Decimal] = {c: ZERO for m in self.markets.values() for c in (m.base, m.quote)}
@@ -122,8 +129,13 @@ class Book:
     def set_price(self, symbol: str, price: Decimal) -> None:
         self.prices[symbol] = Decimal(price)
         for o in self.orders:
-            if o.market.symbol == symbol and o.open and o.kind == "limit" and o.price is not None and (
-                    (o.side == "buy" and price <= o.price) or (o.side == "sell" and price >= o.price)):
+            if (
+                o.market.symbol == symbol
+                and o.open
+                and o.kind == "limit"
+                and o.price is not None
+                and ((o.side == "buy" and price <= o.price) or (o.side == "sell" and price >= o.price))
+            ):
                 self._fill(o, o.price, maker=True)
 
     def balances(self) -> dict[str, Decimal]:
@@ -142,12 +154,18 @@ class Book:
         fee = ZERO if self.fee_from_received else o.qty * ref * self.taker
         spend_cur, spend = (m.quote, o.qty * ref + fee) if o.side == "buy" else (m.base, o.qty)
         if self.free.get(spend_cur, ZERO) < spend:
-            raise Refused("funds", f"insufficient balance for {spend_cur} (requested: {num(spend)}, "
-                                   f"available: {num(self.free.get(spend_cur, ZERO))})")
+            raise Refused(
+                "funds",
+                f"insufficient balance for {spend_cur} (requested: {num(spend)}, "
+                f"available: {num(self.free.get(spend_cur, ZERO))})",
+            )
         self.orders.append(o)
         o.updated_ns = o.created_ns
-        if last is not None and (o.kind == "market" or (o.side == "buy" and o.price is not None and o.price >= last)
-                                 or (o.side == "sell" and o.price is not None and o.price <= last)):
+        if last is not None and (
+            o.kind == "market"
+            or (o.side == "buy" and o.price is not None and o.price >= last)
+            or (o.side == "sell" and o.price is not None and o.price <= last)
+        ):
             self._fill(o, last, maker=False)
         elif o.tif != "gtc":
             o.status = "expired"
@@ -260,8 +278,9 @@ class LocalServer:
                 await asyncio.wait_for(self._stopping.wait(), self._delays.pop(0))
 
     @web.middleware
-    async def _middleware(self, request: web.Request,
-                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
         if self._rate_limited > 0:
             self._rate_limited -= 1

@@ -72,24 +72,55 @@ class _Market:
 
     def info(self) -> dict[str, Any]:
         return {
-            "symbol": self.id, "status": "TRADING", "baseAsset": self.base, "baseAssetPrecision": 8,
-            "quoteAsset": self.quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+            "symbol": self.id,
+            "status": "TRADING",
+            "baseAsset": self.base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": self.quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
             "quoteCommissionPrecision": 8,
             "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
-            "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "otoAllowed": True,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": True,
+            "cancelReplaceAllowed": True,
+            "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": _fmt(self.tick), "maxPrice": "1000000.00000000",
-                 "tickSize": _fmt(self.tick)},
-                {"filterType": "LOT_SIZE", "minQty": _fmt(self.min_qty), "maxQty": "9000.00000000",
-                 "stepSize": _fmt(self.step)},
-                {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "100.00000000",
-                 "stepSize": "0.00000000"},
-                {"filterType": "NOTIONAL", "minNotional": _fmt(self.min_notional), "applyMinToMarket": True,
-                 "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": _fmt(self.tick),
+                    "maxPrice": "1000000.00000000",
+                    "tickSize": _fmt(self.tick),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": _fmt(self.min_qty),
+                    "maxQty": "9000.00000000",
+                    "stepSize": _fmt(self.step),
+                },
+                {
+                    "filterType": "MARKET_LOT_SIZE",
+                    "minQty": "0.00000000",
+                    "maxQty": "100.00000000",
+                    "stepSize": "0.00000000",
+                },
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": _fmt(self.min_notional),
+                    "applyMinToMarket": True,
+                    "maxNotional": "9000000.00000000",
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                },
             ],
-            "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+            "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
             "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
         }
 
@@ -115,21 +146,40 @@ class _Order:
 
     def json(self) -> dict[str, Any]:
         return {
-            "symbol": self.market.id, "orderId": self.order_id, "orderListId": -1,
-            "clientOrderId": self.client_order_id, "price": _fmt(self.price), "origQty": _fmt(self.qty),
-            "executedQty": _fmt(self.executed), "cummulativeQuoteQty": _fmt(self.quote), "status": self.status,
-            "timeInForce": self.time_in_force or "GTC", "type": self.type, "side": self.side,
-            "stopPrice": _fmt(Decimal(0)), "icebergQty": _fmt(Decimal(0)), "time": self.created_ms,
-            "updateTime": self.update_ms or self.created_ms, "isWorking": True, "workingTime": self.created_ms,
-            "origQuoteOrderQty": _fmt(Decimal(0)), "selfTradePreventionMode": "EXPIRE_MAKER",
+            "symbol": self.market.id,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "clientOrderId": self.client_order_id,
+            "price": _fmt(self.price),
+            "origQty": _fmt(self.qty),
+            "executedQty": _fmt(self.executed),
+            "cummulativeQuoteQty": _fmt(self.quote),
+            "status": self.status,
+            "timeInForce": self.time_in_force or "GTC",
+            "type": self.type,
+            "side": self.side,
+            "stopPrice": _fmt(Decimal(0)),
+            "icebergQty": _fmt(Decimal(0)),
+            "time": self.created_ms,
+            "updateTime": self.update_ms or self.created_ms,
+            "isWorking": True,
+            "workingTime": self.created_ms,
+            "origQuoteOrderQty": _fmt(Decimal(0)),
+            "selfTradePreventionMode": "EXPIRE_MAKER",
         }
 
 
 class FakeBinance(LocalServer):
     """A Binance spot account on 127.0.0.1: see the module docstring."""
 
-    def __init__(self, *, api_key: str, secret: str, symbols: dict[str, tuple[str, str]] | None = None,
-                 balances: dict[str, Decimal] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        secret: str,
+        symbols: dict[str, tuple[str, str]] | None = None,
+        balances: dict[str, Decimal] | None = None,
+    ) -> None:
         self._api_key, self._secret = api_key, secret
         symbols = symbols if symbols is not None else {"BTC/USDT": ("BTC", "USDT"), "ETH/USDT": ("ETH", "USDT")}
         self._markets: dict[str, _Market] = {}
@@ -165,8 +215,11 @@ class FakeBinance(LocalServer):
         m = self._market(symbol)
         self._prices[m.id] = Decimal(price)
         for o in self._orders:
-            if o.market is m and o.status == "NEW" and (
-                    (o.side == "BUY" and price <= o.price) or (o.side == "SELL" and price >= o.price)):
+            if (
+                o.market is m
+                and o.status == "NEW"
+                and ((o.side == "BUY" and price <= o.price) or (o.side == "SELL" and price >= o.price))
+            ):
                 self._fill(o, o.price, maker=True)
 
     # -- fault injection ---------------------------------------------------------------------------------
@@ -199,9 +252,14 @@ class FakeBinance(LocalServer):
 
     def too_many_requests(self) -> web.Response:
         return web.json_response(
-            {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
-                                   "minute. Please use WebSocket Streams for live updates to avoid polling the API."},
-            status=429, headers={"Retry-After": "1"})
+            {
+                "code": -1003,
+                "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
+                "minute. Please use WebSocket Streams for live updates to avoid polling the API.",
+            },
+            status=429,
+            headers={"Retry-After": "1"},
+        )
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -253,8 +311,9 @@ class FakeBinance(LocalServer):
             ts = int(params["timestamp"])
             window = int(params.get("recvWindow", "5000"))
         except (KeyError, ValueError):
-            raise _ApiError(400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or "
-                                        "malformed.") from None
+            raise _ApiError(
+                400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed."
+            ) from None
         now = _now_ms()
         if ts > now + 1000 or now - ts > window:
             raise _ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
@@ -264,12 +323,14 @@ class FakeBinance(LocalServer):
 
     def _exchange_info(self) -> dict[str, Any]:
         return {
-            "timezone": "UTC", "serverTime": _now_ms(),
+            "timezone": "UTC",
+            "serverTime": _now_ms(),
             "rateLimits": [
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
                 {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
             ],
-            "exchangeFilters": [], "symbols": [m.info() for m in self._markets.values()],
+            "exchangeFilters": [],
+            "symbols": [m.info() for m in self._markets.values()],
         }
 
     def _market(self, symbol: str) -> _Market:
@@ -291,8 +352,12 @@ class FakeBinance(LocalServer):
         try:
             return Decimal(raw)
         except ArithmeticError:
-            raise _ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is "
-                                        r"'^([0-9]{1,20})(\.[0-9]{1,20})?$'.") from None
+            raise _ApiError(
+                400,
+                -1100,
+                f"Illegal characters found in parameter '{name}'; legal range is "
+                r"'^([0-9]{1,20})(\.[0-9]{1,20})?$'.",
+            ) from None
 
     def _new_order(self, params: dict[str, str]) -> dict[str, Any]:
         m = self._market(self._required(params, "symbol"))
@@ -304,13 +369,16 @@ class FakeBinance(LocalServer):
             raise _ApiError(400, -1116, "Invalid orderType.")
         coid = params.get("newClientOrderId") or f"fake-{next(self._order_ids)}"
         if not _COID.match(coid):
-            raise _ApiError(400, -1100, "Illegal characters found in parameter 'newClientOrderId'; legal range is "
-                                        r"'^[\.A-Z\:/a-z0-9_-]{1,36}$'.")
+            raise _ApiError(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'newClientOrderId'; legal range is "
+                r"'^[\.A-Z\:/a-z0-9_-]{1,36}$'.",
+            )
         qty = self._decimal(params, "quantity")
         price = self._decimal(params, "price") if kind == "LIMIT" else Decimal(0)
         if kind == "LIMIT" and params.get("timeInForce") not in ("GTC", "IOC", "FOK"):
-            raise _ApiError(400, -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or "
-                                        "malformed.")
+            raise _ApiError(400, -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
         if qty < m.min_qty or qty % m.step != 0:
             raise _ApiError(400, -1013, "Filter failure: LOT_SIZE")
         if kind == "LIMIT" and (price <= 0 or price % m.tick != 0):
@@ -330,13 +398,25 @@ class FakeBinance(LocalServer):
         if self._free.get(spend_cur, Decimal(0)) < spend:
             raise _ApiError(400, -2010, "Account has insufficient balance for requested action.")
         now = _now_ms()
-        o = _Order(m, next(self._order_ids), coid, side, kind, qty, price,
-                   params.get("timeInForce") if kind == "LIMIT" else None, now, time.monotonic(), update_ms=now)
+        o = _Order(
+            m,
+            next(self._order_ids),
+            coid,
+            side,
+            kind,
+            qty,
+            price,
+            params.get("timeInForce") if kind == "LIMIT" else None,
+            now,
+            time.monotonic(),
+            update_ms=now,
+        )
         self._orders.append(o)
         if self._hide_until_resent:
             self._unseen.add(coid)
-        marketable = last is not None and (kind == "MARKET" or (side == "BUY" and price >= last)
-                                           or (side == "SELL" and price <= last))
+        marketable = last is not None and (
+            kind == "MARKET" or (side == "BUY" and price >= last) or (side == "SELL" and price <= last)
+        )
         if marketable:
             assert last is not None
             self._fill(o, last, maker=False)
@@ -373,21 +453,41 @@ class FakeBinance(LocalServer):
         o.quote += notional
         o.status = "FILLED"
         o.update_ms = now
-        o.fills.append({"price": _fmt(price), "qty": _fmt(qty), "commission": _fmt(fee),
-                        "commissionAsset": m.quote, "tradeId": trade_id})
-        self._trades.append({
-            "symbol": m.id, "id": trade_id, "orderId": o.order_id, "orderListId": -1, "price": _fmt(price),
-            "qty": _fmt(qty), "quoteQty": _fmt(notional), "commission": _fmt(fee), "commissionAsset": m.quote,
-            "time": now, "isBuyer": o.side == "BUY", "isMaker": maker, "isBestMatch": True,
-            "clientOrderId": o.client_order_id,
-        })
+        o.fills.append(
+            {
+                "price": _fmt(price),
+                "qty": _fmt(qty),
+                "commission": _fmt(fee),
+                "commissionAsset": m.quote,
+                "tradeId": trade_id,
+            }
+        )
+        self._trades.append(
+            {
+                "symbol": m.id,
+                "id": trade_id,
+                "orderId": o.order_id,
+                "orderListId": -1,
+                "price": _fmt(price),
+                "qty": _fmt(qty),
+                "quoteQty": _fmt(notional),
+                "commission": _fmt(fee),
+                "commissionAsset": m.quote,
+                "time": now,
+                "isBuyer": o.side == "BUY",
+                "isMaker": maker,
+                "isBestMatch": True,
+                "clientOrderId": o.client_order_id,
+            }
+        )
 
     def _find(self, params: dict[str, str], *, hide: bool) -> _Order:
         m = self._market(self._required(params, "symbol"))
         coid, oid = params.get("origClientOrderId"), params.get("orderId")
         if not coid and not oid:
-            raise _ApiError(400, -1102,
-                            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+            raise _ApiError(
+                400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+            )
         for o in self._orders:
             if o.market is m and ((coid and o.client_order_id == coid) or (oid and str(o.order_id) == oid)):
                 if hide and (self.hidden(o) or o.client_order_id in self._unseen):
@@ -410,14 +510,16 @@ class FakeBinance(LocalServer):
         o.status = "CANCELED"
         o.update_ms = _now_ms()
         answer = o.json()
-        answer.update(origClientOrderId=o.client_order_id, clientOrderId=f"cancel-{o.order_id}",
-                      transactTime=o.update_ms)
+        answer.update(
+            origClientOrderId=o.client_order_id, clientOrderId=f"cancel-{o.order_id}", transactTime=o.update_ms
+        )
         return answer
 
     def _open_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
         m = self._market(params["symbol"]) if params.get("symbol") else None
-        return [o.json() for o in self._orders
-                if o.status in ("NEW", "PARTIALLY_FILLED") and (m is None or o.market is m)]
+        return [
+            o.json() for o in self._orders if o.status in ("NEW", "PARTIALLY_FILLED") and (m is None or o.market is m)
+        ]
 
     def _all_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
         m = self._market(self._required(params, "symbol"))
@@ -444,14 +546,30 @@ class FakeBinance(LocalServer):
 
     def _account(self, params: dict[str, str]) -> dict[str, Any]:
         return {
-            "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
-            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000",
-                                "seller": "0.00000000"},
-            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
-            "requireSelfTradePrevention": False, "preventSor": False, "updateTime": _now_ms(), "accountType": "SPOT",
-            "balances": [{"asset": cur, "free": _fmt(self._free[cur]),
-                          "locked": _fmt(self._locked.get(cur, Decimal(0)))} for cur in sorted(self._free)],
-            "permissions": ["SPOT"], "uid": 354937868,
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {
+                "maker": "0.00100000",
+                "taker": "0.00100000",
+                "buyer": "0.00000000",
+                "seller": "0.00000000",
+            },
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "preventSor": False,
+            "updateTime": _now_ms(),
+            "accountType": "SPOT",
+            "balances": [
+                {"asset": cur, "free": _fmt(self._free[cur]), "locked": _fmt(self._locked.get(cur, Decimal(0)))}
+                for cur in sorted(self._free)
+            ],
+            "permissions": ["SPOT"],
+            "uid": 354937868,
         }
 
 

@@ -44,40 +44,84 @@ class FakeTrade:
     buyer_maker: bool
 
     def rest(self) -> dict[str, Any]:
-        return {"id": self.id, "price": _fmt(self.price), "qty": _fmt(self.qty),
-                "quoteQty": _fmt(self.price * self.qty), "time": self.time_ms,
-                "isBuyerMaker": self.buyer_maker, "isBestMatch": True}
+        return {
+            "id": self.id,
+            "price": _fmt(self.price),
+            "qty": _fmt(self.qty),
+            "quoteQty": _fmt(self.price * self.qty),
+            "time": self.time_ms,
+            "isBuyerMaker": self.buyer_maker,
+            "isBestMatch": True,
+        }
 
     def agg(self) -> dict[str, Any]:
-        return {"a": self.id, "p": _fmt(self.price), "q": _fmt(self.qty), "f": self.id, "l": self.id,
-                "T": self.time_ms, "m": self.buyer_maker, "M": True}
+        return {
+            "a": self.id,
+            "p": _fmt(self.price),
+            "q": _fmt(self.qty),
+            "f": self.id,
+            "l": self.id,
+            "T": self.time_ms,
+            "m": self.buyer_maker,
+            "M": True,
+        }
 
     def stream(self, name: str) -> dict[str, Any]:
         now = int(time.time() * 1000)
         if name == "aggTrade":
             return {"e": "aggTrade", "E": now, "s": self.symbol, **self.agg()}
-        return {"e": "trade", "E": now, "s": self.symbol, "t": self.id, "p": _fmt(self.price),
-                "q": _fmt(self.qty), "T": self.time_ms, "m": self.buyer_maker, "M": True}
+        return {
+            "e": "trade",
+            "E": now,
+            "s": self.symbol,
+            "t": self.id,
+            "p": _fmt(self.price),
+            "q": _fmt(self.qty),
+            "T": self.time_ms,
+            "m": self.buyer_maker,
+            "M": True,
+        }
 
 
 def _market(symbol: str, base: str, quote: str) -> dict[str, Any]:
     return {
-        "symbol": symbol, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
-        "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+        "symbol": symbol,
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000",
-             "tickSize": "0.01000000"},
-            {"filterType": "LOT_SIZE", "minQty": "0.00000001", "maxQty": "9000.00000000",
-             "stepSize": "0.00000001"},
-            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
-             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.01000000",
+                "maxPrice": "1000000.00000000",
+                "tickSize": "0.01000000",
+            },
+            {"filterType": "LOT_SIZE", "minQty": "0.00000001", "maxQty": "9000.00000000", "stepSize": "0.00000001"},
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
         ],
-        "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
 
@@ -179,20 +223,25 @@ class FakeBinanceMarket:
     def _symbol(self, request: web.Request) -> str:
         sid = request.query.get("symbol", "")
         if sid not in _SYMBOLS:
-            raise web.HTTPBadRequest(body=orjson.dumps({"code": -1121, "msg": "Invalid symbol."}),
-                                     content_type="application/json")
+            raise web.HTTPBadRequest(
+                body=orjson.dumps({"code": -1121, "msg": "Invalid symbol."}), content_type="application/json"
+            )
         return sid
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         self._seen(request)
         now = int(time.time() * 1000)
-        return web.json_response({
-            "timezone": "UTC", "serverTime": now,
-            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                            "limit": 6000}],
-            "exchangeFilters": [],
-            "symbols": [_market(s, b, q) for s, (b, q) in _SYMBOLS.items()],
-        })
+        return web.json_response(
+            {
+                "timezone": "UTC",
+                "serverTime": now,
+                "rateLimits": [
+                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}
+                ],
+                "exchangeFilters": [],
+                "symbols": [_market(s, b, q) for s, (b, q) in _SYMBOLS.items()],
+            }
+        )
 
     async def _recent_trades(self, request: web.Request) -> web.Response:
         self._seen(request)
@@ -261,8 +310,9 @@ class FakeBinanceMarket:
                             subs.pop(stream_sym.upper(), None)
                     await ws.send_bytes(orjson.dumps({"result": None, "id": rid}))
                 elif method == "LIST_SUBSCRIPTIONS":
-                    await ws.send_bytes(orjson.dumps(
-                        {"result": [f"{s.lower()}@{n}" for s, n in subs.items()], "id": rid}))
+                    await ws.send_bytes(
+                        orjson.dumps({"result": [f"{s.lower()}@{n}" for s, n in subs.items()], "id": rid})
+                    )
                 else:
                     await ws.send_bytes(orjson.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": rid}))
         except ConnectionError:

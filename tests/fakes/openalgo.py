@@ -70,10 +70,19 @@ class FakeOrder:
     at: datetime = field(default_factory=lambda: datetime.now(IST))
 
     def row(self) -> dict[str, Any]:
-        return {"action": self.action, "symbol": self.symbol, "exchange": self.exchange, "orderid": self.orderid,
-                "product": self.product, "quantity": str(self.quantity), "price": _num(self.price),
-                "pricetype": self.pricetype, "order_status": self.status, "trigger_price": Decimal("0.0"),
-                "timestamp": self.at.strftime("%d-%b-%Y %H:%M:%S")}
+        return {
+            "action": self.action,
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "orderid": self.orderid,
+            "product": self.product,
+            "quantity": str(self.quantity),
+            "price": _num(self.price),
+            "pricetype": self.pricetype,
+            "order_status": self.status,
+            "trigger_price": Decimal("0.0"),
+            "timestamp": self.at.strftime("%d-%b-%Y %H:%M:%S"),
+        }
 
 
 @dataclass(frozen=True)
@@ -88,9 +97,17 @@ class FakeTrade:
     at: datetime
 
     def row(self) -> dict[str, Any]:
-        return {"action": self.action, "symbol": self.symbol, "exchange": self.exchange, "orderid": self.orderid,
-                "product": self.product, "quantity": _num(self.quantity), "average_price": _num(self.price),
-                "timestamp": self.at.strftime("%H:%M:%S"), "trade_value": _num(self.price * self.quantity)}
+        return {
+            "action": self.action,
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "orderid": self.orderid,
+            "product": self.product,
+            "quantity": _num(self.quantity),
+            "average_price": _num(self.price),
+            "timestamp": self.at.strftime("%H:%M:%S"),
+            "trade_value": _num(self.price * self.quantity),
+        }
 
 
 class _Refused(Exception):
@@ -224,8 +241,15 @@ class FakeOpenAlgo:
 
     def _api_funds(self, body: dict[str, Any]) -> dict[str, Any]:
         blocked = self._blocked()
-        return {"data": {"availablecash": _money(self.cash - blocked), "collateral": "0.00", "m2mrealized": "0.00",
-                         "m2munrealized": "0.00", "utiliseddebits": _money(blocked)}}
+        return {
+            "data": {
+                "availablecash": _money(self.cash - blocked),
+                "collateral": "0.00",
+                "m2mrealized": "0.00",
+                "m2munrealized": "0.00",
+                "utiliseddebits": _money(blocked),
+            }
+        }
 
     def _api_placeorder(self, body: dict[str, Any]) -> dict[str, Any]:
         missing = [f for f in ("strategy", "exchange", "symbol", "action", "quantity") if f not in body]
@@ -243,8 +267,9 @@ class FakeOpenAlgo:
         if quantity <= 0:
             raise _Refused(400, "{'quantity': ['Quantity must be a positive number.']}")
         if exchange != "CRYPTO" and quantity != quantity.to_integral_value():
-            raise _Refused(400, f"{{'quantity': ['Fractional quantity ({quantity}) is not allowed for non-crypto "
-                                "exchanges.']}")
+            raise _Refused(
+                400, f"{{'quantity': ['Fractional quantity ({quantity}) is not allowed for non-crypto exchanges.']}}"
+            )
         price = self._decimal(body.get("price", "0"), "price")
         symbol = str(body["symbol"])
         if symbol not in self.prices:
@@ -253,11 +278,22 @@ class FakeOpenAlgo:
             raise _Refused(400, "LIMIT orders require price")
         last = self.prices[symbol]
         if action == "BUY" and (price if pricetype == "LIMIT" else last) * quantity > self.free_cash:
-            raise _Refused(400, f"Insufficient funds. Required margin: {_money(quantity * (price or last))}, "
-                                f"available: {_money(self.free_cash)}")
-        order = FakeOrder(orderid=str(next(self._ids)), strategy=str(body["strategy"]), symbol=symbol,
-                          exchange=exchange, action=action, quantity=quantity, pricetype=pricetype, product=product,
-                          price=price if pricetype == "LIMIT" else Decimal(0))
+            raise _Refused(
+                400,
+                f"Insufficient funds. Required margin: {_money(quantity * (price or last))}, "
+                f"available: {_money(self.free_cash)}",
+            )
+        order = FakeOrder(
+            orderid=str(next(self._ids)),
+            strategy=str(body["strategy"]),
+            symbol=symbol,
+            exchange=exchange,
+            action=action,
+            quantity=quantity,
+            pricetype=pricetype,
+            product=product,
+            price=price if pricetype == "LIMIT" else Decimal(0),
+        )
         self._orders[order.orderid] = order
         if pricetype == "MARKET" or self._crosses(order, last):
             self._fill(order, last)
@@ -301,8 +337,11 @@ class FakeOpenAlgo:
             if o.status == "open":
                 o.status, o.blocked = "cancelled", Decimal(0)
                 done.append(o.orderid)
-        return {"message": f"Canceled {len(done)} orders. Failed to cancel 0 orders.", "canceled_orders": done,
-                "failed_cancellations": []}
+        return {
+            "message": f"Canceled {len(done)} orders. Failed to cancel 0 orders.",
+            "canceled_orders": done,
+            "failed_cancellations": [],
+        }
 
     def _api_orderbook(self, body: dict[str, Any]) -> dict[str, Any]:
         orders = sorted(self._orders.values(), key=lambda o: (o.at, o.orderid), reverse=True)
@@ -323,8 +362,12 @@ class FakeOpenAlgo:
         for t in self._trades:
             key = (t.symbol, t.exchange, t.product)
             net[key] = net.get(key, Decimal(0)) + (t.quantity if t.action == "BUY" else -t.quantity)
-        return {"data": [{"symbol": s, "exchange": e, "product": p, "quantity": str(q), "average_price": "0.00"}
-                         for (s, e, p), q in net.items()]}
+        return {
+            "data": [
+                {"symbol": s, "exchange": e, "product": p, "quantity": str(q), "average_price": "0.00"}
+                for (s, e, p), q in net.items()
+            ]
+        }
 
     # -- internals -------------------------------------------------------------------------------------------------
 
@@ -360,8 +403,18 @@ class FakeOpenAlgo:
     def _fill(self, o: FakeOrder, price: Decimal) -> None:
         o.status, o.average_price, o.blocked = "complete", price, Decimal(0)
         self.cash += -price * o.quantity if o.action == "BUY" else price * o.quantity
-        self._trades.append(FakeTrade(orderid=o.orderid, symbol=o.symbol, exchange=o.exchange, action=o.action,
-                                      product=o.product, quantity=o.quantity, price=price, at=datetime.now(IST)))
+        self._trades.append(
+            FakeTrade(
+                orderid=o.orderid,
+                symbol=o.symbol,
+                exchange=o.exchange,
+                action=o.action,
+                product=o.product,
+                quantity=o.quantity,
+                price=price,
+                at=datetime.now(IST),
+            )
+        )
 
     def _blocked(self) -> Decimal:
         return sum((o.blocked for o in self._orders.values() if o.status == "open"), Decimal(0))

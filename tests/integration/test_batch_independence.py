@@ -59,11 +59,30 @@ def _log() -> tuple[list[Event], int]:
         late = []
         for part in range(1, 5):
             price += Decimal("1.5")
-            events.append(TickReceived(instrument="ETH/USDT", venue="paper", trade_id=f"t-{n}-{part}", price=price,
-                                       quantity=Decimal("0.1"), side=side))
-            fill = OrderFilled(**common, venue="paper", venue_order_id=f"v-{n}", trade_id=f"T-{n}-{part}", side=side,
-                               quantity=FILL, price=price, fee=FEE, fee_currency="USDT", liquidity=Liquidity.TAKER,
-                               cumulative_quantity=FILL * part, leaves_quantity=Decimal("1.0") - FILL * part)
+            events.append(
+                TickReceived(
+                    instrument="ETH/USDT",
+                    venue="paper",
+                    trade_id=f"t-{n}-{part}",
+                    price=price,
+                    quantity=Decimal("0.1"),
+                    side=side,
+                )
+            )
+            fill = OrderFilled(
+                **common,
+                venue="paper",
+                venue_order_id=f"v-{n}",
+                trade_id=f"T-{n}-{part}",
+                side=side,
+                quantity=FILL,
+                price=price,
+                fee=FEE,
+                fee_currency="USDT",
+                liquidity=Liquidity.TAKER,
+                cumulative_quantity=FILL * part,
+                leaves_quantity=Decimal("1.0") - FILL * part,
+            )
             events.append(fill)
             if part == 2:
                 events.append(fill)  # reported again at once: a new event, a new event id, the same trade id
@@ -71,22 +90,44 @@ def _log() -> tuple[list[Event], int]:
                 late.append(fill)  # reported again after the next order's first events
     events += late
     common = {"instrument": "ETH/USDT", "client_order_id": "o-4"}
-    fill = OrderFilled(**common, venue="paper", venue_order_id="v-4", trade_id="T-4-1", side=Side.SELL, quantity=FILL,
-                       price=price, fee=FEE, fee_currency="USDT", liquidity=Liquidity.TAKER, cumulative_quantity=FILL,
-                       leaves_quantity=Decimal("0.75"))
+    fill = OrderFilled(
+        **common,
+        venue="paper",
+        venue_order_id="v-4",
+        trade_id="T-4-1",
+        side=Side.SELL,
+        quantity=FILL,
+        price=price,
+        fee=FEE,
+        fee_currency="USDT",
+        liquidity=Liquidity.TAKER,
+        cumulative_quantity=FILL,
+        leaves_quantity=Decimal("0.75"),
+    )
     cancelled = OrderCancelled(**common, venue="paper", reason="by the strategy", filled_quantity=FILL)
     events += [
         OrderSubmitted(**common, strategy="s", side=Side.SELL, order_type=OrderType.MARKET, quantity=Decimal("1.0")),
         OrderAccepted(**common, venue="paper", venue_order_id="v-4"),
-        fill, fill,
+        fill,
+        fill,
         OrderCancelRequested(**common, reason="by the strategy"),
-        cancelled, cancelled,
+        cancelled,
+        cancelled,
     ]
     common = {"instrument": "ETH/USDT", "client_order_id": "o-5"}
-    submitted = OrderSubmitted(**common, strategy="s", side=Side.BUY, order_type=OrderType.MARKET,
-                               quantity=Decimal("1.0"))
-    rejected = OrderRejected(**common, strategy="s", side=Side.BUY, order_type=OrderType.MARKET,
-                             quantity=Decimal("1.0"), by="venue", rule="venue", reason="insufficient balance")
+    submitted = OrderSubmitted(
+        **common, strategy="s", side=Side.BUY, order_type=OrderType.MARKET, quantity=Decimal("1.0")
+    )
+    rejected = OrderRejected(
+        **common,
+        strategy="s",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        quantity=Decimal("1.0"),
+        by="venue",
+        rule="venue",
+        reason="insufficient balance",
+    )
     events += [submitted, rejected, rejected]
     return events, 13
 
@@ -103,8 +144,9 @@ async def test_replays_cut_into_different_batches_are_equal(servers: Any) -> Non
 
     schemas = {batch: unique(f"b{batch}") for batch in (3, 17, 20000)}
     for batch, schema in schemas.items():
-        res = await replay(servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, schema, topics=topics,
-                           progress=False, batch=batch)
+        res = await replay(
+            servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, schema, topics=topics, progress=False, batch=batch
+        )
         assert res.events == len(envs) + 7
 
     pool = await create_pool(servers.pg_dsn)
@@ -112,15 +154,21 @@ async def test_replays_cut_into_different_batches_are_equal(servers: Any) -> Non
         for schema in schemas.values():
             assert await pool.fetchval(f"select count(*) from {schema}.fills") == fills
             # every position change is that of a stored fill (not of a second report of one)
-            assert await pool.fetchval(f"select count(*) from {schema}.position_changes join {schema}.fills "
-                                       f"using (event_id)") == fills, schema
+            assert (
+                await pool.fetchval(
+                    f"select count(*) from {schema}.position_changes join {schema}.fills using (event_id)"
+                )
+                == fills
+            ), schema
             pos = await pool.fetchrow(f"select quantity, fees, fills from {schema}.positions")
             assert tuple(pos) == (Decimal("0.75"), FEE * fills, fills), schema
-            orders = await pool.fetch(f"select client_order_id, status, filled_quantity from {schema}.orders "
-                                      f"order by 1")
+            orders = await pool.fetch(
+                f"select client_order_id, status, filled_quantity from {schema}.orders order by 1"
+            )
             assert [tuple(o) for o in orders] == [
                 *((f"o-{n}", "filled", Decimal("1.0")) for n in (1, 2, 3)),
-                ("o-4", "cancelled", FILL), ("o-5", "rejected", Decimal(0)),
+                ("o-4", "cancelled", FILL),
+                ("o-5", "rejected", Decimal(0)),
             ], schema
     finally:
         await pool.close()

@@ -44,8 +44,10 @@ BTC, ETH = "BTC/USD", "ETH/USD"
 START = {"USD": Decimal("100000"), "BTC": Decimal("1"), "ETH": Decimal("0")}
 ALPACA_KEY, ALPACA_SECRET = "PKFAKE5E1D7C9A2B3C4D", "alpaca-SECRET-8f0a3b6c4d5e6f708192a3b4"
 # where the two venues differ, as each documents it
-BUY_MOVES = {"coinbase": {"USD": Decimal("-603.6"), "BTC": Decimal("0.01")},  # 0.6 % taker fee, in USD
-             "alpaca": {"USD": Decimal("-600"), "BTC": Decimal("0.009975")}}  # 0.25 %, out of the BTC received
+BUY_MOVES = {
+    "coinbase": {"USD": Decimal("-603.6"), "BTC": Decimal("0.01")},  # 0.6 % taker fee, in USD
+    "alpaca": {"USD": Decimal("-600"), "BTC": Decimal("0.009975")},
+}  # 0.25 %, out of the BTC received
 FEE_RATE = {"coinbase": Decimal("0.006"), "alpaca": Decimal("0.0025")}  # taker
 TRADE_FEE = {"coinbase": (Decimal("3.6"), "USD"), "alpaca": (Decimal(0), "USD")}  # alpaca: separate CFEE activities
 MAKER = {"coinbase": Liquidity.MAKER, "alpaca": Liquidity.TAKER}  # alpaca's fills do not say
@@ -101,6 +103,7 @@ async def venue(case: Case) -> AsyncIterator[CcxtVenue]:
 
 async def filled(venue: CcxtVenue, o: OrderSubmitted) -> None:
     """Wait until the venue shows ``o`` filled (not found yet counts as not filled yet)."""
+
     async def done() -> bool:
         try:
             return (await venue.fetch_order(o.instrument, o.client_order_id)).status is VenueOrderStatus.FILLED
@@ -114,14 +117,21 @@ async def test_a_market_order_fills_and_its_trade_and_balances_move_in_decimal(c
     o = order("0.01")
     placed = await venue.submit(o)
     (at_venue,) = case.fake.book.orders
-    assert (placed.client_order_id, placed.venue_order_id, placed.quantity) == (o.client_order_id, at_venue.id,
-                                                                                Decimal("0.01"))
+    assert (placed.client_order_id, placed.venue_order_id, placed.quantity) == (
+        o.client_order_id,
+        at_venue.id,
+        Decimal("0.01"),
+    )
     await filled(venue, o)
 
     (t,) = await venue.trades(BTC, None)
     assert [t.raw] == case.fake.all_trades() and t.venue_order_id == placed.venue_order_id  # the venue's own fill
-    assert (t.client_order_id, t.side, t.quantity, t.price) == (o.client_order_id, Side.BUY, Decimal("0.01"),
-                                                                Decimal("60000"))
+    assert (t.client_order_id, t.side, t.quantity, t.price) == (
+        o.client_order_id,
+        Side.BUY,
+        Decimal("0.01"),
+        Decimal("60000"),
+    )
     assert (t.fee, t.fee_currency, t.liquidity) == (*TRADE_FEE[case.exchange], Liquidity.TAKER)
 
     balances = await venue.balances()
@@ -141,13 +151,15 @@ async def test_a_market_sell_is_sent_in_base_units_and_credits_the_quote(case: C
 
 
 async def test_a_limit_order_rests_is_listed_and_is_cancelled_by_its_client_order_id_alone(
-        case: Case, venue: CcxtVenue) -> None:
+    case: Case, venue: CcxtVenue
+) -> None:
     o = order("0.01", price="50000")
     placed = await venue.submit(o)
     assert (placed.status, placed.filled, placed.limit_price) == (VenueOrderStatus.OPEN, Decimal(0), Decimal("50000"))
     listed = await venue.open_orders([BTC])
     assert [(x.client_order_id, x.venue_order_id, x.quantity) for x in listed] == [
-        (o.client_order_id, placed.venue_order_id, Decimal("0.01"))]
+        (o.client_order_id, placed.venue_order_id, Decimal("0.01"))
+    ]
     assert await venue.open_orders([]) == listed  # no instrument: every market
     assert (await venue.balances())["USD"] == START["USD"]  # held, not spent
 
@@ -167,8 +179,12 @@ async def test_a_resting_limit_sell_fills_at_its_price_when_the_price_crosses_it
     case.fake.set_price(BTC, Decimal("61500"))
     await filled(venue, o)
     (t,) = await venue.trades(BTC, time.time_ns() - 60_000_000_000)
-    assert (t.side, t.quantity, t.price, t.liquidity) == (Side.SELL, Decimal("0.02"), Decimal("61000"),
-                                                          MAKER[case.exchange])
+    assert (t.side, t.quantity, t.price, t.liquidity) == (
+        Side.SELL,
+        Decimal("0.02"),
+        Decimal("61000"),
+        MAKER[case.exchange],
+    )
 
 
 async def test_an_order_submitted_twice_with_one_client_order_id_is_placed_once(case: Case, venue: CcxtVenue) -> None:
@@ -223,7 +239,8 @@ async def test_a_fill_listed_twice_is_one_trade(case: Case, venue: CcxtVenue) ->
 
 
 async def test_trades_are_read_page_by_page_each_once_and_only_the_instruments(
-        case: Case, venue: CcxtVenue, monkeypatch: pytest.MonkeyPatch) -> None:
+    case: Case, venue: CcxtVenue, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, paging = ccxt_venue_module.TRADE_PAGING[case.exchange]
     monkeypatch.setitem(ccxt_venue_module.TRADE_PAGING, case.exchange, (2, paging))
     await venue.submit(order("0.1", instrument=ETH))
@@ -273,7 +290,8 @@ async def refusals(v: CcxtVenue) -> list[VenueError]:
 
 
 async def test_bad_credentials_fail_with_venue_auth_error_and_the_secret_is_in_no_message(
-        case: Case, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    case: Case, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     caplog.set_level(logging.DEBUG)
     messages: list[str] = []
     with structlog.testing.capture_logs() as logs:
@@ -302,6 +320,7 @@ async def test_coinbase_checks_the_signature_time_and_uri_of_every_private_reque
     now = int(time.time())
     try:
         async with aiohttp.ClientSession() as http:
+
             async def status(url: str, token: str) -> int:
                 async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
                     return r.status
@@ -318,4 +337,3 @@ async def test_coinbase_checks_the_signature_time_and_uri_of_every_private_reque
     finally:
         await signer.close()
         await fake.stop()
-

@@ -37,11 +37,21 @@ def coid() -> str:
     return f"t-{uuid.uuid4().hex[:16]}"
 
 
-def order(qty: str, *, side: Side = Side.BUY, price: str | None = None, client_order_id: str | None = None,
-          instrument: str = BTC) -> OrderSubmitted:
+def order(
+    qty: str,
+    *,
+    side: Side = Side.BUY,
+    price: str | None = None,
+    client_order_id: str | None = None,
+    instrument: str = BTC,
+) -> OrderSubmitted:
     return OrderSubmitted(
-        instrument=instrument, client_order_id=client_order_id or coid(), strategy="test", side=side,
-        order_type=OrderType.LIMIT if price else OrderType.MARKET, quantity=Decimal(qty),
+        instrument=instrument,
+        client_order_id=client_order_id or coid(),
+        strategy="test",
+        side=side,
+        order_type=OrderType.LIMIT if price else OrderType.MARKET,
+        quantity=Decimal(qty),
         limit_price=Decimal(price) if price else None,
     )
 
@@ -106,8 +116,9 @@ async def test_a_limit_order_rests_is_listed_and_can_be_cancelled(fake: FakeBina
         await venue.cancel(BTC, o.client_order_id, None)
 
 
-async def test_a_resting_limit_order_fills_as_maker_when_the_price_crosses_it(fake: FakeBinance,
-                                                                               venue: CcxtVenue) -> None:
+async def test_a_resting_limit_order_fills_as_maker_when_the_price_crosses_it(
+    fake: FakeBinance, venue: CcxtVenue
+) -> None:
     o = order("0.02", side=Side.SELL, price="61000")
     await venue.submit(o)
     fake.set_price(BTC, Decimal("61500"))
@@ -121,15 +132,19 @@ async def test_fetch_order_finds_an_order_by_its_client_order_id(venue: CcxtVenu
     o = order("0.01", price="40000")
     placed = await venue.submit(o)
     got = await venue.fetch_order(BTC, o.client_order_id)
-    assert (got.client_order_id, got.venue_order_id, got.status) == (o.client_order_id, placed.venue_order_id,
-                                                                     VenueOrderStatus.OPEN)
+    assert (got.client_order_id, got.venue_order_id, got.status) == (
+        o.client_order_id,
+        placed.venue_order_id,
+        VenueOrderStatus.OPEN,
+    )
     assert got.quantity == Decimal("0.01") and got.side is Side.BUY
     with pytest.raises(VenueOrderNotFound):
         await venue.fetch_order(BTC, "never-sent-1")
 
 
-async def test_a_client_order_id_used_twice_is_rejected_and_places_no_second_order(fake: FakeBinance,
-                                                                                     venue: CcxtVenue) -> None:
+async def test_a_client_order_id_used_twice_is_rejected_and_places_no_second_order(
+    fake: FakeBinance, venue: CcxtVenue
+) -> None:
     o = order("0.01")
     await venue.submit(o)
     with pytest.raises(VenueDuplicateOrder) as exc:  # proof the venue has it: the caller looks it up
@@ -138,8 +153,9 @@ async def test_a_client_order_id_used_twice_is_rejected_and_places_no_second_ord
     assert len(fake.orders_by_client_id(o.client_order_id)) == 1
 
 
-async def test_insufficient_balance_is_rejected_with_rule_insufficient_funds(fake: FakeBinance,
-                                                                            venue: CcxtVenue) -> None:
+async def test_insufficient_balance_is_rejected_with_rule_insufficient_funds(
+    fake: FakeBinance, venue: CcxtVenue
+) -> None:
     with pytest.raises(VenueRejected) as exc:
         await venue.submit(order("10"))  # 600k USDT, the account holds 100k
     assert exc.value.rule == "insufficient_funds" and not exc.value.retriable
@@ -160,7 +176,8 @@ async def test_quantity_and_price_are_rounded_to_the_market_by_ccxt(fake: FakeBi
 
 
 async def test_a_wrong_secret_is_an_auth_error_that_never_shows_the_secret(
-        fake: FakeBinance, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    fake: FakeBinance, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     wrong_secret = "WRONG-secret-0f9e8d7c6b5a"
     caplog.set_level(logging.DEBUG)
     with structlog.testing.capture_logs() as logs:
@@ -212,7 +229,8 @@ async def test_reads_give_up_after_read_retries(fake: FakeBinance) -> None:
 
 
 async def test_an_answer_lost_after_the_venue_took_the_order_is_unavailable_and_the_order_exists_once(
-        fake: FakeBinance) -> None:
+    fake: FakeBinance,
+) -> None:
     v = ccxt_venue_for(fake, api_key=KEY, secret=SECRET, timeout_ms=500, name=f"binance-{uuid.uuid4().hex[:8]}")
     async with v:
         fake.delay_responses_after_accept(1, 2.0)
@@ -260,8 +278,9 @@ async def test_coinbase_and_alpaca_construct_in_sandbox_mode_with_rate_limiting(
         try:
             assert v.name == exchange_id
             assert v.exchange.enableRateLimit is True and v.exchange.isSandboxModeEnabled is True
-            assert any(("sandbox" in u or "paper" in u or "testnet" in u)
-                       for u in _urls(v.exchange.urls["api"])), v.exchange.urls["api"]
+            assert any(("sandbox" in u or "paper" in u or "testnet" in u) for u in _urls(v.exchange.urls["api"])), (
+                v.exchange.urls["api"]
+            )
         finally:
             await v.close()
             await v.close()  # safe twice

@@ -34,8 +34,14 @@ def _ticks(n: int) -> list[Envelope]:
     now = time.time_ns()
     out = []
     for i in range(n):
-        ev = TickReceived(instrument="BTC/USDT", venue="test", trade_id="boom" if i == 7 else f"t{i}",
-                          price=Decimal(100 + (i % 5)), quantity=Decimal("0.01"), side=Side.BUY)
+        ev = TickReceived(
+            instrument="BTC/USDT",
+            venue="test",
+            trade_id="boom" if i == 7 else f"t{i}",
+            price=Decimal(100 + (i % 5)),
+            quantity=Decimal("0.01"),
+            side=Side.BUY,
+        )
         out.append(Envelope.of_trade(ev, ts_event=now + i, ts_init=now + i, source="test"))
     return out
 

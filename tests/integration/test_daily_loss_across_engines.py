@@ -23,8 +23,19 @@ pytestmark = pytest.mark.servers
 
 def _tick(instrument: str, price: str, n: int) -> Envelope:
     now = time.time_ns()
-    return Envelope.new(TickReceived(instrument=instrument, venue="test", trade_id=str(n), price=Decimal(price),
-                                     quantity=Decimal("0.01"), side=Side.BUY), ts_event=now, ts_init=now, source="test")
+    return Envelope.new(
+        TickReceived(
+            instrument=instrument,
+            venue="test",
+            trade_id=str(n),
+            price=Decimal(price),
+            quantity=Decimal("0.01"),
+            side=Side.BUY,
+        ),
+        ts_event=now,
+        ts_init=now,
+        source="test",
+    )
 
 
 async def test_an_engine_trips_the_account_wide_limit_on_a_loss_another_engine_reported(servers: Any) -> None:
@@ -36,13 +47,20 @@ async def test_an_engine_trips_the_account_wide_limit_on_a_loss_another_engine_r
     async with EventProducer(servers.kafka_bootstrap, topics) as producer:
         # engine A (not running here) owns ETH/USDT: long 0.1 bought at 3000, now at 2100: -90 of the account's 1000
         flows = (("ETH", Decimal("0.1")), ("USDT", Decimal("-300")))
-        eth = daily_loss.View("ETH/USDT", time.strftime("%Y-%m-%d", time.gmtime()), Decimal("2100"), flows,
-                              Decimal("3000"), flows)
+        eth = daily_loss.View(
+            "ETH/USDT", time.strftime("%Y-%m-%d", time.gmtime()), Decimal("2100"), flows, Decimal("3000"), flows
+        )
         now = time.time_ns()
         await producer.publish([Envelope.new(daily_loss.report(eth), ts_event=now, ts_init=now, source="engine")])
         # engine B owns BTC/USDT, flat: alone it has lost nothing
-        loop = TradingLoop(servers.kafka_bootstrap, producer, make_core_factory(settings), topics,
-                           starting_balances={"USDT": Decimal("1000")}, daily_loss_limit=Decimal("0.08"))
+        loop = TradingLoop(
+            servers.kafka_bootstrap,
+            producer,
+            make_core_factory(settings),
+            topics,
+            starting_balances={"USDT": Decimal("1000")},
+            daily_loss_limit=Decimal("0.08"),
+        )
         await loop.start()
         stop = asyncio.Event()
         task = asyncio.create_task(loop.run(stop))

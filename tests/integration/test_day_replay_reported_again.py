@@ -55,23 +55,43 @@ def _ns(day: date, hour: int) -> int:
 
 
 def _fill(coid: str, trade_id: str, quantity: str, cumulative: str, ordered: str) -> OrderFilled:
-    return OrderFilled(instrument=ETH, client_order_id=coid, venue="paper", venue_order_id=f"v-{coid}",
-                       trade_id=trade_id, side=Side.BUY, quantity=Decimal(quantity), price=Decimal("3000.5"),
-                       fee=Decimal("0.75"), fee_currency="USDT", liquidity=Liquidity.TAKER,
-                       cumulative_quantity=Decimal(cumulative), leaves_quantity=Decimal(ordered) - Decimal(cumulative))
+    return OrderFilled(
+        instrument=ETH,
+        client_order_id=coid,
+        venue="paper",
+        venue_order_id=f"v-{coid}",
+        trade_id=trade_id,
+        side=Side.BUY,
+        quantity=Decimal(quantity),
+        price=Decimal("3000.5"),
+        fee=Decimal("0.75"),
+        fee_currency="USDT",
+        liquidity=Liquidity.TAKER,
+        cumulative_quantity=Decimal(cumulative),
+        leaves_quantity=Decimal(ordered) - Decimal(cumulative),
+    )
 
 
 def _orders(coid: str, quantity: str) -> list[Event]:
-    return [OrderSubmitted(instrument=ETH, client_order_id=coid, strategy="ma_cross", side=Side.BUY,
-                           order_type=OrderType.MARKET, quantity=Decimal(quantity)),
-            OrderAccepted(instrument=ETH, client_order_id=coid, venue="paper", venue_order_id=f"v-{coid}")]
+    return [
+        OrderSubmitted(
+            instrument=ETH,
+            client_order_id=coid,
+            strategy="ma_cross",
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            quantity=Decimal(quantity),
+        ),
+        OrderAccepted(instrument=ETH, client_order_id=coid, venue="paper", venue_order_id=f"v-{coid}"),
+    ]
 
 
 def _log() -> list[Envelope]:
     """Day 1: order o-1 (1.0) filled by 0.25 (T-1) and left working; order o-2 (0.5) filled whole (T-2).
     Day 2: the engine's snapshots; T-1 and T-2 reported again; T-3 fills the rest of o-1."""
-    tick = TickReceived(instrument=ETH, venue="paper", trade_id="t", price=Decimal("3000.5"),
-                        quantity=Decimal("0.1"), side=Side.BUY)
+    tick = TickReceived(
+        instrument=ETH, venue="paper", trade_id="t", price=Decimal("3000.5"), quantity=Decimal("0.1"), side=Side.BUY
+    )
     t1, t2 = _fill("o-1", "T-1", "0.25", "0.25", "1.0"), _fill("o-2", "T-2", "0.5", "0.5", "0.5")
     day1: list[Event] = [tick, *_orders("o-1", "1.0"), t1, *_orders("o-2", "0.5"), t2]
     trader, state = Trader(MaCross(3, 8, Decimal("1")), RiskLimits(Decimal(10**9), Decimal(10**9))), initial(ETH)
@@ -81,8 +101,10 @@ def _log() -> list[Envelope]:
         state = trader.on_event(state, ev, ts)
         envs.append(Envelope.new(ev, ts_event=ts, ts_init=ts, source="test"))
     day2 = [*snapshots(state, DAY2.isoformat()), tick, t1, t2, _fill("o-1", "T-3", "0.75", "1.0", "1.0"), tick]
-    envs += [Envelope.new(ev, ts_event=_ns(DAY2, 9) + i, ts_init=_ns(DAY2, 9) + i, source="test")
-             for i, ev in enumerate(day2)]
+    envs += [
+        Envelope.new(ev, ts_event=_ns(DAY2, 9) + i, ts_init=_ns(DAY2, 9) + i, source="test")
+        for i, ev in enumerate(day2)
+    ]
     return envs
 
 
@@ -98,11 +120,13 @@ async def test_a_fill_reported_again_after_midnight_counts_once_in_a_replay_of_t
     whole, day = unique("whole"), unique("day2")
     await replay(servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, whole, topics=topics, progress=False)
     with capture_logs() as logs:
-        await replay(servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, day, topics=topics, progress=False,
-                     day=DAY2)
+        await replay(
+            servers.kafka_bootstrap, servers.pg_dsn, servers.pg_dsn, day, topics=topics, progress=False, day=DAY2
+        )
     # T-2's order ended before the day: its second report is known as such, not taken for an invalid transition
-    assert [(e["event"], e["client_order_id"]) for e in logs if e["event"].startswith("audit.order")] == \
-        [("audit.order_before_range", "o-2")]
+    assert [(e["event"], e["client_order_id"]) for e in logs if e["event"].startswith("audit.order")] == [
+        ("audit.order_before_range", "o-2")
+    ]
     assert not [e for e in logs if e["log_level"] in ("error", "critical")], logs
 
     pool = await create_pool(servers.pg_dsn)
@@ -110,8 +134,9 @@ async def test_a_fill_reported_again_after_midnight_counts_once_in_a_replay_of_t
         for schema in (whole, day):
             pos = await pool.fetchrow(f"select quantity, fills, fees from {schema}.positions")
             assert tuple(pos) == (Decimal("1.5"), 3, Decimal("2.25")), schema
-            order = await pool.fetchrow(f"select status, filled_quantity, fees, trade_ids from {schema}.orders "
-                                        f"where client_order_id = 'o-1'")
+            order = await pool.fetchrow(
+                f"select status, filled_quantity, fees, trade_ids from {schema}.orders where client_order_id = 'o-1'"
+            )
             assert tuple(order) == ("filled", Decimal("1.0"), Decimal("1.50"), ["T-1", "T-3"]), schema
             eth = await pool.fetchval(f"select sum(delta) from {schema}.balance_changes where currency = 'ETH'")
             assert eth == (Decimal("1.5") if schema == whole else Decimal("0.75")), schema

@@ -22,8 +22,14 @@ pytestmark = pytest.mark.servers
 
 
 def tick(n: int, instrument: str = "BTC/USDT") -> Envelope:
-    ev = TickReceived(instrument=instrument, venue="test", trade_id=str(n), price=Decimal("100.5"),
-                      quantity=Decimal("0.25"), side=Side.BUY)
+    ev = TickReceived(
+        instrument=instrument,
+        venue="test",
+        trade_id=str(n),
+        price=Decimal("100.5"),
+        quantity=Decimal("0.25"),
+        side=Side.BUY,
+    )
     return Envelope.new(ev, ts_event=time.time_ns(), ts_init=time.time_ns(), source="test")
 
 
@@ -35,8 +41,12 @@ async def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_project
     raw = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap)
     await raw.start()
     try:
-        for value in (encode(good_before), b'{"type": "TickReceived", "v": 1, "data": {"price": 1.5}}',
-                      b"\xff not json", encode(good_after)):
+        for value in (
+            encode(good_before),
+            b'{"type": "TickReceived", "v": 1, "data": {"price": 1.5}}',
+            b"\xff not json",
+            encode(good_after),
+        ):
             await raw.send_and_wait(topics.ticks, value, key=b"BTC/USDT")
     finally:
         await raw.stop()
@@ -64,8 +74,7 @@ async def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_project
                 parked.extend(msgs)
     finally:
         await reader.stop()
-    assert [m.value for m in parked] == [b'{"type": "TickReceived", "v": 1, "data": {"price": 1.5}}',
-                                        b"\xff not json"]
+    assert [m.value for m in parked] == [b'{"type": "TickReceived", "v": 1, "data": {"price": 1.5}}', b"\xff not json"]
     headers = [dict(m.headers) for m in parked]
     assert headers[0]["dlq.reason"] == b"TickReceived: missing field 'instrument'"
     assert headers[1]["dlq.reason"].startswith(b"not JSON")
@@ -124,8 +133,13 @@ async def test_a_stored_offset_that_is_no_longer_in_the_log_stops_the_projection
         trading = TopicPartition(topics.trading, 0)
         await store.load("audit", [tp, trading], {tp: 0, trading: 0})
         async with EventProducer(servers.kafka_bootstrap, topics) as dlq:
-            runner = ProjectionRunner(AuditProjection(schema, topics), store, servers.kafka_bootstrap, dlq,
-                                      partitions=[tp, TopicPartition(topics.trading, 0)])
+            runner = ProjectionRunner(
+                AuditProjection(schema, topics),
+                store,
+                servers.kafka_bootstrap,
+                dlq,
+                partitions=[tp, TopicPartition(topics.trading, 0)],
+            )
             await runner.start()
             with pytest.raises(OffsetNotInLog, match="no longer in the log"):
                 await runner.run(asyncio.Event())
@@ -133,5 +147,3 @@ async def test_a_stored_offset_that_is_no_longer_in_the_log_stops_the_projection
         assert await pool.fetchval(f"select count(*) from {schema}.events") == 0
     finally:
         await pool.close()
-
-

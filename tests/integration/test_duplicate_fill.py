@@ -26,12 +26,22 @@ async def test_a_fill_delivered_twice_is_stored_once(servers: Any, ordered: str,
     await ensure_topics(servers.kafka_bootstrap, 1, topics)
     now = time.time_ns()
     common = {"instrument": "ETH/USDT", "client_order_id": "o-1"}
-    fill = OrderFilled(**common, venue="paper", venue_order_id="v-1", trade_id="T-77", side=Side.BUY,
-                       quantity=Decimal("0.5"), price=Decimal("3000.25"), fee=Decimal("1.5"), fee_currency="USDT",
-                       liquidity=Liquidity.TAKER, cumulative_quantity=Decimal("0.5"), leaves_quantity=Decimal("0"))
+    fill = OrderFilled(
+        **common,
+        venue="paper",
+        venue_order_id="v-1",
+        trade_id="T-77",
+        side=Side.BUY,
+        quantity=Decimal("0.5"),
+        price=Decimal("3000.25"),
+        fee=Decimal("1.5"),
+        fee_currency="USDT",
+        liquidity=Liquidity.TAKER,
+        cumulative_quantity=Decimal("0.5"),
+        leaves_quantity=Decimal("0"),
+    )
     events = [
-        OrderSubmitted(**common, strategy="s", side=Side.BUY, order_type=OrderType.MARKET,
-                       quantity=Decimal(ordered)),
+        OrderSubmitted(**common, strategy="s", side=Side.BUY, order_type=OrderType.MARKET, quantity=Decimal(ordered)),
         OrderAccepted(**common, venue="paper", venue_order_id="v-1"),
         fill,
         fill,  # the venue reported it again: a new event, a new event id, the same venue trade id
@@ -52,9 +62,9 @@ async def test_a_fill_delivered_twice_is_stored_once(servers: Any, ordered: str,
         assert tuple(pos) == (Decimal("0.5"), Decimal("1.5"), 1)
         order = await pool.fetchrow(f"select status, filled_quantity, fees from {schema}.orders")
         assert tuple(order) == (status, Decimal("0.5"), Decimal("1.5"))
+        assert await pool.fetchval(f"select count(*) from {schema}.order_events where type = 'OrderFilled'") == 1
         assert await pool.fetchval(
-            f"select count(*) from {schema}.order_events where type = 'OrderFilled'") == 1
-        assert await pool.fetchval(f"select sum(delta) from {schema}.balance_changes where currency = 'ETH'") == \
-            Decimal("0.5")
+            f"select sum(delta) from {schema}.balance_changes where currency = 'ETH'"
+        ) == Decimal("0.5")
     finally:
         await pool.close()

@@ -28,8 +28,9 @@ def _recoveries(start: str) -> float:
 
 
 async def _ticks(settings: Settings, n: int) -> list[Envelope]:
-    feed = SyntheticFeed(settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size,
-                         seed=5, paced=False, limit=n)
+    feed = SyntheticFeed(
+        settings.feed.instruments, settings.feed.start_prices, settings.feed.tick_size, seed=5, paced=False, limit=n
+    )
     return [Envelope.new(tick, ts_event=ts, ts_init=ts, source="test") async for ts, tick in feed.ticks()]
 
 

@@ -41,8 +41,14 @@ FAST = ExecutionSettings(poll_interval=0.1, confirm_timeout=3, reconcile_interva
 
 
 def command(coid: str, qty: str = "0.01", *, age: float = 0) -> Envelope:
-    order = OrderSubmitted(instrument="BTC/USDT", client_order_id=coid, strategy="ma_cross", side=Side.BUY,
-                           order_type=OrderType.MARKET, quantity=Decimal(qty))
+    order = OrderSubmitted(
+        instrument="BTC/USDT",
+        client_order_id=coid,
+        strategy="ma_cross",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        quantity=Decimal(qty),
+    )
     now = time.time_ns() - int(age * 1e9)
     return Envelope.new(order, ts_event=now, ts_init=now, source="engine")
 
@@ -71,8 +77,9 @@ class Log:
 
 
 @contextlib.asynccontextmanager
-async def deployment(servers: Any, partitions: int = 1) -> AsyncIterator[
-        tuple[Topics, FakeBinance, EventProducer, Log]]:
+async def deployment(
+    servers: Any, partitions: int = 1
+) -> AsyncIterator[tuple[Topics, FakeBinance, EventProducer, Log]]:
     """Fresh topics, a fake Binance (10,000 USDT, BTC at 60,000), a producer and a reader of what is written."""
     topics = Topics(unique("exec") + ".")
     await ensure_topics(servers.kafka_bootstrap, partitions, topics)
@@ -80,8 +87,10 @@ async def deployment(servers: Any, partitions: int = 1) -> AsyncIterator[
     await fake.start()
     fake.set_price("BTC/USDT", Decimal("60000"))
     try:
-        async with EventProducer(servers.kafka_bootstrap, topics) as producer, \
-                Log(servers.kafka_bootstrap, topics) as log:
+        async with (
+            EventProducer(servers.kafka_bootstrap, topics) as producer,
+            Log(servers.kafka_bootstrap, topics) as log,
+        ):
             yield topics, fake, producer, log
     finally:
         await fake.stop()
@@ -90,8 +99,9 @@ async def deployment(servers: Any, partitions: int = 1) -> AsyncIterator[
 Running = tuple[ExecutionService, asyncio.Event, "asyncio.Task[None]"]
 
 
-async def start_service(fake: FakeBinance, producer: EventProducer, bootstrap: str, topics: Topics,
-                        settings: ExecutionSettings = FAST) -> Running:
+async def start_service(
+    fake: FakeBinance, producer: EventProducer, bootstrap: str, topics: Topics, settings: ExecutionSettings = FAST
+) -> Running:
     svc = ExecutionService(ccxt_venue_for(fake, api_key=KEY, secret=SECRET), producer, bootstrap, topics, settings)
     await svc.start()
     stop = asyncio.Event()
@@ -119,17 +129,22 @@ async def test_a_restart_never_places_an_order_twice_and_reconciles_what_it_miss
         venue = ccxt_venue_for(fake, api_key=KEY, secret=SECRET)
         await venue.start()
         await venue.submit(second.event)  # type: ignore[arg-type]
-        manual = OrderSubmitted(instrument="BTC/USDT", client_order_id="manual-1", strategy="by-hand",
-                                side=Side.BUY, order_type=OrderType.LIMIT, quantity=Decimal("0.01"),
-                                limit_price=Decimal("50000"))
+        manual = OrderSubmitted(
+            instrument="BTC/USDT",
+            client_order_id="manual-1",
+            strategy="by-hand",
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=Decimal("0.01"),
+            limit_price=Decimal("50000"),
+        )
         await venue.submit(manual)
         await venue.close()
         await producer.publish([second])
 
         svc, stop, task = await start_service(fake, producer, servers.kafka_bootstrap, topics)
         await wait_for(lambda: _has(log, OrderFilled, "ma_cross-second"), 30, "the second order's fill recorded")
-        await wait_for(svc_caught_up(svc, servers.kafka_bootstrap, topics), 30,
-                       "the service to handle every command")
+        await wait_for(svc_caught_up(svc, servers.kafka_bootstrap, topics), 30, "the service to handle every command")
         await halt(svc, stop, task)
         await log.read()
 
@@ -140,8 +155,9 @@ async def test_a_restart_never_places_an_order_twice_and_reconciles_what_it_miss
     accepted = {a.client_order_id for a in log.of(OrderAccepted)}
     assert accepted == {"ma_cross-first", "ma_cross-second"}
     fills = log.of(OrderFilled)
-    assert len({f.trade_id for f in fills}) == len({t["id"] for t in fake.all_trades()
-                                                      if t["clientOrderId"] != "manual-1"})
+    assert len({f.trade_id for f in fills}) == len(
+        {t["id"] for t in fake.all_trades() if t["clientOrderId"] != "manual-1"}
+    )
     assert all(f.raw for f in fills) and all(a.raw for a in log.of(OrderAccepted))
 
 
@@ -175,9 +191,15 @@ async def test_a_resend_refused_as_a_duplicate_adopts_the_first_order_instead_of
 
 async def test_an_order_open_at_the_venue_that_the_log_has_ended_is_cancelled_there(servers: Any) -> None:
     async with deployment(servers) as (topics, fake, producer, log):
-        order = OrderSubmitted(instrument="BTC/USDT", client_order_id="ma_cross-given-up", strategy="ma_cross",
-                               side=Side.BUY, order_type=OrderType.LIMIT, quantity=Decimal("0.01"),
-                               limit_price=Decimal("50000"))
+        order = OrderSubmitted(
+            instrument="BTC/USDT",
+            client_order_id="ma_cross-given-up",
+            strategy="ma_cross",
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=Decimal("0.01"),
+            limit_price=Decimal("50000"),
+        )
         now = time.time_ns()
         cmd = Envelope.new(order, ts_event=now, ts_init=now, source="engine")
         await producer.publish([cmd])
@@ -185,9 +207,18 @@ async def test_an_order_open_at_the_venue_that_the_log_has_ended_is_cancelled_th
         await wait_for(lambda: _has(log, OrderAccepted, order.client_order_id), 30, "the order accepted")
         await halt(svc, stop, task)
         # the log ends the order (as when a lost submit was given up), yet the venue has it open
-        given_up = OrderRejected(instrument="BTC/USDT", client_order_id=order.client_order_id, strategy="ma_cross",
-                                 side=Side.BUY, order_type=OrderType.LIMIT, quantity=Decimal("0.01"),
-                                 limit_price=Decimal("50000"), by="venue", rule="unconfirmed", reason="test")
+        given_up = OrderRejected(
+            instrument="BTC/USDT",
+            client_order_id=order.client_order_id,
+            strategy="ma_cross",
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=Decimal("0.01"),
+            limit_price=Decimal("50000"),
+            by="venue",
+            rule="unconfirmed",
+            reason="test",
+        )
         await producer.publish([cmd.derive(given_up, 9, ts_init=time.time_ns(), source="engine")])
         svc, stop, task = await start_service(fake, producer, servers.kafka_bootstrap, topics)
 

@@ -39,8 +39,12 @@ _ids = itertools.count(1)
 
 def order(side: Side = Side.BUY, qty: str = "10", limit: str | None = None, symbol: str = "SBIN") -> OrderSubmitted:
     return OrderSubmitted(
-        instrument=symbol, client_order_id=f"coid-{next(_ids)}", strategy="ma_cross", side=side,
-        order_type=OrderType.LIMIT if limit is not None else OrderType.MARKET, quantity=Decimal(qty),
+        instrument=symbol,
+        client_order_id=f"coid-{next(_ids)}",
+        strategy="ma_cross",
+        side=side,
+        order_type=OrderType.LIMIT if limit is not None else OrderType.MARKET,
+        quantity=Decimal(qty),
         limit_price=Decimal(limit) if limit is not None else None,
     )
 
@@ -53,8 +57,9 @@ def requests(venue: str, endpoint: str) -> float:
     return REGISTRY.get_sample_value("engine_exchange_requests_total", {"venue": venue, "endpoint": endpoint}) or 0.0
 
 
-async def place_like_the_execution_service(venue: OpenAlgoVenue, o: OrderSubmitted, *, confirm_s: float = 1.0,
-                                           within: float = 15.0) -> VenueOrder:
+async def place_like_the_execution_service(
+    venue: OpenAlgoVenue, o: OrderSubmitted, *, confirm_s: float = 1.0, within: float = 15.0
+) -> VenueOrder:
     """What engine/execution.py does with one order: submit it; a refusal before sending (maybe_sent=False) is
     retried after a backoff; a lost answer (maybe_sent=True) is looked up by client order id for ``confirm_s``, and
     only then is the order sent again, with the same client order id."""
@@ -88,8 +93,14 @@ async def fake() -> AsyncIterator[FakeOpenAlgo]:
 
 @pytest.fixture
 async def venue(fake: FakeOpenAlgo, request: pytest.FixtureRequest) -> AsyncIterator[OpenAlgoVenue]:
-    v = OpenAlgoVenue(fake.url, credentials=Credentials(KEY, ""), timeout_s=5, backoff_s=0.01, settle_s=60,
-                      name=f"oa-{request.node.name}"[:60])  # settle_s: no doubt is given up by time in a test
+    v = OpenAlgoVenue(
+        fake.url,
+        credentials=Credentials(KEY, ""),
+        timeout_s=5,
+        backoff_s=0.01,
+        settle_s=60,
+        name=f"oa-{request.node.name}"[:60],
+    )  # settle_s: no doubt is given up by time in a test
     await v.start()
     yield v
     await v.close()
@@ -97,7 +108,8 @@ async def venue(fake: FakeOpenAlgo, request: pytest.FixtureRequest) -> AsyncIter
 
 
 async def test_market_order_fills_at_the_price_and_shows_in_status_trades_and_balances(
-        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    fake: FakeOpenAlgo, venue: OpenAlgoVenue
+) -> None:
     o = order(qty="10")
     placed = await venue.submit(o)
     assert placed.status is VenueOrderStatus.OPEN and placed.client_order_id == o.client_order_id
@@ -105,8 +117,14 @@ async def test_market_order_fills_at_the_price_and_shows_in_status_trades_and_ba
 
     sent = fake.last("placeorder")
     assert {k: sent[k] for k in ("strategy", "exchange", "symbol", "action", "pricetype", "product", "quantity")} == {
-        "strategy": "engine", "exchange": "NSE", "symbol": "SBIN", "action": "BUY", "pricetype": "MARKET",
-        "product": "MIS", "quantity": "10"}
+        "strategy": "engine",
+        "exchange": "NSE",
+        "symbol": "SBIN",
+        "action": "BUY",
+        "pricetype": "MARKET",
+        "product": "MIS",
+        "quantity": "10",
+    }
 
     got = await venue.fetch_order("SBIN", o.client_order_id)
     assert (got.status, got.filled, got.quantity, got.side) == (VenueOrderStatus.FILLED, D(10), D(10), Side.BUY)
@@ -124,14 +142,18 @@ async def test_market_order_fills_at_the_price_and_shows_in_status_trades_and_ba
 
 
 async def test_limit_order_rests_then_fills_at_its_price_when_the_market_crosses(
-        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    fake: FakeOpenAlgo, venue: OpenAlgoVenue
+) -> None:
     o = order(qty="4", limit="790.05")
     placed = await venue.submit(o)
     assert fake.last("placeorder")["pricetype"] == "LIMIT" and fake.last("placeorder")["price"] == "790.05"
 
     [working] = await venue.open_orders(["SBIN"])
-    assert (working.venue_order_id, working.status, working.filled) == (placed.venue_order_id,
-                                                                         VenueOrderStatus.OPEN, D(0))
+    assert (working.venue_order_id, working.status, working.filled) == (
+        placed.venue_order_id,
+        VenueOrderStatus.OPEN,
+        D(0),
+    )
     assert working.limit_price == Decimal("790.05") and working.client_order_id == o.client_order_id
     assert await venue.open_orders(["INFY"]) == []
 
@@ -148,10 +170,18 @@ async def test_modify_a_resting_limit_order(fake: FakeOpenAlgo, venue: OpenAlgoV
     changed = await venue.modify(placed.venue_order_id, Decimal("8"), Decimal("705.5"))
     assert (changed.status, changed.quantity, changed.limit_price) == (VenueOrderStatus.OPEN, D(8), D("705.5"))
     sent = fake.last("modifyorder")
-    assert {k: sent[k] for k in ("orderid", "symbol", "action", "exchange", "product", "pricetype", "quantity",
-                                 "price")} == {
-        "orderid": placed.venue_order_id, "symbol": "SBIN", "action": "BUY", "exchange": "NSE", "product": "MIS",
-        "pricetype": "LIMIT", "quantity": "8", "price": "705.5"}
+    assert {
+        k: sent[k] for k in ("orderid", "symbol", "action", "exchange", "product", "pricetype", "quantity", "price")
+    } == {
+        "orderid": placed.venue_order_id,
+        "symbol": "SBIN",
+        "action": "BUY",
+        "exchange": "NSE",
+        "product": "MIS",
+        "pricetype": "LIMIT",
+        "quantity": "8",
+        "price": "705.5",
+    }
     fake.set_price("SBIN", Decimal("705"))
     [trade] = await venue.trades("SBIN", None)
     assert (trade.quantity, trade.price) == (D(8), D("705.5"))
@@ -164,8 +194,11 @@ async def test_cancel_one_order_and_a_filled_one_reports_its_fill(fake: FakeOpen
     resting = order(qty="3", limit="600")
     placed = await venue.submit(resting)
     cancelled = await venue.cancel("SBIN", resting.client_order_id, None)
-    assert (cancelled.status, cancelled.filled, cancelled.venue_order_id) == (VenueOrderStatus.CANCELLED, D(0),
-                                                                              placed.venue_order_id)
+    assert (cancelled.status, cancelled.filled, cancelled.venue_order_id) == (
+        VenueOrderStatus.CANCELLED,
+        D(0),
+        placed.venue_order_id,
+    )
     assert fake.order(placed.venue_order_id).status == "cancelled"
 
     filled = order(qty="2")
@@ -226,8 +259,9 @@ async def test_an_error_answer_is_a_rejection_with_the_venue_reason(fake: FakeOp
         await venue.fetch_order("SBIN", "unknown-client-id")
 
 
-async def test_a_refused_key_is_an_auth_error_and_never_shows(fake: FakeOpenAlgo, caplog: pytest.LogCaptureFixture,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_refused_key_is_an_auth_error_and_never_shows(
+    fake: FakeOpenAlgo, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     wrong = "oa-wrong-key-77aa31c0e9"
     fake.echo_key = True  # even a server that repeats the key in its answer does not make it leak
     venue = OpenAlgoVenue(fake.url, credentials=Credentials(wrong, ""), backoff_s=0.01, name="oa-wrong-key")
@@ -237,8 +271,7 @@ async def test_a_refused_key_is_an_auth_error_and_never_shows(fake: FakeOpenAlgo
     assert fake.requests == ["funds"]  # not retried
     assert fake.last("funds")["apikey"] == wrong  # it was sent, in the body only
     out = capsys.readouterr()
-    texts = [str(exc.value), repr(exc.value), str(exc.value.raw), repr(venue), caplog.text, str(logs), out.out,
-             out.err]
+    texts = [str(exc.value), repr(exc.value), str(exc.value.raw), repr(venue), caplog.text, str(logs), out.out, out.err]
     assert all(wrong not in t and KEY not in t for t in texts), texts
     assert errors("oa-wrong-key", "auth") == 1
     await venue.close()
@@ -275,8 +308,9 @@ async def test_a_429_burst_on_reads_is_retried_and_counted(fake: FakeOpenAlgo, v
     assert exc.value.maybe_sent is False
 
 
-async def test_submit_is_never_retried_and_a_lost_answer_is_found_again(fake: FakeOpenAlgo,
-                                                                         venue: OpenAlgoVenue) -> None:
+async def test_submit_is_never_retried_and_a_lost_answer_is_found_again(
+    fake: FakeOpenAlgo, venue: OpenAlgoVenue
+) -> None:
     o = order(qty="3")
     fake.rate_limit(1)
     with pytest.raises(VenueUnavailable) as refused:
@@ -290,8 +324,11 @@ async def test_submit_is_never_retried_and_a_lost_answer_is_found_again(fake: Fa
     [placed] = fake.orders
 
     found = await venue.fetch_order("SBIN", o.client_order_id)  # adopted from the order book
-    assert (found.venue_order_id, found.status, found.client_order_id) == (placed.orderid, VenueOrderStatus.FILLED,
-                                                                           o.client_order_id)
+    assert (found.venue_order_id, found.status, found.client_order_id) == (
+        placed.orderid,
+        VenueOrderStatus.FILLED,
+        o.client_order_id,
+    )
     again = await venue.submit(o)  # the same client order id: never a second order
     assert again.venue_order_id == placed.orderid and len(fake.orders) == 1
     assert fake.requests.count("placeorder") == 2
@@ -306,28 +343,37 @@ async def test_after_a_restart_the_map_is_restored_from_the_log(fake: FakeOpenAl
         await fresh.fetch_order("SBIN", o.client_order_id)
     fresh.remember(o.client_order_id, placed.venue_order_id)  # e.g. from the OrderAccepted event
     got = await fresh.fetch_order("SBIN", o.client_order_id)
-    assert (got.venue_order_id, got.client_order_id, got.status) == (placed.venue_order_id, o.client_order_id,
-                                                                     VenueOrderStatus.OPEN)
+    assert (got.venue_order_id, got.client_order_id, got.status) == (
+        placed.venue_order_id,
+        o.client_order_id,
+        VenueOrderStatus.OPEN,
+    )
     await fresh.close()
 
 
 async def test_two_identical_orders_whose_answers_are_both_lost_become_two_orders_each_adopted_never_a_third(
-        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    fake: FakeOpenAlgo, venue: OpenAlgoVenue
+) -> None:
     first, second = order(qty="5", limit="790"), order(qty="5", limit="790")  # same symbol, side, type, qty, price
     fake.fail_next(2, after_processing=True, endpoint="placeorder")  # both reach the broker, both answers are lost
 
-    got = await asyncio.wait_for(asyncio.gather(place_like_the_execution_service(venue, first),
-                                                place_like_the_execution_service(venue, second)), 30)
+    got = await asyncio.wait_for(
+        asyncio.gather(place_like_the_execution_service(venue, first), place_like_the_execution_service(venue, second)),
+        30,
+    )
 
     assert len(fake.orders) == 2 and fake.requests.count("placeorder") == 2  # never a third: nothing was resent
     earlier, later = (o.orderid for o in fake.orders)  # sent one after the other: the first order is the first's
-    assert [(g.client_order_id, g.venue_order_id) for g in got] == [(first.client_order_id, earlier),
-                                                                    (second.client_order_id, later)]
+    assert [(g.client_order_id, g.venue_order_id) for g in got] == [
+        (first.client_order_id, earlier),
+        (second.client_order_id, later),
+    ]
     assert venue.known_orders == {first.client_order_id: earlier, second.client_order_id: later}
 
 
 async def test_an_identical_order_submitted_while_anothers_answer_is_in_doubt_is_deferred_and_placed_once(
-        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    fake: FakeOpenAlgo, venue: OpenAlgoVenue
+) -> None:
     first, second = order(qty="7", limit="795"), order(qty="7", limit="795")
     fake.fail_next(1, endpoint="placeorder")  # HTTP 500 before processing: not placed, but the adapter cannot know
     with pytest.raises(VenueUnavailable) as lost:
@@ -347,12 +393,15 @@ async def test_an_identical_order_submitted_while_anothers_answer_is_in_doubt_is
 
     assert fake.requests.count("placeorder") == 3  # the lost one, its resend, and the second order: once
     assert [o.orderid for o in fake.orders] == [resent.venue_order_id, placed.venue_order_id]
-    assert venue.known_orders == {first.client_order_id: resent.venue_order_id,
-                                  second.client_order_id: placed.venue_order_id}
+    assert venue.known_orders == {
+        first.client_order_id: resent.venue_order_id,
+        second.client_order_id: placed.venue_order_id,
+    }
 
 
 async def test_an_identical_order_waits_while_another_is_in_flight_and_a_different_one_does_not(
-        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    fake: FakeOpenAlgo, venue: OpenAlgoVenue
+) -> None:
     first, second, other = order(qty="2", limit="780"), order(qty="2", limit="780"), order(qty="3", limit="780")
     in_flight = fake.hold("placeorder")  # the server receives placements but does not answer yet
     tasks: list[asyncio.Task[VenueOrder]] = []
@@ -363,9 +412,13 @@ async def test_an_identical_order_waits_while_another_is_in_flight_and_a_differe
             tasks.append(asyncio.create_task(venue.submit(other)))  # another quantity: another shape, not held up
             await until(lambda: fake.requests.count("placeorder") == 2, "a different order is sent at once")
             tasks.append(asyncio.create_task(venue.submit(second)))
-            await until(lambda: any(e["event"] == "openalgo.shape_busy"
-                                         and e.get("client_order_id") == second.client_order_id for e in logs),
-                             "the identical order waits for the first one's answer")
+            await until(
+                lambda: any(
+                    e["event"] == "openalgo.shape_busy" and e.get("client_order_id") == second.client_order_id
+                    for e in logs
+                ),
+                "the identical order waits for the first one's answer",
+            )
             assert fake.requests.count("placeorder") == 2 and not tasks[2].done()
             in_flight.set()
             a, c, b = await asyncio.wait_for(asyncio.gather(*tasks), 10)
@@ -373,15 +426,20 @@ async def test_an_identical_order_waits_while_another_is_in_flight_and_a_differe
         in_flight.set()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
     assert fake.requests.count("placeorder") == 3 and len(fake.orders) == 3
-    assert venue.known_orders == {first.client_order_id: a.venue_order_id, second.client_order_id: b.venue_order_id,
-                                  other.client_order_id: c.venue_order_id}
+    assert venue.known_orders == {
+        first.client_order_id: a.venue_order_id,
+        second.client_order_id: b.venue_order_id,
+        other.client_order_id: c.venue_order_id,
+    }
     assert len({a.venue_order_id, b.venue_order_id, c.venue_order_id}) == 3
 
 
 async def test_a_lost_order_its_caller_gave_up_on_holds_its_shape_only_until_found_or_settle_s(
-        fake: FakeOpenAlgo) -> None:
-    venue = OpenAlgoVenue(fake.url, credentials=Credentials(KEY, ""), timeout_s=5, backoff_s=0.01, settle_s=1,
-                          name="oa-settle")
+    fake: FakeOpenAlgo,
+) -> None:
+    venue = OpenAlgoVenue(
+        fake.url, credentials=Credentials(KEY, ""), timeout_s=5, backoff_s=0.01, settle_s=1, name="oa-settle"
+    )
     await venue.start()
     try:
         # placed, answer lost, nobody looks it up: the next identical order finds it, adopts it by its own id, goes out
@@ -412,7 +470,8 @@ async def test_a_lost_order_its_caller_gave_up_on_holds_its_shape_only_until_fou
 
 
 async def test_after_a_restart_orders_restored_from_the_log_are_never_taken_for_a_lost_one(
-        fake: FakeOpenAlgo, venue: OpenAlgoVenue) -> None:
+    fake: FakeOpenAlgo, venue: OpenAlgoVenue
+) -> None:
     before = order(qty="6", limit="760")
     accepted = await venue.submit(before)  # its OrderAccepted is in the log
     fresh = OpenAlgoVenue(fake.url, credentials=Credentials(KEY, ""), backoff_s=0.01, name="oa-restarted-2")

@@ -50,8 +50,14 @@ class Exploding:
 
 
 def tick(n: int, trade_id: str) -> Envelope:
-    ev = TickReceived(instrument="BTC/USDT", venue="test", trade_id=trade_id, price=Decimal("100"),
-                      quantity=Decimal("1"), side=Side.BUY)
+    ev = TickReceived(
+        instrument="BTC/USDT",
+        venue="test",
+        trade_id=trade_id,
+        price=Decimal("100"),
+        quantity=Decimal("1"),
+        side=Side.BUY,
+    )
     ts = time.time_ns() + n
     return Envelope.of_trade(ev, ts_event=ts, ts_init=ts, source="test")
 
@@ -71,8 +77,10 @@ async def _setup(servers: Any, name: str, bombs: set[int]) -> tuple[Topics, str,
 async def _dead_letters(servers: Any, topics: Topics) -> list[dict[str, str]]:
     from benchmarks.faults import _read_topic
 
-    return [{k: bytes(v).decode() for k, v in m.headers} for m in await _read_topic(servers.kafka_bootstrap,
-                                                                                   topics.deadletter)]
+    return [
+        {k: bytes(v).decode() for k, v in m.headers}
+        for m in await _read_topic(servers.kafka_bootstrap, topics.deadletter)
+    ]
 
 
 async def test_a_record_that_raises_is_dead_lettered_and_the_rest_of_its_batch_applied(servers: Any) -> None:
@@ -80,8 +88,9 @@ async def test_a_record_that_raises_is_dead_lettered_and_the_rest_of_its_batch_a
     try:
         async with EventProducer(servers.kafka_bootstrap, topics) as dlq:
             projection = Exploding(topics, schema)
-            runner = ProjectionRunner(projection, PgOffsets(pool, schema), servers.kafka_bootstrap, dlq,
-                                      partitions=[tp], stop_at={tp: 50})
+            runner = ProjectionRunner(
+                projection, PgOffsets(pool, schema), servers.kafka_bootstrap, dlq, partitions=[tp], stop_at={tp: 50}
+            )
             await runner.start()
             await asyncio.wait_for(runner.run(asyncio.Event()), 60)
             await runner.stop()
@@ -101,8 +110,15 @@ async def test_with_on_error_stop_the_worker_stops_and_writes_nothing_of_the_bat
     topics, schema, pool, tp = await _setup(servers, "isostop", {5})
     try:
         async with EventProducer(servers.kafka_bootstrap, topics) as dlq:
-            runner = ProjectionRunner(Exploding(topics, schema), PgOffsets(pool, schema), servers.kafka_bootstrap,
-                                      dlq, partitions=[tp], stop_at={tp: 50}, on_error="stop")
+            runner = ProjectionRunner(
+                Exploding(topics, schema),
+                PgOffsets(pool, schema),
+                servers.kafka_bootstrap,
+                dlq,
+                partitions=[tp],
+                stop_at={tp: 50},
+                on_error="stop",
+            )
             await runner.start()
             with pytest.raises(ProjectionFailed, match="on_error = 'stop'"):
                 await asyncio.wait_for(runner.run(asyncio.Event()), 60)
@@ -119,8 +135,9 @@ async def test_a_connection_lost_under_a_batch_is_waited_out_and_the_batch_appli
     try:
         async with EventProducer(servers.kafka_bootstrap, topics) as dlq:
             projection = Exploding(topics, schema, drop_connection_once=True)
-            runner = ProjectionRunner(projection, PgOffsets(pool, schema), servers.kafka_bootstrap, dlq,
-                                      partitions=[tp], stop_at={tp: 50})
+            runner = ProjectionRunner(
+                projection, PgOffsets(pool, schema), servers.kafka_bootstrap, dlq, partitions=[tp], stop_at={tp: 50}
+            )
             await runner.start()
             await asyncio.wait_for(runner.run(asyncio.Event()), 60)
             await runner.stop()

@@ -19,9 +19,7 @@ pytestmark = pytest.mark.servers
 TICKS = 60_000
 
 
-async def test_kill_9_of_the_projection_then_restart_loses_and_duplicates_nothing(
-    servers: Any, tmp_path: Path
-) -> None:
+async def test_kill_9_of_the_projection_then_restart_loses_and_duplicates_nothing(servers: Any, tmp_path: Path) -> None:
     prefix, schema = unique("crash"), unique("crash")
     env = engine_env(servers, prefix, schema)
     # 1. fill the log: the engine trades 60,000 synthetic ticks, no projection in its process
@@ -36,11 +34,15 @@ async def test_kill_9_of_the_projection_then_restart_loses_and_duplicates_nothin
 
     conn = await asyncpg.connect(servers.pg_dsn)
     try:
+
         async def applied() -> int:
             try:
-                return int(await conn.fetchval(
-                    f"select coalesce(sum(next_offset), 0) from {schema}.projection_offsets where projection = 'audit'"
-                ))
+                return int(
+                    await conn.fetchval(
+                        f"select coalesce(sum(next_offset), 0) from {schema}.projection_offsets "
+                        "where projection = 'audit'"
+                    )
+                )
             except asyncpg.UndefinedTableError:
                 return 0
 
@@ -57,6 +59,7 @@ async def test_kill_9_of_the_projection_then_restart_loses_and_duplicates_nothin
         # 3. a new worker picks up from the stored offsets and finishes
         worker = start_cli(["project", "--only", "audit", "--no-http"], env, tmp_path / "worker2.log")
         try:
+
             async def done() -> bool:
                 return await applied() == total
 
@@ -85,11 +88,14 @@ async def test_kill_9_of_the_projection_then_restart_loses_and_duplicates_nothin
         assert await conn.fetchval(f"select count(*) from {schema}.fills") == await conn.fetchval(
             f"select count(*) from {schema}.events where type = 'OrderFilled'"
         )
-        assert await conn.fetchval(f"""
+        assert (
+            await conn.fetchval(f"""
             select count(*) from {schema}.positions p
             join (select instrument, sum(case when side = 'buy' then quantity else -quantity end) q
                   from {schema}.fills group by 1) f using (instrument)
-            where p.quantity <> f.q""") == 0
+            where p.quantity <> f.q""")
+            == 0
+        )
     finally:
         await conn.close()
 

@@ -24,8 +24,9 @@ async def test_readyz_is_ready_with_reachable_servers_and_names_a_projection_tha
     pool = await create_pool(servers.pg_dsn)
     async with LogInspector(servers.kafka_bootstrap) as inspector, EventProducer(servers.kafka_bootstrap, topics) as p:
         # a projection that was never started owns no partitions: it is not ready
-        runner = ProjectionRunner(MetricsProjection(topics), MemoryOffsets(), servers.kafka_bootstrap, p,
-                                  group_id="readyz")
+        runner = ProjectionRunner(
+            MetricsProjection(topics), MemoryOffsets(), servers.kafka_bootstrap, p, group_id="readyz"
+        )
         monitor = ConnectionMonitor(inspector, pool)
         await monitor.probe_once()
         board = StatusBoard(monitor, [runner], max_lag_events=10, max_lag_seconds=5)

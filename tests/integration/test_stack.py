@@ -33,11 +33,18 @@ def free_port() -> int:
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, dict[str, str]]]:
     kport, cport, pport = free_port(), free_port(), free_port()
     state = tmp_path_factory.mktemp("stack") / "state"
-    env = {**os.environ, "ENGINE_KAFKA__BOOTSTRAP": f"127.0.0.1:{kport}",
-           "ENGINE_POSTGRES__DSN": f"postgresql://engine@127.0.0.1:{pport}/engine",
-           "ENGINE_STACK__STATE_DIR": str(state), "ENGINE_STACK__KAFKA_CONTROLLER_PORT": str(cport)}
-    settings = load(kafka={"bootstrap": env["ENGINE_KAFKA__BOOTSTRAP"]}, postgres={"dsn": env["ENGINE_POSTGRES__DSN"]},
-                    stack={"state_dir": str(state), "kafka_controller_port": cport})
+    env = {
+        **os.environ,
+        "ENGINE_KAFKA__BOOTSTRAP": f"127.0.0.1:{kport}",
+        "ENGINE_POSTGRES__DSN": f"postgresql://engine@127.0.0.1:{pport}/engine",
+        "ENGINE_STACK__STATE_DIR": str(state),
+        "ENGINE_STACK__KAFKA_CONTROLLER_PORT": str(cport),
+    }
+    settings = load(
+        kafka={"bootstrap": env["ENGINE_KAFKA__BOOTSTRAP"]},
+        postgres={"dsn": env["ENGINE_POSTGRES__DSN"]},
+        stack={"state_dir": str(state), "kafka_controller_port": cport},
+    )
     res = run_cli(["stack", "up"], env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     try:
@@ -89,8 +96,8 @@ def test_down_stops_what_up_started_and_twice_is_harmless(
 
 
 def test_a_remote_endpoint_is_reported_external_and_left_alone() -> None:
-    settings = load(kafka={"bootstrap": "kafka.example.internal:9092"},
-                    postgres={"dsn": "postgresql://engine@db.example.internal/engine"})
+    settings = load(
+        kafka={"bootstrap": "kafka.example.internal:9092"},
+        postgres={"dsn": "postgresql://engine@db.example.internal/engine"},
+    )
     assert {s.name: s.state for s in stack.status(settings)} == {"kafka": "external", "postgres": "external"}
-
-

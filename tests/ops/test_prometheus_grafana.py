@@ -96,7 +96,7 @@ def test_every_alert_uses_only_exported_metrics() -> None:
 
 
 def test_the_metric_check_would_catch_a_typo() -> None:
-    assert metric_names('sum(rate(engine_fils_total[5m]))') - exported() == {"engine_fils_total"}
+    assert metric_names("sum(rate(engine_fils_total[5m]))") - exported() == {"engine_fils_total"}
 
 
 def test_compose_runs_the_same_stack_with_health_checks_on_loopback() -> None:
@@ -172,9 +172,17 @@ def test_compose_runs_kafka_as_one_kraft_node_like_the_local_stack() -> None:
     # the local stack's broker settings, the same in compose (the listeners' names differ, not what they do)
     local = _properties(OPS / "kafka" / "server.properties")
     compose = {k.removeprefix("KAFKA_").lower().replace("_", "."): v for k, v in env.items()}
-    same = {"process.roles", "node.id", "controller.listener.names", "offsets.topic.replication.factor",
-            "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-            "share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
-            "auto.create.topics.enable", "group.initial.rebalance.delay.ms"}
+    same = {
+        "process.roles",
+        "node.id",
+        "controller.listener.names",
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+        "auto.create.topics.enable",
+        "group.initial.rebalance.delay.ms",
+    }
     assert {key: compose.get(key) for key in same} == {key: local[key] for key in same}
     assert kafka["image"] == f"apache/kafka:{StackSettings().kafka_version}"

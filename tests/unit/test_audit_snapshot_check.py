@@ -10,19 +10,44 @@ from engine.orders import Order, OrderStatus
 from events import Envelope, OpenOrderSnapshot, OrderType, Side
 from projections.audit.projection import AuditProjection, _Batch
 
-SNAP = OpenOrderSnapshot(instrument="ETH/USDT", day="2026-03-10", client_order_id="o-1", strategy="s", side=Side.BUY,
-                         order_type=OrderType.MARKET, quantity=Decimal("1.0"), status="partially_filled",
-                         venue_order_id="v-1", filled_quantity=Decimal("0.25"), filled_notional=Decimal("750"),
-                         fees=Decimal("0.75"), trade_ids=("T-1",))
-FOLDED = Order("o-1", "ETH/USDT", "s", Side.BUY, OrderType.MARKET, Decimal("1.0"), None, OrderStatus.PARTIALLY_FILLED,
-               "v-1", Decimal("0.25"), Decimal("750"), Decimal("0.75"), trade_ids=frozenset({"T-1"}))
+SNAP = OpenOrderSnapshot(
+    instrument="ETH/USDT",
+    day="2026-03-10",
+    client_order_id="o-1",
+    strategy="s",
+    side=Side.BUY,
+    order_type=OrderType.MARKET,
+    quantity=Decimal("1.0"),
+    status="partially_filled",
+    venue_order_id="v-1",
+    filled_quantity=Decimal("0.25"),
+    filled_notional=Decimal("750"),
+    fees=Decimal("0.75"),
+    trade_ids=("T-1",),
+)
+FOLDED = Order(
+    "o-1",
+    "ETH/USDT",
+    "s",
+    Side.BUY,
+    OrderType.MARKET,
+    Decimal("1.0"),
+    None,
+    OrderStatus.PARTIALLY_FILLED,
+    "v-1",
+    Decimal("0.25"),
+    Decimal("750"),
+    Decimal("0.75"),
+    trade_ids=frozenset({"T-1"}),
+)
 
 
 def _check(snap: OpenOrderSnapshot, orders: dict[str, Order]) -> list[str]:
     """The kinds of system events the check records."""
     batch = _Batch()
-    AuditProjection("audit")._check_order(Envelope.new(snap, ts_event=1, ts_init=1, source="engine"), snap, orders,
-                                          batch)
+    AuditProjection("audit")._check_order(
+        Envelope.new(snap, ts_event=1, ts_init=1, source="engine"), snap, orders, batch
+    )
     return [row[1] for row in batch.system_events]
 
 

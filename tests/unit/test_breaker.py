@@ -67,8 +67,11 @@ async def test_a_recovery_applies_a_late_halt_where_the_live_engine_did() -> Non
 
     def recovered(breaker: Breaker) -> list[Envelope]:
         again = flip_flop_core(RiskLimits(BIG, BIG), PaperExchange(D(0), D(0)))
-        return [out for i, t in enumerate(ticks)
-                for out in again.on_input(t, ts_init=0, halted=breaker.halted_at(t.ts_event, (tp.topic, 0), i))]
+        return [
+            out
+            for i, t in enumerate(ticks)
+            for out in again.on_input(t, ts_init=0, halted=breaker.halted_at(t.ts_event, (tp.topic, 0), i))
+        ]
 
     from_log = Breaker()  # what a recovery folds from the control topic: the halt and its marker
     from_log.apply(HALT, halt.ts_event, str(halt.event_id))

@@ -19,8 +19,14 @@ T0 = 1_570_752_011_000_000_000
 
 
 def _tick(trade_id: str, price: str = "100") -> TickReceived:
-    return TickReceived(instrument="BTC/USDT", venue="binance", trade_id=trade_id, price=Decimal(price),
-                        quantity=Decimal("1"), side=Side.BUY)
+    return TickReceived(
+        instrument="BTC/USDT",
+        venue="binance",
+        trade_id=trade_id,
+        price=Decimal(price),
+        quantity=Decimal("1"),
+        side=Side.BUY,
+    )
 
 
 def test_a_ticks_id_is_derived_from_its_trade() -> None:
@@ -28,8 +34,18 @@ def test_a_ticks_id_is_derived_from_its_trade() -> None:
     again = Envelope.of_trade(_tick("42"), ts_event=T0, ts_init=T0 + 999, source="feed:binance")
     other = Envelope.of_trade(_tick("43"), ts_event=T0, ts_init=T0 + 5, source="feed:binance")
     elsewhere = Envelope.of_trade(
-        TickReceived(instrument="BTC/USDT", venue="kraken", trade_id="42", price=Decimal("100"),
-                     quantity=Decimal("1"), side=Side.BUY), ts_event=T0, ts_init=T0, source="feed:kraken")
+        TickReceived(
+            instrument="BTC/USDT",
+            venue="kraken",
+            trade_id="42",
+            price=Decimal("100"),
+            quantity=Decimal("1"),
+            side=Side.BUY,
+        ),
+        ts_event=T0,
+        ts_init=T0,
+        source="feed:kraken",
+    )
     assert a.event_id == again.event_id  # published again later: the same event
     assert len({a.event_id, other.event_id, elsewhere.event_id}) == 3
     assert a.event_id.version == 7 and a.correlation_id == a.event_id and a.causation_id is None
@@ -44,14 +60,17 @@ def test_recent_ids_forget_the_oldest_beyond_their_capacity() -> None:
 
 
 def _core() -> TradingCore:
-    return TradingCore(Trader(MaCross(2, 3, Decimal("0.01")), RiskLimits(Decimal(10**6), Decimal(10), 5, 30)),
-                       PaperExchange(Decimal("0.001"), Decimal("0.0005"), None))
+    return TradingCore(
+        Trader(MaCross(2, 3, Decimal("0.01")), RiskLimits(Decimal(10**6), Decimal(10), 5, 30)),
+        PaperExchange(Decimal("0.001"), Decimal("0.0005"), None),
+    )
 
 
 def test_the_engine_takes_a_repeated_tick_once_and_a_recovery_from_a_snapshot_does_too() -> None:
     prices = ["100", "101", "102", "99", "98", "97", "101", "103", "104", "100"]
-    ticks = [Envelope.of_trade(_tick(str(i), p), ts_event=T0 + i, ts_init=T0 + i, source="t")
-             for i, p in enumerate(prices)]
+    ticks = [
+        Envelope.of_trade(_tick(str(i), p), ts_event=T0 + i, ts_init=T0 + i, source="t") for i, p in enumerate(prices)
+    ]
     once = _core()
     out_once = [e for t in ticks for e in once.on_input(t, ts_init=0)]
     twice = _core()

@@ -28,15 +28,35 @@ INSTR = "BTC/USDT"
 
 
 def submitted(qty: str = "1", side: Side = Side.BUY, coid: str = "c1") -> OrderSubmitted:
-    return OrderSubmitted(instrument=INSTR, client_order_id=coid, strategy="s", side=side,
-                          order_type=OrderType.LIMIT, quantity=D(qty), limit_price=D("100"))
+    return OrderSubmitted(
+        instrument=INSTR,
+        client_order_id=coid,
+        strategy="s",
+        side=side,
+        order_type=OrderType.LIMIT,
+        quantity=D(qty),
+        limit_price=D("100"),
+    )
 
 
-def fill(qty: str, price: str = "100", trade: str = "t1", side: Side = Side.BUY, fee: str = "0",
-         coid: str = "c1") -> OrderFilled:
-    return OrderFilled(instrument=INSTR, client_order_id=coid, venue="v", venue_order_id="v1", trade_id=trade,
-                       side=side, quantity=D(qty), price=D(price), fee=D(fee), fee_currency="USDT",
-                       liquidity=Liquidity.MAKER, cumulative_quantity=D(qty), leaves_quantity=D(0))
+def fill(
+    qty: str, price: str = "100", trade: str = "t1", side: Side = Side.BUY, fee: str = "0", coid: str = "c1"
+) -> OrderFilled:
+    return OrderFilled(
+        instrument=INSTR,
+        client_order_id=coid,
+        venue="v",
+        venue_order_id="v1",
+        trade_id=trade,
+        side=side,
+        quantity=D(qty),
+        price=D(price),
+        fee=D(fee),
+        fee_currency="USDT",
+        liquidity=Liquidity.MAKER,
+        cumulative_quantity=D(qty),
+        leaves_quantity=D(0),
+    )
 
 
 def accepted() -> OrderAccepted:
@@ -51,14 +71,25 @@ def test_partial_then_full_fill() -> None:
     assert o.status is OrderStatus.FILLED and o.avg_fill_price == D("102")
 
 
-@pytest.mark.parametrize("events", [
-    [fill("1")],                                                        # a fill for an order never submitted
-    [submitted(), accepted(), OrderCancelled(instrument=INSTR, client_order_id="c1", venue="v", reason="x",
-                                             filled_quantity=D(0)), fill("1")],  # after cancelled
-    [submitted(), accepted(), fill("1", trade="a"), OrderCancelled(instrument=INSTR, client_order_id="c1", venue="v",
-                                                                    reason="late", filled_quantity=D(1))],
-    [submitted("1"), accepted(), fill("2")],                            # more than the quantity
-])
+@pytest.mark.parametrize(
+    "events",
+    [
+        [fill("1")],  # a fill for an order never submitted
+        [
+            submitted(),
+            accepted(),
+            OrderCancelled(instrument=INSTR, client_order_id="c1", venue="v", reason="x", filled_quantity=D(0)),
+            fill("1"),
+        ],  # after cancelled
+        [
+            submitted(),
+            accepted(),
+            fill("1", trade="a"),
+            OrderCancelled(instrument=INSTR, client_order_id="c1", venue="v", reason="late", filled_quantity=D(1)),
+        ],
+        [submitted("1"), accepted(), fill("2")],  # more than the quantity
+    ],
+)
 def test_invalid_transitions_are_refused(events: list[object]) -> None:
     o = None
     with pytest.raises(om.InvalidTransition):
@@ -119,14 +150,26 @@ class OrderLifecycle(RuleBasedStateMachine):
     @rule()
     def cancel(self) -> None:
         filled = self.order.filled_quantity if self.order else D(0)
-        self._apply(OrderCancelled(instrument=INSTR, client_order_id="c1", venue="v", reason="test",
-                                   filled_quantity=filled))
+        self._apply(
+            OrderCancelled(instrument=INSTR, client_order_id="c1", venue="v", reason="test", filled_quantity=filled)
+        )
 
     @rule()
     def reject(self) -> None:
-        self._apply(OrderRejected(instrument=INSTR, client_order_id="c1", strategy="s", side=Side.BUY,
-                                  order_type=OrderType.LIMIT, quantity=D(1), limit_price=D(100), by="venue",
-                                  rule="r", reason="no"))
+        self._apply(
+            OrderRejected(
+                instrument=INSTR,
+                client_order_id="c1",
+                strategy="s",
+                side=Side.BUY,
+                order_type=OrderType.LIMIT,
+                quantity=D(1),
+                limit_price=D(100),
+                by="venue",
+                rule="r",
+                reason="no",
+            )
+        )
 
     @invariant()
     def filled_never_exceeds_quantity(self) -> None:
@@ -158,8 +201,14 @@ def test_average_cost_and_realized_pnl_by_hand() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(Side), st.decimals("0.00000001", "1000", places=8),
-                          st.decimals("0.01", "100000", places=2)), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(Side), st.decimals("0.00000001", "1000", places=8), st.decimals("0.01", "100000", places=2)
+        ),
+        max_size=40,
+    )
+)
 def test_quantity_is_exactly_the_signed_sum_of_fills(trades: list[tuple[Side, D, D]]) -> None:
     p = Position(INSTR)
     for n, (side, qty, price) in enumerate(trades):

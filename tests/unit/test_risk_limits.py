@@ -46,8 +46,15 @@ BIG = D("1000000")
 
 
 def order(qty: str = "1", side: Side = Side.BUY) -> OrderSubmitted:
-    return OrderSubmitted(instrument="BTC/USDT", client_order_id="c", strategy="s", side=side,
-                          order_type=OrderType.MARKET, quantity=D(qty), limit_price=None)
+    return OrderSubmitted(
+        instrument="BTC/USDT",
+        client_order_id="c",
+        strategy="s",
+        side=side,
+        order_type=OrderType.MARKET,
+        quantity=D(qty),
+        limit_price=None,
+    )
 
 
 def tick_env(price: str, ts: int, n: int, instrument: str = "BTC/USDT") -> Envelope:
@@ -62,19 +69,22 @@ def flip_flop_core(limits: RiskLimits, venue: PaperExchange | None) -> TradingCo
 
 
 def decisions(out: list[Envelope]) -> list[OrderSubmitted | OrderRejected]:
-    return [e.event for e in out if isinstance(e.event, OrderSubmitted)
-            or (isinstance(e.event, OrderRejected) and e.event.by == "risk")]
+    return [
+        e.event
+        for e in out
+        if isinstance(e.event, OrderSubmitted) or (isinstance(e.event, OrderRejected) and e.event.by == "risk")
+    ]
 
 
 # --- max open orders -------------------------------------------------------------------------------
+
 
 def test_an_order_beyond_the_open_order_limit_is_rejected_by_rule_max_open_orders() -> None:
     limits = RiskLimits(BIG, BIG, max_open_orders=2)
     out = check(order(), position=D(0), open_exposure=D(0), last_price=D(1), limits=limits, open_orders=2)
     assert isinstance(out, OrderRejected) and out.rule == "max_open_orders" and out.by == "risk"
     assert "2 orders of BTC/USDT are open" in out.reason
-    assert check(order(), position=D(0), open_exposure=D(0), last_price=D(1), limits=limits, open_orders=1) \
-        is not None
+    assert check(order(), position=D(0), open_exposure=D(0), last_price=D(1), limits=limits, open_orders=1) is not None
 
 
 def test_orders_the_venue_has_not_answered_stay_open_and_block_the_next_until_one_ends() -> None:
@@ -91,33 +101,51 @@ def test_orders_the_venue_has_not_answered_stay_open_and_block_the_next_until_on
     # the venue answers one of them (accepted, then filled): one slot frees, the next order goes out
     first = sent[0]
     ts = T0 + 20 * SECOND
-    for n, report in enumerate([
-        OrderAccepted(instrument="BTC/USDT", client_order_id=first.client_order_id, venue="x",
-                      venue_order_id="v1"),
-        OrderFilled(instrument="BTC/USDT", client_order_id=first.client_order_id, venue="x", venue_order_id="v1",
-                    trade_id="t1", side=first.side, quantity=first.quantity, price=D("100"), fee=D(0),
-                    fee_currency="USDT", liquidity=Liquidity.TAKER, cumulative_quantity=first.quantity,
-                    leaves_quantity=D(0)),
-    ]):
+    for n, report in enumerate(
+        [
+            OrderAccepted(instrument="BTC/USDT", client_order_id=first.client_order_id, venue="x", venue_order_id="v1"),
+            OrderFilled(
+                instrument="BTC/USDT",
+                client_order_id=first.client_order_id,
+                venue="x",
+                venue_order_id="v1",
+                trade_id="t1",
+                side=first.side,
+                quantity=first.quantity,
+                price=D("100"),
+                fee=D(0),
+                fee_currency="USDT",
+                liquidity=Liquidity.TAKER,
+                cumulative_quantity=first.quantity,
+                leaves_quantity=D(0),
+            ),
+        ]
+    ):
         eid = uuid.uuid5(uuid.NAMESPACE_URL, f"report:{n}")
         core.on_input(Envelope(eid, report, ts, 0, eid, None, "venue"), ts_init=0)
     assert len(core.states["BTC/USDT"].open_orders) == 2
-    more = [e for n, p in enumerate(["100", "101", "100"], start=30)
-            for e in core.on_input(tick_env(p, T0 + n * SECOND, n), ts_init=0)]
+    more = [
+        e
+        for n, p in enumerate(["100", "101", "100"], start=30)
+        for e in core.on_input(tick_env(p, T0 + n * SECOND, n), ts_init=0)
+    ]
     assert any(isinstance(d, OrderSubmitted) for d in decisions(more))
 
 
 # --- order rate --------------------------------------------------------------------------------------
 
+
 def test_an_order_beyond_the_rate_limit_is_rejected_by_rule_order_rate() -> None:
     limits = RiskLimits(BIG, BIG, max_orders_per_minute=2)
     sent = (T0, T0 + 10 * SECOND)
-    out = check(order(), position=D(0), open_exposure=D(0), last_price=D(1), limits=limits, sent_ts=sent,
-                now=T0 + 59 * SECOND)
+    out = check(
+        order(), position=D(0), open_exposure=D(0), last_price=D(1), limits=limits, sent_ts=sent, now=T0 + 59 * SECOND
+    )
     assert isinstance(out, OrderRejected) and out.rule == "order_rate"
     # 60 s after the first send it has left the window
-    ok = check(order(), position=D(0), open_exposure=D(0), last_price=D(1), limits=limits, sent_ts=sent,
-               now=T0 + 60 * SECOND)
+    ok = check(
+        order(), position=D(0), open_exposure=D(0), last_price=D(1), limits=limits, sent_ts=sent, now=T0 + 60 * SECOND
+    )
     assert isinstance(ok, OrderSubmitted)
 
 
@@ -146,8 +174,9 @@ def test_a_reducing_order_passes_the_position_limit_but_not_the_order_rate() -> 
     limits = RiskLimits(BIG, D("0.05"), max_orders_per_minute=1)
     sell = order("0.01", Side.SELL)
     assert check(sell, position=D("0.2"), open_exposure=D(0), last_price=D(1), limits=limits) is sell
-    out = check(sell, position=D("0.2"), open_exposure=D(0), last_price=D(1), limits=limits,
-                sent_ts=(T0,), now=T0 + SECOND)
+    out = check(
+        sell, position=D("0.2"), open_exposure=D(0), last_price=D(1), limits=limits, sent_ts=(T0,), now=T0 + SECOND
+    )
     assert isinstance(out, OrderRejected) and out.rule == "order_rate"
 
 
@@ -159,8 +188,9 @@ DAY = "2024-03-01"
 def btc(price: str, *, day: str = DAY, open_price: str = "60000") -> TraderState:
     """Long 0.01 BTC bought at 60000 before the day started; now at ``price``."""
     flows = (("BTC", D("0.01")), ("USDT", D("-600")))
-    return TraderState("BTC/USDT", last_price=D(price), day=day, flows=flows,
-                       day_open_price=D(open_price), day_open_flows=flows)
+    return TraderState(
+        "BTC/USDT", last_price=D(price), day=day, flows=flows, day_open_price=D(open_price), day_open_flows=flows
+    )
 
 
 def test_the_daily_loss_limit_is_reached_at_its_share_of_start_of_day_equity() -> None:
@@ -194,16 +224,23 @@ def test_a_new_day_starts_from_its_own_equity_and_an_idle_instrument_adds_no_cha
 
 
 def test_a_quote_currency_without_start_of_day_equity_never_trips() -> None:
-    s = TraderState("XRP/ETH", last_price=D("0.001"), day=DAY, flows=(("XRP", D("100")), ("ETH", D("-0.2"))),
-                    day_open_price=D("0.002"), day_open_flows=())
+    s = TraderState(
+        "XRP/ETH",
+        last_price=D("0.001"),
+        day=DAY,
+        flows=(("XRP", D("100")), ("ETH", D("-0.2"))),
+        day_open_price=D("0.002"),
+        day_open_flows=(),
+    )
     assert daily_loss.check([view(s)], {"USDT": D("1000")}, day=DAY, limit=D("0.05")) is None
 
 
 def eth(price: str) -> TraderState:
     """Long 0.1 ETH bought at 3000 before the day started; now at ``price``."""
     flows = (("ETH", D("0.1")), ("USDT", D("-300")))
-    return TraderState("ETH/USDT", last_price=D(price), day=DAY, flows=flows, day_open_price=D("3000"),
-                       day_open_flows=flows)
+    return TraderState(
+        "ETH/USDT", last_price=D(price), day=DAY, flows=flows, day_open_price=D("3000"), day_open_flows=flows
+    )
 
 
 def test_a_loss_spread_over_two_engines_trips_when_each_counts_the_others_report() -> None:
@@ -213,8 +250,9 @@ def test_a_loss_spread_over_two_engines_trips_when_each_counts_the_others_report
     assert daily_loss.check([view(btc_now)], start, day=DAY, limit=limit) is None  # what A alone sees: -4.5 %
     assert daily_loss.check([view(eth_now)], start, day=DAY, limit=limit) is None  # what B alone sees: -4 %
     # each engine sees its own instrument live, the other's through the control topic
-    eth_seen_by_a = daily_loss.from_report(decode(encode(Envelope.new(
-        daily_loss.report(view(eth_now)), ts_event=T0, ts_init=T0, source="engine"))).event)  # type: ignore[arg-type]
+    eth_seen_by_a = daily_loss.from_report(
+        decode(encode(Envelope.new(daily_loss.report(view(eth_now)), ts_event=T0, ts_init=T0, source="engine"))).event
+    )  # type: ignore[arg-type]
     assert eth_seen_by_a == view(eth_now)  # the report carries the view exactly, Decimal for Decimal
     breach = daily_loss.check([view(btc_now), eth_seen_by_a], start, day=DAY, limit=limit)
     assert breach is not None and breach.loss == D("0.085")
@@ -250,8 +288,14 @@ def _loop_owning_btc(limit: D) -> tuple[TradingLoop, _Producer, Topics, TopicPar
     topics = Topics("unit.")
     core = TradingCore(Trader(MaCross(10, 30, D("0.01")), RiskLimits(BIG, BIG)), PaperExchange(D(0), D(0)))
     core.states["BTC/USDT"] = btc("60000")
-    loop = TradingLoop("127.0.0.1:1", producer, lambda: core, topics,  # type: ignore[arg-type]
-                       starting_balances={"USDT": D("1000")}, daily_loss_limit=limit)
+    loop = TradingLoop(
+        "127.0.0.1:1",
+        producer,
+        lambda: core,
+        topics,  # type: ignore[arg-type]
+        starting_balances={"USDT": D("1000")},
+        daily_loss_limit=limit,
+    )
 
     async def no_control(*, to_end: bool = False) -> None:
         return None
@@ -299,8 +343,10 @@ async def test_an_engine_trips_on_the_accounts_loss_with_the_other_engines_repor
     await loop._process({tp: [SimpleNamespace(offset=i, value=encode(e)) for i, e in enumerate(envs)]})
     reports = [e for e in producer.sent if isinstance(e.event, EquityReported)]
     # the first tick, then only the fourth (a price move reported at most once a second of event time)
-    assert [(r.causation_id, r.event.price) for r in reports] == [(envs[0].event_id, D("57000")),
-                                                                  (envs[3].event_id, D("55500"))]
+    assert [(r.causation_id, r.event.price) for r in reports] == [
+        (envs[0].event_id, D("57000")),
+        (envs[3].event_id, D("55500")),
+    ]
     assert all(topics.for_event(r.event) == topics.control and r.key == "BTC/USDT" for r in reports)
     (halt,) = [e for e in producer.sent if isinstance(e.event, TradingHalted)]
     assert halt.causation_id == envs[3].event_id  # -45 on BTC, -40 on ETH: -8.5 % of the account's 1000
@@ -308,6 +354,7 @@ async def test_an_engine_trips_on_the_accounts_loss_with_the_other_engines_repor
 
 
 # --- settings ----------------------------------------------------------------------------------------
+
 
 def test_the_risk_settings_have_defaults_and_reach_the_core() -> None:
     from engine.app import daily_loss_settings, make_core_factory
@@ -320,11 +367,18 @@ def test_the_risk_settings_have_defaults_and_reach_the_core() -> None:
     assert daily_loss_settings(s)["daily_loss_limit"] == D("0.01")
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("MAX_OPEN_ORDERS", "0"), ("MAX_ORDERS_PER_MINUTE", "0"), ("DAILY_LOSS_LIMIT", "0"), ("DAILY_LOSS_LIMIT", "1.5"),
-])
-def test_a_bad_risk_setting_fails_at_start_naming_the_key(monkeypatch: pytest.MonkeyPatch, key: str,
-                                                         value: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("MAX_OPEN_ORDERS", "0"),
+        ("MAX_ORDERS_PER_MINUTE", "0"),
+        ("DAILY_LOSS_LIMIT", "0"),
+        ("DAILY_LOSS_LIMIT", "1.5"),
+    ],
+)
+def test_a_bad_risk_setting_fails_at_start_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str
+) -> None:
     monkeypatch.setenv(f"ENGINE_RISK__{key}", value)
     with pytest.raises(ConfigError, match=f"risk.{key.lower()}"):
         load()

@@ -17,15 +17,35 @@ from events import Envelope, OrderFilled, OrderType, TickReceived
 from tests.unit.test_risk_limits import SECOND, T0, tick_env
 
 # a limit buy rests from the 10th tick and fills at the 14th, when the next one is placed: both in the snapshot
-PRICES = ["100", "100", "100", "103", "102", "101", "99", "98", "97", "100", "103", "104", "102", "100", "98", "101",
-          "104", "106"] * 2
+PRICES = [
+    "100",
+    "100",
+    "100",
+    "103",
+    "102",
+    "101",
+    "99",
+    "98",
+    "97",
+    "100",
+    "103",
+    "104",
+    "102",
+    "100",
+    "98",
+    "101",
+    "104",
+    "106",
+] * 2
 
 
 def limit_core(**risk: Any) -> TradingCore:
     """MA(2) vs MA(3) with limit orders on the paper venue (so orders rest, fill partly, and positions move)."""
-    settings = load(strategy={"fast": 2, "slow": 3, "order_quantity": "1", "order_type": "limit"},
-                    risk={"max_order_notional": "100000", "max_position": "5", **risk},
-                    venue={"taker_fee_rate": "0.001", "maker_fee_rate": "0.0005"})
+    settings = load(
+        strategy={"fast": 2, "slow": 3, "order_quantity": "1", "order_type": "limit"},
+        risk={"max_order_notional": "100000", "max_position": "5", **risk},
+        venue={"taker_fee_rate": "0.001", "maker_fee_rate": "0.0005"},
+    )
     return make_core_factory(settings)()
 
 
@@ -75,6 +95,7 @@ def test_a_snapshot_builds_only_allowed_types() -> None:
     money = snap._enc((D("0.1000"), OrderType.LIMIT, frozenset({"t1"})))
     assert snap._dec(orjson.loads(orjson.dumps(money))) == (D("0.1000"), OrderType.LIMIT, frozenset({"t1"}))
     assert str(snap._dec(orjson.loads(orjson.dumps(snap._enc(D("0.1000")))))) == "0.1000"  # the scale kept
-    tick = TickReceived(instrument="X/Y", venue="v", trade_id="1", price=D("1.50"), quantity=D(2),
-                        side=tick_env("1", 0, 0).event.side)  # type: ignore[attr-defined]
+    tick = TickReceived(
+        instrument="X/Y", venue="v", trade_id="1", price=D("1.50"), quantity=D(2), side=tick_env("1", 0, 0).event.side
+    )  # type: ignore[attr-defined]
     assert snap._dec(orjson.loads(orjson.dumps(snap._enc(tick)))) == tick

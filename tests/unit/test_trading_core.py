@@ -30,8 +30,9 @@ from tests.support import SHARED_TRADES
 
 
 def tick(price: str, qty: str = "1", instrument: str = "BTC/USDT", n: int = 0) -> TickReceived:
-    return TickReceived(instrument=instrument, venue="v", trade_id=str(n), price=D(price), quantity=D(qty),
-                        side=Side.BUY)
+    return TickReceived(
+        instrument=instrument, venue="v", trade_id=str(n), price=D(price), quantity=D(qty), side=Side.BUY
+    )
 
 
 def test_the_strategy_signals_only_on_a_real_crossing() -> None:
@@ -54,28 +55,40 @@ def test_the_strategy_signals_only_on_a_real_crossing() -> None:
 
 
 def order(qty: str, side: Side = Side.BUY, limit: str | None = None) -> OrderSubmitted:
-    return OrderSubmitted(instrument="BTC/USDT", client_order_id="c", strategy="s", side=side,
-                          order_type=OrderType.LIMIT if limit else OrderType.MARKET, quantity=D(qty),
-                          limit_price=D(limit) if limit else None)
+    return OrderSubmitted(
+        instrument="BTC/USDT",
+        client_order_id="c",
+        strategy="s",
+        side=side,
+        order_type=OrderType.LIMIT if limit else OrderType.MARKET,
+        quantity=D(qty),
+        limit_price=D(limit) if limit else None,
+    )
 
 
-@pytest.mark.parametrize(("o", "position", "rule"), [
-    (order("0"), "0", "quantity_positive"),
-    (order("0.02"), "0", "max_order_notional"),          # 0.02 x 60000 = 1200 > 1000
-    (order("0.01", limit="200000"), "0", "max_order_notional"),
-    (order("0.01"), "0.045", "max_position"),            # would reach 0.055 > 0.05
-])
+@pytest.mark.parametrize(
+    ("o", "position", "rule"),
+    [
+        (order("0"), "0", "quantity_positive"),
+        (order("0.02"), "0", "max_order_notional"),  # 0.02 x 60000 = 1200 > 1000
+        (order("0.01", limit="200000"), "0", "max_order_notional"),
+        (order("0.01"), "0.045", "max_position"),  # would reach 0.055 > 0.05
+    ],
+)
 def test_each_risk_rule_refuses_with_its_name(o: OrderSubmitted, position: str, rule: str) -> None:
-    out = check(o, position=D(position), open_exposure=D(0), last_price=D("60000"),
-                limits=RiskLimits(D("1000"), D("0.05")))
+    out = check(
+        o, position=D(position), open_exposure=D(0), last_price=D("60000"), limits=RiskLimits(D("1000"), D("0.05"))
+    )
     assert isinstance(out, OrderRejected) and out.rule == rule and out.by == "risk"
     assert (out.client_order_id, out.quantity, out.side) == (o.client_order_id, o.quantity, o.side)
 
 
 def test_reducing_risk_passes_even_above_the_position_limit() -> None:
     o = order("0.01", side=Side.SELL)
-    assert check(o, position=D("0.2"), open_exposure=D(0), last_price=D("60000"),
-                 limits=RiskLimits(D("1000"), D("0.05"))) is o
+    assert (
+        check(o, position=D("0.2"), open_exposure=D(0), last_price=D("60000"), limits=RiskLimits(D("1000"), D("0.05")))
+        is o
+    )
 
 
 def test_paper_market_order_fills_in_full_at_the_next_tick_with_the_taker_fee() -> None:
@@ -106,13 +119,15 @@ def test_paper_limit_order_rests_then_fills_partially_at_its_price_with_the_make
 
 
 def run_real_trades(max_order_notional: str = "1") -> list[Envelope]:
-    settings = load(strategy={"order_quantity": "100"},
-                    risk={"max_position": "300", "max_order_notional": max_order_notional})
+    settings = load(
+        strategy={"order_quantity": "100"}, risk={"max_position": "300", "max_order_notional": max_order_notional}
+    )
     core = make_core_factory(settings)()
     out: list[Envelope] = []
     for row in load_trades(SHARED_TRADES):
-        t = TickReceived(instrument="XRP/ETH", venue="binance", trade_id=row[1], price=row[4], quantity=row[5],
-                         side=Side(row[3]))
+        t = TickReceived(
+            instrument="XRP/ETH", venue="binance", trade_id=row[1], price=row[4], quantity=row[5], side=Side(row[3])
+        )
         tick_id = uuid.uuid5(uuid.NAMESPACE_URL, f"binance-trade:{row[1]}")  # the same in both runs
         env = Envelope(tick_id, t, int(row[0]) * 1_000_000, 0, tick_id, None, "test")
         out.extend(core.on_input(env, ts_init=0))
@@ -137,8 +152,7 @@ def test_a_risk_limit_too_small_turns_orders_into_rejections() -> None:
     assert not any(isinstance(e.event, OrderFilled) for e in events)
 
 
-def test_bad_settings_fail_at_start_naming_the_key_and_the_fix(monkeypatch: pytest.MonkeyPatch,
-                                                               tmp_path: Path) -> None:
+def test_bad_settings_fail_at_start_naming_the_key_and_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ENGINE_KAFKA__PARTITIONS", "many")
     with pytest.raises(ConfigError, match=r"kafka\.partitions.*ENGINE_KAFKA__PARTITIONS"):
         load()
