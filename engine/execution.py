@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import random
 import time
 import uuid
@@ -74,7 +73,6 @@ from events import (
     Topics,
     decode,
 )
-from events._ids import derived_event_id
 from events.validation import problem as validation_problem
 
 log = structlog.get_logger(__name__)
@@ -90,11 +88,6 @@ class ExecutionSettings:
     reconcile_interval: float = 60.0
     lookback: float = 86_400.0
     retry_base: float = 0.2
-
-
-def _fact_id(venue: str, fact: str, ts_ns: int) -> uuid.UUID:
-    cause = uuid.UUID(bytes=hashlib.blake2b(f"{venue}|{fact}".encode(), digest_size=16).digest())
-    return derived_event_id(cause, 0, ts_ns)
 
 
 class ExecutionService:
@@ -254,14 +247,8 @@ class ExecutionService:
         cause = self._causes.get(coid)
         now = time.time_ns()
         ts = ts_event if ts_event is not None else (cause.ts_event if cause else now)
-        return Envelope(
-            event_id=_fact_id(self.venue.name, fact, ts),
-            event=event,
-            ts_event=ts,
-            ts_init=now,
-            correlation_id=cause.correlation_id if cause else _fact_id(self.venue.name, fact, ts),
-            causation_id=cause.event_id if cause else None,
-            source=f"venue:{self.venue.name}",
+        return Envelope.of_fact(
+            self.venue.name, fact, event, ts_event=ts, ts_init=now, source=f"venue:{self.venue.name}", cause=cause
         )
 
     async def _write(self, items: list[tuple[Event, str, int | None]]) -> None:

@@ -55,7 +55,6 @@ from events import (
     TradingResumed,
     decode,
 )
-from events._ids import derived_event_id
 
 log = structlog.get_logger(__name__)
 
@@ -195,14 +194,13 @@ class TradingLoop:
                 continue  # marked already (by this engine, or by the engine that had the partition before)
             offset = here[1] if here is not None and here[0] == tp else self.processed.get(tp, 0)
             self.breaker.mark(str(switch_id), where, offset)
-            marker = Envelope(
-                derived_event_id(switch_id, _MARK_SEQ + tp.partition, ts_event),
+            marker = Envelope.caused_by(
+                switch_id,
                 BreakerApplied(switch_id=str(switch_id), topic=tp.topic, partition=tp.partition, offset=offset),
-                ts_event,
-                time.time_ns(),
-                switch_id,
-                switch_id,
-                "engine",
+                _MARK_SEQ + tp.partition,
+                ts_event=ts_event,
+                ts_init=time.time_ns(),
+                source="engine",
                 key=f"{tp.topic}:{tp.partition}",
             )
             await self._send(marker)
@@ -481,15 +479,7 @@ class TradingLoop:
         if not daily_loss.worth_reporting(now, last, env.ts_event, last_ts, REPORT_INTERVAL_NS):
             return
         self._reported[state.instrument] = (now, env.ts_event)
-        report = Envelope(
-            derived_event_id(env.event_id, _REPORT_SEQ, env.ts_event),
-            daily_loss.report(now),
-            env.ts_event,
-            time.time_ns(),
-            env.correlation_id,
-            env.event_id,
-            "engine",
-        )
+        report = env.derive(daily_loss.report(now), _REPORT_SEQ, ts_init=time.time_ns(), source="engine")
         await self._send(report)
 
     async def _check_daily_loss(self, env: Envelope, here: tuple[TopicPartition, int]) -> None:
@@ -508,16 +498,7 @@ class TradingLoop:
         if breach is None:
             return
         event = daily_loss.halt_event(breach)
-        trip = Envelope(
-            derived_event_id(env.event_id, _TRIP_SEQ, at),
-            event,
-            at,
-            time.time_ns(),
-            env.correlation_id,
-            env.event_id,
-            "engine",
-            key="risk",
-        )
+        trip = env.derive(event, _TRIP_SEQ, ts_init=time.time_ns(), source="engine", ts_event=at, key="risk")
         self.risk_trips[trip.event_id] = at
         self.breaker.apply(event, at, str(trip.event_id))
         await self._send(trip)

@@ -26,8 +26,8 @@ from events import (
     OrderType,
     Side,
     TickReceived,
+    short_hash,
 )
-from events._ids import short_hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Imports nothing of ours; no I/O. See ``docs/events.md``.
 
 from events import validation
 from events._base import Event, event_type, event_types
+from events._ids import short_hash
 from events.codec import DecodeError, decode, encode, event_to_dict
 from events.control import (
     BalanceReconciled,
@@ -85,6 +86,7 @@ __all__ = [
     "event_type",
     "event_types",
     "finite_decimal",
+    "short_hash",
     "validate",
     "validate_tick",
     "validation",

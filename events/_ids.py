@@ -50,3 +50,9 @@ def trade_event_id(venue: str, instrument: str, trade_id: str, ts_ns: int) -> uu
         h.update(part.encode())
         h.update(b"\x00")
     return _uuid7(ts_ns // 1_000_000, h.digest())
+
+
+def fact_event_id(venue: str, fact: str, ts_ns: int) -> uuid.UUID:
+    """The id of what a venue said (a fill of a trade id, an order's acceptance...): derived from the venue's facts."""
+    cause = uuid.UUID(bytes=hashlib.blake2b(f"{venue}|{fact}".encode(), digest_size=16).digest())
+    return derived_event_id(cause, 0, ts_ns)

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from events._base import Event
-from events._ids import derived_event_id, new_event_id, trade_event_id
+from events._ids import derived_event_id, fact_event_id, new_event_id, trade_event_id
 from events.market import TickReceived
 
 
@@ -58,7 +58,40 @@ class Envelope:
         eid = trade_event_id(tick.venue, tick.instrument, tick.trade_id, ts_event)
         return cls(eid, tick, ts_event, ts_init, eid, None, source)
 
-    def derive(self, event: Event, seq: int, *, ts_init: int, source: str) -> Envelope:
-        """The ``seq``-th event caused by this one, at the same event time, with a stable id."""
-        eid = derived_event_id(self.event_id, seq, self.ts_event)
-        return Envelope(eid, event, self.ts_event, ts_init, self.correlation_id, self.event_id, source)
+    def derive(
+        self, event: Event, seq: int, *, ts_init: int, source: str, ts_event: int | None = None, key: str = ""
+    ) -> Envelope:
+        """The ``seq``-th event caused by this one, with a stable id: at the same event time unless ``ts_event``
+        says otherwise (a daily loss trip applies 1 ns after the record that breached), keyed by its instrument
+        unless ``key`` says otherwise. The one way an event is derived from its cause."""
+        ts = self.ts_event if ts_event is None else ts_event
+        eid = derived_event_id(self.event_id, seq, ts)
+        return Envelope(eid, event, ts, ts_init, self.correlation_id, self.event_id, source, key)
+
+    @classmethod
+    def caused_by(
+        cls, cause_id: uuid.UUID, event: Event, seq: int, *, ts_event: int, ts_init: int, source: str, key: str = ""
+    ) -> Envelope:
+        """The ``seq``-th event caused by the event ``cause_id`` when only its id is at hand (its correlation is
+        that id): e.g. where an engine applied a breaker switch."""
+        eid = derived_event_id(cause_id, seq, ts_event)
+        return cls(eid, event, ts_event, ts_init, cause_id, cause_id, source, key)
+
+    @classmethod
+    def of_fact(
+        cls,
+        venue: str,
+        fact: str,
+        event: Event,
+        *,
+        ts_event: int,
+        ts_init: int,
+        source: str,
+        cause: Envelope | None = None,
+    ) -> Envelope:
+        """What a venue said (``fact``: e.g. ``"filled|<trade id>"``): the id is derived from the venue's facts, so
+        a report written twice after a crash is one event; in the chain of the command it answers (``cause``)."""
+        eid = fact_event_id(venue, fact, ts_event)
+        if cause is None:
+            return cls(eid, event, ts_event, ts_init, eid, None, source)
+        return cls(eid, event, ts_event, ts_init, cause.correlation_id, cause.event_id, source)

@@ -96,3 +96,29 @@ def test_a_recorded_run_resumes_just_after_its_last_trade_in_the_log() -> None:
     i = resume_index(rows, int(last[0]) * 1_000_000, "not-in-the-file")
     assert i <= 4999 and int(rows[i][0]) == int(last[0]) and int(rows[i - 1][0]) < int(last[0])
     assert resume_index(rows, (int(rows[-1][0]) + 1) * 1_000_000, "x") == len(rows)
+
+
+def test_the_one_way_to_derive_gives_the_ids_the_log_already_holds() -> None:
+    """Envelope.derive (with its overrides), caused_by and of_fact compute the ids the engine and the execution
+    service wrote before they existed: a replay of an old log still recognises its events."""
+    import hashlib
+    import uuid
+
+    from events import TradingHalted
+    from events._ids import derived_event_id
+
+    tick = Envelope.of_trade(_tick("1"), ts_event=T0, ts_init=T0, source="t")
+    halt = TradingHalted(reason="loss", by="risk:daily_loss_limit")
+    trip = tick.derive(halt, 1 << 30, ts_init=0, source="engine", ts_event=T0 + 1, key="risk")
+    assert (trip.event_id, trip.ts_event, trip.key) == (
+        derived_event_id(tick.event_id, 1 << 30, T0 + 1),
+        T0 + 1,
+        "risk",
+    )
+    assert (trip.correlation_id, trip.causation_id) == (tick.correlation_id, tick.event_id)
+    marker = Envelope.caused_by(trip.event_id, halt, 7, ts_event=T0 + 1, ts_init=0, source="engine", key="t:0")
+    assert marker.event_id == derived_event_id(trip.event_id, 7, T0 + 1)
+    assert marker.correlation_id == marker.causation_id == trip.event_id
+    fact = Envelope.of_fact("binance", "filled|9", halt, ts_event=T0, ts_init=0, source="venue:binance")
+    cause = uuid.UUID(bytes=hashlib.blake2b(b"binance|filled|9", digest_size=16).digest())
+    assert fact.event_id == fact.correlation_id == derived_event_id(cause, 0, T0) and fact.causation_id is None
