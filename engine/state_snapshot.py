@@ -2,8 +2,9 @@
 
 A core is rebuilt on assignment by running its partition's input from the start of the log (deterministic, so
 exactly the state it had); with a snapshot taken at offset N, only the records from N on are run. A snapshot is
-used only if its **fingerprint** matches: a hash of this code (the ``engine`` and ``events`` packages and the
-paper venue) and of the core's configuration (strategy, risk limits, venue fees). Any change to either makes old
+used only if its **fingerprint** matches: a hash of the code that decides the core's state (:data:`DECIDING`: the
+core's modules, ``events``, the paper venue and the loop's breaker and daily loss decisions) and of the core's
+configuration (strategy, risk limits, venue fees). Any change to either makes old
 snapshots unusable, and recovery falls back to the whole log, so a snapshot can never give a state the log and
 the current code would not.
 
@@ -95,18 +96,46 @@ def _dec(v: Any) -> Any:
     return cls(**{k: _dec(x) for k, x in v["f"].items()})
 
 
-def _code_hash() -> str:
-    root = Path(__file__).resolve().parent.parent
+# The code that decides what state a core reaches from the log (relative to the repository): the core's modules
+# (all that engine.core and this module import of ours), the paper venue, and the loop's choice of what it feeds
+# the core and how (the breaker and the daily loss limit decide whether a tick is traded under a halt). Not the CLI,
+# the composition root, the status page, the execution service or the logging: changing those keeps snapshots.
+DECIDING = (
+    "engine/core.py",
+    "engine/trader.py",
+    "engine/orders.py",
+    "engine/portfolio.py",
+    "engine/roundtrips.py",
+    "engine/account.py",
+    "engine/risk.py",
+    "engine/snapshots.py",
+    "engine/dedupe.py",
+    "engine/ports.py",
+    "engine/strategies",
+    "engine/state_snapshot.py",
+    "engine/loop.py",
+    "engine/breaker.py",
+    "engine/daily_loss.py",
+    "events",
+    "adapters/venues/paper.py",
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_hash(root: Path = ROOT) -> str:
+    """A hash of the files of :data:`DECIDING` under ``root`` (their paths and contents)."""
     h = hashlib.sha256()
-    for path in sorted(
-        [*(root / "engine").rglob("*.py"), *(root / "events").rglob("*.py"), root / "adapters" / "venues" / "paper.py"]
-    ):
+    files: list[Path] = []
+    for rel in DECIDING:
+        path = root / rel
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    for path in sorted(files):
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
-_CODE = _code_hash()
+_CODE = code_hash()
 
 
 def fingerprint(core: TradingCore) -> str:
