@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,14 @@ class HttpServer:
             self.port = sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Close the listening socket and the connections; safe twice."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
-            await runner.cleanup()
+            await asyncio.shield(runner.cleanup())
+
+    async def __aenter__(self) -> HttpServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

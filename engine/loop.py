@@ -145,6 +145,7 @@ class TradingLoop:
         self._dead = DeadLetters(producer, bootstrap, self._group_id)
         self.backoff = Backoff("engine.kafka")
         self.failed_inputs = 0  # input records the core could not take (dead-lettered)
+        self._stopped = False
 
     async def _read_control(self, *, to_end: bool = False) -> None:
         """Fold new halt/resume events into the breaker (all of them up to the log end with ``to_end``)."""
@@ -324,8 +325,19 @@ class TradingLoop:
         self._consumer.subscribe([self._topics.ticks], listener=_Rebalance(self))
 
     async def stop(self) -> None:
+        """Leave the group and close the consumers; safe twice, and shielded from the caller's cancellation."""
+        if self._stopped:
+            return
+        self._stopped = True
         await asyncio.shield(self._consumer.stop())
         await asyncio.shield(self._control.stop())
+
+    async def __aenter__(self) -> TradingLoop:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     async def wait_assigned(self, seconds: float) -> None:
         await asyncio.wait_for(self.assigned.wait(), seconds)

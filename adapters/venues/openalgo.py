@@ -257,9 +257,17 @@ class OpenAlgoVenue:
         log.info("openalgo.started", venue=self.name, url=self._root, exchange=self.exchange, product=self.product)
 
     async def close(self) -> None:
+        """Close the HTTP session; safe twice."""
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
+
+    async def __aenter__(self) -> OpenAlgoVenue:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def remember(self, client_order_id: str, venue_order_id: str) -> None:
         """Restore one ``client_order_id -> orderid`` pair (e.g. from the log's ``OrderAccepted`` after a restart).
