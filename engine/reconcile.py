@@ -17,8 +17,8 @@ from decimal import Decimal
 
 import orjson
 
-from adapters.venues.base import VenueOrder, VenueOrderStatus, VenueTrade
 from engine.account import fill_deltas
+from engine.ports import VenueOrder, VenueOrderStatus, VenueTrade
 from events import (
     BalanceReconciled,
     Event,

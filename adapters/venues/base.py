@@ -1,168 +1,43 @@
-"""The live venue port: what the execution service needs from a real exchange or broker.
+"""What every live venue adapter shares: its credentials, and the redaction of them.
 
-Every live adapter (``ccxt_venue.py``, ``openalgo.py``) has this same shape: async methods that talk to
-the venue and return plain values (:class:`VenueOrder`, :class:`VenueTrade`), or raise one of the errors
-below. Each value keeps the venue's raw response (``raw``), so a reconciliation decision taken on it can
-be re-run offline from the event that carries it.
-
-Errors (one root, a ``retriable`` flag, as in aiokafka)::
-
-    VenueError                      retriable?
-     ├── VenueUnavailable           yes: network error, timeout, HTTP 429 / rate limit, venue down.
-     │                              ``maybe_sent``: the outcome is UNKNOWN (an order may have been placed),
-     │                              except for a refusal before processing (429), where it is False.
-     ├── VenueRejected              no: the venue refused (insufficient funds, invalid order, bad symbol);
-     │    │                         ``rule`` names why in one word, ``reason`` in a sentence.
-     │    └── VenueDuplicateOrder   the venue already has an order with this client order id: an earlier
-     │                              attempt reached it (look it up; never count it as refused).
-     ├── VenueOrderNotFound         no: the venue does not know this order (yet: it may show up later).
-     └── VenueAuthError             no: the credentials were refused (never retried, never logged).
+The live venue port itself (:class:`~engine.ports.LiveVenue`, its values and its error tree) belongs to the core:
+:mod:`engine.ports`; it is re-exported here for the adapters that implement it.
 
 Messages never contain credentials: adapters pass what they raise through :func:`redact`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from enum import StrEnum
-from typing import Any, Protocol
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from events import Liquidity, OrderSubmitted, OrderType, Side
+from engine.ports import (
+    LiveVenue,
+    VenueAuthError,
+    VenueDuplicateOrder,
+    VenueError,
+    VenueOrder,
+    VenueOrderNotFound,
+    VenueOrderStatus,
+    VenueRejected,
+    VenueTrade,
+    VenueUnavailable,
+)
 
-
-class VenueError(Exception):
-    """The root of every venue error."""
-
-    retriable: bool = False
-
-    def __init__(self, message: str, *, raw: Any = None) -> None:
-        super().__init__(message)
-        self.raw = raw
-
-
-class VenueUnavailable(VenueError):
-    """The call did not get a definite answer: retry with backoff.
-
-    ``maybe_sent``: True when the venue may have acted on it (a timeout, a dropped connection: the outcome is
-    unknown); False when it certainly did not (HTTP 429 / 418: the request was refused before processing).
-    """
-
-    retriable = True
-
-    def __init__(self, message: str, *, raw: Any = None, maybe_sent: bool = True) -> None:
-        super().__init__(message, raw=raw)
-        self.maybe_sent = maybe_sent
-
-
-class VenueRejected(VenueError):
-    """The venue refused the request for good."""
-
-    def __init__(self, rule: str, reason: str, *, raw: Any = None) -> None:
-        super().__init__(f"{rule}: {reason}", raw=raw)
-        self.rule = rule
-        self.reason = reason
-
-
-class VenueDuplicateOrder(VenueRejected):
-    """The venue refused a new order because it already has one with this client order id (binance's "Duplicate
-    order sent.", alpaca's "client_order_id must be unique"): proof that an earlier attempt reached it."""
-
-    def __init__(self, reason: str, *, raw: Any = None) -> None:
-        super().__init__("duplicate_client_order_id", reason, raw=raw)
-
-
-class VenueOrderNotFound(VenueError):
-    """The venue does not know the order (it may not have registered it yet)."""
-
-
-class VenueAuthError(VenueError):
-    """The venue refused the credentials."""
-
-
-class VenueOrderStatus(StrEnum):
-    OPEN = "open"  # working, possibly partly filled
-    FILLED = "filled"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrder:
-    """The venue's view of one order."""
-
-    instrument: str
-    client_order_id: str
-    venue_order_id: str
-    side: Side
-    order_type: OrderType
-    quantity: Decimal
-    limit_price: Decimal | None
-    status: VenueOrderStatus
-    filled: Decimal
-    ts: int  # ns since the epoch, when the venue last changed it (or when we saw it, if it does not say)
-    raw: Any = field(default=None, compare=False)  # the venue's response, JSON-ready
-
-
-@dataclass(frozen=True, slots=True)
-class VenueTrade:
-    """One execution of one of our orders, as the venue reports it."""
-
-    instrument: str
-    trade_id: str
-    venue_order_id: str
-    client_order_id: str | None  # not every venue reports it on a trade
-    side: Side
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_currency: str
-    liquidity: Liquidity
-    ts: int  # ns since the epoch
-    raw: Any = field(default=None, compare=False)
-
-
-class LiveVenue(Protocol):
-    """A real venue. ``name`` is stable (it goes into fills' unique key and into events).
-
-    ``start()`` loads markets and checks the credentials; ``close()`` is safe twice. Quantities and prices
-    passed in are rounded by the adapter to the venue's precision (with the venue library's own rounding);
-    what the venue really accepted comes back in :class:`VenueOrder`.
-    """
-
-    name: str
-
-    # A venue that has no client order id of its own (OpenAlgo) may also offer
-    # ``remember(client_order_id, venue_order_id)``: the execution service calls it for every acceptance it
-    # reads back from the log on start, so lookups by client order id work after a restart.
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def submit(self, order: OrderSubmitted) -> VenueOrder:
-        """Place ``order`` with its ``client_order_id``; raise VenueRejected / VenueUnavailable."""
-        ...
-
-    async def cancel(self, instrument: str, client_order_id: str, venue_order_id: str | None) -> VenueOrder:
-        """Cancel a working order; the order as it stands after (it may have filled meanwhile)."""
-        ...
-
-    async def fetch_order(self, instrument: str, client_order_id: str) -> VenueOrder:
-        """The order placed with ``client_order_id``; raise VenueOrderNotFound if the venue does not know it."""
-        ...
-
-    async def open_orders(self, instruments: Sequence[str]) -> list[VenueOrder]: ...
-
-    async def trades(self, instrument: str, since_ns: int | None) -> list[VenueTrade]:
-        """Our executions on ``instrument`` at or after ``since_ns``, oldest first."""
-        ...
-
-    async def balances(self) -> dict[str, Decimal]:
-        """Total balance per currency (free + used)."""
-        ...
+__all__ = [
+    "Credentials",
+    "LiveVenue",
+    "VenueAuthError",
+    "VenueDuplicateOrder",
+    "VenueError",
+    "VenueOrder",
+    "VenueOrderNotFound",
+    "VenueOrderStatus",
+    "VenueRejected",
+    "VenueTrade",
+    "VenueUnavailable",
+    "redact",
+]
 
 
 @dataclass(frozen=True, slots=True)
