@@ -28,6 +28,17 @@ log = structlog.get_logger(__name__)
 _Where = tuple[str, int, int]  # topic, partition, offset of the bad record
 
 
+def _headers(reason: str, topic: str, partition: int, offset: int, consumer: str) -> list[tuple[str, bytes]]:
+    """The headers of a dead-letter entry: why, where it came from, and who parked it."""
+    return [
+        ("dlq.reason", reason.encode()[:4000]),
+        ("dlq.topic", topic.encode()),
+        ("dlq.partition", str(partition).encode()),
+        ("dlq.offset", str(offset).encode()),
+        ("dlq.consumer", consumer.encode()),
+    ]
+
+
 def _header(headers: Any, name: str) -> str | None:
     for key, value in headers or ():
         if key == name:
@@ -113,13 +124,7 @@ class DeadLetters:
                 consumer=self.name,
             )
             return False
-        headers = [
-            ("dlq.reason", reason.encode()[:4000]),
-            ("dlq.topic", msg.topic.encode()),
-            ("dlq.partition", str(msg.partition).encode()),
-            ("dlq.offset", str(msg.offset).encode()),
-            ("dlq.consumer", self.name.encode()),
-        ]
+        headers = _headers(reason, msg.topic, msg.partition, msg.offset, self.name)
         await self._producer.send_raw(self._producer.topics.deadletter, msg.value, msg.key, headers)
         self._seen.add(where)
         self.parked += 1
@@ -140,12 +145,6 @@ async def park_unpublished(producer: EventProducer, env: Envelope, topic: str, s
     trade, a venue's report): parked with the reason instead of published to ``topic`` (it has no log position:
     ``dlq.partition`` and ``dlq.offset`` are -1)."""
     log.warning("kafka.refused_at_the_edge", source=source, type=env.type, event_id=str(env.event_id), reason=reason)
-    headers = [
-        ("dlq.reason", reason.encode()[:4000]),
-        ("dlq.topic", topic.encode()),
-        ("dlq.partition", b"-1"),
-        ("dlq.offset", b"-1"),
-        ("dlq.consumer", source.encode()),
-    ]
+    headers = _headers(reason, topic, -1, -1, source)
     await producer.send_raw(producer.topics.deadletter, encode(env), env.key.encode(), headers)
     DEAD_LETTERED.labels(source).inc()

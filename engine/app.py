@@ -272,9 +272,7 @@ async def start_http(
     s = svc.settings
     monitor = ConnectionMonitor(inspector, pool, announce)
     await monitor.probe_once()
-    stop = asyncio.Event()
-    svc.on_close(_setter(stop))
-    svc.spawn(monitor.run(stop), "connection-monitor")
+    svc.spawn(monitor.run(asyncio.Event()), "connection-monitor")  # cancelled when the services close
     if not serve:
         return monitor
     board = StatusBoard(
@@ -294,13 +292,6 @@ async def start_http(
         dashboard=f"http://{s.http.host}:{server.port}/dashboard",
     )
     return monitor
-
-
-def _setter(event: asyncio.Event) -> Callable[[], Coroutine[Any, Any, None]]:
-    async def set_it() -> None:
-        event.set()
-
-    return set_it
 
 
 def _failed(task: asyncio.Task[Any]) -> bool:
