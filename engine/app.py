@@ -27,13 +27,13 @@ from adapters.postgres import create_pool
 from adapters.venues.paper import PaperExchange
 from engine import __version__
 from engine.config import Settings
-from engine.core import TradingCore
+from engine.core.risk import RiskLimits
+from engine.core.strategies import MaCross
+from engine.core.trader import Trader
+from engine.core.trading import TradingCore
 from engine.execution import ExecutionService
 from engine.loop import TradingLoop
-from engine.risk import RiskLimits
 from engine.status import Announce, ConnectionMonitor, StatusBoard
-from engine.strategies import MaCross
-from engine.trader import Trader
 from engine.venues import make_live_venue, service_settings
 from events import (
     ConnectionChanged,

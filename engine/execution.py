@@ -23,7 +23,7 @@ Exactly one live order per client order id:
 Fills are polled (``trades``) for working orders every ``poll_interval``; a venue trade id is reported
 once. Reconciliation (at start, then every ``reconcile_interval``) compares the venue's open orders,
 recent trades and balances with the book folded from the log, and records every difference
-(:mod:`engine.reconcile`). On start the book is rebuilt from the last ``lookback`` of the log.
+(:mod:`engine.core.reconcile`). On start the book is rebuilt from the last ``lookback`` of the log.
 
 Report events get ids derived from the venue's facts (client order id, trade id), so writing the same
 fact twice (after a crash) is recognised downstream as a duplicate.
@@ -58,7 +58,7 @@ from adapters.venues.base import (
     VenueRejected,
     VenueUnavailable,
 )
-from engine.reconcile import BalanceBaseline, Book, Tracked, VenueSnapshot, ended, fills_for, raw_json, reconcile
+from engine.core.reconcile import BalanceBaseline, Book, Tracked, VenueSnapshot, ended, fills_for, raw_json, reconcile
 from events import (
     DecodeError,
     Envelope,

@@ -12,23 +12,16 @@ acknowledged everything handed over, and only then commits the tick offsets. A c
 re-processes those ticks and re-publishes the very same events with the same ids, which every
 projection recognises as duplicates.
 
-With a ``daily_loss_limit``, after each input record it reports what the record's instrument adds to the account
-(``EquityReported`` on the control topic, when worth it) and checks today's loss over the whole account
-(:mod:`engine.daily_loss`): its own instruments live, the other engines' as they last reported them, against the
-paper account's starting balances, or a live venue's balances as its first reconciliation recorded them. A breach
-is written as ``TradingHalted(by="risk:daily_loss_limit")`` to the control topic and applied to the breaker
-at once. Its event time is 1 ns after the breaching record's: that record was already decided when the
-loss was measured, and the halt applies from the next tick on, so a recovery, which applies the halt from
-its event time, takes the very same decisions. Its id is derived from the breaching record, so a
-re-processed record re-publishes the same event; and a tick seen while already halted checks nothing, so
-the trip is never written twice (the control topic is read to its end before a partition is recovered).
+The engine-wide decisions (the breaker's switches and where they apply, equity reports, daily-loss trips) are
+the pure :class:`~engine.core.supervisor.Supervisor`'s: the loop hands it each control record and each input record
+once the core took it, and publishes what it returns. Recovery and snapshots are :mod:`engine.recovery`'s. What is
+left here is consume, core, produce, commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -39,30 +32,16 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from adapters.deadletter import DeadLetters
 from adapters.kafka import EventProducer, make_consumer
 from adapters.outage import Backoff, is_outage
-from adapters.telemetry import INDICATORS, KAFKA_CONSUMED, RECOVERY_RECORDS, RECOVERY_SECONDS, SNAPSHOTS
-from engine import daily_loss, state_snapshot
-from engine.breaker import Breaker
-from engine.core import TradingCore
-from engine.snapshots import utc_day
-from events import (
-    BalanceReconciled,
-    BreakerApplied,
-    DecodeError,
-    Envelope,
-    EquityReported,
-    Topics,
-    TradingHalted,
-    TradingResumed,
-    decode,
-)
+from adapters.telemetry import INDICATORS, KAFKA_CONSUMED
+from engine.core.breaker import Where
+from engine.core.supervisor import Supervisor
+from engine.core.trading import TradingCore
+from engine.recovery import Recovery
+from events import DecodeError, Envelope, Topics, decode
 
 log = structlog.get_logger(__name__)
 
 GROUP = "engine"
-_TRIP_SEQ = 1 << 30  # the position of a daily loss trip among the events derived from its record (no clash)
-_REPORT_SEQ = _TRIP_SEQ + 1  # and of an instrument's EquityReported
-_MARK_SEQ = _TRIP_SEQ + (1 << 20)  # + partition: a switch's BreakerApplied markers, derived from the switch
-REPORT_INTERVAL_NS = 1_000_000_000  # a price move alone is reported at most once a second of event time
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -126,14 +105,9 @@ class TradingLoop:
             bootstrap, group_id=self._group_id, client_id="engine-loop", fetch_max_wait_ms=fetch_max_wait_ms
         )
         self.assigned = asyncio.Event()
-        self.breaker = Breaker()
-        # None: a live venue's, taken from the first BalanceReconciled of each currency in the control log
-        self._balances_from_venue = starting_balances is None
-        self._starting = dict(starting_balances or {})
-        self._daily_loss_limit = daily_loss_limit  # None: not checked
-        self.risk_trips: dict[uuid.UUID, int] = {}  # daily loss trips in the control log: event id -> ts_event
-        self.peers: dict[str, daily_loss.View] = {}  # instrument -> its last EquityReported in the control log
-        self._reported: dict[str, tuple[daily_loss.View, int]] = {}  # own instrument -> last report, its ts_event
+        # no starting balances: a live venue's, taken from the first BalanceReconciled of each currency in the log
+        self.supervisor = Supervisor.of(starting_balances, daily_loss_limit)
+        self._recovery = Recovery(bootstrap, topics, make_core, producer)
         self._control = make_consumer(bootstrap, group_id=None, client_id="engine-control")
         self._indicators_reported: dict[tuple[TopicPartition, str], int] = {}
         self.batch_lock = asyncio.Lock()
@@ -167,44 +141,13 @@ class TradingLoop:
                 return
 
     async def _fold_control(self, env: Envelope) -> None:
-        """One record of the control topic: the breaker's switches and markers, reports, starting balances."""
-        ev = env.event
-        if isinstance(ev, EquityReported):
-            self.peers[ev.instrument] = daily_loss.from_report(ev)
-        elif isinstance(ev, BalanceReconciled):
-            if self._balances_from_venue:
-                self._starting.setdefault(ev.currency, ev.venue_amount)
-        elif isinstance(ev, BreakerApplied):
-            self.breaker.mark(ev.switch_id, (ev.topic, ev.partition), ev.offset)
-        elif isinstance(ev, TradingHalted | TradingResumed):
-            if isinstance(ev, TradingHalted) and ev.by == daily_loss.BY:
-                if env.event_id in self.risk_trips:
-                    return  # this engine's own trip, applied when it was written
-                self.risk_trips[env.event_id] = env.ts_event
-            self.breaker.apply(ev, env.ts_event, str(env.event_id))
-            await self._mark_switch(env.event_id, env.ts_event)
-
-    async def _mark_switch(
-        self, switch_id: uuid.UUID, ts_event: int, here: tuple[TopicPartition, int] | None = None
-    ) -> None:
-        """Write where a breaker switch applies on each partition this engine trades (``BreakerApplied``): from
-        the next record it will process (``here``: the partition and offset being processed now)."""
-        for tp in sorted(self.cores, key=lambda t: (t.topic, t.partition)):
-            where = (tp.topic, tp.partition)
-            if self.breaker.marked(str(switch_id), where):
-                continue  # marked already (by this engine, or by the engine that had the partition before)
-            offset = here[1] if here is not None and here[0] == tp else self.processed.get(tp, 0)
-            self.breaker.mark(str(switch_id), where, offset)
-            marker = Envelope.caused_by(
-                switch_id,
-                BreakerApplied(switch_id=str(switch_id), topic=tp.topic, partition=tp.partition, offset=offset),
-                _MARK_SEQ + tp.partition,
-                ts_event=ts_event,
-                ts_init=time.time_ns(),
-                source="engine",
-                key=f"{tp.topic}:{tp.partition}",
-            )
+        """One record of the control topic, to the supervisor; publish the markers it returns."""
+        for marker in self.supervisor.on_control(env, self._trading, ts_init=time.time_ns()):
             await self._send(marker)
+
+    def _trading(self) -> dict[Where, int]:
+        """The partitions this engine trades -> the next offset it will take on each."""
+        return {(tp.topic, tp.partition): self.processed.get(tp, 0) for tp in self.cores}
 
     async def recover(self, tp: TopicPartition) -> None:
         """Rebuild the core of ``tp`` from the log up to the committed offset, publishing nothing."""
@@ -215,102 +158,12 @@ class TradingLoop:
         if tp in self.cores and self.processed.get(tp) == start:
             self._consumer.seek(tp, start)  # kept through the rebalance: the state is already exact
             return
-        core = self._make_core()
-        replayed = 0
-        self.recovered_from[tp] = None
-        if start > begin:
-            t0 = time.monotonic()
-            snapshot = await self._snapshot_offset(tp, core, begin, start)
-            if snapshot is not None:
-                self.recovered_from[tp] = begin = snapshot
-            if start > begin:
-                replayed = await self._run_log(tp, core, begin, start)
-            seconds = time.monotonic() - t0
-            origin = "log" if self.recovered_from[tp] is None else "snapshot"
-            RECOVERY_SECONDS.labels(origin).observe(seconds)
-            RECOVERY_RECORDS.labels(origin).inc(replayed)
-            log.info(
-                "engine.recovered",
-                partition=tp.partition,
-                ticks=replayed,
-                offset=start,
-                from_snapshot=self.recovered_from[tp],
-                seconds=round(seconds, 3),
-            )
+        restored = await self._recovery.restore(tp, begin, start, self.supervisor.halted_at)
+        core, self.recovered_from[tp] = restored.core, restored.from_snapshot
         self.cores[tp] = core
         self._indicators_reported.update({(tp, i): n for i, n in core.indicators.items()})
         self.processed[tp] = self.positions[tp] = start
         self._consumer.seek(tp, start)
-
-    async def _run_log(self, tp: TopicPartition, core: TradingCore, begin: int, start: int) -> int:
-        """Run the records of ``tp`` from ``begin`` to ``start`` through ``core``, publishing nothing."""
-        replayed = 0
-        where = (tp.topic, tp.partition)
-        reader = make_consumer(self._bootstrap, group_id=None, client_id="engine-recovery")
-        await reader.start()
-        try:
-            reader.assign([tp])
-            reader.seek(tp, begin)
-            while await reader.position(tp) < start:
-                batch = await reader.getmany(tp, timeout_ms=1000, max_records=5000)
-                for msg in batch.get(tp, []):
-                    if msg.offset >= start:
-                        break
-                    try:
-                        env = decode(msg.value)
-                        core.on_input(env, ts_init=0, halted=self.breaker.halted_at(env.ts_event, where, msg.offset))
-                    except Exception:  # noqa: S112 - dead-lettered when it was first consumed, as here
-                        continue
-                    replayed += 1
-        finally:
-            await reader.stop()
-        return replayed
-
-    def _snapshot_key(self, tp: TopicPartition) -> bytes:
-        return f"{tp.topic}:{tp.partition}".encode()
-
-    async def _snapshot_offset(self, tp: TopicPartition, core: TradingCore, begin: int, start: int) -> int | None:
-        """Restore ``core`` from the latest snapshot of ``tp`` it can use (same code and settings, taken between
-        ``begin`` and ``start``); return its offset, or None (then the whole log is run)."""
-        snap_tp = TopicPartition(self._topics.snapshots, tp.partition)
-        reader = make_consumer(self._bootstrap, group_id=None, client_id="engine-snapshots")
-        await reader.start()
-        best: tuple[int, bytes] | None = None
-        try:
-            if self._topics.snapshots not in (await reader.topics()):
-                return None  # a deployment made before snapshots: nothing to read
-            end = (await reader.end_offsets([snap_tp]))[snap_tp]
-            if not end:
-                return None  # (and an assigned consumer that never fetched can hang in stop())
-            reader.assign([snap_tp])
-            await reader.seek_to_beginning(snap_tp)
-            key = self._snapshot_key(tp)
-            while await reader.position(snap_tp) < end:
-                for msg in (await reader.getmany(snap_tp, timeout_ms=1000)).get(snap_tp, []):
-                    offset = state_snapshot.offset_of(msg.value, core) if msg.key == key and msg.value else None
-                    if offset is not None and begin <= offset <= start and (best is None or offset >= best[0]):
-                        best = (offset, msg.value)
-        finally:
-            await reader.stop()
-        if best is None:
-            return None
-        try:
-            return state_snapshot.load(best[1], core)
-        except state_snapshot.SnapshotError as exc:
-            log.warning("engine.snapshot_unusable", partition=tp.partition, error=str(exc))
-            return None
-
-    async def _snapshot(self, tp: TopicPartition) -> None:
-        """Write the core of ``tp`` as it stands after every record before ``processed[tp]`` (just committed)."""
-        core = self.cores.get(tp)
-        if core is None:
-            return
-        offset = self.processed[tp]
-        data = state_snapshot.dump(core, offset)
-        await self._producer.send_raw(self._topics.snapshots, data, self._snapshot_key(tp), [], partition=tp.partition)
-        self._since_snapshot[tp] = 0
-        SNAPSHOTS.inc()
-        log.info("engine.snapshot", partition=tp.partition, offset=offset, size=len(data))
 
     async def start(self) -> None:
         await self._control.start()
@@ -389,8 +242,10 @@ class TradingLoop:
                     await self.backoff.wait(exc, None, during="commit")
             self.positions.update(offsets)
             for tp in offsets:
-                if self._snapshot_every and self._since_snapshot.get(tp, 0) >= self._snapshot_every:
-                    await self._snapshot(tp)
+                core = self.cores.get(tp)
+                if core and self._snapshot_every and self._since_snapshot.get(tp, 0) >= self._snapshot_every:
+                    await self._recovery.checkpoint(tp, core, self.processed[tp])
+                    self._since_snapshot[tp] = 0
         self.backoff.reset()
 
     async def _recover_pending(self) -> None:
@@ -450,7 +305,7 @@ class TradingLoop:
                 except DecodeError as exc:
                     await self._dead.park(msg, exc.reason)
                 else:
-                    halted = self.breaker.halted_at(env.ts_event, where, msg.offset)
+                    halted = self.supervisor.halted_at(env.ts_event, where, msg.offset)
                     try:
                         produced = core.on_input(env, ts_init=time.time_ns(), halted=halted)
                     except Exception as exc:  # a record the core cannot take must not stop trading
@@ -460,9 +315,9 @@ class TradingLoop:
                         await self._dead.park(msg, f"the trading core could not take it: {exc!r}"[:4000])
                     for out in produced:
                         await self._send(out)
-                    if self._daily_loss_limit is not None:
-                        await self._report_equity(env, core)
-                        await self._check_daily_loss(env, (tp, msg.offset + 1))
+                    self.processed[tp] = msg.offset + 1  # where a switch decided now applies on this partition
+                    if self.supervisor.daily_loss_limit is not None:
+                        await self._supervise(env, core)
                 # taken: a failure after this point goes on from the next record
                 self.processed[tp] = self._to_commit[tp] = msg.offset + 1
                 self.ticks_processed += 1
@@ -472,57 +327,24 @@ class TradingLoop:
                 INDICATORS.labels(instrument).inc(n - self._indicators_reported.get((tp, instrument), 0))
                 self._indicators_reported[(tp, instrument)] = n
 
-    async def _report_equity(self, env: Envelope, core: TradingCore) -> None:
-        """Tell the other engines what the record's instrument now adds to the account, when worth it
-        (:func:`engine.daily_loss.worth_reporting`); the id is derived from the record, so a re-processed record
-        re-publishes the same event."""
-        state = core.states.get(env.event.instrument)
-        if state is None:
-            return
-        last, last_ts = self._reported.get(state.instrument, (None, 0))
-        if (
-            last is not None
-            and env.ts_event - last_ts < REPORT_INTERVAL_NS
-            and state.flows is last.flows
-            and state.day == last.day
-        ):
-            return  # the common case on the hot path: only the price can have moved, too soon to say so
-        now = daily_loss.view(state)
-        if not daily_loss.worth_reporting(now, last, env.ts_event, last_ts, REPORT_INTERVAL_NS):
-            return
-        self._reported[state.instrument] = (now, env.ts_event)
-        report = env.derive(daily_loss.report(now), _REPORT_SEQ, ts_init=time.time_ns(), source="engine")
-        await self._send(report)
-
-    async def _check_daily_loss(self, env: Envelope, here: tuple[TopicPartition, int]) -> None:
-        """After one input record (``here``: its partition and the next offset): trip the breaker (an event in the
-        log, and where it applies on each partition) if today's loss reached the limit."""
-        assert self._daily_loss_limit is not None
-        at = env.ts_event + 1  # from the next tick on: this record was decided before its loss was measured
-        if self.breaker.halted_at(at):
-            return  # halted already (by the operator or by an earlier trip): nothing to trip
-        day = utc_day(env.ts_event)
-        trips_today = sum(1 for ts in self.risk_trips.values() if utc_day(ts) == day)
-        # its own instruments live, the others' (owned by other engines) as they last reported them
-        own = {s.instrument: daily_loss.view(s) for core in self.cores.values() for s in core.states.values()}
-        views = [*own.values(), *(v for i, v in self.peers.items() if i not in own)]
-        breach = daily_loss.check(views, self._starting, day=day, limit=self._daily_loss_limit, trips_today=trips_today)
-        if breach is None:
-            return
-        event = daily_loss.halt_event(breach)
-        trip = env.derive(event, _TRIP_SEQ, ts_init=time.time_ns(), source="engine", ts_event=at, key="risk")
-        self.risk_trips[trip.event_id] = at
-        self.breaker.apply(event, at, str(trip.event_id))
-        await self._send(trip)
-        await self._mark_switch(trip.event_id, at, here)
-        log.warning(
-            "risk.daily_loss_limit",
-            currency=breach.currency,
-            loss=str(breach.loss),
-            limit=str(breach.threshold),
-            start_of_day=str(breach.start_of_day),
-            equity=str(breach.equity),
+    async def _supervise(self, env: Envelope, core: TradingCore) -> None:
+        """After one input record: the equity report and the daily-loss trip the supervisor decides, published."""
+        instrument = getattr(env.event, "instrument", "")
+        own = (s for c in self.cores.values() for s in c.states.values())
+        decided = self.supervisor.after_input(
+            env, core.states.get(instrument), own, self._trading, ts_init=time.time_ns()
         )
+        for out in decided.events:
+            await self._send(out)
+        if (breach := decided.breach) is not None:
+            log.warning(
+                "risk.daily_loss_limit",
+                currency=breach.currency,
+                loss=str(breach.loss),
+                limit=str(breach.threshold),
+                start_of_day=str(breach.start_of_day),
+                equity=str(breach.equity),
+            )
 
     async def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
         """True once every partition this engine owns is processed, published and committed to ``end_offsets``."""

@@ -162,7 +162,7 @@ class ConnectionChanged(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EquityReported(Event):
     """What one instrument adds to the account's equity, as the engine that owns it sees it (for the daily loss
-    limit of the whole account, checked by every engine: see :mod:`engine.daily_loss`).
+    limit of the whole account, checked by every engine: see :mod:`engine.core.daily_loss`).
 
     ``flows`` and ``open_flows`` are JSON objects of currency -> decimal string: what the instrument's fills have
     moved in total, now and before its first tick of ``day`` (UTC); ``price`` and ``open_price`` are its last

@@ -19,13 +19,13 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Gauge, Histogram
 
-from engine import orders as om
-from engine import roundtrips
-from engine.account import Account
-from engine.dedupe import RecentIds
-from engine.orders import Order, OrderStatus
-from engine.portfolio import Position, apply_fill
-from engine.snapshots import utc_day
+from engine.core import orders as om
+from engine.core import roundtrips
+from engine.core.account import Account
+from engine.core.dedupe import RecentIds
+from engine.core.orders import Order, OrderStatus
+from engine.core.portfolio import Position, apply_fill
+from engine.core.snapshots import utc_day
 from events import (
     EngineStarted,
     OrderFilled,
@@ -115,7 +115,7 @@ class MetricsProjection:
         if r.topic == self._ticks and not isinstance(ev, TickReceived):
             return  # a live venue's report: counted when the engine relays it on the trading topic
         if isinstance(ev, TickReceived) and not self._recent.add(r.envelope.event_id):
-            return  # the same trade again (engine.dedupe)
+            return  # the same trade again (engine.core.dedupe)
         types[ev.TYPE] += 1
         if isinstance(ev, TickReceived):
             self._last_price[ev.instrument] = ev.price

@@ -1,7 +1,7 @@
 """What every live venue adapter shares: its credentials, and the redaction of them.
 
-The live venue port itself (:class:`~engine.ports.LiveVenue`, its values and its error tree) belongs to the core:
-:mod:`engine.ports`; it is re-exported here for the adapters that implement it.
+The live venue port itself (:class:`~engine.core.ports.LiveVenue`, its values and its error tree) belongs to the core:
+:mod:`engine.core.ports`; it is re-exported here for the adapters that implement it.
 
 Messages never contain credentials: adapters pass what they raise through :func:`redact`.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from engine.ports import (
+from engine.core.ports import (
     LiveVenue,
     VenueAuthError,
     VenueDuplicateOrder,

@@ -7,9 +7,9 @@
 3. trading events -> ``signals``, ``risk_decisions``, ``fills`` (unique per venue trade id: a fill
    delivered twice, even under another event id, is stored and counted once; only fills applied to their
    order are stored), then the folds, with
-   the same pure code the engine uses: ``orders`` + ``order_events`` (:mod:`engine.orders`),
-   ``positions`` + ``position_changes`` (:mod:`engine.portfolio`), ``round_trips`` + ``open_trips``
-   (:mod:`engine.roundtrips`) and ``balance_changes``;
+   the same pure code the engine uses: ``orders`` + ``order_events`` (:mod:`engine.core.orders`),
+   ``positions`` + ``position_changes`` (:mod:`engine.core.portfolio`), ``round_trips`` + ``open_trips``
+   (:mod:`engine.core.roundtrips`) and ``balance_changes``;
 4. day snapshots seed the state when a schema starts from a day (``replay --date``), and are checked
    against the folded state otherwise (a difference is recorded in ``system_events``).
 
@@ -33,11 +33,11 @@ import orjson
 import structlog
 
 from adapters.postgres import ident, run_sql_file
-from engine import orders as om
-from engine import roundtrips as rt
-from engine.account import fill_deltas
-from engine.orders import Order, OrderStatus
-from engine.portfolio import Position, apply_fill
+from engine.core import orders as om
+from engine.core import roundtrips as rt
+from engine.core.account import fill_deltas
+from engine.core.orders import Order, OrderStatus
+from engine.core.portfolio import Position, apply_fill
 from events import (
     BalanceReconciled,
     BalanceSnapshot,

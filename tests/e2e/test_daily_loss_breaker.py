@@ -19,8 +19,8 @@ import pytest
 
 from adapters.feeds.recorded import load_trades
 from engine.app import make_core_factory
-from engine.breaker import Breaker
 from engine.config import load
+from engine.core.breaker import Breaker
 from events import BreakerApplied, Envelope, TickReceived
 from events.codec import decode_event
 from tests.e2e.test_pipeline import run_file

@@ -13,7 +13,7 @@ import pytest
 from adapters.kafka import EventProducer, ensure_topics
 from engine.app import make_core_factory
 from engine.config import load
-from engine.core import TradingCore
+from engine.core.trading import TradingCore
 from engine.loop import TradingLoop
 from events import Envelope, Side, TickReceived, Topics
 from tests.support import unique, wait_for

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from adapters.kafka import EventProducer, ensure_topics, make_consumer
-from engine import daily_loss
 from engine.app import make_core_factory
 from engine.config import load
+from engine.core import daily_loss
 from engine.loop import TradingLoop
 from events import Envelope, EquityReported, Side, TickReceived, Topics, TradingHalted, decode
 from tests.support import unique, wait_for

@@ -24,10 +24,10 @@ from structlog.testing import capture_logs
 
 from adapters.kafka import EventProducer, ensure_topics
 from adapters.postgres import create_pool
-from engine.risk import RiskLimits
-from engine.snapshots import snapshots
-from engine.strategies import MaCross
-from engine.trader import Trader, initial
+from engine.core.risk import RiskLimits
+from engine.core.snapshots import snapshots
+from engine.core.strategies import MaCross
+from engine.core.trader import Trader, initial
 from events import (
     Envelope,
     Event,

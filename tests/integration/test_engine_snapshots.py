@@ -15,7 +15,7 @@ from adapters.feeds import SyntheticFeed
 from adapters.kafka import EventProducer, ensure_topics, make_consumer
 from engine.app import make_core_factory
 from engine.config import Settings, load
-from engine.core import TradingCore
+from engine.core.trading import TradingCore
 from engine.loop import TradingLoop
 from events import Envelope, Topics, decode
 from tests.support import unique, wait_for

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from engine.orders import Order, OrderStatus
+from engine.core.orders import Order, OrderStatus
 from events import Envelope, OpenOrderSnapshot, OrderType, Side
 from projections.audit.projection import AuditProjection, _Batch
 

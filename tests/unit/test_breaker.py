@@ -10,9 +10,9 @@ from types import SimpleNamespace
 from aiokafka import TopicPartition
 
 from adapters.venues.paper import PaperExchange
-from engine.breaker import Breaker
+from engine.core.breaker import Breaker
+from engine.core.risk import RiskLimits
 from engine.loop import TradingLoop
-from engine.risk import RiskLimits
 from events import BreakerApplied, Envelope, OrderRejected, Topics, TradingHalted, TradingResumed, encode
 from tests.unit.test_risk_limits import BIG, SECOND, T0, _Producer, flip_flop_core, tick_env
 

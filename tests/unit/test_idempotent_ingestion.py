@@ -6,12 +6,12 @@ from decimal import Decimal
 
 from adapters.feeds.recorded import load_trades, resume_index
 from adapters.venues.paper import PaperExchange
-from engine import state_snapshot
-from engine.core import TradingCore
-from engine.dedupe import RecentIds
-from engine.risk import RiskLimits
-from engine.strategies import MaCross
-from engine.trader import Trader
+from engine.core import state_snapshot
+from engine.core.dedupe import RecentIds
+from engine.core.risk import RiskLimits
+from engine.core.strategies import MaCross
+from engine.core.trader import Trader
+from engine.core.trading import TradingCore
 from events import Envelope, Side, TickReceived
 from tests.support import TRADES
 

@@ -10,7 +10,7 @@ import pytest
 from adapters.venues.base import VenueOrder, VenueOrderStatus, VenueTrade
 from engine.app import make_core_factory
 from engine.config import ConfigError, load
-from engine.reconcile import BalanceBaseline, Book, VenueSnapshot, fills_for, reconcile
+from engine.core.reconcile import BalanceBaseline, Book, VenueSnapshot, fills_for, reconcile
 from engine.venues import load_credentials
 from events import (
     BalanceReconciled,

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from engine import orders as om
-from engine.orders import OrderStatus
-from engine.portfolio import Position, apply_fill
+from engine.core import orders as om
+from engine.core.orders import OrderStatus
+from engine.core.portfolio import Position, apply_fill
 from events import (
     Liquidity,
     OrderAccepted,

@@ -14,14 +14,14 @@ import pytest
 from aiokafka import TopicPartition
 
 from adapters.venues.paper import PaperExchange
-from engine import daily_loss
 from engine.config import ConfigError, load
-from engine.core import TradingCore
-from engine.daily_loss import view
+from engine.core import daily_loss
+from engine.core.daily_loss import view
+from engine.core.risk import RiskLimits, check
+from engine.core.strategies import MaCross
+from engine.core.trader import Trader, TraderState
+from engine.core.trading import TradingCore
 from engine.loop import TradingLoop
-from engine.risk import RiskLimits, check
-from engine.strategies import MaCross
-from engine.trader import Trader, TraderState
 from events import (
     Envelope,
     EquityReported,
@@ -325,9 +325,11 @@ async def test_the_loop_writes_one_halt_at_the_breach_and_trips_again_only_on_a_
     assert halt.ts_event == breaching.ts_event + 1 and halt.causation_id == breaching.event_id
     assert isinstance(halt.event, TradingHalted) and halt.event.by == "risk:daily_loss_limit"
     assert topics.for_event(halt.event) == topics.control
-    assert loop.breaker.halted_at(breaching.ts_event + 1) and not loop.breaker.halted_at(breaching.ts_event)
+    assert loop.supervisor.breaker.halted_at(breaching.ts_event + 1) and not loop.supervisor.breaker.halted_at(
+        breaching.ts_event
+    )
     # an operator resumes; 7 % does not trip again, 10 % does
-    loop.breaker.apply(TradingResumed(reason="ok", by="operator"), T0 + 10 * SECOND)
+    loop.supervisor.breaker.apply(TradingResumed(reason="ok", by="operator"), T0 + 10 * SECOND)
     offset = 11
     assert await ticks("53000") == []
     (again,) = await ticks("50000", "49000")
@@ -337,8 +339,8 @@ async def test_the_loop_writes_one_halt_at_the_breach_and_trips_again_only_on_a_
 async def test_an_engine_trips_on_the_accounts_loss_with_the_other_engines_reports_and_reports_its_own() -> None:
     loop, producer, topics, tp = _loop_owning_btc(D("0.08"))
     # ETH belongs to another engine, which reported it at 2600 (-40); BTC's own report is ignored as a peer's
-    loop.peers["ETH/USDT"] = view(eth("2600"))
-    loop.peers["BTC/USDT"] = view(btc("70000"))
+    loop.supervisor.peers["ETH/USDT"] = view(eth("2600"))
+    loop.supervisor.peers["BTC/USDT"] = view(btc("70000"))
     envs = [tick_env(p, T0 + i * 2 * SECOND // 5, i) for i, p in enumerate(["57000", "56500", "56100", "55500"])]
     await loop._process({tp: [SimpleNamespace(offset=i, value=encode(e)) for i, e in enumerate(envs)]})
     reports = [e for e in producer.sent if isinstance(e.event, EquityReported)]

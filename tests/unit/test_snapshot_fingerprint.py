@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine import state_snapshot
+from engine.core import state_snapshot
 from tests.support import REPO
 
 
@@ -28,7 +28,7 @@ def test_a_change_to_the_cli_keeps_the_fingerprint_a_change_to_the_trader_change
         with (root / rel).open("a") as f:
             f.write("\n# a log line changed\n")
     assert state_snapshot.code_hash(root) == before
-    with (root / "engine/trader.py").open("a") as f:
+    with (root / "engine/core/trader.py").open("a") as f:
         f.write("\n# the trader changed\n")
     assert state_snapshot.code_hash(root) != before
 
@@ -36,7 +36,8 @@ def test_a_change_to_the_cli_keeps_the_fingerprint_a_change_to_the_trader_change
 def test_every_module_of_ours_that_decides_the_core_state_is_in_the_fingerprint() -> None:
     probe = (
         "import json, sys\n"
-        "import engine.core, engine.state_snapshot, engine.breaker, engine.daily_loss, adapters.venues.paper\n"
+        "import engine.core, engine.core.state_snapshot, engine.core.breaker, engine.core.daily_loss\n"
+        "import adapters.venues.paper\n"
         "print(json.dumps({m: getattr(sys.modules[m], '__file__', None) for m in sys.modules}))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from engine import state_snapshot as snap
 from engine.app import make_core_factory
 from engine.config import load
-from engine.core import TradingCore
+from engine.core import state_snapshot as snap
+from engine.core.trading import TradingCore
 from events import Envelope, OrderFilled, OrderType, TickReceived
 from tests.unit.test_risk_limits import SECOND, T0, tick_env
 

@@ -12,8 +12,8 @@ from adapters.feeds.recorded import load_trades
 from adapters.venues.paper import PaperExchange
 from engine.app import make_core_factory
 from engine.config import ConfigError, load
-from engine.risk import RiskLimits, check
-from engine.strategies import MaCross, MaCrossState
+from engine.core.risk import RiskLimits, check
+from engine.core.strategies import MaCross, MaCrossState
 from events import (
     Direction,
     Envelope,

@@ -1,6 +1,6 @@
 """The daily loss limit: a pure check of today's loss over the account's instruments.
 
-Equity is counted like the paper account (:mod:`engine.account`), per quote currency: the starting
+Equity is counted like the paper account (:mod:`engine.core.account`), per quote currency: the starting
 balances (the paper account's ``venue.starting_balances``; for a live venue, its balances at the execution
 service's first reconciliation, before any order) plus what the fills moved (``TraderState.flows``), with each
 instrument's base balance valued at its last price. **Start-of-day equity** is the same sum taken with
@@ -27,7 +27,7 @@ time old while they trade).
 Everything here is a function of the views it is given, so the check is deterministic given what the engine had
 read; the decision that follows it is in the log (the TradingHalted event), and a recovery rebuilds from that event,
 not from this check. A trip reaches the other engines as an operator's halt does: each applies it when it reads
-it from the control topic and writes where (``BreakerApplied``, see :mod:`engine.breaker`).
+it from the control topic and writes where (``BreakerApplied``, see :mod:`engine.core.breaker`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from decimal import Decimal
 
 import orjson
 
-from engine.account import currencies
-from engine.trader import TraderState
+from engine.core.account import currencies
+from engine.core.trader import TraderState
 from events import EquityReported, TradingHalted
 
 ZERO = Decimal(0)

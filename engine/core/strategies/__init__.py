@@ -1,5 +1,5 @@
 """Strategies: pure functions ``(state, tick) -> (state, signal | None)``."""
 
-from engine.strategies.ma_cross import MaCross, MaCrossState
+from engine.core.strategies.ma_cross import MaCross, MaCrossState
 
 __all__ = ["MaCross", "MaCrossState"]

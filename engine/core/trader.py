@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from engine import orders, portfolio, roundtrips
-from engine.account import add_deltas
-from engine.orders import Order
-from engine.portfolio import Position
-from engine.risk import RiskLimits, check, halted_rejection, recent_sends
-from engine.strategies import MaCross, MaCrossState
+from engine.core import orders, portfolio, roundtrips
+from engine.core.account import add_deltas
+from engine.core.orders import Order
+from engine.core.portfolio import Position
+from engine.core.risk import RiskLimits, check, halted_rejection, recent_sends
+from engine.core.strategies import MaCross, MaCrossState
 from events import (
     Event,
     OrderCancelRequested,
@@ -41,7 +41,7 @@ class TraderState:
     trip: roundtrips.OpenTrip | None = None
     flows: tuple[tuple[str, Decimal], ...] = ()  # what this instrument's fills moved, per currency, in total
     sent_ts: tuple[int, ...] = ()  # event times of the orders sent in the last 60 s (the order rate limit)
-    # at the first tick of ``day``: its price and the flows before it (start-of-day equity, engine.daily_loss)
+    # at the first tick of ``day``: its price and the flows before it (start-of-day equity, engine.core.daily_loss)
     day_open_price: Decimal | None = None
     day_open_flows: tuple[tuple[str, Decimal], ...] = ()
 

@@ -25,16 +25,16 @@ from typing import Any
 
 import orjson
 
-from engine.core import TradingCore
-from engine.dedupe import RecentIds
-from engine.orders import Order, OrderStatus
-from engine.portfolio import Position
-from engine.roundtrips import OpenTrip
-from engine.strategies.ma_cross import MaCrossState
-from engine.trader import TraderState
+from engine.core.dedupe import RecentIds
+from engine.core.orders import Order, OrderStatus
+from engine.core.portfolio import Position
+from engine.core.roundtrips import OpenTrip
+from engine.core.strategies.ma_cross import MaCrossState
+from engine.core.trader import TraderState
+from engine.core.trading import TradingCore
 from events import Direction, Event, Liquidity, OrderType, Side, event_type
 
-FORMAT = 2  # 2: the ids of the ticks taken lately (engine.dedupe)
+FORMAT = 2  # 2: the ids of the ticks taken lately (engine.core.dedupe)
 _CLASSES: dict[str, type] = {c.__name__: c for c in (TraderState, MaCrossState, Position, Order, OpenTrip)}
 _ENUMS: dict[str, type[Enum]] = {e.__name__: e for e in (Side, OrderType, Direction, Liquidity, OrderStatus)}
 
@@ -96,30 +96,18 @@ def _dec(v: Any) -> Any:
     return cls(**{k: _dec(x) for k, x in v["f"].items()})
 
 
-# The code that decides what state a core reaches from the log (relative to the repository): the core's modules
-# (all that engine.core and this module import of ours), the paper venue, and the loop's choice of what it feeds
-# the core and how (the breaker and the daily loss limit decide whether a tick is traded under a halt). Not the CLI,
-# the composition root, the status page, the execution service or the logging: changing those keeps snapshots.
+# The code that decides what state a core reaches from the log (relative to the repository): the core package
+# (engine/core: all it imports of ours is there or in events), the paper venue, and what the loop and the recovery
+# feed the core and how. Not the CLI, the composition root, the status page, the execution service or the logging:
+# changing those keeps snapshots.
 DECIDING = (
-    "engine/core.py",
-    "engine/trader.py",
-    "engine/orders.py",
-    "engine/portfolio.py",
-    "engine/roundtrips.py",
-    "engine/account.py",
-    "engine/risk.py",
-    "engine/snapshots.py",
-    "engine/dedupe.py",
-    "engine/ports.py",
-    "engine/strategies",
-    "engine/state_snapshot.py",
+    "engine/core",
     "engine/loop.py",
-    "engine/breaker.py",
-    "engine/daily_loss.py",
+    "engine/recovery.py",
     "events",
     "adapters/venues/paper.py",
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def code_hash(root: Path = ROOT) -> str:

@@ -8,7 +8,7 @@ For each tick of an instrument, in this order:
 4. orders that passed risk go to the venue (accepted or rejected), cancels likewise;
 5. the venue's answers are folded back into the trader.
 
-A tick whose event id was taken lately (the same trade published twice) is skipped (:mod:`engine.dedupe`).
+A tick whose event id was taken lately (the same trade published twice) is skipped (:mod:`engine.core.dedupe`).
 
 The first tick of a new UTC day is preceded by the day's snapshots (see ``engine.snapshots``).
 
@@ -27,12 +27,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from engine import trader as trader_mod
-from engine.dedupe import RecentIds
-from engine.orders import ORDER_EVENTS
-from engine.ports import SimulatedVenue
-from engine.snapshots import snapshots, utc_day
-from engine.trader import Trader, TraderState
+from engine.core import trader as trader_mod
+from engine.core.dedupe import RecentIds
+from engine.core.orders import ORDER_EVENTS
+from engine.core.ports import SimulatedVenue
+from engine.core.snapshots import snapshots, utc_day
+from engine.core.trader import Trader, TraderState
 from events import Envelope, Event, OrderCancelRequested, OrderSubmitted, TickReceived
 
 
@@ -56,7 +56,7 @@ class TradingCore:
                 return [env]  # relayed as it is (same id) to the trading topic, after the order it answers
             return []
         if not self.recent.add(env.event_id):
-            return []  # the same trade again (a feed resent it): taken once (see engine.dedupe)
+            return []  # the same trade again (a feed resent it): taken once (see engine.core.dedupe)
         t = self.trader
         state = self.states.get(tick.instrument) or trader_mod.initial(tick.instrument)
         produced: list[tuple[Event, str]] = []
@@ -70,7 +70,7 @@ class TradingCore:
         day = utc_day(env.ts_event)
         if state.day is not None and day != state.day:
             produced.extend((ev, "engine") for ev in snapshots(state, day))
-        if day != state.day:  # the day's first tick: where start-of-day equity is taken (engine.daily_loss)
+        if day != state.day:  # the day's first tick: where start-of-day equity is taken (engine.core.daily_loss)
             state = replace(state, day=day, day_open_price=tick.price, day_open_flows=state.flows)
         venue = self.venue
         venue_source = f"venue:{venue.name}" if venue else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from engine.trader import TraderState
+from engine.core.trader import TraderState
 from events import BalanceSnapshot, Event, OpenOrderSnapshot, PositionSnapshot
 
 ZERO = Decimal(0)

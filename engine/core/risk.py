@@ -18,7 +18,7 @@ runaway strategy, and they clear by themselves (orders end, the window slides).
 While trading is halted (the circuit breaker), every new order is refused with rule ``halted``; cancels
 are not orders and pass. Besides the operator's ``halt``, the **daily loss limit** halts trading: when
 today's loss reaches ``risk.daily_loss_limit`` of start-of-day equity the engine writes a TradingHalted
-event (``by="risk:daily_loss_limit"``), see :mod:`engine.daily_loss`.
+event (``by="risk:daily_loss_limit"``), see :mod:`engine.core.daily_loss`.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from decimal import Decimal
 
 import orjson
 
-from engine.account import fill_deltas
-from engine.ports import VenueOrder, VenueOrderStatus, VenueTrade
+from engine.core.account import fill_deltas
+from engine.core.ports import VenueOrder, VenueOrderStatus, VenueTrade
 from events import (
     BalanceReconciled,
     Event,
