@@ -235,7 +235,7 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
         "--with-prometheus",
         action="store_true",
         help="up: also start Debian's Prometheus (scraping the engine, with the alert rules) and "
-        "Alertmanager on 127.0.0.1:9090 and :9093",
+        "Alertmanager on 127.0.0.1:19090 and :19094 (stack.prometheus_port, stack.alertmanager_port)",
     )
     for command in sub.choices.values():
         _global_options(command, default=argparse.SUPPRESS)

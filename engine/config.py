@@ -255,8 +255,9 @@ class StackSettings(_Section):
     kafka_version: str = "4.1.1"
     kafka_controller_port: int = 19093
     kafka_heap: str = "512m"
-    prometheus_port: int = 9090
-    alertmanager_port: int = 9093
+    # not Debian's 9090 / 9093: the packages' own services may be running there (see ops/bootstrap.sh)
+    prometheus_port: int = 19090
+    alertmanager_port: int = 19094
 
     @field_validator("state_dir")
     @classmethod

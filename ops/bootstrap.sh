@@ -28,20 +28,16 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${apt_missing[@]}" >/dev/null
-  # Debian starts the services of some packages it installs, on the ports the local stack's own use (stack up
-  # --with-prometheus). Where systemd runs them, stop and disable the units of the packages installed just now, by
-  # name. Without systemd (in a container, policy-rc.d usually keeps them from starting) they are left alone, and
-  # said so if one listens: nothing is stopped by its process name, which may be someone else's program.
-  declare -A debian_port=([prometheus]=9090 [prometheus-alertmanager]=9093)
+  # Debian starts the services of some packages it installs (Prometheus on 9090, Alertmanager on 9093). The local
+  # stack's own use other ports (19090, 19094), so they never collide. Where systemd runs them, the units of the
+  # packages installed just now are stopped and disabled, by name (nobody asked for them); without systemd (in a
+  # container, policy-rc.d usually keeps them from starting) they are left alone. Nothing is ever stopped by its
+  # process name, which may be someone else's program.
   for pkg in "${apt_missing[@]}"; do
-    port=${debian_port[$pkg]:-}
-    [ -n "$port" ] || continue
-    if [ -d /run/systemd/system ]; then
-      systemctl disable --now "$pkg.service" >/dev/null 2>&1 || true
-    elif (: </dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
-      echo "note: 127.0.0.1:$port is taken (by Debian's $pkg service?) and left so: stop it, or give the local" \
-        "stack other ports (ENGINE_STACK__PROMETHEUS_PORT, ENGINE_STACK__ALERTMANAGER_PORT)" >&2
-    fi
+    case $pkg in
+      prometheus | prometheus-alertmanager)
+        if [ -d /run/systemd/system ]; then systemctl disable --now "$pkg.service" >/dev/null 2>&1 || true; fi ;;
+    esac
   done
 fi
 
