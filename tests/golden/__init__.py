@@ -1,0 +1,1 @@
+"""Golden outputs of the built-in strategies (see cases.py)."""
