@@ -102,7 +102,7 @@ def topics_of(settings: Settings) -> Topics:
 def make_core_factory(settings: Settings) -> Callable[[], TradingCore]:
     s, r, v = settings.strategy, settings.risk, settings.venue
     trader = Trader(
-        MaCross(s.fast, s.slow, s.order_quantity, allow_short=s.allow_short),
+        MaCross.of(s.fast, s.slow, s.order_quantity, allow_short=s.allow_short),
         RiskLimits(r.max_order_notional, r.max_position, r.max_open_orders, r.max_orders_per_minute),
         OrderType(s.order_type),
     )

@@ -37,6 +37,7 @@ from adapters.kafka import EventProducer, make_consumer
 from adapters.outage import Backoff, is_outage
 from adapters.telemetry import KAFKA_CONSUMED, PG_WRITE_SECONDS, PG_WRITES
 from events import DecodeError, Envelope, decode
+from events.arithmetic import exact
 from projections import lag as lagm
 from projections.offsets import OffsetStore, StaleOffset
 
@@ -492,7 +493,8 @@ class ProjectionRunner:
         _refused(self.projection)  # left by an attempt that was rolled back
         async with self._store.batch(self.name) as b:
             if records:
-                await self.projection.apply(b.conn, records)
+                with exact():  # the same rounding in every process (see events.arithmetic)
+                    await self.projection.apply(b.conn, records)
             for rec, reason in _refused(self.projection):
                 await self._park(rec, reason)
             await b.advance_all({tp: (expected, new) for tp, (expected, new, _, _) in moves.items()})

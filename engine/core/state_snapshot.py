@@ -29,13 +29,16 @@ from engine.core.dedupe import RecentIds
 from engine.core.orders import Order, OrderStatus
 from engine.core.portfolio import Position
 from engine.core.roundtrips import OpenTrip
+from engine.core.strategies.api import Candle, Clock
 from engine.core.strategies.ma_cross import MaCrossState
 from engine.core.trader import TraderState
 from engine.core.trading import TradingCore
 from events import Direction, Event, Liquidity, OrderType, Side, event_type
 
 FORMAT = 2  # 2: the ids of the ticks taken lately (engine.core.dedupe)
-_CLASSES: dict[str, type] = {c.__name__: c for c in (TraderState, MaCrossState, Position, Order, OpenTrip)}
+_CLASSES: dict[str, type] = {
+    c.__name__: c for c in (TraderState, MaCrossState, Position, Order, OpenTrip, Clock, Candle)
+}
 _ENUMS: dict[str, type[Enum]] = {e.__name__: e for e in (Side, OrderType, Direction, Liquidity, OrderStatus)}
 
 

@@ -29,6 +29,7 @@ from engine.core.breaker import Breaker, Where
 from engine.core.snapshots import utc_day
 from engine.core.trader import TraderState
 from events import BalanceReconciled, BreakerApplied, Envelope, EquityReported, TradingHalted, TradingResumed
+from events.arithmetic import exact
 
 TRIP_SEQ = 1 << 30  # the position of a daily loss trip among the events derived from its record (no clash)
 REPORT_SEQ = TRIP_SEQ + 1  # and of an instrument's EquityReported
@@ -120,6 +121,18 @@ class Supervisor:
         past it): the equity report and the daily-loss trip it calls for, if any."""
         if self.daily_loss_limit is None:
             return _NOTHING
+        with exact():  # the same rounding in every process (see events.arithmetic)
+            return self._after_input(env, state, own, trading, ts_init, self.daily_loss_limit)
+
+    def _after_input(
+        self,
+        env: Envelope,
+        state: TraderState | None,
+        own: Iterable[TraderState],
+        trading: Trading,
+        ts_init: int,
+        limit: Decimal,
+    ) -> Decisions:
         report = self._report(env, state, ts_init)
         at = env.ts_event + 1  # from the next tick on: this record was decided before its loss was measured
         if self.breaker.halted_at(at):
@@ -128,7 +141,7 @@ class Supervisor:
         trips_today = sum(1 for ts in self.risk_trips.values() if utc_day(ts) == day)
         mine = {s.instrument: daily_loss.view(s) for s in own}  # live; the others' as they last reported them
         views = [*mine.values(), *(v for i, v in self.peers.items() if i not in mine)]
-        breach = daily_loss.check(views, self.starting, day=day, limit=self.daily_loss_limit, trips_today=trips_today)
+        breach = daily_loss.check(views, self.starting, day=day, limit=limit, trips_today=trips_today)
         if breach is None:
             return Decisions((report,)) if report else _NOTHING
         event = daily_loss.halt_event(breach)

@@ -1,23 +1,42 @@
 """The trading decision for one instrument: a pure fold.
 
-``on_tick`` runs the strategy and turns a change of target into orders that passed risk (or
-rejections); ``on_event`` folds back what happened to those orders (acceptances, fills,
-cancellations) into the open orders and the position. No I/O, no clock: the same events in give
-the same events out, which is what makes a replay of the log reproduce every decision.
+``on_tick`` hands the tick (and the candle it closes, the day it starts, the timer it reaches) to the strategy and
+turns its intents into orders that passed risk (or rejections); ``on_event`` folds back what happened to those
+orders (acceptances, fills, cancellations) into the open orders and the position, and ``on_update`` hands such an
+event to the strategy when it wants order updates. No I/O, no clock: the same events in give the same events out,
+which is what makes a replay of the log reproduce every decision.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 from engine.core import orders, portfolio, roundtrips
 from engine.core.account import add_deltas
 from engine.core.orders import Order
 from engine.core.portfolio import Position
 from engine.core.risk import RiskLimits, check, halted_rejection, recent_sends
-from engine.core.strategies import MaCross, MaCrossState
+from engine.core.strategies.api import (
+    CANDLE_NS,
+    Cancel,
+    Candle,
+    Clock,
+    DayStarted,
+    Intent,
+    Limit,
+    Market,
+    OrderUpdate,
+    Strategy,
+    Target,
+    Timer,
+    View,
+)
 from events import (
+    Direction,
     Event,
     OrderCancelRequested,
     OrderFilled,
@@ -25,15 +44,19 @@ from events import (
     OrderSubmitted,
     OrderType,
     Side,
+    SignalGenerated,
     TickReceived,
     short_hash,
 )
+
+MAX_ORDERS_PER_INPUT = 16  # orders one input record may make a strategy send; more are refused (rule below)
+ORDERS_PER_INPUT_RULE = "orders_per_input"
 
 
 @dataclass(frozen=True, slots=True)
 class TraderState:
     instrument: str
-    strategy: MaCrossState = field(default_factory=MaCrossState)
+    strategy: Any = None  # the strategy's own state (a value it returns anew)
     position: Position = field(default_factory=lambda: Position(""))
     open_orders: tuple[Order, ...] = ()
     last_price: Decimal | None = None
@@ -44,73 +67,251 @@ class TraderState:
     # at the first tick of ``day``: its price and the flows before it (start-of-day equity, engine.core.daily_loss)
     day_open_price: Decimal | None = None
     day_open_flows: tuple[tuple[str, Decimal], ...] = ()
+    clock: Clock = field(default_factory=Clock)  # the open candle and the next timer (when the strategy has them)
 
     @property
     def open_exposure(self) -> Decimal:
         return sum((o.signed_leaves for o in self.open_orders), Decimal(0))
 
 
-def initial(instrument: str) -> TraderState:
-    return TraderState(instrument, position=Position(instrument))
+def _overrides(strategy: Strategy[Any, Any], name: str) -> bool:
+    return getattr(type(strategy), name) is not getattr(Strategy, name)
+
+
+@dataclass
+class _Step:
+    """One call's bookkeeping: the cause of its orders and how many it made (their client order ids)."""
+
+    cause_id: str
+    halted: bool
+    ts_event: int
+    orders: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Trader:
-    strategy: MaCross
+    strategy: Strategy[Any, Any]
     limits: RiskLimits
-    order_type: OrderType = OrderType.MARKET
+    order_type: OrderType = OrderType.MARKET  # of the orders that a Target intent makes
+    _candles: bool = field(init=False, repr=False, compare=False, default=False)
+    _updates: bool = field(init=False, repr=False, compare=False, default=False)
+    _days: bool = field(init=False, repr=False, compare=False, default=False)
 
-    def client_order_id(self, cause_id: str) -> str:
-        """Derived from the causing event's id: a retried submit can never make a second order."""
-        return f"{self.strategy.name}-{short_hash(cause_id)}"
+    def __post_init__(self) -> None:
+        # handlers the strategy does not override are never called (and cost nothing on the hot path)
+        object.__setattr__(self, "_candles", _overrides(self.strategy, "on_candle"))
+        object.__setattr__(self, "_updates", _overrides(self.strategy, "on_order"))
+        object.__setattr__(self, "_days", _overrides(self.strategy, "on_day"))
+
+    @property
+    def name(self) -> str:
+        return self.strategy.name
+
+    @property
+    def wants_updates(self) -> bool:
+        return self._updates
+
+    def initial(self, instrument: str) -> TraderState:
+        return TraderState(instrument, strategy=self.strategy.initial(), position=Position(instrument))
+
+    def client_order_id(self, cause_id: str, n: int = 0) -> str:
+        """Derived from the causing event's id (and the order's place among those it caused): a retried submit can
+        never make a second order."""
+        return f"{self.name}-{short_hash(cause_id if n == 0 else f'{cause_id}/{n}')}"
+
+    def view(self, state: TraderState, ts_event: int, cause_id: str) -> View:
+        seed = int.from_bytes(hashlib.blake2b(cause_id.encode(), digest_size=8).digest(), "big")
+        return View(
+            state.instrument,
+            state.position.quantity,
+            state.position.avg_price if state.position.quantity else None,
+            state.open_orders,
+            dict(state.flows),
+            state.last_price,
+            ts_event,
+            seed,
+        )
+
+    # --- inputs -------------------------------------------------------------------------------------------------
 
     def on_tick(
-        self, state: TraderState, tick: TickReceived, cause_id: str, *, halted: bool = False, ts_event: int = 0
+        self,
+        state: TraderState,
+        tick: TickReceived,
+        cause_id: str,
+        *,
+        halted: bool = False,
+        ts_event: int = 0,
+        new_day: bool = False,
     ) -> tuple[TraderState, list[Event]]:
-        sstate, signal = self.strategy.on_tick(state.strategy, tick)
+        """The tick's decisions: the candle it closes, the day it starts, the timer it reaches, then the tick."""
+        step = _Step(cause_id, halted, ts_event)
+        strategy = self.strategy
+        out: list[Event] = []
+        if state.strategy is None:  # a state made without the strategy's (a stateless strategy's is None too)
+            state = replace(state, strategy=strategy.initial())
+        clock = state.clock
+        if self._candles:
+            minute = ts_event - ts_event % CANDLE_NS
+            candle = clock.candle
+            if candle is not None and candle.start != minute:
+                state, events = self._call(state, step, strategy.on_candle, candle, tick.price)
+                out += events
+                candle = None
+            fresh = Candle(tick.instrument, minute, tick.price, tick.price, tick.price, tick.price, tick.quantity, 1)
+            clock = replace(clock, candle=fresh if candle is None else candle.add(tick.price, tick.quantity))
+        if new_day and self._days and state.day is not None:
+            state, events = self._call(state, step, strategy.on_day, DayStarted(tick.instrument, state.day), tick.price)
+            out += events
+        if strategy.timer_seconds:
+            interval = strategy.timer_seconds * 1_000_000_000
+            due = clock.next_timer
+            if due is None:
+                clock = replace(clock, next_timer=ts_event - ts_event % interval + interval)
+            elif ts_event >= due:
+                at = ts_event - ts_event % interval  # one timer for the latest multiple reached (a gap skips some)
+                state, events = self._call(state, step, strategy.on_timer, Timer(tick.instrument, at), tick.price)
+                out += events
+                clock = replace(clock, next_timer=at + interval)
+        if clock is not state.clock:
+            state = replace(state, clock=clock)
+        sstate, intents = strategy.on_tick(state.strategy, tick, self.view(state, ts_event, cause_id))
         state = replace(state, strategy=sstate, last_price=tick.price)
-        if signal is None:
+        if intents:
+            out += self._act(state, intents, step, tick.price)
+        return state, out
+
+    def on_update(
+        self, state: TraderState, event: Event, cause_id: str, *, halted: bool = False, ts_event: int = 0
+    ) -> tuple[TraderState, list[Event]]:
+        """Hand one of its orders' events (already folded by :meth:`on_event`) to the strategy; its decisions."""
+        if not self._updates or not isinstance(event, orders.ORDER_EVENTS):
             return state, []
-        out: list[Event] = [signal]
+        if isinstance(event, OrderSubmitted | OrderCancelRequested):
+            return state, []
+        if isinstance(event, OrderRejected) and event.rule == ORDERS_PER_INPUT_RULE:
+            return state, []  # never handed back: it would ask again, without end
+        coid = str(getattr(event, "client_order_id", ""))
+        if not coid.startswith(f"{self.name}-"):
+            return state, []  # not this strategy's order
+        order = next((o for o in state.open_orders if o.client_order_id == coid), None)
+        update = OrderUpdate(event, order)
+        step = _Step(cause_id, halted, ts_event)
+        return self._call(state, step, self.strategy.on_order, update, state.last_price)
+
+    # --- intents -> events -------------------------------------------------------------------------------------
+
+    def _call(
+        self, state: TraderState, step: _Step, handler: Any, arg: Any, price: Decimal | None
+    ) -> tuple[TraderState, list[Event]]:
+        sstate, intents = handler(state.strategy, arg, self.view(state, step.ts_event, step.cause_id))
+        state = replace(state, strategy=sstate)
+        return state, (self._act(state, intents, step, price) if intents else [])
+
+    def _act(self, state: TraderState, intents: Sequence[Intent], step: _Step, price: Decimal | None) -> list[Event]:
+        """The events of a call's intents, each checked against the state as the ones before it left it."""
+        out: list[Event] = []
+        scratch = state
+        for i, intent in enumerate(intents):
+            events = self._intent(scratch, intent, step, price)
+            out += events
+            if i + 1 < len(intents):  # the next intent sees these (the core folds them for real afterwards)
+                for ev in events:
+                    scratch = self.on_event(scratch, ev, step.ts_event)
+        return out
+
+    def _intent(self, state: TraderState, intent: Intent, step: _Step, price: Decimal | None) -> list[Event]:
+        if isinstance(intent, Cancel):
+            order = next((o for o in state.open_orders if o.client_order_id == intent.client_order_id), None)
+            if order is None or order.status is orders.OrderStatus.CANCEL_REQUESTED:
+                return []  # not open (filled, cancelled already) or asked already: nothing to do
+            return [
+                OrderCancelRequested(
+                    instrument=state.instrument, client_order_id=order.client_order_id, reason=intent.reason
+                )
+            ]
+        if isinstance(intent, Target):
+            return self._target(state, intent, step, price)
+        if isinstance(intent, Market):
+            return [self._order(state, intent.side, intent.quantity, OrderType.MARKET, None, step, price)]
+        if isinstance(intent, Limit):
+            return [self._order(state, intent.side, intent.quantity, OrderType.LIMIT, intent.price, step, price)]
+        raise TypeError(f"{self.name}: not an intent: {intent!r}")
+
+    def _target(self, state: TraderState, intent: Target, step: _Step, price: Decimal | None) -> list[Event]:
+        if price is None:
+            return []  # no price yet: nothing to size or check an order with
+        target = intent.position
+        direction = Direction.LONG if target > 0 else Direction.SHORT if target < 0 else Direction.FLAT
+        out: list[Event] = [
+            SignalGenerated(
+                instrument=state.instrument,
+                strategy=self.name,
+                direction=direction,
+                target_position=target,
+                price=price,
+                reason=intent.reason,
+            )
+        ]
         # a new target supersedes resting limit orders; market orders fill at the next tick anyway
         for o in state.open_orders:
             if o.order_type is OrderType.LIMIT and o.status is not orders.OrderStatus.CANCEL_REQUESTED:
                 out.append(
                     OrderCancelRequested(
-                        instrument=o.instrument,
-                        client_order_id=o.client_order_id,
-                        reason="new signal",
+                        instrument=o.instrument, client_order_id=o.client_order_id, reason="new signal"
                     )
                 )
         pending = sum((o.signed_leaves for o in state.open_orders if o.order_type is OrderType.MARKET), Decimal(0))
-        delta = signal.target_position - (state.position.quantity + pending)
+        delta = target - (state.position.quantity + pending)
         if delta == 0:
-            return state, out
+            return out
+        limit = price if self.order_type is OrderType.LIMIT else None
+        side = Side.BUY if delta > 0 else Side.SELL
+        out.append(self._order(state, side, abs(delta), self.order_type, limit, step, price, pending=pending))
+        return out
+
+    def _order(
+        self,
+        state: TraderState,
+        side: Side,
+        quantity: Decimal,
+        order_type: OrderType,
+        limit_price: Decimal | None,
+        step: _Step,
+        price: Decimal | None,
+        *,
+        pending: Decimal | None = None,
+    ) -> OrderSubmitted | OrderRejected:
+        n, step.orders = step.orders, step.orders + 1
         request = OrderSubmitted(
-            instrument=tick.instrument,
-            client_order_id=self.client_order_id(cause_id),
-            strategy=self.strategy.name,
-            side=Side.BUY if delta > 0 else Side.SELL,
-            order_type=self.order_type,
-            quantity=abs(delta),
-            limit_price=tick.price if self.order_type is OrderType.LIMIT else None,
+            instrument=state.instrument,
+            client_order_id=self.client_order_id(step.cause_id, n),
+            strategy=self.name,
+            side=side,
+            order_type=order_type,
+            quantity=quantity,
+            limit_price=limit_price,
         )
-        decision = (
-            halted_rejection(request)
-            if halted
-            else check(
-                request,
-                position=state.position.quantity,
-                open_exposure=pending,
-                last_price=tick.price,
-                limits=self.limits,
-                open_orders=len(state.open_orders),
-                sent_ts=state.sent_ts,
-                now=ts_event,
-            )
+        if step.halted:
+            return halted_rejection(request)
+        if n >= MAX_ORDERS_PER_INPUT:
+            return _refused(request, ORDERS_PER_INPUT_RULE, f"more than {MAX_ORDERS_PER_INPUT} orders for one input")
+        last = price if price is not None else limit_price
+        if last is None:
+            return _refused(request, "no_price", "no price yet to check a market order against")
+        exposure = pending if pending is not None else state.open_exposure
+        return check(
+            request,
+            position=state.position.quantity,
+            open_exposure=exposure,
+            last_price=last,
+            limits=self.limits,
+            open_orders=len(state.open_orders),
+            sent_ts=state.sent_ts,
+            now=step.ts_event,
         )
-        out.append(decision)
-        return state, out
+
+    # --- what happened to the orders ---------------------------------------------------------------------------
 
     def on_event(self, state: TraderState, event: Event, ts_event: int) -> TraderState:
         """Fold back an order event that concerns this instrument."""
@@ -132,3 +333,18 @@ class Trader:
             flows = tuple(sorted(add_deltas(dict(state.flows), event).items()))
             return replace(state, open_orders=open_orders, position=position, trip=trip, flows=flows)
         return replace(state, open_orders=open_orders, position=position, trip=trip)
+
+
+def _refused(order: OrderSubmitted, rule: str, reason: str) -> OrderRejected:
+    return OrderRejected(
+        instrument=order.instrument,
+        client_order_id=order.client_order_id,
+        strategy=order.strategy,
+        side=order.side,
+        order_type=order.order_type,
+        quantity=order.quantity,
+        limit_price=order.limit_price,
+        by="risk",
+        rule=rule,
+        reason=reason,
+    )

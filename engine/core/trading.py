@@ -27,13 +27,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from engine.core import trader as trader_mod
 from engine.core.dedupe import RecentIds
 from engine.core.orders import ORDER_EVENTS
 from engine.core.ports import SimulatedVenue
 from engine.core.snapshots import snapshots, utc_day
 from engine.core.trader import Trader, TraderState
-from events import Envelope, Event, OrderCancelRequested, OrderSubmitted, TickReceived
+from events import Envelope, Event, OrderCancelRequested, OrderRejected, OrderSubmitted, TickReceived
+from events.arithmetic import exact
 
 
 class TradingCore:
@@ -48,44 +48,65 @@ class TradingCore:
 
     def on_input(self, env: Envelope, *, ts_init: int, halted: bool = False) -> list[Envelope]:
         """One record of the input topic: a tick (-> derived events) or a live venue's report (-> folded)."""
+        with exact():  # the same rounding in every process, whatever else ran in it (see events.arithmetic)
+            return self._on_input(env, ts_init, halted)
+
+    def _on_input(self, env: Envelope, ts_init: int, halted: bool) -> list[Envelope]:
         tick = env.event
+        t = self.trader
         if not isinstance(tick, TickReceived):
             if isinstance(tick, ORDER_EVENTS) and tick.instrument:
-                state = self.states.get(tick.instrument) or trader_mod.initial(tick.instrument)
-                self.states[tick.instrument] = self.trader.on_event(state, tick, env.ts_event)
-                return [env]  # relayed as it is (same id) to the trading topic, after the order it answers
+                state = self.states.get(tick.instrument) or t.initial(tick.instrument)
+                state = t.on_event(state, tick, env.ts_event)
+                decided: list[Event] = []
+                if t.wants_updates:  # the strategy's answer to its order's news: sent by the execution service
+                    state, decided = t.on_update(state, tick, str(env.event_id), halted=halted, ts_event=env.ts_event)
+                    for ev in decided:
+                        state = t.on_event(state, ev, env.ts_event)
+                self.states[tick.instrument] = state
+                # relayed as it is (same id) to the trading topic, after the order it answers; then the decisions
+                return [env, *(env.derive(ev, seq, ts_init=ts_init, source="engine") for seq, ev in enumerate(decided))]
             return []
         if not self.recent.add(env.event_id):
             return []  # the same trade again (a feed resent it): taken once (see engine.core.dedupe)
-        t = self.trader
-        state = self.states.get(tick.instrument) or trader_mod.initial(tick.instrument)
+        state = self.states.get(tick.instrument) or t.initial(tick.instrument)
         produced: list[tuple[Event, str]] = []
+        venue = self.venue
+        venue_source = f"venue:{venue.name}" if venue else ""
+        cause = str(env.event_id)
 
         def fold(events: list[Event], source: str) -> None:
             nonlocal state
             for ev in events:
                 produced.append((ev, source))
                 state = t.on_event(state, ev, env.ts_event)
+                if t.wants_updates and (source != "engine" or isinstance(ev, OrderRejected)):
+                    state, decided = t.on_update(
+                        state, ev, f"{cause}/{len(produced)}", halted=halted, ts_event=env.ts_event
+                    )
+                    decide(decided)
+
+        def decide(decisions: list[Event]) -> None:
+            for ev in decisions:
+                fold([ev], "engine")
+                if venue is None:
+                    continue  # live: the execution service sends it; its reports come back as input
+                if isinstance(ev, OrderSubmitted):
+                    fold(venue.submit(ev), venue_source)
+                elif isinstance(ev, OrderCancelRequested):
+                    fold(venue.cancel(ev), venue_source)
 
         day = utc_day(env.ts_event)
         if state.day is not None and day != state.day:
             produced.extend((ev, "engine") for ev in snapshots(state, day))
-        if day != state.day:  # the day's first tick: where start-of-day equity is taken (engine.core.daily_loss)
+        new_day = day != state.day
+        if new_day:  # the day's first tick: where start-of-day equity is taken (engine.core.daily_loss)
             state = replace(state, day=day, day_open_price=tick.price, day_open_flows=state.flows)
-        venue = self.venue
-        venue_source = f"venue:{venue.name}" if venue else ""
         if venue is not None:
             fold(venue.on_tick(tick), venue_source)
-        state, decisions = t.on_tick(state, tick, str(env.event_id), halted=halted, ts_event=env.ts_event)
-        if len(state.strategy.prices) == t.strategy.slow:
-            self.indicators[tick.instrument] = self.indicators.get(tick.instrument, 0) + 2  # fast and slow mean
-        for ev in decisions:
-            fold([ev], "engine")
-            if venue is None:
-                continue  # live: the execution service sends it; its reports come back as input
-            if isinstance(ev, OrderSubmitted):
-                fold(venue.submit(ev), venue_source)
-            elif isinstance(ev, OrderCancelRequested):
-                fold(venue.cancel(ev), venue_source)
+        state, decisions = t.on_tick(state, tick, cause, halted=halted, ts_event=env.ts_event, new_day=new_day)
+        if n := t.strategy.indicators(state.strategy):
+            self.indicators[tick.instrument] = self.indicators.get(tick.instrument, 0) + n
+        decide(decisions)
         self.states[tick.instrument] = state
         return [env.derive(ev, seq, ts_init=ts_init, source=src) for seq, (ev, src) in enumerate(produced)]

@@ -27,7 +27,7 @@ from adapters.postgres import create_pool
 from engine.core.risk import RiskLimits
 from engine.core.snapshots import snapshots
 from engine.core.strategies import MaCross
-from engine.core.trader import Trader, initial
+from engine.core.trader import Trader
 from events import (
     Envelope,
     Event,
@@ -94,7 +94,8 @@ def _log() -> list[Envelope]:
     )
     t1, t2 = _fill("o-1", "T-1", "0.25", "0.25", "1.0"), _fill("o-2", "T-2", "0.5", "0.5", "0.5")
     day1: list[Event] = [tick, *_orders("o-1", "1.0"), t1, *_orders("o-2", "0.5"), t2]
-    trader, state = Trader(MaCross(3, 8, Decimal("1")), RiskLimits(Decimal(10**9), Decimal(10**9))), initial(ETH)
+    trader = Trader(MaCross.of(3, 8, Decimal("1")), RiskLimits(Decimal(10**9), Decimal(10**9)))
+    state = trader.initial(ETH)
     envs = []
     for i, ev in enumerate(day1):
         ts = _ns(DAY1, 10) + i

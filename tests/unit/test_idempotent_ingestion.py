@@ -61,7 +61,7 @@ def test_recent_ids_forget_the_oldest_beyond_their_capacity() -> None:
 
 def _core() -> TradingCore:
     return TradingCore(
-        Trader(MaCross(2, 3, Decimal("0.01")), RiskLimits(Decimal(10**6), Decimal(10), 5, 30)),
+        Trader(MaCross.of(2, 3, Decimal("0.01")), RiskLimits(Decimal(10**6), Decimal(10), 5, 30)),
         PaperExchange(Decimal("0.001"), Decimal("0.0005"), None),
     )
 

@@ -65,7 +65,7 @@ def tick_env(price: str, ts: int, n: int, instrument: str = "BTC/USDT") -> Envel
 
 def flip_flop_core(limits: RiskLimits, venue: PaperExchange | None) -> TradingCore:
     """MA(1) vs MA(2) on prices going up and down: from the 4th tick on, every tick wants a new order."""
-    return TradingCore(Trader(MaCross(1, 2, D("1")), limits), venue)
+    return TradingCore(Trader(MaCross.of(1, 2, D("1")), limits), venue)
 
 
 def decisions(out: list[Envelope]) -> list[OrderSubmitted | OrderRejected]:
@@ -214,7 +214,7 @@ def test_a_new_day_starts_from_its_own_equity_and_an_idle_instrument_adds_no_cha
     # yesterday's state: as of today it has not traded, so today's loss is nothing
     assert daily_loss.check([view(btc("50000", day="2024-02-29"))], start, day=DAY, limit=D("0.05")) is None
     # the core takes the day's open at the first tick of each UTC day
-    core = TradingCore(Trader(MaCross(10, 30, D("1")), RiskLimits(BIG, BIG)), None)
+    core = TradingCore(Trader(MaCross.of(10, 30, D("1")), RiskLimits(BIG, BIG)), None)
     core.on_input(tick_env("60000", T0, 0), ts_init=0)
     core.on_input(tick_env("59000", T0 + SECOND, 1), ts_init=0)
     assert core.states["BTC/USDT"].day_open_price == D("60000")
@@ -286,7 +286,7 @@ def _loop_owning_btc(limit: D) -> tuple[TradingLoop, _Producer, Topics, TopicPar
     holds BTC/USDT long 0.01 from 60000, on an account of 1000 USDT with a daily loss limit of ``limit``."""
     producer = _Producer()
     topics = Topics("unit.")
-    core = TradingCore(Trader(MaCross(10, 30, D("0.01")), RiskLimits(BIG, BIG)), PaperExchange(D(0), D(0)))
+    core = TradingCore(Trader(MaCross.of(10, 30, D("0.01")), RiskLimits(BIG, BIG)), PaperExchange(D(0), D(0)))
     core.states["BTC/USDT"] = btc("60000")
     loop = TradingLoop(
         "127.0.0.1:1",

@@ -13,9 +13,9 @@ from adapters.venues.paper import PaperExchange
 from engine.app import make_core_factory
 from engine.config import ConfigError, load
 from engine.core.risk import RiskLimits, check
-from engine.core.strategies import MaCross, MaCrossState
+from engine.core.strategies import MaCross, Target
+from engine.core.trader import Trader, TraderState
 from events import (
-    Direction,
     Envelope,
     OrderCancelled,
     OrderCancelRequested,
@@ -36,22 +36,26 @@ def tick(price: str, qty: str = "1", instrument: str = "BTC/USDT", n: int = 0) -
 
 
 def test_the_strategy_signals_only_on_a_real_crossing() -> None:
-    s = MaCross(fast=2, slow=4, quantity=D("1"))
+    s = MaCross.of(fast=2, slow=4, quantity=D("1"))
+    view = Trader(s, RiskLimits(D(10**9), D(10**9))).view(initial_state(s), 0, "cause")
     prices = ["10", "10", "10", "9", "9", "12", "13", "13", "8", "7"]
-    state, signals = MaCrossState(), []
+    state, targets = s.initial(), []
     for n, p in enumerate(prices):
-        state, sig = s.on_tick(state, tick(p, n=n))
-        if sig:
-            signals.append((n, sig.direction, sig.target_position))
+        state, intents = s.on_tick(state, tick(p, n=n), view)
+        targets += [(n, i.position) for i in intents if isinstance(i, Target)]
     # fast(2) vs slow(4) means by hand: n=3: 9.5 < 9.75 (armed below); n=5: 10.5 > 10 -> long;
     # n=8: 10.5 < 11.5 -> flat (no shorting)
-    assert signals == [(5, Direction.LONG, D(1)), (8, Direction.FLAT, D(0))]
-    short = MaCross(fast=2, slow=4, quantity=D("1"), allow_short=True)
-    state, last = MaCrossState(), None
+    assert targets == [(5, D(1)), (8, D(0))]
+    short = MaCross.of(fast=2, slow=4, quantity=D("1"), allow_short=True)
+    state, last = short.initial(), None
     for n, p in enumerate(prices):
-        state, sig = short.on_tick(state, tick(p, n=n))
-        last = sig or last
-    assert last is not None and last.direction is Direction.SHORT and last.target_position == -1
+        state, intents = short.on_tick(state, tick(p, n=n), view)
+        last = intents[-1] if intents else last
+    assert isinstance(last, Target) and last.position == -1
+
+
+def initial_state(s: MaCross) -> TraderState:
+    return Trader(s, RiskLimits(D(1), D(1))).initial("BTC/USDT")
 
 
 def order(qty: str, side: Side = Side.BUY, limit: str | None = None) -> OrderSubmitted:

@@ -1,5 +1,37 @@
-"""Strategies: pure functions ``(state, tick) -> (state, signal | None)``."""
+"""Strategies: the public API (:mod:`engine.core.strategies.api`) and the built-ins written against it."""
 
-from engine.core.strategies.ma_cross import MaCross, MaCrossState
+from engine.core.strategies.api import (
+    Cancel,
+    Candle,
+    DayStarted,
+    Intent,
+    Limit,
+    Market,
+    NoParams,
+    OrderUpdate,
+    Result,
+    Strategy,
+    Target,
+    Timer,
+    View,
+)
+from engine.core.strategies.ma_cross import MaCross, MaCrossParams, MaCrossState
 
-__all__ = ["MaCross", "MaCrossState"]
+__all__ = [
+    "Cancel",
+    "Candle",
+    "DayStarted",
+    "Intent",
+    "Limit",
+    "MaCross",
+    "MaCrossParams",
+    "MaCrossState",
+    "Market",
+    "NoParams",
+    "OrderUpdate",
+    "Result",
+    "Strategy",
+    "Target",
+    "Timer",
+    "View",
+]

@@ -1,0 +1,203 @@
+"""The strategy API: what a strategy receives, what it may return, and the base class to write one.
+
+A strategy is a pure, deterministic function of the log. The core calls it, in log order, with:
+
+- :meth:`Strategy.on_tick` a trade tick (:class:`~events.TickReceived`);
+- :meth:`Strategy.on_candle` a 1-minute :class:`Candle` the core built from the ticks, when it closes (at the first
+  tick of a later minute, before that tick);
+- :meth:`Strategy.on_order` an update of one of its own orders (:class:`OrderUpdate`: accepted, partly filled,
+  filled, cancelled, expired, rejected with the rule that refused it);
+- :meth:`Strategy.on_timer` a :class:`Timer` every ``timer_seconds`` of market time (event time, never the wall
+  clock), before the first tick at or after it;
+- :meth:`Strategy.on_day` the start of a UTC day (:class:`DayStarted`), before its first tick.
+
+Each call gets the strategy's state (a value it returns anew: a frozen dataclass, a tuple...) and a read-only
+:class:`View` of its instrument: position, average price, open orders, balances, last price, event time and a
+``seed`` derived from the causing event (the only randomness allowed: ``random.Random(view.seed)``). It returns the
+new state and its intents: a :class:`Target` position (the engine works out the orders), or explicit orders
+(:class:`Market`, :class:`Limit`, :class:`Cancel`). No clock, no I/O, no randomness but the seed, no iteration over
+a set of strings (its order changes from one process to the next): ``python -m engine strategy check`` runs a
+strategy twice, and once more from a snapshot, and names the first event that differs.
+
+Parameters are a frozen dataclass (``Params``), validated from ``[strategy.params]`` at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar, Generic, TypeVar
+
+from engine.core.orders import Order
+from events import Event, Side, TickReceived
+
+S = TypeVar("S")
+P = TypeVar("P")
+
+CANDLE_NS = 60 * 1_000_000_000  # candles of one minute of event time
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One minute of an instrument's trades: [start, start + 1 min) of event time."""
+
+    instrument: str
+    start: int  # ns since the epoch, UTC, a whole minute
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal  # in the base currency
+    trades: int
+
+    def add(self, price: Decimal, quantity: Decimal) -> Candle:
+        return Candle(
+            self.instrument,
+            self.start,
+            self.open,
+            max(self.high, price),
+            min(self.low, price),
+            price,
+            self.volume + quantity,
+            self.trades + 1,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """``timer_seconds`` of market time passed: ``at`` is the whole multiple of it that was reached."""
+
+    instrument: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayStarted:
+    instrument: str
+    day: str  # YYYY-MM-DD, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """One event of one of the strategy's orders (``event``: OrderAccepted, OrderFilled, OrderCancelled,
+    OrderExpired or OrderRejected) and the order as it stands after it (``order``: None once rejected by risk,
+    which never opened it)."""
+
+    event: Event
+    order: Order | None
+
+    @property
+    def client_order_id(self) -> str:
+        return str(getattr(self.event, "client_order_id", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What a strategy may read of its instrument with each call (read-only values)."""
+
+    instrument: str
+    position: Decimal
+    average_price: Decimal | None
+    open_orders: tuple[Order, ...]
+    balances: Mapping[str, Decimal]  # what this instrument's fills moved, per currency
+    last_price: Decimal | None
+    ts_event: int
+    seed: int  # derived from the causing event's id: the same on every run
+
+
+# --- intents -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Hold ``position`` (signed: negative is short): the engine cancels resting limit orders and sends the
+    difference, with the strategy's order type, as one order; recorded as a ``SignalGenerated``."""
+
+    position: Decimal
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    side: Side
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    side: Side
+    quantity: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    client_order_id: str
+    reason: str = "cancelled by the strategy"
+
+
+Intent = Target | Market | Limit | Cancel
+Result = tuple[S, Sequence[Intent]]
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """For a strategy that takes no parameters."""
+
+
+@dataclass(frozen=True)
+class Strategy(Generic[S, P]):
+    """The base of every strategy. Subclass it, name its ``Params`` (a frozen dataclass), give it an initial state,
+    and override the handlers it needs (each returns the new state and a sequence of intents)::
+
+        @dataclass(frozen=True)
+        class Params:
+            quantity: Decimal = Decimal("1")
+
+        class BuyTheDip(Strategy[tuple[Decimal, ...], Params]):
+            Params = Params
+            def initial(self) -> tuple[Decimal, ...]:
+                return ()
+            def on_tick(self, state, tick, view):
+                ...
+                return state, [Target(self.params.quantity, "a dip")]
+    """
+
+    params: P
+    name: str = ""
+
+    Params: ClassVar[type] = NoParams
+    timer_seconds: ClassVar[int | None] = None  # on_timer every so many seconds of market time; None: never
+    indicators_per_tick: ClassVar[int] = 0  # indicator values a tick computes (a statistic: engine_indicators_total)
+
+    def initial(self) -> S:
+        raise NotImplementedError(f"{type(self).__name__} must define initial()")
+
+    def on_tick(self, state: S, tick: TickReceived, view: View) -> Result[S]:
+        return state, ()
+
+    def on_candle(self, state: S, candle: Candle, view: View) -> Result[S]:
+        return state, ()
+
+    def on_order(self, state: S, update: OrderUpdate, view: View) -> Result[S]:
+        return state, ()
+
+    def on_timer(self, state: S, timer: Timer, view: View) -> Result[S]:
+        return state, ()
+
+    def on_day(self, state: S, day: DayStarted, view: View) -> Result[S]:
+        return state, ()
+
+    def indicators(self, state: S) -> int:
+        """How many indicator values the last tick computed (a statistic, not a decision)."""
+        return self.indicators_per_tick
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The market-time bookkeeping the core keeps per instrument for its strategy: the open candle and the next
+    timer (part of the trader's state, so snapshots and replays keep them)."""
+
+    candle: Candle | None = None
+    next_timer: int | None = None
