@@ -49,6 +49,7 @@ from adapters.kafka import EventProducer, LogInspector, make_consumer
 from adapters.telemetry import KAFKA_CONSUMED
 from adapters.venues.base import (
     LiveVenue,
+    RemembersOrderIds,
     VenueAuthError,
     VenueDuplicateOrder,
     VenueError,
@@ -236,9 +237,8 @@ class ExecutionService:
         elif env.source != f"venue:{self.venue.name}" and env.source != "engine":
             return
         self.book.apply(ev)
-        remember = getattr(self.venue, "remember", None)  # venues without client order ids (OpenAlgo)
-        if isinstance(ev, OrderAccepted) and remember is not None:
-            remember(ev.client_order_id, ev.venue_order_id)
+        if isinstance(ev, OrderAccepted) and isinstance(self.venue, RemembersOrderIds):
+            self.venue.remember(ev.client_order_id, ev.venue_order_id)
 
     # -- writing reports ---------------------------------------------------------------------------------
 

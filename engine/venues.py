@@ -51,7 +51,7 @@ def make_live_venue(v: VenueSettings) -> LiveVenue | None:
         return OpenAlgoVenue(
             v.base_url, credentials=creds, exchange=v.openalgo_exchange, product=v.openalgo_product, timeout_s=v.timeout
         )
-    from adapters.venues.ccxt_venue import CcxtVenue
+    from adapters.venues.ccxt import CcxtVenue
 
     try:
         return CcxtVenue(

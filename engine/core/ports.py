@@ -3,10 +3,11 @@
 - :class:`SimulatedVenue`: a venue the core runs itself (the paper exchange), a deterministic function of the
   ticks and orders it sees;
 - :class:`LiveVenue`: what the execution service needs from a real exchange or broker. Every live adapter
-  (``adapters/venues/ccxt_venue.py``, ``openalgo.py``) has this shape: async methods that talk to the venue and
+  (``adapters/venues/ccxt/``, ``adapters/venues/openalgo/``) has this shape: async methods that talk to the venue and
   return plain values (:class:`VenueOrder`, :class:`VenueTrade`), or raise one of the errors below. Each value
   keeps the venue's raw response (``raw``), so a reconciliation decision taken on it can be re-run offline from
-  the event that carries it.
+  the event that carries it. An optional capability of a live venue is a protocol of its own, checked with
+  ``isinstance``: :class:`RemembersOrderIds`.
 
 Errors (one root, a ``retriable`` flag, as in aiokafka)::
 
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from events import Event, Liquidity, OrderCancelRequested, OrderSubmitted, OrderType, Side, TickReceived
 
@@ -160,10 +161,6 @@ class LiveVenue(Protocol):
 
     name: str
 
-    # A venue that has no client order id of its own (OpenAlgo) may also offer
-    # ``remember(client_order_id, venue_order_id)``: the execution service calls it for every acceptance it
-    # reads back from the log on start, so lookups by client order id work after a restart.
-
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -189,3 +186,12 @@ class LiveVenue(Protocol):
     async def balances(self) -> dict[str, Decimal]:
         """Total balance per currency (free + used)."""
         ...
+
+
+@runtime_checkable
+class RemembersOrderIds(Protocol):
+    """Optional, for a live venue that has no client order ids of its own (OpenAlgo): it keeps the map
+    ``client_order_id -> venue_order_id`` itself, in memory. The execution service hands it, on start, every
+    acceptance it reads back from the log, so lookups by client order id work after a restart."""
+
+    def remember(self, client_order_id: str, venue_order_id: str) -> None: ...

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from adapters.venues.ccxt_venue import CcxtVenue
+    from adapters.venues.ccxt import CcxtVenue
 
 ZERO = Decimal(0)
 
@@ -324,7 +324,7 @@ class FakeServer(LocalServer):
 def ccxt_venue(exchange_id: str, fake: FakeServer, *, api_key: str, secret: str, **kw: Any) -> CcxtVenue:
     """A :class:`CcxtVenue` (ccxt's real ``exchange_id`` class) pointed at ``fake``, which must be started."""
     from adapters.venues.base import Credentials
-    from adapters.venues.ccxt_venue import CcxtVenue
+    from adapters.venues.ccxt import CcxtVenue
 
     if not fake.base_url:
         raise RuntimeError(f"start the fake {exchange_id} before building a venue for it")

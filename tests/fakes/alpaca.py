@@ -1,7 +1,7 @@
 """A fake Alpaca crypto trading account (trading API v2, key headers checked) for ccxt's unmodified ``alpaca`` class.
 
 Only the origin differs from the real thing: :func:`tests.fakes.ccxt_venue` points ccxt's ``trader`` (and ``market``,
-``broker``) URLs here through :class:`~adapters.venues.ccxt_venue.CcxtVenue`'s ``base_url``. Every endpoint needs
+``broker``) URLs here through :class:`~adapters.venues.ccxt.CcxtVenue`'s ``base_url``. Every endpoint needs
 the ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY`` headers (else HTTP 401 ``{"code": 40110000, "message":
 "request is not authorized"}``). What it speaks, as ccxt 4.5 calls it for what CcxtVenue does:
 

@@ -1,7 +1,7 @@
 """A fake Binance spot exchange (REST, signed endpoints checked) for ccxt's unmodified ``binance`` class.
 
 Only the URLs differ from the real thing: point every http entry of ``exchange.urls['api']`` here
-(:func:`ccxt_venue_for` does it through :class:`~adapters.venues.ccxt_venue.CcxtVenue`'s ``base_url``).
+(:func:`ccxt_venue_for` does it through :class:`~adapters.venues.ccxt.CcxtVenue`'s ``base_url``).
 What it speaks, as ccxt 4.5 calls it:
 
 - public: ``GET /api/v3/ping``, ``/api/v3/time``, ``/api/v3/exchangeInfo`` (spot symbols with PRICE_FILTER,
@@ -37,7 +37,7 @@ from aiohttp import web
 from tests.fakes import LocalServer
 
 if TYPE_CHECKING:
-    from adapters.venues.ccxt_venue import CcxtVenue
+    from adapters.venues.ccxt import CcxtVenue
 
 FEE_RATE = Decimal("0.001")
 _COID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
@@ -576,7 +576,7 @@ class FakeBinance(LocalServer):
 def ccxt_venue_for(fake: FakeBinance, *, api_key: str, secret: str, **kw: Any) -> CcxtVenue:
     """A :class:`CcxtVenue` (ccxt's real binance class) pointed at ``fake``, which must be started."""
     from adapters.venues.base import Credentials
-    from adapters.venues.ccxt_venue import CcxtVenue
+    from adapters.venues.ccxt import CcxtVenue
 
     if not fake.base_url:
         raise RuntimeError("start the FakeBinance before building a venue for it")

@@ -1,7 +1,7 @@
 """A fake Coinbase Advanced Trade account (REST, JWT-authenticated) for ccxt's unmodified ``coinbase`` class.
 
 Only the origin differs from the real thing: :func:`tests.fakes.ccxt_venue` points ``urls['api']['rest']``
-here through :class:`~adapters.venues.ccxt_venue.CcxtVenue`'s ``base_url``. What it speaks, as ccxt 4.5 calls it
+here through :class:`~adapters.venues.ccxt.CcxtVenue`'s ``base_url``. What it speaks, as ccxt 4.5 calls it
 for what CcxtVenue does:
 
 - public: ``GET /v2/currencies``, ``/v2/currencies/crypto``, ``/v2/exchange-rates``, ``/v2/time`` (ccxt loads

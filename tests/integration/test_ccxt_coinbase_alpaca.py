@@ -21,7 +21,6 @@ import ccxt.async_support as ccxt
 import pytest
 import structlog
 
-from adapters.venues import ccxt_venue as ccxt_venue_module
 from adapters.venues.base import (
     VenueAuthError,
     VenueDuplicateOrder,
@@ -31,7 +30,8 @@ from adapters.venues.base import (
     VenueRejected,
     VenueUnavailable,
 )
-from adapters.venues.ccxt_venue import CcxtVenue
+from adapters.venues.ccxt import CcxtVenue
+from adapters.venues.ccxt import _exchanges as ccxt_exchanges
 from events import Liquidity, OrderSubmitted, Side
 from tests.fakes import ccxt_venue
 from tests.fakes.alpaca import FakeAlpaca
@@ -241,8 +241,8 @@ async def test_a_fill_listed_twice_is_one_trade(case: Case, venue: CcxtVenue) ->
 async def test_trades_are_read_page_by_page_each_once_and_only_the_instruments(
     case: Case, venue: CcxtVenue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, paging = ccxt_venue_module.TRADE_PAGING[case.exchange]
-    monkeypatch.setitem(ccxt_venue_module.TRADE_PAGING, case.exchange, (2, paging))
+    _, paging = ccxt_exchanges.TRADE_PAGING[case.exchange]
+    monkeypatch.setitem(ccxt_exchanges.TRADE_PAGING, case.exchange, (2, paging))
     await venue.submit(order("0.1", instrument=ETH))
     orders = [order("0.01") for _ in range(5)]
     for o in orders:

@@ -23,7 +23,7 @@ from adapters.venues.base import (
     VenueRejected,
     VenueUnavailable,
 )
-from adapters.venues.ccxt_venue import CcxtVenue
+from adapters.venues.ccxt import CcxtVenue
 from events import Liquidity, OrderSubmitted, OrderType, Side
 from tests.fakes.binance import FakeBinance, ccxt_venue_for
 from tests.support import wait_for
@@ -151,6 +151,8 @@ async def test_a_client_order_id_used_twice_is_rejected_and_places_no_second_ord
         await venue.submit(o)
     assert "Duplicate order sent" in exc.value.reason
     assert len(fake.orders_by_client_id(o.client_order_id)) == 1
+    assert metric("engine_exchange_errors_total", venue=venue.name, kind="duplicate") == 1
+    assert metric("engine_exchange_errors_total", venue=venue.name, kind="rejected") == 0
 
 
 async def test_insufficient_balance_is_rejected_with_rule_insufficient_funds(

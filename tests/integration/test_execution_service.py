@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from adapters.kafka import EventProducer, LogInspector, ensure_topics, make_consumer
+from adapters.venues.base import Credentials
+from adapters.venues.openalgo import OpenAlgoVenue
 from engine.execution import ExecutionService, ExecutionSettings
 from events import (
     Envelope,
@@ -32,6 +34,7 @@ from events import (
     decode,
 )
 from tests.fakes.binance import FakeBinance, ccxt_venue_for
+from tests.fakes.openalgo import FakeOpenAlgo
 from tests.support import unique, wait_for
 
 pytestmark = pytest.mark.servers
@@ -245,3 +248,56 @@ def svc_caught_up(svc: ExecutionService, bootstrap: str, topics: Topics) -> Any:
         return svc.caught_up(ends)
 
     return check
+
+
+async def test_a_venue_without_client_order_ids_is_handed_the_logs_acceptances_on_start(servers: Any) -> None:
+    """OpenAlgo keeps ``client order id -> orderid`` in memory: after a restart the service gives it back the pairs
+    of the log's ``OrderAccepted`` (RemembersOrderIds), so the order is found by its client order id again."""
+    topics = Topics(unique("exec-oa") + ".")
+    await ensure_topics(servers.kafka_bootstrap, 1, topics)
+    key, name = "exec-oa-key-7c1d2e3f4a5b", unique("oa")
+    fake = FakeOpenAlgo(key)
+    await fake.start()
+    try:
+        fake.set_price("SBIN", Decimal("800"))
+        order = OrderSubmitted(
+            instrument="SBIN",
+            client_order_id="ma_cross-oa-1",
+            strategy="ma_cross",
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=Decimal(1),
+            limit_price=Decimal(700),
+        )
+        async with OpenAlgoVenue(fake.url, credentials=Credentials(key, ""), name=name) as before:
+            placed = await before.submit(order)
+        now = time.time_ns()
+        submitted = Envelope.new(order, ts_event=now, ts_init=now, source="engine")
+        accepted = Envelope.new(
+            OrderAccepted(
+                instrument="SBIN",
+                client_order_id=order.client_order_id,
+                venue=name,
+                venue_order_id=placed.venue_order_id,
+            ),
+            ts_event=now,
+            ts_init=now,
+            source=f"venue:{name}",
+        )
+        async with EventProducer(servers.kafka_bootstrap, topics) as producer:
+            await producer.publish([submitted], topics.trading)
+            await producer.publish([accepted], topics.ticks)
+            after = OpenAlgoVenue(fake.url, credentials=Credentials(key, ""), name=name)  # a restart: nothing known
+            assert after.known_orders == {}
+            svc = ExecutionService(after, producer, servers.kafka_bootstrap, topics, FAST)
+            await svc.start()
+            try:
+                assert after.known_orders == {order.client_order_id: placed.venue_order_id}
+                found = await after.fetch_order("SBIN", order.client_order_id)
+                assert found.venue_order_id == placed.venue_order_id
+            finally:
+                await svc.stop()
+                await svc.stop()  # safe twice (and the venue is closed once)
+            assert len(fake.orders) == 1
+    finally:
+        await fake.stop()
