@@ -28,7 +28,6 @@ from adapters.venues.paper import PaperExchange
 from engine import __version__
 from engine.config import Settings
 from engine.core.risk import RiskLimits
-from engine.core.strategies import MaCross
 from engine.core.trader import Trader
 from engine.core.trading import TradingCore
 from engine.execution import ExecutionService
@@ -102,7 +101,7 @@ def topics_of(settings: Settings) -> Topics:
 def make_core_factory(settings: Settings) -> Callable[[], TradingCore]:
     s, r, v = settings.strategy, settings.risk, settings.venue
     trader = Trader(
-        MaCross.of(s.fast, s.slow, s.order_quantity, allow_short=s.allow_short),
+        s.build(),
         RiskLimits(r.max_order_notional, r.max_position, r.max_open_orders, r.max_orders_per_minute),
         OrderType(s.order_type),
     )

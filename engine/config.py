@@ -14,7 +14,10 @@ environment variable that names no setting (pydantic-settings would ignore it): 
 from __future__ import annotations
 
 import difflib
+import functools
+import json
 import os
+import re
 import typing
 from decimal import Decimal
 from pathlib import Path
@@ -155,18 +158,46 @@ class FeedSettings(_Section):
 
 
 class StrategySettings(_Section):
-    kind: Literal["ma_cross"] = "ma_cross"
+    kind: str = Field(default="ma_cross", description="a built-in (ma_cross) or 'package.module:ClassName'")
+    path: Path | None = Field(default=None, description="a folder of strategy files put on the import path")
+    name: str | None = Field(default=None, description="the prefix of its client order ids (default: its own)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the strategy's parameters (its Params)")
+    # ma_cross's parameters as they were set before [strategy.params] (its fast, slow, quantity, allow_short)
     fast: int = Field(default=10, ge=1)
     slow: int = Field(default=30, ge=2)
     order_quantity: Decimal = Field(default=Decimal("0.01"), gt=0)
-    order_type: Literal["market", "limit"] = "market"
+    order_type: Literal["market", "limit"] = Field(default="market", description="of the orders a Target makes")
     allow_short: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> StrategySettings:
         if self.fast >= self.slow:
             raise ValueError(f"strategy.fast ({self.fast}) must be smaller than strategy.slow ({self.slow})")
+        self.build()  # a strategy that cannot be loaded, or a bad parameter, fails at start
         return self
+
+    def all_params(self) -> dict[str, Any]:
+        """The parameters the strategy is built with: ``params``, over ma_cross's older keys for ma_cross."""
+        if self.kind != "ma_cross":
+            return dict(self.params)
+        legacy = {
+            "fast": self.fast,
+            "slow": self.slow,
+            "quantity": self.order_quantity,
+            "allow_short": self.allow_short,
+        }
+        return {**legacy, **self.params}
+
+    def build(self) -> Any:
+        """The strategy (a :class:`engine.strategy.Strategy`), built and validated once per distinct setting."""
+        return _build(self.kind, json.dumps(self.all_params(), sort_keys=True, default=str), self.path, self.name)
+
+
+@functools.lru_cache(maxsize=32)
+def _build(kind: str, params_json: str, path: Path | None, name: str | None) -> Any:
+    from engine.strategy_loader import build
+
+    return build(kind, json.loads(params_json), path=path, name=name)
 
 
 class RiskSettings(_Section):
@@ -303,8 +334,11 @@ class Settings(BaseSettings):
 
 
 def _fix_hint(loc: str, msg: str) -> str:
-    env = "ENGINE_" + loc.upper().replace(".", "__")
     msg = msg.removeprefix("Value error, ")
+    inner = re.match(r"(strategy\.[a-z_][a-z0-9_.]*): (.*)", msg, re.S)
+    if loc == "strategy" and inner:  # the strategy's own checks name their key (strategy.params.fast)
+        loc, msg = inner.groups()
+    env = "ENGINE_" + loc.upper().replace(".", "__")
     return f"{loc}: {msg} (set it in the TOML file given by --config/ENGINE_CONFIG, or with {env})"
 
 

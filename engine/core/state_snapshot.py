@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 import uuid
 from decimal import Decimal
 from enum import Enum
@@ -42,15 +43,59 @@ _CLASSES: dict[str, type] = {
 _ENUMS: dict[str, type[Enum]] = {e.__name__: e for e in (Side, OrderType, Direction, Liquidity, OrderStatus)}
 
 
+_Kinds = tuple[dict[str, type], dict[str, type[Enum]]] | None
+
+
+def _kinds(core: TradingCore) -> tuple[dict[str, type], dict[str, type[Enum]]]:
+    """The types allowed in ``core``'s snapshots: ours, and the dataclasses and enums of its strategy's modules."""
+    strategy_cls = type(core.trader.strategy)
+    cached = _KINDS.get(strategy_cls)
+    if cached is None:
+        classes, enums = dict(_CLASSES), dict(_ENUMS)
+        for klass in strategy_cls.__mro__:
+            module = sys.modules.get(klass.__module__)
+            if module is None or klass.__module__.startswith(("engine.", "events")):
+                continue
+            for v in vars(module).values():
+                if isinstance(v, type) and v.__module__ == module.__name__:
+                    if issubclass(v, Enum):
+                        enums.setdefault(v.__name__, v)
+                    elif dataclasses.is_dataclass(v):
+                        classes.setdefault(v.__name__, v)
+        cached = _KINDS[strategy_cls] = (classes, enums)
+    return cached
+
+
+def _strategy_code(core: TradingCore) -> str:
+    """A hash of the strategy's own files outside the core (a user's strategy), part of the fingerprint."""
+    strategy_cls = type(core.trader.strategy)
+    cached = _STRATEGY_CODE.get(strategy_cls)
+    if cached is None:
+        h = hashlib.sha256()
+        for klass in strategy_cls.__mro__:
+            module = sys.modules.get(klass.__module__)
+            file = getattr(module, "__file__", None)
+            if file and not klass.__module__.startswith(("engine.", "events", "builtins", "typing")):
+                h.update(klass.__module__.encode())
+                h.update(Path(file).read_bytes())
+        cached = _STRATEGY_CODE[strategy_cls] = h.hexdigest()
+    return cached
+
+
+_KINDS: dict[type, tuple[dict[str, type], dict[str, type[Enum]]]] = {}
+_STRATEGY_CODE: dict[type, str] = {}
+
+
 class SnapshotError(ValueError):
     """A snapshot that cannot be used (malformed, another format, a type not allowed)."""
 
     retriable = False
 
 
-def _enc(v: Any) -> Any:
+def _enc(v: Any, k: _Kinds = None) -> Any:
+    classes, enums = k or (_CLASSES, _ENUMS)
     if isinstance(v, Enum):  # first: our enums are str enums
-        if _ENUMS.get(type(v).__name__) is not type(v):
+        if enums.get(type(v).__name__) is not type(v):
             raise SnapshotError(f"{type(v).__qualname__} is not allowed in a snapshot")
         return {"$e": type(v).__name__, "v": v.value}
     if v is None or isinstance(v, bool | int | str):
@@ -58,45 +103,49 @@ def _enc(v: Any) -> Any:
     if isinstance(v, Decimal):
         return {"$d": str(v)}
     if isinstance(v, tuple):
-        return {"$t": [_enc(x) for x in v]}
+        return {"$t": [_enc(x, k) for x in v]}
     if isinstance(v, frozenset):
-        return {"$f": sorted((_enc(x) for x in v), key=repr)}
+        return {"$f": sorted((_enc(x, k) for x in v), key=repr)}
     if isinstance(v, list):
-        return [_enc(x) for x in v]
+        return [_enc(x, k) for x in v]
     if isinstance(v, dict):
-        return {"$m": [[_enc(k), _enc(x)] for k, x in v.items()]}
+        return {"$m": [[_enc(key, k), _enc(x, k)] for key, x in v.items()]}
     if isinstance(v, Event) and event_type(v.TYPE) is type(v):
-        return {"$ev": v.TYPE, "f": _fields(v)}
-    if _CLASSES.get(type(v).__name__) is type(v):
-        return {"$c": type(v).__name__, "f": _fields(v)}
+        return {"$ev": v.TYPE, "f": _fields(v, k)}
+    if classes.get(type(v).__name__) is type(v):
+        return {"$c": type(v).__name__, "f": _fields(v, k)}
     raise SnapshotError(f"{type(v).__qualname__} is not allowed in a snapshot")
 
 
-def _fields(v: Any) -> dict[str, Any]:
-    return {f.name: _enc(getattr(v, f.name)) for f in dataclasses.fields(v) if f.init}
+def _fields(v: Any, k: _Kinds) -> dict[str, Any]:
+    return {f.name: _enc(getattr(v, f.name), k) for f in dataclasses.fields(v) if f.init}
 
 
-def _dec(v: Any) -> Any:
+def _dec(v: Any, k: _Kinds = None) -> Any:
+    classes, enums = k or (_CLASSES, _ENUMS)
     if v is None or isinstance(v, bool | int | str):
         return v
     if isinstance(v, list):
-        return [_dec(x) for x in v]
+        return [_dec(x, k) for x in v]
     if not isinstance(v, dict):
         raise SnapshotError(f"unexpected {type(v).__name__} in a snapshot")
     if "$d" in v:
         return Decimal(v["$d"])
     if "$e" in v:
-        return _ENUMS[v["$e"]](v["v"])
+        enum = enums.get(v["$e"])
+        if enum is None:
+            raise SnapshotError(f"enum {v['$e']!r} is not allowed in a snapshot")
+        return enum(v["v"])
     if "$t" in v:
-        return tuple(_dec(x) for x in v["$t"])
+        return tuple(_dec(x, k) for x in v["$t"])
     if "$f" in v:
-        return frozenset(_dec(x) for x in v["$f"])
+        return frozenset(_dec(x, k) for x in v["$f"])
     if "$m" in v:
-        return {_dec(k): _dec(x) for k, x in v["$m"]}
-    cls = event_type(v["$ev"]) if "$ev" in v else _CLASSES.get(v.get("$c", ""))
+        return {_dec(key, k): _dec(x, k) for key, x in v["$m"]}
+    cls = event_type(v["$ev"]) if "$ev" in v else classes.get(v.get("$c", ""))
     if cls is None:
         raise SnapshotError(f"type {v.get('$ev') or v.get('$c')!r} is not allowed in a snapshot")
-    return cls(**{k: _dec(x) for k, x in v["f"].items()})
+    return cls(**{name: _dec(x, k) for name, x in v["f"].items()})
 
 
 # The code that decides what state a core reaches from the log (relative to the repository): the core package
@@ -133,7 +182,8 @@ def fingerprint(core: TradingCore) -> str:
     """This code and the core's configuration (``repr`` of the frozen trader and of the venue's settings)."""
     venue = core.venue
     venue_config = repr(venue.config()) if venue is not None else "live"
-    return hashlib.sha256(f"{_CODE}|{core.trader!r}|{venue_config}".encode()).hexdigest()
+    text = f"{_CODE}|{_strategy_code(core)}|{core.trader!r}|{venue_config}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def dump(core: TradingCore, offset: int) -> bytes:
@@ -143,10 +193,10 @@ def dump(core: TradingCore, offset: int) -> bytes:
             "format": FORMAT,
             "fingerprint": fingerprint(core),
             "offset": offset,
-            "states": _enc(core.states),
+            "states": _enc(core.states, _kinds(core)),
             "indicators": core.indicators,
             "recent": [i.hex for i in core.recent.ids()],
-            "venue": _enc(core.venue.state()) if core.venue is not None else None,
+            "venue": _enc(core.venue.state(), _kinds(core)) if core.venue is not None else None,
         }
     )
 
@@ -170,9 +220,9 @@ def load(data: bytes, core: TradingCore) -> int:
         raise SnapshotError("the snapshot is of another format, code or configuration")
     body = orjson.loads(data)
     try:
-        states = _dec(body["states"])
+        states = _dec(body["states"], _kinds(core))
         indicators = {str(k): int(n) for k, n in body["indicators"].items()}
-        venue_state = _dec(body["venue"])
+        venue_state = _dec(body["venue"], _kinds(core))
         recent = [uuid.UUID(hex=str(i)) for i in body["recent"]]
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise SnapshotError(f"malformed snapshot: {exc!r}") from None

@@ -111,7 +111,7 @@ def test_every_setting_and_every_engine_variable_the_repository_uses_is_known(mo
         for key, sub in getattr(field.annotation, "model_fields", {}).items():
             assert f"ENGINE_{section.upper()}__{(sub.alias or key).upper()}" in names
     assert {"ENGINE_CONFIG", "ENGINE_TESTS_KEEP", "ENGINE_KAFKA_LIB_DIR", "ENGINE_POSTGRES__SCHEMA"} <= names
-    assert prefixes == ("ENGINE_VENUE__STARTING_BALANCES__",)
+    assert prefixes == ("ENGINE_STRATEGY__PARAMS__", "ENGINE_VENUE__STARTING_BALANCES__")
     mentioned: set[str] = set()
     for path in [
         *REPO.glob("*.md"),
