@@ -79,12 +79,21 @@ def _overrides(strategy: Strategy[Any, Any], name: str) -> bool:
 
 
 @dataclass
+class Budget:
+    """The orders one input record made its strategy send so far (at most :data:`MAX_ORDERS_PER_INPUT`): one per
+    input, shared by the calls it causes (the tick's, and those of the order updates that follow)."""
+
+    orders: int = 0
+
+
+@dataclass
 class _Step:
     """One call's bookkeeping: the cause of its orders and how many it made (their client order ids)."""
 
     cause_id: str
     halted: bool
     ts_event: int
+    budget: Budget
     orders: int = 0
 
 
@@ -143,9 +152,10 @@ class Trader:
         halted: bool = False,
         ts_event: int = 0,
         new_day: bool = False,
+        budget: Budget | None = None,
     ) -> tuple[TraderState, list[Event]]:
         """The tick's decisions: the candle it closes, the day it starts, the timer it reaches, then the tick."""
-        step = _Step(cause_id, halted, ts_event)
+        step = _Step(cause_id, halted, ts_event, budget or Budget())
         strategy = self.strategy
         out: list[Event] = []
         if state.strategy is None:  # a state made without the strategy's (a stateless strategy's is None too)
@@ -182,7 +192,14 @@ class Trader:
         return state, out
 
     def on_update(
-        self, state: TraderState, event: Event, cause_id: str, *, halted: bool = False, ts_event: int = 0
+        self,
+        state: TraderState,
+        event: Event,
+        cause_id: str,
+        *,
+        halted: bool = False,
+        ts_event: int = 0,
+        budget: Budget | None = None,
     ) -> tuple[TraderState, list[Event]]:
         """Hand one of its orders' events (already folded by :meth:`on_event`) to the strategy; its decisions."""
         if not self._updates or not isinstance(event, orders.ORDER_EVENTS):
@@ -196,7 +213,7 @@ class Trader:
             return state, []  # not this strategy's order
         order = next((o for o in state.open_orders if o.client_order_id == coid), None)
         update = OrderUpdate(event, order)
-        step = _Step(cause_id, halted, ts_event)
+        step = _Step(cause_id, halted, ts_event, budget or Budget())
         return self._call(state, step, self.strategy.on_order, update, state.last_price)
 
     # --- intents -> events -------------------------------------------------------------------------------------
@@ -294,8 +311,9 @@ class Trader:
         )
         if step.halted:
             return halted_rejection(request)
-        if n >= MAX_ORDERS_PER_INPUT:
+        if step.budget.orders >= MAX_ORDERS_PER_INPUT:
             return _refused(request, ORDERS_PER_INPUT_RULE, f"more than {MAX_ORDERS_PER_INPUT} orders for one input")
+        step.budget.orders += 1
         last = price if price is not None else limit_price
         if last is None:
             return _refused(request, "no_price", "no price yet to check a market order against")

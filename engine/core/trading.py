@@ -31,7 +31,7 @@ from engine.core.dedupe import RecentIds
 from engine.core.orders import ORDER_EVENTS
 from engine.core.ports import SimulatedVenue
 from engine.core.snapshots import snapshots, utc_day
-from engine.core.trader import Trader, TraderState
+from engine.core.trader import Budget, Trader, TraderState
 from events import Envelope, Event, OrderCancelRequested, OrderRejected, OrderSubmitted, TickReceived
 from events.arithmetic import exact
 
@@ -74,6 +74,7 @@ class TradingCore:
         venue = self.venue
         venue_source = f"venue:{venue.name}" if venue else ""
         cause = str(env.event_id)
+        budget = Budget()  # the orders this input may make the strategy send, across all the calls it causes
 
         def fold(events: list[Event], source: str) -> None:
             nonlocal state
@@ -82,7 +83,7 @@ class TradingCore:
                 state = t.on_event(state, ev, env.ts_event)
                 if t.wants_updates and (source != "engine" or isinstance(ev, OrderRejected)):
                     state, decided = t.on_update(
-                        state, ev, f"{cause}/{len(produced)}", halted=halted, ts_event=env.ts_event
+                        state, ev, f"{cause}/{len(produced)}", halted=halted, ts_event=env.ts_event, budget=budget
                     )
                     decide(decided)
 
@@ -104,7 +105,9 @@ class TradingCore:
             state = replace(state, day=day, day_open_price=tick.price, day_open_flows=state.flows)
         if venue is not None:
             fold(venue.on_tick(tick), venue_source)
-        state, decisions = t.on_tick(state, tick, cause, halted=halted, ts_event=env.ts_event, new_day=new_day)
+        state, decisions = t.on_tick(
+            state, tick, cause, halted=halted, ts_event=env.ts_event, new_day=new_day, budget=budget
+        )
         if n := t.strategy.indicators(state.strategy):
             self.indicators[tick.instrument] = self.indicators.get(tick.instrument, 0) + n
         decide(decisions)
