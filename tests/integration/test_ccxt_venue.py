@@ -98,6 +98,17 @@ async def test_a_market_order_fills_and_its_trade_and_balances_show_it(fake: Fak
     assert balances["USDT"] == Decimal("100000") - Decimal("600") - Decimal("0.6")
 
 
+async def test_the_venue_leaves_the_callers_decimal_context_as_it_was(venue: CcxtVenue) -> None:
+    # ccxt's rounding sets the caller's context to ROUND_HALF_UP; the adapter keeps that inside its calls
+    import decimal
+
+    before = decimal.getcontext().rounding
+    await venue.submit(order("0.0123456789"))
+    await venue.trades(BTC, None)
+    await venue.balances()
+    assert decimal.getcontext().rounding == before == decimal.ROUND_HALF_EVEN
+
+
 async def test_a_limit_order_rests_is_listed_and_can_be_cancelled(fake: FakeBinance, venue: CcxtVenue) -> None:
     o = order("0.01", price="50000")
     placed = await venue.submit(o)

@@ -5,6 +5,7 @@ ccxt's own debug log (which prints request headers, API key included) is kept of
 
 from __future__ import annotations
 
+import decimal
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -127,7 +128,8 @@ class Transport:
 
     async def call(self, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T:
         """One API call, counted and timed; ccxt's errors come out as the port's (without ccxt's chain)."""
-        with request(self.name, endpoint):
+        # in a copy of the caller's decimal context: ccxt's parsing rounds, which sets it to ROUND_HALF_UP
+        with request(self.name, endpoint), decimal.localcontext():
             try:
                 return await fn()
             except ccxt.BaseError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -86,12 +87,14 @@ class CcxtVenue(VenueLifecycle):
         await self._io.markets()
         symbol = order.instrument
         try:
-            amount = self._ex.amount_to_precision(symbol, str(order.quantity))
-            price = (
-                self._ex.price_to_precision(symbol, str(order.limit_price))
-                if order.order_type is OrderType.LIMIT and order.limit_price is not None
-                else None
-            )
+            # ccxt's rounding sets the caller's decimal context to ROUND_HALF_UP: in a copy of it, here
+            with decimal.localcontext():
+                amount = self._ex.amount_to_precision(symbol, str(order.quantity))
+                price = (
+                    self._ex.price_to_precision(symbol, str(order.limit_price))
+                    if order.order_type is OrderType.LIMIT and order.limit_price is not None
+                    else None
+                )
         except ccxt.BaseError as exc:
             err = self._io.error(exc)
         else:
