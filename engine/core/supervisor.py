@@ -29,7 +29,7 @@ from engine.core.breaker import Breaker, Where
 from engine.core.snapshots import utc_day
 from engine.core.trader import TraderState
 from events import BalanceReconciled, BreakerApplied, Envelope, EquityReported, TradingHalted, TradingResumed
-from events.arithmetic import exact
+from events.arithmetic import ensure_exact
 
 TRIP_SEQ = 1 << 30  # the position of a daily loss trip among the events derived from its record (no clash)
 REPORT_SEQ = TRIP_SEQ + 1  # and of an instrument's EquityReported
@@ -121,8 +121,8 @@ class Supervisor:
         past it): the equity report and the daily-loss trip it calls for, if any."""
         if self.daily_loss_limit is None:
             return _NOTHING
-        with exact():  # the same rounding in every process (see events.arithmetic)
-            return self._after_input(env, state, own, trading, ts_init, self.daily_loss_limit)
+        ensure_exact()  # the same rounding in every process (see events.arithmetic)
+        return self._after_input(env, state, own, trading, ts_init, self.daily_loss_limit)
 
     def _after_input(
         self,

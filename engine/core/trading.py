@@ -33,7 +33,7 @@ from engine.core.ports import SimulatedVenue
 from engine.core.snapshots import snapshots, utc_day
 from engine.core.trader import Budget, Trader, TraderState
 from events import Envelope, Event, OrderCancelRequested, OrderRejected, OrderSubmitted, TickReceived
-from events.arithmetic import exact
+from events.arithmetic import ensure_exact
 
 
 class TradingCore:
@@ -48,10 +48,7 @@ class TradingCore:
 
     def on_input(self, env: Envelope, *, ts_init: int, halted: bool = False) -> list[Envelope]:
         """One record of the input topic: a tick (-> derived events) or a live venue's report (-> folded)."""
-        with exact():  # the same rounding in every process, whatever else ran in it (see events.arithmetic)
-            return self._on_input(env, ts_init, halted)
-
-    def _on_input(self, env: Envelope, ts_init: int, halted: bool) -> list[Envelope]:
+        ensure_exact()  # the same rounding in every process, whatever else ran in it (see events.arithmetic)
         tick = env.event
         t = self.trader
         if not isinstance(tick, TickReceived):
@@ -72,44 +69,65 @@ class TradingCore:
         state = self.states.get(tick.instrument) or t.initial(tick.instrument)
         produced: list[tuple[Event, str]] = []
         venue = self.venue
-        venue_source = f"venue:{venue.name}" if venue else ""
         cause = str(env.event_id)
-        budget = Budget()  # the orders this input may make the strategy send, across all the calls it causes
-
-        def fold(events: list[Event], source: str) -> None:
-            nonlocal state
-            for ev in events:
-                produced.append((ev, source))
-                state = t.on_event(state, ev, env.ts_event)
-                if t.wants_updates and (source != "engine" or isinstance(ev, OrderRejected)):
-                    state, decided = t.on_update(
-                        state, ev, f"{cause}/{len(produced)}", halted=halted, ts_event=env.ts_event, budget=budget
-                    )
-                    decide(decided)
-
-        def decide(decisions: list[Event]) -> None:
-            for ev in decisions:
-                fold([ev], "engine")
-                if venue is None:
-                    continue  # live: the execution service sends it; its reports come back as input
-                if isinstance(ev, OrderSubmitted):
-                    fold(venue.submit(ev), venue_source)
-                elif isinstance(ev, OrderCancelRequested):
-                    fold(venue.cancel(ev), venue_source)
-
+        step = _Input(env, halted, cause, Budget(), produced)  # the orders this input may make, in all its calls
         day = utc_day(env.ts_event)
         if state.day is not None and day != state.day:
             produced.extend((ev, "engine") for ev in snapshots(state, day))
         new_day = day != state.day
         if new_day:  # the day's first tick: where start-of-day equity is taken (engine.core.daily_loss)
             state = replace(state, day=day, day_open_price=tick.price, day_open_flows=state.flows)
-        if venue is not None:
-            fold(venue.on_tick(tick), venue_source)
+        if venue is not None and (fills := venue.on_tick(tick)):
+            state = self._fold(state, fills, f"venue:{venue.name}", step)
         state, decisions = t.on_tick(
-            state, tick, cause, halted=halted, ts_event=env.ts_event, new_day=new_day, budget=budget
+            state, tick, cause, halted=halted, ts_event=env.ts_event, new_day=new_day, budget=step.budget
         )
         if n := t.strategy.indicators(state.strategy):
             self.indicators[tick.instrument] = self.indicators.get(tick.instrument, 0) + n
-        decide(decisions)
+        if decisions:
+            state = self._decide(state, decisions, step)
         self.states[tick.instrument] = state
         return [env.derive(ev, seq, ts_init=ts_init, source=src) for seq, (ev, src) in enumerate(produced)]
+
+    def _fold(self, state: TraderState, events: list[Event], source: str, step: _Input) -> TraderState:
+        """Fold what happened into the trader; hand each of its orders' updates to a strategy that wants them."""
+        t, env = self.trader, step.env
+        for ev in events:
+            step.produced.append((ev, source))
+            state = t.on_event(state, ev, env.ts_event)
+            if t.wants_updates and (source != "engine" or isinstance(ev, OrderRejected)):
+                cause = f"{step.cause}/{len(step.produced)}"
+                state, decided = t.on_update(
+                    state, ev, cause, halted=step.halted, ts_event=env.ts_event, budget=step.budget
+                )
+                if decided:
+                    state = self._decide(state, decided, step)
+        return state
+
+    def _decide(self, state: TraderState, decisions: list[Event], step: _Input) -> TraderState:
+        """The core's decisions, folded; on the paper venue also sent, and the venue's answers folded."""
+        venue = self.venue
+        for ev in decisions:
+            state = self._fold(state, [ev], "engine", step)
+            if venue is None:
+                continue  # live: the execution service sends it; its reports come back as input
+            if isinstance(ev, OrderSubmitted):
+                state = self._fold(state, venue.submit(ev), f"venue:{venue.name}", step)
+            elif isinstance(ev, OrderCancelRequested):
+                state = self._fold(state, venue.cancel(ev), f"venue:{venue.name}", step)
+        return state
+
+
+class _Input:
+    """One input record's bookkeeping while the core takes it."""
+
+    __slots__ = ("budget", "cause", "env", "halted", "produced")
+
+    def __init__(
+        self, env: Envelope, halted: bool, cause: str, budget: Budget, produced: list[tuple[Event, str]]
+    ) -> None:
+        self.env = env
+        self.halted = halted
+        self.cause = cause
+        self.budget = budget
+        self.produced = produced

@@ -204,3 +204,14 @@ def test_fills_are_not_handed_to_a_strategy_that_did_not_ask() -> None:
     )
     state = trader.initial("BTC/USDT")
     assert trader.on_update(state, fill, "c") == (state, [])
+
+
+def test_the_fast_copy_of_the_traders_state_keeps_every_field() -> None:
+    import dataclasses
+
+    from engine.core.trader import TraderState
+
+    state = TraderState(
+        **{f.name: object() for f in dataclasses.fields(TraderState)}  # every field set to a value of its own
+    )
+    assert state.after_tick("s", D(1)) == dataclasses.replace(state, strategy="s", last_price=D(1))

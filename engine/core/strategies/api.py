@@ -24,10 +24,11 @@ Parameters are a frozen dataclass (``Params``), validated from ``[strategy.param
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from engine.core.orders import Order
 from events import Event, Side, TickReceived
@@ -92,18 +93,51 @@ class OrderUpdate:
         return str(getattr(self.event, "client_order_id", ""))
 
 
-@dataclass(frozen=True, slots=True)
 class View:
-    """What a strategy may read of its instrument with each call (read-only values)."""
+    """What a strategy may read of its instrument with each call: read-only, computed when read (a call that reads
+    nothing costs nothing)."""
 
-    instrument: str
-    position: Decimal
-    average_price: Decimal | None
-    open_orders: tuple[Order, ...]
-    balances: Mapping[str, Decimal]  # what this instrument's fills moved, per currency
-    last_price: Decimal | None
-    ts_event: int
-    seed: int  # derived from the causing event's id: the same on every run
+    __slots__ = ("_cause", "_state", "ts_event")
+
+    def __init__(self, state: Any, ts_event: int, cause: str) -> None:
+        self._state = state  # the trader's state of the instrument (engine.core.trader.TraderState)
+        self._cause = cause
+        self.ts_event = ts_event  # the event time of the input being handled
+
+    @property
+    def instrument(self) -> str:
+        return str(self._state.instrument)
+
+    @property
+    def position(self) -> Decimal:
+        """Signed: negative is short."""
+        return Decimal(self._state.position.quantity)
+
+    @property
+    def average_price(self) -> Decimal | None:
+        pos = self._state.position
+        return Decimal(pos.avg_price) if pos.quantity else None
+
+    @property
+    def open_orders(self) -> tuple[Order, ...]:
+        return tuple(self._state.open_orders)
+
+    @property
+    def balances(self) -> Mapping[str, Decimal]:
+        """What this instrument's fills moved, per currency (a copy)."""
+        return dict(self._state.flows)
+
+    @property
+    def last_price(self) -> Decimal | None:
+        return self._state.last_price  # type: ignore[no-any-return]
+
+    @property
+    def seed(self) -> int:
+        """Derived from the causing event's id: the same on every run (``random.Random(view.seed)``)."""
+        return int.from_bytes(hashlib.blake2b(self._cause.encode(), digest_size=8).digest(), "big")
+
+    def __repr__(self) -> str:
+        return f"View({self.instrument}, position={self.position}, ts_event={self.ts_event})"
 
 
 # --- intents -------------------------------------------------------------------------------------------------
