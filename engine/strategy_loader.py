@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from engine.core.strategies import MaCross, Strategy
+from engine.core.strategies import Bollinger, MaCross, Quoting, Strategy
 
-BUILT_INS: dict[str, type[Strategy[Any, Any]]] = {"ma_cross": MaCross}
+BUILT_INS: dict[str, type[Strategy[Any, Any]]] = {"ma_cross": MaCross, "bollinger": Bollinger, "quoting": Quoting}
 NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # a strategy's name: the prefix of its client order ids, a label
 
 

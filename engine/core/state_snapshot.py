@@ -31,14 +31,17 @@ from engine.core.orders import Order, OrderStatus
 from engine.core.portfolio import Position
 from engine.core.roundtrips import OpenTrip
 from engine.core.strategies.api import Candle, Clock
+from engine.core.strategies.bollinger import BollingerState
 from engine.core.strategies.ma_cross import MaCrossState
+from engine.core.strategies.quoting import QuotingState
 from engine.core.trader import TraderState
 from engine.core.trading import TradingCore
 from events import Direction, Event, Liquidity, OrderType, Side, event_type
 
 FORMAT = 2  # 2: the ids of the ticks taken lately (engine.core.dedupe)
 _CLASSES: dict[str, type] = {
-    c.__name__: c for c in (TraderState, MaCrossState, Position, Order, OpenTrip, Clock, Candle)
+    c.__name__: c
+    for c in (TraderState, MaCrossState, BollingerState, QuotingState, Position, Order, OpenTrip, Clock, Candle)
 }
 _ENUMS: dict[str, type[Enum]] = {e.__name__: e for e in (Side, OrderType, Direction, Liquidity, OrderStatus)}
 

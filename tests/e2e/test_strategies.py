@@ -3,7 +3,10 @@ Kafka and PostgreSQL; ``strategy check`` passes deterministic strategies and cat
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ def _check(kind: str, *extra: str) -> Any:
     return run_cli(["strategy", "check", kind, "--strategy-path", str(STRATEGIES), "--ticks", "2000", *extra], {})
 
 
-@pytest.mark.parametrize("kind", ["ma_cross", "dip:Dip", "planted:Seeded"])
+@pytest.mark.parametrize("kind", ["ma_cross", "bollinger", "quoting", "dip:Dip", "planted:Seeded"])
 def test_a_deterministic_strategy_passes_the_check(kind: str) -> None:
     res = _check(kind)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -102,3 +105,38 @@ async def test_a_users_strategy_from_its_own_folder_trades_end_to_end(servers: A
         f" from {schema}.fills) from {schema}.positions p",
     )
     assert position == fills
+
+
+BUILT_IN_RUNS = {
+    "ma_cross": {},
+    "bollinger": {"ENGINE_STRATEGY__PARAMS__QUANTITY": "100", "ENGINE_STRATEGY__PARAMS__WINDOW": "30"},
+    "quoting": {
+        "ENGINE_STRATEGY__PARAMS__QUANTITY": "50",
+        "ENGINE_STRATEGY__PARAMS__TICK_SIZE": "0.00000001",
+        "ENGINE_STRATEGY__PARAMS__MAX_INVENTORY": "150",
+    },
+}
+
+
+@pytest.mark.servers
+async def test_a_replay_of_each_built_ins_run_equals_its_live_audit(servers: Any) -> None:
+    runs = {}
+    for kind, params in BUILT_IN_RUNS.items():  # the three engines run side by side (own topics and schemas)
+        prefix, schema = unique(f"bi_{kind}"), unique(f"bi_{kind}")
+        extra = {**XRP_ETH_SETTINGS, "ENGINE_STRATEGY__KIND": kind, **params}
+        if kind == "ma_cross":
+            extra = {**XRP_ETH_SETTINGS}
+        env = engine_env(servers, prefix, schema, extra)
+        args = ["-m", "engine", "run", "--file", str(TRADES), "--symbol", "XRP/ETH"]
+        proc = await asyncio.create_subprocess_exec(sys.executable, *args, env=env, cwd=REPO, stdout=PIPE, stderr=PIPE)
+        runs[kind] = (proc, env, schema)
+    for kind, (proc, env, schema) in runs.items():
+        out, err = await asyncio.wait_for(proc.communicate(), 600)
+        assert proc.returncode == 0, f"{kind}: {out.decode()}\n{err.decode()[-3000:]}"
+        traded = await rows(servers.pg_dsn, f"select count(*) from {schema}.orders where strategy = '{kind}'")
+        assert traded[0][0] > 0, f"{kind} sent no order"
+        fresh = unique(f"re_{kind}")
+        res = run_cli(["replay", "--schema", fresh], env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        res = run_cli(["diff", schema, fresh], env)
+        assert res.returncode == 0, f"{kind}: the replay differs from the live audit:\n{res.stdout}"

@@ -21,7 +21,7 @@ from tests.support import TRADES
 
 HERE = Path(__file__).resolve().parents[1] / "data" / "golden"
 
-# name -> settings of the engine that ran the file (the built-in ma_cross as configured before the strategy API)
+# name -> settings of the engine that ran the file
 CASES: dict[str, dict[str, Any]] = {
     "ma_cross-market": {
         "strategy": {"order_quantity": "100"},
@@ -30,6 +30,24 @@ CASES: dict[str, dict[str, Any]] = {
     "ma_cross-limit-short": {
         "strategy": {"fast": 3, "slow": 8, "order_quantity": "40", "order_type": "limit", "allow_short": True},
         "risk": {"max_position": "120", "max_order_notional": "1", "max_orders_per_minute": 20},
+    },
+    # written by the code that introduced them (the strategy API)
+    "bollinger": {
+        "strategy": {"kind": "bollinger", "params": {"quantity": "100", "window": 30}},
+        "risk": {"max_position": "300", "max_order_notional": "1"},
+    },
+    "quoting": {
+        "strategy": {
+            "kind": "quoting",
+            "params": {
+                "quantity": "50",
+                "tick_size": "0.00000001",
+                "max_inventory": "150",
+                "spread_bps": "5",
+                "requote_bps": "10",
+            },
+        },
+        "risk": {"max_position": "300", "max_order_notional": "1"},
     },
 }
 

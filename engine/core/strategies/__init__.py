@@ -15,9 +15,14 @@ from engine.core.strategies.api import (
     Timer,
     View,
 )
+from engine.core.strategies.bollinger import Bollinger, BollingerParams, BollingerState
 from engine.core.strategies.ma_cross import MaCross, MaCrossParams, MaCrossState
+from engine.core.strategies.quoting import Quoting, QuotingParams, QuotingState
 
 __all__ = [
+    "Bollinger",
+    "BollingerParams",
+    "BollingerState",
     "Cancel",
     "Candle",
     "DayStarted",
@@ -29,6 +34,9 @@ __all__ = [
     "Market",
     "NoParams",
     "OrderUpdate",
+    "Quoting",
+    "QuotingParams",
+    "QuotingState",
     "Result",
     "Strategy",
     "Target",
