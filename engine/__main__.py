@@ -371,7 +371,8 @@ def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     if not summary["drained"]:
         raise EngineError(f"{summary['drain']} (the next start goes on from the log)")
     print("look: python -m engine sql -- -c 'select * from positions'   (the audit tables, read-only)")
-    print("      python -m engine replay --schema check1 && python -m engine diff audit check1")
+    live = settings.postgres.schema_
+    print(f"      python -m engine replay --schema {live}_check && python -m engine diff {live} {live}_check")
     return 0
 
 

@@ -338,8 +338,10 @@ def _fix_hint(loc: str, msg: str) -> str:
     inner = re.match(r"(strategy\.[a-z_][a-z0-9_.]*): (.*)", msg, re.S)
     if loc == "strategy" and inner:  # the strategy's own checks name their key (strategy.params.fast)
         loc, msg = inner.groups()
+    if "not a parameter of" in msg:  # nothing to set: a name the strategy does not take
+        return f"{loc}: {msg} (given in [strategy.params], ENGINE_STRATEGY__PARAMS__* or --param)"
     env = "ENGINE_" + loc.upper().replace(".", "__")
-    return f"{loc}: {msg} (set it in the TOML file given by --config/ENGINE_CONFIG, or with {env})"
+    return f"{loc}: {msg} (set it in the TOML file given by --config/ENGINE_CONFIG, with {env}, or on the command line)"
 
 
 def known_variables() -> tuple[frozenset[str], tuple[str, ...]]:

@@ -306,6 +306,7 @@ class TradingLoop:
                     await self._dead.park(msg, exc.reason)
                 else:
                     halted = self.supervisor.halted_at(env.ts_event, where, msg.offset)
+                    failures = core.strategy_failures
                     try:
                         produced = core.on_input(env, ts_init=time.time_ns(), halted=halted)
                     except Exception as exc:  # a record the core cannot take must not stop trading
@@ -313,6 +314,10 @@ class TradingLoop:
                         self.failed_inputs += 1
                         log.error("engine.input_failed", partition=tp.partition, offset=msg.offset, error=repr(exc))
                         await self._dead.park(msg, f"the trading core could not take it: {exc!r}"[:4000])
+                    if core.strategy_failures != failures:  # its intents were dropped; trading goes on
+                        log.error(
+                            "engine.strategy_failed", partition=tp.partition, offset=msg.offset, error=core.last_failure
+                        )
                     for out in produced:
                         await self._send(out)
                     self.processed[tp] = msg.offset + 1  # where a switch decided now applies on this partition

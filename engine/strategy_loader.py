@@ -104,7 +104,11 @@ def source_files(strategy: Strategy[Any, Any]) -> list[Path]:
     for klass in type(strategy).__mro__:
         module = sys.modules.get(klass.__module__)
         file = getattr(module, "__file__", None)
-        if file and not klass.__module__.startswith(("engine.", "events", "builtins", "typing")):
+        if (
+            file
+            and not klass.__module__.startswith(("engine.", "events."))
+            and klass.__module__ not in ("builtins", "typing")
+        ):
             out.append(Path(file))
     return sorted(set(out))
 

@@ -57,7 +57,7 @@ def _kinds(core: TradingCore) -> tuple[dict[str, type], dict[str, type[Enum]]]:
         classes, enums = dict(_CLASSES), dict(_ENUMS)
         for klass in strategy_cls.__mro__:
             module = sys.modules.get(klass.__module__)
-            if module is None or klass.__module__.startswith(("engine.", "events")):
+            if module is None or klass.__module__.startswith(("engine.", "events.")):
                 continue
             for v in vars(module).values():
                 if isinstance(v, type) and v.__module__ == module.__name__:
@@ -78,7 +78,11 @@ def _strategy_code(core: TradingCore) -> str:
         for klass in strategy_cls.__mro__:
             module = sys.modules.get(klass.__module__)
             file = getattr(module, "__file__", None)
-            if file and not klass.__module__.startswith(("engine.", "events", "builtins", "typing")):
+            if (
+                file
+                and not klass.__module__.startswith(("engine.", "events."))
+                and klass.__module__ not in ("builtins", "typing")
+            ):
                 h.update(klass.__module__.encode())
                 h.update(Path(file).read_bytes())
         cached = _STRATEGY_CODE[strategy_cls] = h.hexdigest()

@@ -98,10 +98,18 @@ class Budget:
     """The orders one input record made its strategy send so far (at most :data:`MAX_ORDERS_PER_INPUT`): one per
     input, shared by the calls it causes (the tick's, and those of the order updates that follow)."""
 
-    __slots__ = ("orders",)
+    __slots__ = ("failures", "orders")
 
     def __init__(self) -> None:
         self.orders = 0
+        self.failures: list[str] = []  # the strategy's calls that raised, while it took this input
+
+
+def _failed(step: _Step, handler: Any, exc: Exception) -> None:
+    """A strategy's call raised: its intents are dropped and its state stays as it was (so a replay, which raises the
+    same way, reaches the same state); the core counts it and the shell logs it. Trading goes on."""
+    budget = step.budget = step.budget or Budget()
+    budget.failures.append(f"{getattr(handler, '__qualname__', handler)} raised {exc!r}"[:1000])
 
 
 class _Step:
@@ -174,11 +182,13 @@ class Trader:
         out: list[Event] = []
         if self._clocked:
             state = self._clock(state, tick, step, new_day, out)
-        sstate, intents = strategy.on_tick(state.strategy, tick, View(state, ts_event, cause_id))
-        state = state.after_tick(sstate, tick.price)
-        if intents:
-            out += self._act(state, intents, step, tick.price)
-        return state, out
+        try:
+            sstate, intents = strategy.on_tick(state.strategy, tick, View(state, ts_event, cause_id))
+            after = state.after_tick(sstate, tick.price)
+            return after, (out + self._act(after, intents, step, tick.price) if intents else out)
+        except Exception as exc:  # see _failed
+            _failed(step, strategy.on_tick, exc)
+            return state.after_tick(state.strategy, tick.price), out
 
     def _clock(
         self, state: TraderState, tick: TickReceived, step: _Step, new_day: bool, out: list[Event]
@@ -240,9 +250,13 @@ class Trader:
     def _call(
         self, state: TraderState, step: _Step, handler: Any, arg: Any, price: Decimal | None
     ) -> tuple[TraderState, list[Event]]:
-        sstate, intents = handler(state.strategy, arg, self.view(state, step.ts_event, step.cause_id))
-        state = replace(state, strategy=sstate)
-        return state, (self._act(state, intents, step, price) if intents else [])
+        try:
+            sstate, intents = handler(state.strategy, arg, self.view(state, step.ts_event, step.cause_id))
+            after = replace(state, strategy=sstate)
+            return after, (self._act(after, intents, step, price) if intents else [])
+        except Exception as exc:  # a strategy's bug must not stop trading nor leave half a state (see _failed)
+            _failed(step, handler, exc)
+            return state, []
 
     def _act(self, state: TraderState, intents: Sequence[Intent], step: _Step, price: Decimal | None) -> list[Event]:
         """The events of a call's intents, each checked against the state as the ones before it left it."""

@@ -45,6 +45,8 @@ class TradingCore:
         self.states: dict[str, TraderState] = {}
         self.indicators: dict[str, int] = {}  # indicator values computed, per instrument (a statistic)
         self.recent: RecentIds[uuid.UUID] = RecentIds()  # the ticks taken lately: a repeated one is skipped
+        self.strategy_failures = 0  # the strategy's calls that raised (their intents dropped: engine.core.trader)
+        self.last_failure = ""
 
     def on_input(self, env: Envelope, *, ts_init: int, halted: bool = False) -> list[Envelope]:
         """One record of the input topic: a tick (-> derived events) or a live venue's report (-> folded)."""
@@ -57,7 +59,13 @@ class TradingCore:
                 state = t.on_event(state, tick, env.ts_event)
                 decided: list[Event] = []
                 if t.wants_updates:  # the strategy's answer to its order's news: sent by the execution service
-                    state, decided = t.on_update(state, tick, str(env.event_id), halted=halted, ts_event=env.ts_event)
+                    budget = Budget()
+                    state, decided = t.on_update(
+                        state, tick, str(env.event_id), halted=halted, ts_event=env.ts_event, budget=budget
+                    )
+                    if budget.failures:
+                        self.strategy_failures += len(budget.failures)
+                        self.last_failure = budget.failures[-1]
                     for ev in decided:
                         state = t.on_event(state, ev, env.ts_event)
                 self.states[tick.instrument] = state
@@ -87,6 +95,9 @@ class TradingCore:
         if decisions:
             state = self._decide(state, decisions, step)
         self.states[tick.instrument] = state
+        if step.budget.failures:
+            self.strategy_failures += len(step.budget.failures)
+            self.last_failure = step.budget.failures[-1]
         return [env.derive(ev, seq, ts_init=ts_init, source=src) for seq, (ev, src) in enumerate(produced)]
 
     def _fold(self, state: TraderState, events: list[Event], source: str, step: _Input) -> TraderState:

@@ -215,3 +215,31 @@ def test_the_fast_copy_of_the_traders_state_keeps_every_field() -> None:
         **{f.name: object() for f in dataclasses.fields(TraderState)}  # every field set to a value of its own
     )
     assert state.after_tick("s", D(1)) == dataclasses.replace(state, strategy="s", last_price=D(1))
+
+
+@dataclass(frozen=True)
+class Raiser(Strategy[int, NoParams]):
+    """Bids once, then raises on the tick whose price fills that bid (a bug in a user's strategy)."""
+
+    name: str = "raiser"
+
+    def initial(self) -> int:
+        return 0
+
+    def on_tick(self, state: int, tick: TickReceived, view: View) -> Result[int]:
+        if state == 0:
+            return 1, (Limit(Side.BUY, D("1"), D("100")),)
+        if tick.price <= 100:
+            raise ZeroDivisionError("the user's bug")
+        return state + 1, ()
+
+
+def test_a_strategy_that_raises_loses_its_intents_not_the_fills_of_the_tick() -> None:
+    core = TradingCore(Trader(Raiser(NoParams()), RiskLimits(BIG, BIG)), PaperExchange(D(0), D(0)))
+    _ticks(core, [("101", T0)])
+    out = core.on_input(tick_env("99", T0 + SECOND, 1), ts_init=0)  # fills the bid, then the strategy raises
+    assert [type(e.event).__name__ for e in out] == ["OrderFilled"]
+    state = core.states["BTC/USDT"]
+    assert state.position.quantity == 1 and state.open_orders == () and state.strategy == 1  # state as before
+    assert core.strategy_failures == 1 and "ZeroDivisionError" in core.last_failure
+    assert core.venue is not None and core.venue.state() == {"BTC/USDT": ()}  # the venue and the trader agree

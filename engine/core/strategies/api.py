@@ -82,8 +82,8 @@ class DayStarted:
 @dataclass(frozen=True, slots=True)
 class OrderUpdate:
     """One event of one of the strategy's orders (``event``: OrderAccepted, OrderFilled, OrderCancelled,
-    OrderExpired or OrderRejected) and the order as it stands after it (``order``: None once rejected by risk,
-    which never opened it)."""
+    OrderExpired or OrderRejected) and the order as it stands after it while it is still open (``order``: None once
+    the event ended it: filled in full, cancelled, expired, rejected)."""
 
     event: Event
     order: Order | None
@@ -129,6 +129,7 @@ class View:
 
     @property
     def last_price(self) -> Decimal | None:
+        """The price of the last tick before the one being handled (in ``on_tick``, the tick itself has the price)."""
         return self._state.last_price  # type: ignore[no-any-return]
 
     @property
