@@ -49,41 +49,66 @@ _ENUMS: dict[str, type[Enum]] = {e.__name__: e for e in (Side, OrderType, Direct
 _Kinds = tuple[dict[str, type], dict[str, type[Enum]]] | None
 
 
+def _users(name: str) -> bool:
+    """A module of the user's (a strategy's own), not ours nor the standard library's."""
+    top = name.partition(".")[0]
+    return top not in ("engine", "events", "adapters", "projections") and top not in sys.stdlib_module_names
+
+
+def _user_types(strategy_cls: type) -> list[type]:
+    """The dataclasses and enums a strategy may keep in its state: those of its class's modules, defined there or
+    imported there from the user's other modules (a helper module)."""
+    found: dict[str, type] = {}
+    for klass in strategy_cls.__mro__:
+        module = sys.modules.get(klass.__module__)
+        if module is None or not _users(klass.__module__):
+            continue
+        for v in vars(module).values():
+            if isinstance(v, type) and _users(v.__module__) and (issubclass(v, Enum) or dataclasses.is_dataclass(v)):
+                found[f"{v.__module__}.{v.__qualname__}"] = v
+    return [found[k] for k in sorted(found)]
+
+
 def _kinds(core: TradingCore) -> tuple[dict[str, type], dict[str, type[Enum]]]:
-    """The types allowed in ``core``'s snapshots: ours, and the dataclasses and enums of its strategy's modules."""
+    """The types allowed in ``core``'s snapshots: ours by name, the strategy's (see :func:`_user_types`) by module
+    and name, so a user's class named like one of ours (``Position``) is its own."""
     strategy_cls = type(core.trader.strategy)
     cached = _KINDS.get(strategy_cls)
     if cached is None:
         classes, enums = dict(_CLASSES), dict(_ENUMS)
-        for klass in strategy_cls.__mro__:
-            module = sys.modules.get(klass.__module__)
-            if module is None or klass.__module__.startswith(("engine.", "events.")):
-                continue
-            for v in vars(module).values():
-                if isinstance(v, type) and v.__module__ == module.__name__:
-                    if issubclass(v, Enum):
-                        enums.setdefault(v.__name__, v)
-                    elif dataclasses.is_dataclass(v):
-                        classes.setdefault(v.__name__, v)
+        for v in _user_types(strategy_cls):
+            key = f"{v.__module__}.{v.__qualname__}"
+            if issubclass(v, Enum):
+                enums[key] = v
+            else:
+                classes[key] = v
         cached = _KINDS[strategy_cls] = (classes, enums)
     return cached
 
 
+def _key(v: Any, table: dict[str, Any]) -> str | None:
+    """The name ``v``'s type is written under, if it is allowed."""
+    t: type = type(v)
+    name: str = t.__name__
+    if table.get(name) is t:
+        return name
+    qualified = f"{t.__module__}.{t.__qualname__}"
+    return qualified if table.get(qualified) is t else None
+
+
 def _strategy_code(core: TradingCore) -> str:
-    """A hash of the strategy's own files outside the core (a user's strategy), part of the fingerprint."""
+    """A hash of the strategy's own files (its class's modules and those of the types it keeps), part of the
+    fingerprint: changing a user's strategy or its helper module makes old snapshots unusable."""
     strategy_cls = type(core.trader.strategy)
     cached = _STRATEGY_CODE.get(strategy_cls)
     if cached is None:
         h = hashlib.sha256()
-        for klass in strategy_cls.__mro__:
-            module = sys.modules.get(klass.__module__)
-            file = getattr(module, "__file__", None)
-            if (
-                file
-                and not klass.__module__.startswith(("engine.", "events."))
-                and klass.__module__ not in ("builtins", "typing")
-            ):
-                h.update(klass.__module__.encode())
+        names = {k.__module__ for k in strategy_cls.__mro__ if _users(k.__module__)}
+        names |= {t.__module__ for t in _user_types(strategy_cls)}
+        for name in sorted(names):
+            file = getattr(sys.modules.get(name), "__file__", None)
+            if file:
+                h.update(name.encode())
                 h.update(Path(file).read_bytes())
         cached = _STRATEGY_CODE[strategy_cls] = h.hexdigest()
     return cached
@@ -102,9 +127,10 @@ class SnapshotError(ValueError):
 def _enc(v: Any, k: _Kinds = None) -> Any:
     classes, enums = k or (_CLASSES, _ENUMS)
     if isinstance(v, Enum):  # first: our enums are str enums
-        if enums.get(type(v).__name__) is not type(v):
+        name = _key(v, enums)
+        if name is None:
             raise SnapshotError(f"{type(v).__qualname__} is not allowed in a snapshot")
-        return {"$e": type(v).__name__, "v": v.value}
+        return {"$e": name, "v": v.value}
     if v is None or isinstance(v, bool | int | str):
         return v
     if isinstance(v, Decimal):
@@ -119,8 +145,9 @@ def _enc(v: Any, k: _Kinds = None) -> Any:
         return {"$m": [[_enc(key, k), _enc(x, k)] for key, x in v.items()]}
     if isinstance(v, Event) and event_type(v.TYPE) is type(v):
         return {"$ev": v.TYPE, "f": _fields(v, k)}
-    if classes.get(type(v).__name__) is type(v):
-        return {"$c": type(v).__name__, "f": _fields(v, k)}
+    name = _key(v, classes)
+    if name is not None:
+        return {"$c": name, "f": _fields(v, k)}
     raise SnapshotError(f"{type(v).__qualname__} is not allowed in a snapshot")
 
 
