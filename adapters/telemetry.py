@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from engine import __version__
+
+
+def _installed(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+# Which code a process runs: 1, with the versions as labels (every process that serves /metrics imports this module
+# through engine.status). ``ccxt`` is read from the installed package's metadata: importing ccxt takes a second.
+BUILD_INFO = Gauge(
+    "engine_build_info", "Always 1: the engine's, Python's and ccxt's versions", ["version", "python", "ccxt"]
+)
+BUILD_INFO.labels(__version__, platform.python_version(), _installed("ccxt")).set(1)
 
 KAFKA_PRODUCED = Counter("engine_kafka_messages_produced", "Records acknowledged by the broker", ["topic"])
 KAFKA_CONSUMED = Counter("engine_kafka_messages_consumed", "Records consumed", ["consumer"])

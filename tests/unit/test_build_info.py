@@ -1,0 +1,44 @@
+"""``engine_build_info{version, python, ccxt} 1``: on the /metrics of every process that serves it."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.http import HttpServer
+from engine import __version__
+from tests.support import REPO
+
+
+def build_info(text: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "engine_build_info"
+    ]
+
+
+EXPECTED = {"version": __version__, "python": platform.python_version(), "ccxt": metadata.version("ccxt")}
+
+
+async def test_the_metrics_endpoint_says_which_versions_run() -> None:
+    import adapters.telemetry  # noqa: F401  (what engine.status, hence every /metrics server, imports)
+
+    async with HttpServer("127.0.0.1", 0) as server, aiohttp.ClientSession() as http:
+        resp = await http.get(f"http://127.0.0.1:{server.port}/metrics")
+        assert resp.status == 200
+        text = await resp.text()
+    assert build_info(text) == [(EXPECTED, 1.0)]
+
+
+def test_the_composition_root_exports_it_without_anything_else_imported() -> None:
+    """``run`` and ``project`` serve /metrics from engine.app: importing it alone registers the gauge."""
+    code = "import engine.app, prometheus_client; print(prometheus_client.generate_latest().decode())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+    assert build_info(out.stdout) == [(EXPECTED, 1.0)]
