@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
+from decimal import Decimal
 from importlib import metadata
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from engine import __version__
 
@@ -56,3 +60,32 @@ RECOVERY_SECONDS = Histogram(
 )
 RECOVERY_RECORDS = Counter("engine_recovery_records", "Records run through the core to rebuild state", ["start"])
 SNAPSHOTS = Counter("engine_state_snapshots", "State snapshots written to engine.snapshots")
+
+
+class Setting(Collector):
+    """A setting as a gauge without labels that has no sample until it is set: absent (not 0, not NaN) in a process
+    where the setting does not apply, so a rule comparing with it yields nothing there."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name, self._documentation = name, documentation
+        self.value: float | None = None
+        REGISTRY.register(self)
+
+    def set(self, value: Decimal | float | None) -> None:
+        self.value = None if value is None else float(value)
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self._name, self._documentation)]
+
+    def collect(self) -> Iterable[Metric]:
+        if self.value is None:
+            return []
+        return [GaugeMetricFamily(self._name, self._documentation, value=self.value)]
+
+
+# The daily loss limit the engine's trading loop enforces (risk.daily_loss_limit), set by `run` (engine.app); absent
+# from `project` workers and from a loop that checks no limit. The DailyLossLimit alert compares with it.
+DAILY_LOSS_LIMIT = Setting(
+    "engine_daily_loss_limit_ratio",
+    "Today's loss, as a share of start-of-day equity, at which the engine halts trading",
+)

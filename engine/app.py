@@ -24,6 +24,7 @@ from adapters.http import HttpServer
 from adapters.kafka import EventProducer, LogInspector, ensure_topics
 from adapters.outage import is_outage
 from adapters.postgres import create_pool
+from adapters.telemetry import DAILY_LOSS_LIMIT
 from adapters.venues.paper import PaperExchange
 from engine import __version__
 from engine.config import Settings
@@ -341,6 +342,12 @@ async def run_engine(
             snapshot_every=s.kafka.snapshot_every,
             **daily_loss_settings(s),
         )
+        DAILY_LOSS_LIMIT.set(loop.supervisor.daily_loss_limit)  # the limit the loop enforces: the alert's threshold
+
+        async def forget_limit() -> None:
+            DAILY_LOSS_LIMIT.set(None)
+
+        svc.on_close(forget_limit)
         await loop.start()
         svc.on_close(loop.stop)
         svc.spawn(loop.run(work_stop), "trading-loop")

@@ -1,4 +1,5 @@
-"""``engine_build_info{version, python, ccxt} 1``: on the /metrics of every process that serves it."""
+"""``engine_build_info{version, python, ccxt} 1`` on the /metrics of every process that serves it, and the
+settings exported as gauges (``engine_daily_loss_limit_ratio``)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,22 @@ def test_the_composition_root_exports_it_without_anything_else_imported() -> Non
     code = "import engine.app, prometheus_client; print(prometheus_client.generate_latest().decode())"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
     assert build_info(out.stdout) == [(EXPECTED, 1.0)]
+
+
+def test_the_daily_loss_limit_is_absent_until_the_engine_sets_it() -> None:
+    """Absent (no sample at all, not 0: ``-0`` would make DailyLossLimit fire on any loss) in a process whose loop
+    checks no limit, such as a ``project`` worker; the limit itself once ``run`` sets it."""
+    from decimal import Decimal
+
+    from prometheus_client import REGISTRY
+
+    from adapters.telemetry import DAILY_LOSS_LIMIT
+
+    before = DAILY_LOSS_LIMIT.value
+    try:
+        DAILY_LOSS_LIMIT.set(None)
+        assert REGISTRY.get_sample_value("engine_daily_loss_limit_ratio") is None
+        DAILY_LOSS_LIMIT.set(Decimal("0.03"))
+        assert REGISTRY.get_sample_value("engine_daily_loss_limit_ratio") == 0.03
+    finally:
+        DAILY_LOSS_LIMIT.set(before)
