@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from engine.core import orders as om
 from engine.core import roundtrips
-from engine.core.account import Account
+from engine.core.account import Account, currencies
 from engine.core.dedupe import RecentIds
 from engine.core.orders import Order, OrderStatus
 from engine.core.portfolio import Position, apply_fill
@@ -43,19 +43,32 @@ ORDER_EVENTS = Counter("engine_order_events", "Order lifecycle events", ["instru
 ORDERS = Gauge("engine_orders", "Orders by current status", ["status"])
 FILLS = Counter("engine_fills", "Fills (one per venue trade id)", ["instrument"])
 SIGNALS = Counter("engine_signals", "Strategy signals", ["instrument", "direction"])
-POSITION = Gauge("engine_position", "Position quantity (base units)", ["instrument"])
-REALIZED = Gauge("engine_realized_pnl", "Realized PnL, gross of fees (quote currency)", ["instrument"])
-FEES = Gauge("engine_fees_paid", "Fees paid (fee currency)", ["instrument"])
-LAST_PRICE = Gauge("engine_last_price", "Price of the last trade tick", ["instrument"])
-VOLUME = Counter("engine_traded_volume", "Volume of market trades seen (base units)", ["instrument"])
+# Every amount or price carries ``currency``, the currency it is counted in (the instrument's base for quantities,
+# its quote for PnL and prices, the fee's own for fees), so that a sum by currency never adds ETH to USDT.
+POSITION = Gauge("engine_position", "Position quantity (base currency)", ["instrument", "currency"])
+REALIZED = Gauge("engine_realized_pnl", "Realized PnL, gross of fees (quote currency)", ["instrument", "currency"])
+FEES = Gauge("engine_fees_paid", "Fees paid (in the fee's currency)", ["instrument", "currency"])
+LAST_PRICE = Gauge("engine_last_price", "Price of the last trade tick (quote currency)", ["instrument", "currency"])
+VOLUME = Counter("engine_traded_volume", "Volume of market trades seen (base currency)", ["instrument", "currency"])
 REJECTED = Counter("engine_orders_rejected", "Orders rejected, by the rule that refused them", ["instrument", "rule"])
 OPEN_POSITIONS = Gauge("engine_open_positions", "Instruments with a non-zero position")
-UNREALIZED = Gauge("engine_unrealized_pnl", "(last price - average price) x position (quote currency)", ["instrument"])
-TRADE_PNL = Histogram(
-    "engine_trade_pnl",
-    "Realized PnL of each closed round-trip trade, net of fees (quote currency)",
-    ["instrument"],
-    buckets=(-1000, -100, -10, -1, -0.1, -0.01, -0.001, 0, 0.001, 0.01, 0.1, 1, 10, 100, 1000),
+UNREALIZED = Gauge(
+    "engine_unrealized_pnl", "(last price - average price) x position (quote currency)", ["instrument", "currency"]
+)
+# Round trips' net PnL in two histograms of non-negative observations, not one with negative buckets: a classic
+# histogram's _sum must only grow, or rate() reads each fall as a counter reset (docs/metrics.md).
+PNL_BUCKETS = (0, 1e-6, 1e-5, 1e-4, 0.001, 0.01, 0.1, 1, 10, 100, 1000, 10000)
+TRADE_PROFIT = Histogram(
+    "engine_trade_profit",
+    "Net PnL of each closed round trip that won (net PnL > 0; quote currency)",
+    ["instrument", "currency"],
+    buckets=PNL_BUCKETS,
+)
+TRADE_LOSS = Histogram(
+    "engine_trade_loss",
+    "Loss (minus the net PnL, >= 0) of each closed round trip that did not win (quote currency)",
+    ["instrument", "currency"],
+    buckets=PNL_BUCKETS,
 )
 TRADE_DURATION = Histogram(
     "engine_trade_duration_seconds",
@@ -63,12 +76,18 @@ TRADE_DURATION = Histogram(
     ["instrument"],
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400),
 )
-WIN_RATE = Gauge("engine_win_rate", "Closed round trips with a positive net PnL / closed round trips")
-SHARPE = Gauge("engine_sharpe_ratio", "Mean / stddev of closed round trips' net PnL x sqrt(trades)")
+WIN_RATE = Gauge("engine_win_rate_ratio", "Closed round trips with a positive net PnL / closed round trips")
+SHARPE = Gauge(
+    "engine_sharpe_ratio",
+    "Mean / stddev of closed round trips' net PnL x sqrt(trades), per quote currency",
+    ["currency"],
+)
 BALANCE = Gauge("engine_account_balance", "Paper account balance", ["currency"])
 EQUITY = Gauge("engine_equity", "Balance of a quote currency + base balances valued at last prices", ["currency"])
 DAILY_PNL = Gauge("engine_daily_pnl_ratio", "(equity - start-of-day equity) / start-of-day equity", ["currency"])
-DRAWDOWN = Gauge("engine_max_drawdown", "Largest fall of equity from its running peak, share of the peak", ["currency"])
+DRAWDOWN = Gauge(
+    "engine_max_drawdown_ratio", "Largest fall of equity from its running peak, share of the peak", ["currency"]
+)
 BREAKER = Gauge("engine_circuit_breaker_state", "0 = trading, 1 = halted (only cancels pass)")
 CANDLES = Counter("engine_candles_processed", "1-minute candles completed from the ticks", ["instrument"])
 
@@ -81,7 +100,8 @@ class MetricsProjection:
         self._ticks = topics.ticks
         self.account = Account()
         self._minute: dict[str, int] = {}
-        self._trip_pnls: list[float] = []
+        self._trip_pnls: dict[str, list[float]] = {}  # by quote currency
+        self._fees: dict[tuple[str, str], Decimal] = {}  # (instrument, fee currency) -> fees paid
         BREAKER.set(0)
         self.orders: dict[str, Order] = {}
         self.positions: dict[str, Position] = {}
@@ -120,8 +140,9 @@ class MetricsProjection:
         if isinstance(ev, TickReceived):
             self._last_price[ev.instrument] = ev.price
             self.account.on_price(ev.instrument, ev.price)
-            LAST_PRICE.labels(ev.instrument).set(float(ev.price))
-            VOLUME.labels(ev.instrument).inc(float(ev.quantity))
+            base, quote = currencies(ev.instrument)
+            LAST_PRICE.labels(ev.instrument, quote).set(float(ev.price))
+            VOLUME.labels(ev.instrument, base).inc(float(ev.quantity))
             minute = r.envelope.ts_event // 60_000_000_000
             if self._minute.get(ev.instrument, minute) != minute:
                 CANDLES.labels(ev.instrument).inc()
@@ -151,7 +172,7 @@ class MetricsProjection:
     def _mark(self, instrument: str) -> None:
         pos, price = self.positions.get(instrument), self._last_price.get(instrument)
         if pos is not None and price is not None:
-            UNREALIZED.labels(instrument).set(float(pos.unrealized_pnl(price)))
+            UNREALIZED.labels(instrument, currencies(instrument)[1]).set(float(pos.unrealized_pnl(price)))
 
     def _order_event(self, ev: Any, ts_event: int) -> None:
         if isinstance(ev, OrderFilled):
@@ -177,10 +198,14 @@ class MetricsProjection:
             self.account.on_fill(ev)
             pos = apply_fill(self.positions.get(ev.instrument) or Position(ev.instrument), ev)
             self.positions[ev.instrument] = pos
+            base, quote = currencies(ev.instrument)
             FILLS.labels(ev.instrument).inc()
-            POSITION.labels(ev.instrument).set(float(pos.quantity))
-            REALIZED.labels(ev.instrument).set(float(pos.realized_pnl))
-            FEES.labels(ev.instrument).set(float(pos.fees))
+            POSITION.labels(ev.instrument, base).set(float(pos.quantity))
+            REALIZED.labels(ev.instrument, quote).set(float(pos.realized_pnl))
+            fees = self._fees[(ev.instrument, ev.fee_currency)] = (
+                self._fees.get((ev.instrument, ev.fee_currency), Decimal(0)) + ev.fee
+            )
+            FEES.labels(ev.instrument, ev.fee_currency).set(float(fees))
             OPEN_POSITIONS.set(sum(1 for p in self.positions.values() if p.quantity != 0))
             self._mark(ev.instrument)
             trip, closed = roundtrips.apply_fill(self._trips.get(ev.instrument), ev, ts_event)
@@ -188,11 +213,16 @@ class MetricsProjection:
             if closed is not None:
                 self.closed_trips += 1
                 self.won_trips += closed.won
-                TRADE_PNL.labels(ev.instrument).observe(float(closed.net_pnl))
+                pnl = float(closed.net_pnl)
+                if closed.won:
+                    TRADE_PROFIT.labels(ev.instrument, quote).observe(pnl)
+                else:
+                    TRADE_LOSS.labels(ev.instrument, quote).observe(0.0 - pnl)
                 TRADE_DURATION.labels(ev.instrument).observe(closed.duration_ns / 1e9)
                 WIN_RATE.set(self.won_trips / self.closed_trips)
-                self._trip_pnls.append(float(closed.net_pnl))
-                if len(self._trip_pnls) > 1:
-                    sd = statistics.stdev(self._trip_pnls)
+                pnls = self._trip_pnls.setdefault(quote, [])
+                pnls.append(pnl)
+                if len(pnls) > 1:
+                    sd = statistics.stdev(pnls)
                     if sd > 0:
-                        SHARPE.set(statistics.fmean(self._trip_pnls) / sd * math.sqrt(len(self._trip_pnls)))
+                        SHARPE.labels(quote).set(statistics.fmean(pnls) / sd * math.sqrt(len(pnls)))
