@@ -3,12 +3,14 @@ engine really exports."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from prometheus_client import REGISTRY
@@ -16,6 +18,7 @@ from prometheus_client import REGISTRY
 import adapters.telemetry
 import projections.lag
 import projections.metrics
+from engine.__main__ import _parser
 from engine.config import KafkaSettings, StackSettings
 from tests.support import REPO
 
@@ -104,7 +107,7 @@ def test_compose_runs_the_same_stack_with_health_checks_on_loopback() -> None:
     services = compose["services"]
     assert {"kafka", "postgres", "engine", "prometheus", "alertmanager", "grafana"} <= set(services)
     for name, svc in services.items():
-        assert "healthcheck" in svc or name == "grafana", f"{name} has no health check"
+        assert "healthcheck" in svc, f"{name} has no health check"
         for port in svc.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
         for dep in svc.get("depends_on", {}).values():
@@ -186,3 +189,86 @@ def test_compose_runs_kafka_as_one_kraft_node_like_the_local_stack() -> None:
     }
     assert {key: compose.get(key) for key in same} == {key: local[key] for key in same}
     assert kafka["image"] == f"apache/kafka:{StackSettings().kafka_version}"
+
+
+def test_compose_is_valid_against_the_compose_specification_schema() -> None:
+    """The strictest check there is without a Docker engine: the Compose Specification's own JSON schema
+    (tests/data/compose-spec.json, from compose-spec/compose-spec, see tests/data/README.md). It refuses an unknown
+    key, so a misspelt one cannot pass as ignored."""
+    schema = json.loads((REPO / "tests" / "data" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert not errors, errors
+    compose["services"]["engine"]["stop_grace_perod"] = "150s"
+    assert list(validator.iter_errors(compose)), "the schema would let a misspelt key through"
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration (``1m30s``, ``150s``, ``500ms``) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_compose_keeps_the_event_log_and_lets_the_engine_drain() -> None:
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    # Kafka writes where KAFKA_LOG_DIRS says (the apache/kafka image's default is /tmp/kraft-combined-logs, in the
+    # container): on its named volume, so `docker compose down` keeps the log PostgreSQL's offsets refer to
+    kafka = services["kafka"]
+    mounts = dict(v.split(":", 1) for v in kafka["volumes"])
+    assert set(mounts) == {"kafka-data"}
+    for log_dir in str(kafka["environment"]["KAFKA_LOG_DIRS"]).split(","):
+        assert Path(log_dir) == Path(mounts["kafka-data"]) or Path(mounts["kafka-data"]) in Path(log_dir).parents
+    # docker compose stop sends SIGTERM, then SIGKILL after stop_grace_period (10 s by default): the engine drains
+    # for up to --drain-timeout first
+    drain = _parser().parse_args(["run"]).drain_timeout
+    assert drain == 120.0
+    assert _seconds(services["engine"]["stop_grace_period"]) > drain
+    # the local stack's PostgreSQL: Debian 12's, major version 15
+    assert services["postgres"]["image"] == "postgres:15"
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps ``path`` (or a folder above it) out of the build context: its patterns, read as
+    Docker reads them (relative to the context, ``**`` any depth, a trailing ``/`` ignored, ``!`` re-includes)."""
+    out = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw.removeprefix("!").rstrip("/")
+        anywhere = pattern.removeprefix("**/")
+        if any(
+            fnmatch.fnmatchcase(p, pattern) or (anywhere != pattern and fnmatch.fnmatchcase(p.split("/")[-1], anywhere))
+            for p in prefixes
+        ):
+            out = not negate
+    return out
+
+
+def test_dockerignore_keeps_state_history_and_caches_out_of_the_build_context() -> None:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for path in [
+        ".state/postgres/data/base/1/1259",
+        ".state/kafka/log/market.ticks-0/00000000000000000000.log",
+        ".git/objects/pack/x.pack",
+        "engine/__pycache__/app.cpython-311.pyc",
+        "adapters/venues/ccxt/__pycache__/_venue.cpython-311.pyc",
+        ".mypy_cache/3.11/engine/app.data.json",
+        ".ruff_cache/content",
+        ".pytest_cache/v/cache/lastfailed",
+        ".hypothesis/constants/x",
+        "trading_engine.egg-info/PKG-INFO",
+    ]:
+        assert _ignored(path, patterns), f"{path} would be sent to the Docker daemon"
+    # and nothing the Dockerfile copies
+    dockerfile = (OPS / "docker" / "Dockerfile").read_text()
+    copied = [src for line in dockerfile.splitlines() if line.startswith("COPY ") for src in line.split()[1:-1]]
+    assert {"requirements.lock", "pyproject.toml", "README.md", "engine", "ops"} <= set(copied)
+    for src in copied:
+        assert not _ignored(src, patterns), f"the Dockerfile copies {src}, which .dockerignore leaves out"
+    for kept in ["engine/app.py", "ops/prometheus/alerts.yml", "adapters/dashboard.html", "events/__init__.py"]:
+        assert not _ignored(kept, patterns), kept
