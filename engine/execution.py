@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,6 +46,7 @@ from aiokafka import TopicPartition
 from adapters.deadletter import DeadLetters, park_unpublished
 from adapters.kafka import EventProducer, LogInspector, make_consumer
 from adapters.telemetry import KAFKA_CONSUMED
+from adapters.venues import Backoff, retry_unavailable
 from adapters.venues.base import (
     LiveVenue,
     RemembersOrderIds,
@@ -106,6 +106,8 @@ class ExecutionService:
         self._bootstrap = bootstrap
         self._topics = topics
         self.settings = settings
+        # one more try of a call left unanswered, after between 1 and 2 x retry_base (doubling with each attempt)
+        self._backoff = Backoff(retries=1, base_s=2 * settings.retry_base, cap_s=60.0)
         self.book = Book(venue.name)
         self.baseline = BalanceBaseline()
         self._causes: dict[str, Envelope] = {}  # client order id -> the OrderSubmitted envelope
@@ -373,7 +375,7 @@ class ExecutionService:
                     maybe_sent=exc.maybe_sent,
                 )
                 if not exc.maybe_sent:  # refused before processing (429): certainly not placed
-                    await asyncio.sleep(self.settings.retry_base * 2**attempt * (1 + random.random()))
+                    await asyncio.sleep(self._backoff.delay(attempt))
                     continue
                 found = await self._confirm(order)
                 if found is not None:
@@ -588,16 +590,7 @@ class ExecutionService:
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """One more try, after a backoff, of a call the venue left unanswered. Adapters already retry their reads
         (``read_retries``); this covers the calls they do not retry (cancel) without multiplying theirs."""
-        delay = self.settings.retry_base
-        for attempt in range(2):
-            try:
-                return await call()
-            except VenueUnavailable:
-                if attempt == 1:
-                    raise
-                await asyncio.sleep(delay * (1 + random.random()))
-                delay *= 2
-        raise AssertionError("unreachable")
+        return await retry_unavailable(call, self._backoff)
 
 
 _REPORTS = (OrderAccepted, OrderRejected, OrderFilled, OrderCancelled, OrderExpired)

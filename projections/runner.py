@@ -42,6 +42,7 @@ from projections import lag as lagm
 from projections.offsets import OffsetStore, StaleOffset
 
 log = structlog.get_logger(__name__)
+PREPARE_TIMEOUT_S = 30.0  # a projection's prepare() (the audit: create its schema) before it is retried
 
 
 class OffsetNotInLog(Exception):
@@ -372,7 +373,11 @@ class ProjectionRunner:
             while True:
                 try:
                     if prepare is not None:
-                        await prepare()
+                        # bounded: a schema that cannot be created in time is an outage (logged, retried), not a
+                        # silent wait (a CI run once saw an audit runner apply nothing for 2 minutes at start)
+                        log.info("projection.preparing", projection=self.name)
+                        await asyncio.wait_for(prepare(), PREPARE_TIMEOUT_S)
+                        log.info("projection.prepared", projection=self.name)
                         prepare = None
                     await self._run(stop)
                     return

@@ -121,7 +121,7 @@ BUILT_IN_RUNS = {
 @pytest.mark.servers
 async def test_a_replay_of_each_built_ins_run_equals_its_live_audit(servers: Any) -> None:
     runs = {}
-    for kind, params in BUILT_IN_RUNS.items():  # the three engines run side by side (own topics and schemas)
+    for kind, params in BUILT_IN_RUNS.items():  # one engine after the other (own topics and schemas)
         prefix, schema = unique(f"bi_{kind}"), unique(f"bi_{kind}")
         extra = {**XRP_ETH_SETTINGS, "ENGINE_STRATEGY__KIND": kind, **params}
         if kind == "ma_cross":
@@ -129,9 +129,8 @@ async def test_a_replay_of_each_built_ins_run_equals_its_live_audit(servers: Any
         env = engine_env(servers, prefix, schema, extra)
         args = ["-m", "engine", "run", "--file", str(TRADES), "--symbol", "XRP/ETH"]
         proc = await asyncio.create_subprocess_exec(sys.executable, *args, env=env, cwd=REPO, stdout=PIPE, stderr=PIPE)
-        runs[kind] = (proc, env, schema)
-    for kind, (proc, env, schema) in runs.items():
-        out, err = await asyncio.wait_for(proc.communicate(), 600)
+        runs[kind] = (proc, env, schema, await asyncio.wait_for(proc.communicate(), 600))
+    for kind, (proc, env, schema, (out, err)) in runs.items():
         assert proc.returncode == 0, f"{kind}: {out.decode()}\n{err.decode()[-3000:]}"
         traded = await rows(servers.pg_dsn, f"select count(*) from {schema}.orders where strategy = '{kind}'")
         assert traded[0][0] > 0, f"{kind} sent no order"
