@@ -7,8 +7,8 @@ folder and run by the same script in another process; runs alternate (baseline, 
 share whatever else the machine was doing, and each figure is the best of ``--rounds``.
 
 Figures: ma_cross (the same events byte for byte, tests/unit/test_golden_strategies.py) with market orders and
-with limit orders and shorts, and the example user strategies of tests/data/strategies (no baseline: they need the
-API).
+with limit orders and shorts, the other built-ins (bollinger, quoting) and the example user strategies of
+tests/data/strategies (no baseline: they need the API).
 
 Usage: python benchmarks/strategies.py [--repeat N] [--rounds N] [--baseline COMMIT]
 """
@@ -38,6 +38,17 @@ CASES: dict[str, dict[str, Any]] = {
     "ma_cross limit+short": {
         "strategy": {"fast": 3, "slow": 8, "order_quantity": "40", "order_type": "limit", "allow_short": True},
         "risk": {"max_position": "120", "max_order_notional": "1", "max_orders_per_minute": 20},
+    },
+    "bollinger (new)": {
+        "strategy": {"kind": "bollinger", "params": {"quantity": "100", "window": 30}},
+        "risk": {"max_position": "300", "max_order_notional": "1"},
+    },
+    "quoting (new)": {
+        "strategy": {
+            "kind": "quoting",
+            "params": {"quantity": "50", "tick_size": "0.00000001", "max_inventory": "150"},
+        },
+        "risk": {"max_position": "300", "max_order_notional": "1"},
     },
     "dip (user)": {
         "strategy": {"kind": "dip:Dip", "path": str(ROOT / "tests/data/strategies")},
@@ -122,7 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-strategies-") as tmp:
         old = _extract(args.baseline, Path(tmp))
         for case in CASES:
-            has_baseline = "user" not in case
+            has_baseline = case.startswith("ma_cross")  # the others need the API
             best: dict[str, dict[str, float]] = {}
             for _ in range(args.rounds):
                 sides = (("baseline", old), ("api", ROOT)) if has_baseline else (("api", ROOT),)
