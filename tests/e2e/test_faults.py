@@ -195,3 +195,40 @@ def test_a_second_ctrl_c_during_a_drain_that_cannot_finish_stops_at_once_and_say
     finally:
         stack.restart()
         engine.kill9()
+
+
+def _gauges(port: int) -> dict[str, float]:
+    """The engine's connection gauges, as Prometheus scrapes them (never /readyz)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("engine_kafka_up", "engine_postgres_up"):
+            out[name] = float(value)
+    return out
+
+
+def test_the_connection_gauges_follow_the_servers_with_no_readiness_request(stack: PrivateStack, logs: Path) -> None:
+    # nobody asks /readyz here: the gauges come from the background probe alone (issue: they used to stay 0 until
+    # someone requested /readyz, so the ConnectionLost alerts fired on a healthy system)
+    run = Run(stack, "gauges", logs)
+    worker = run.start("project", "--only", "audit")
+    try:
+        port = _port_of(worker)
+        both_up = {"engine_kafka_up": 1.0, "engine_postgres_up": 1.0}
+        took = _until(lambda: _gauges(port) == both_up, 30, "both gauges 1 after start")
+        assert took < 10, f"the gauges said up {took:.1f} s after the port opened"
+        stack.kill_postgres()
+        took = _until(lambda: _gauges(port).get("engine_postgres_up") == 0.0, 10, "engine_postgres_up 0")
+        assert took < 5 and _gauges(port)["engine_kafka_up"] == 1.0, f"PostgreSQL seen down after {took:.1f} s"
+        stack.restart()
+        _until(lambda: _gauges(port) == both_up, 90, "both gauges 1 again")
+        stack.kill_kafka()
+        took = _until(lambda: _gauges(port).get("engine_kafka_up") == 0.0, 10, "engine_kafka_up 0")
+        assert took < 5, f"Kafka seen down after {took:.1f} s"
+        stack.restart()
+        _until(lambda: _gauges(port) == both_up, 90, "both gauges 1 again after Kafka")
+        assert worker.alive()
+    finally:
+        worker.interrupt()
