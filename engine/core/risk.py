@@ -59,18 +59,7 @@ def check(
     """``order`` if it passes every rule, else the rejection naming the first rule it broke."""
 
     def reject(rule: str, reason: str) -> OrderRejected:
-        return OrderRejected(
-            instrument=order.instrument,
-            client_order_id=order.client_order_id,
-            strategy=order.strategy,
-            side=order.side,
-            order_type=order.order_type,
-            quantity=order.quantity,
-            limit_price=order.limit_price,
-            by="risk",
-            rule=rule,
-            reason=reason,
-        )
+        return refusal(order, rule, reason)
 
     if order.quantity <= 0:
         return reject("quantity_positive", f"quantity {order.quantity} is not above zero")
@@ -102,8 +91,8 @@ def check(
     return order
 
 
-def halted_rejection(order: OrderSubmitted) -> OrderRejected:
-    """Trading is halted (circuit breaker): every new order is refused; cancels are not orders and pass."""
+def refusal(order: OrderSubmitted, rule: str, reason: str) -> OrderRejected:
+    """``order`` refused by risk (``by="risk"``) under ``rule``."""
     return OrderRejected(
         instrument=order.instrument,
         client_order_id=order.client_order_id,
@@ -113,6 +102,11 @@ def halted_rejection(order: OrderSubmitted) -> OrderRejected:
         quantity=order.quantity,
         limit_price=order.limit_price,
         by="risk",
-        rule="halted",
-        reason="trading is halted: only cancels pass",
+        rule=rule,
+        reason=reason,
     )
+
+
+def halted_rejection(order: OrderSubmitted) -> OrderRejected:
+    """Trading is halted (circuit breaker): every new order is refused; cancels are not orders and pass."""
+    return refusal(order, "halted", "trading is halted: only cancels pass")

@@ -18,7 +18,7 @@ from engine.core import orders, portfolio, roundtrips
 from engine.core.account import add_deltas
 from engine.core.orders import Order
 from engine.core.portfolio import Position
-from engine.core.risk import RiskLimits, check, halted_rejection, recent_sends
+from engine.core.risk import RiskLimits, check, halted_rejection, recent_sends, refusal
 from engine.core.strategies.api import (
     CANDLE_NS,
     Cancel,
@@ -346,11 +346,11 @@ class Trader:
             return halted_rejection(request)
         budget = step.budget = step.budget or Budget()
         if budget.orders >= MAX_ORDERS_PER_INPUT:
-            return _refused(request, ORDERS_PER_INPUT_RULE, f"more than {MAX_ORDERS_PER_INPUT} orders for one input")
+            return refusal(request, ORDERS_PER_INPUT_RULE, f"more than {MAX_ORDERS_PER_INPUT} orders for one input")
         budget.orders += 1
         last = price if price is not None else limit_price
         if last is None:
-            return _refused(request, "no_price", "no price yet to check a market order against")
+            return refusal(request, "no_price", "no price yet to check a market order against")
         exposure = pending if pending is not None else state.open_exposure
         return check(
             request,
@@ -385,18 +385,3 @@ class Trader:
             flows = tuple(sorted(add_deltas(dict(state.flows), event).items()))
             return replace(state, open_orders=open_orders, position=position, trip=trip, flows=flows)
         return replace(state, open_orders=open_orders, position=position, trip=trip)
-
-
-def _refused(order: OrderSubmitted, rule: str, reason: str) -> OrderRejected:
-    return OrderRejected(
-        instrument=order.instrument,
-        client_order_id=order.client_order_id,
-        strategy=order.strategy,
-        side=order.side,
-        order_type=order.order_type,
-        quantity=order.quantity,
-        limit_price=order.limit_price,
-        by="risk",
-        rule=rule,
-        reason=reason,
-    )
