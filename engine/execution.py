@@ -60,6 +60,7 @@ from adapters.venues.base import (
     VenueUnavailable,
 )
 from engine.core.reconcile import BalanceBaseline, Book, Tracked, VenueSnapshot, ended, fills_for, raw_json, reconcile
+from engine.core.risk import refusal
 from events import (
     DecodeError,
     Envelope,
@@ -396,19 +397,7 @@ class ExecutionService:
         await self._write(
             [
                 (
-                    OrderRejected(
-                        instrument=order.instrument,
-                        client_order_id=order.client_order_id,
-                        strategy=order.strategy,
-                        side=order.side,
-                        order_type=order.order_type,
-                        quantity=order.quantity,
-                        limit_price=order.limit_price,
-                        by="venue",
-                        rule=rule,
-                        reason=reason,
-                        raw=raw_json(raw),
-                    ),
+                    refusal(order, rule, reason, by="venue", raw=raw_json(raw)),
                     f"{order.client_order_id}|rejected",
                     None,
                 )

@@ -91,8 +91,8 @@ def check(
     return order
 
 
-def refusal(order: OrderSubmitted, rule: str, reason: str) -> OrderRejected:
-    """``order`` refused by risk (``by="risk"``) under ``rule``."""
+def refusal(order: OrderSubmitted, rule: str, reason: str, *, by: str = "risk", raw: str = "") -> OrderRejected:
+    """``order`` refused under ``rule``: by risk, or (``by="venue"``, with its answer in ``raw``) by the venue."""
     return OrderRejected(
         instrument=order.instrument,
         client_order_id=order.client_order_id,
@@ -101,9 +101,10 @@ def refusal(order: OrderSubmitted, rule: str, reason: str) -> OrderRejected:
         order_type=order.order_type,
         quantity=order.quantity,
         limit_price=order.limit_price,
-        by="risk",
+        by=by,
         rule=rule,
         reason=reason,
+        raw=raw,
     )
 
 
