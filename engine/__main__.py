@@ -305,6 +305,8 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
             raise BadInput(str(exc)) from None
     if strategy:
         over["strategy"] = strategy
+    if args.command == "strategy":
+        over["strategies"] = ()  # the strategy named on the command line, alone
     if args.log_level:
         over["log_level"] = args.log_level
     try:

@@ -99,16 +99,36 @@ def topics_of(settings: Settings) -> Topics:
     return Topics(settings.kafka.topic_prefix)
 
 
+def make_traders(settings: Settings) -> tuple[list[Trader], RiskLimits | None]:
+    """The engine's strategies and the account's limits over them all (None with one strategy: its limits are the
+    account's, ``[risk]``). With ``[[strategies]]``, each has its own limits: those it sets, else the account's."""
+    r = settings.risk
+    account = RiskLimits(r.max_order_notional, r.max_position, r.max_open_orders, r.max_orders_per_minute)
+    if not settings.strategies:
+        s = settings.strategy
+        return [Trader(s.build(), account, OrderType(s.order_type))], None
+    traders = []
+    for e in settings.strategies:
+        own = e.risk
+        limits = RiskLimits(
+            own.max_order_notional or account.max_order_notional,
+            own.max_position or account.max_position,
+            own.max_open_orders or account.max_open_orders,
+            own.max_orders_per_minute or account.max_orders_per_minute,
+        )
+        strategy = e.build(settings.strategy.path)
+        traders.append(Trader(strategy, limits, OrderType(e.order_type), frozenset(e.instruments)))
+    return traders, account
+
+
 def make_core_factory(settings: Settings) -> Callable[[], TradingCore]:
-    s, r, v = settings.strategy, settings.risk, settings.venue
-    trader = Trader(
-        s.build(),
-        RiskLimits(r.max_order_notional, r.max_position, r.max_open_orders, r.max_orders_per_minute),
-        OrderType(s.order_type),
-    )
+    traders, account = make_traders(settings)
+    v = settings.venue
     if v.kind != "paper":
-        return lambda: TradingCore(trader, None)  # live: the execution service sends the orders
-    return lambda: TradingCore(trader, PaperExchange(v.taker_fee_rate, v.maker_fee_rate, v.fee_currency))
+        return lambda: TradingCore(traders, None, account=account)  # live: the execution service sends the orders
+    return lambda: TradingCore(
+        traders, PaperExchange(v.taker_fee_rate, v.maker_fee_rate, v.fee_currency), account=account
+    )
 
 
 def daily_loss_settings(settings: Settings) -> dict[str, Any]:

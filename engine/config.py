@@ -200,6 +200,42 @@ def _build(kind: str, params_json: str, path: Path | None, name: str | None) -> 
     return build(kind, json.loads(params_json), path=path, name=name)
 
 
+class StrategyRisk(_Section):
+    """A strategy's own risk limits (``[strategies.risk]``), over its own position and orders; a limit not set is the
+    account's (``[risk]``), which also holds over every strategy's orders of an instrument together."""
+
+    max_order_notional: Decimal | None = Field(default=None, gt=0)
+    max_position: Decimal | None = Field(default=None, gt=0)
+    max_open_orders: int | None = Field(default=None, ge=1)
+    max_orders_per_minute: int | None = Field(default=None, ge=1)
+
+
+class StrategyEntry(_Section):
+    """One of several strategies in one engine (``[[strategies]]``): its name (the prefix of its client order ids,
+    the ``strategy`` column and label), what it is, its parameters, the instruments it trades (default: every one the
+    feed has) and its own risk limits."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="1-32 of a-z, 0-9 and _, from a letter")
+    kind: str = Field(default="ma_cross", description="a built-in or 'package.module:ClassName'")
+    path: Path | None = Field(default=None, description="a folder of strategy files (default: strategy.path)")
+    params: dict[str, Any] = Field(default_factory=dict)
+    instruments: tuple[str, ...] = Field(default=(), description="the instruments it trades (default: all)")
+    order_type: Literal["market", "limit"] = Field(default="market", description="of the orders a Target makes")
+    risk: StrategyRisk = StrategyRisk()
+
+    @field_validator("instruments")
+    @classmethod
+    def _instruments(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            problem = instrument_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return v
+
+    def build(self, path: Path | None = None) -> Any:
+        return _build(self.kind, json.dumps(self.params, sort_keys=True, default=str), self.path or path, self.name)
+
+
 class RiskSettings(_Section):
     max_order_notional: Decimal = Field(default=Decimal("1000"), gt=0)
     max_position: Decimal = Field(default=Decimal("0.05"), gt=0)
@@ -310,12 +346,48 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     feed: FeedSettings = FeedSettings()
     strategy: StrategySettings = StrategySettings()
+    strategies: tuple[StrategyEntry, ...] = Field(
+        default=(), description="several strategies in one engine ([[strategies]]); instead of [strategy]"
+    )
     risk: RiskSettings = RiskSettings()
     venue: VenueSettings = VenueSettings()
     execution: ExecutionSettings = ExecutionSettings()
     projections: ProjectionSettings = ProjectionSettings()
     stack: StackSettings = StackSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _several(self) -> Settings:
+        if not self.strategies:
+            return self
+        given = self.strategy.model_fields_set - {"path"}
+        if given:
+            raise ValueError(
+                f"strategy.{sorted(given)[0]}: with [[strategies]], [strategy] may set only path (the folder of "
+                "strategy files); give each entry's kind and params in its [[strategies]] table"
+            )
+        names = [e.name for e in self.strategies]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"strategies: the name {twice[0]!r} is given twice (names prefix client order ids)")
+        known = self.feed_instruments()
+        for i, e in enumerate(self.strategies):
+            try:
+                e.build(self.strategy.path)  # a strategy that cannot be loaded, or a bad parameter, fails at start
+            except ValueError as exc:
+                raise ValueError(re.sub(r"^strategy\.", f"strategies[{i}].", str(exc))) from None
+            unknown = [x for x in e.instruments if known is not None and x not in known]
+            if unknown:
+                raise ValueError(
+                    f"strategies[{i}].instruments: {unknown[0]} is not among the feed's ({', '.join(known or ())})"
+                )
+        return self
+
+    def feed_instruments(self) -> tuple[str, ...] | None:
+        """The instruments the configured feed publishes (None: not known from the settings)."""
+        if self.feed.kind == "recorded":
+            return (self.feed.symbol,) if self.feed.symbol else None
+        return self.feed.instruments
 
     @classmethod
     def settings_customise_sources(
@@ -335,9 +407,15 @@ class Settings(BaseSettings):
 
 def _fix_hint(loc: str, msg: str) -> str:
     msg = msg.removeprefix("Value error, ")
-    inner = re.match(r"(strategy\.[a-z_][a-z0-9_.]*): (.*)", msg, re.S)
-    if loc == "strategy" and inner:  # the strategy's own checks name their key (strategy.params.fast)
+    inner = re.match(r"((?:strategy|strategies\[\d+\])\.[a-z_][a-z0-9_.]*|strategies): (.*)", msg, re.S)
+    if loc in ("strategy", "settings") and inner:  # the strategy's own checks name their key (strategy.params.fast)
         loc, msg = inner.groups()
+    if loc.startswith("strategies"):  # a list of tables: in the TOML file, or all of it as JSON in the environment
+        loc = re.sub(r"^strategies\.(\d+)", r"strategies[\1]", loc)
+        return (
+            f"{loc}: {msg} (set it in the [[strategies]] tables of the TOML file given by --config/ENGINE_CONFIG, "
+            "or as a JSON list in ENGINE_STRATEGIES)"
+        )
     if "not a parameter of" in msg:  # nothing to set: a name the strategy does not take
         return f"{loc}: {msg} (given in [strategy.params], ENGINE_STRATEGY__PARAMS__* or --param)"
     env = "ENGINE_" + loc.upper().replace(".", "__")

@@ -335,10 +335,8 @@ class TradingLoop:
     async def _supervise(self, env: Envelope, core: TradingCore) -> None:
         """After one input record: the equity report and the daily-loss trip the supervisor decides, published."""
         instrument = getattr(env.event, "instrument", "")
-        own = (s for c in self.cores.values() for s in c.states.values())
-        decided = self.supervisor.after_input(
-            env, core.states.get(instrument), own, self._trading, ts_init=time.time_ns()
-        )
+        own = (v for c in self.cores.values() for v in c.views())
+        decided = self.supervisor.after_input(env, core.view(instrument), own, self._trading, ts_init=time.time_ns())
         for out in decided.events:
             await self._send(out)
         if (breach := decided.breach) is not None:

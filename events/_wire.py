@@ -36,6 +36,7 @@ import msgspec
 from events import validation
 from events._base import _REGISTRY, Event
 from events.envelope import Envelope
+from events.upcasters import DOWNCASTERS
 from events.validation import MAX_ID_LENGTH, MAX_RECORD_BYTES, TS_MAX, TS_MIN, DecimalRule, finite_decimal
 
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -83,11 +84,15 @@ def _shape(name: str, cls: type[Event]) -> tuple[type[msgspec.Struct], _Decimals
             decimals.append((f.name, rule.seen, rule))
     data = msgspec.defstruct(f"{cls.__name__}Data", data_fields, kw_only=True, forbid_unknown_fields=True, gc=False)
     ts_event = Annotated[int, msgspec.Meta(ge=validation.ts_event_min(cls), lt=TS_MAX)]
+    # a type still written in an older shape when it holds nothing newer (events.upcasters.DOWNCASTERS): that shape
+    # is this one without the added fields, which take their defaults
+    down = DOWNCASTERS.get(name)
+    versions = (cls.VERSION,) if down is None else (cls.VERSION, down[0])
     wire_struct = msgspec.defstruct(
         f"{cls.__name__}Wire",
         [
             ("id", uuid.UUID),
-            ("v", Literal[cls.VERSION]),
+            ("v", Literal[versions]),
             ("key", _Name),
             ("ts_event", ts_event),
             ("ts_init", _Ts),
@@ -107,6 +112,7 @@ def _shape(name: str, cls: type[Event]) -> tuple[type[msgspec.Struct], _Decimals
 # wire struct -> (event class, its type name, the version it was made for, its decimal fields)
 _shapes: dict[type, tuple[type[Event], str, int, _Decimals]] = {}
 _decode: Any = None
+_defaults: dict[type[Event], dict[str, Any]] = {}
 _built_for = -1  # the number of registered event types the decoder was built for
 
 
@@ -121,6 +127,7 @@ def _build() -> None:
         except TypeError:
             continue  # a field type with no wire shape here: the general decoder only
         _shapes[wire_struct] = (cls, name, cls.VERSION, decimals)
+        _defaults[cls] = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
     types = tuple(_shapes)
     # a union of two or more, or none: a lone tagged struct would take a record without its "type"
     _decode = msgspec.json.Decoder(typing.Union[types]).decode if len(types) > 1 else None  # noqa: UP007
@@ -145,6 +152,11 @@ def read(raw: bytes) -> Envelope | None:
     if instrument and w.key != instrument:
         return None
     kw = msgspec.structs.asdict(w.data)
+    upcast_from = None
+    if w.v != version:  # the older shape: the fields its version lacks must be absent (their defaults)
+        upcast_from = w.v
+        if any(kw[f] != _defaults[cls][f] for f in DOWNCASTERS[name][2]):
+            return None
     for f, seen, rule in decimals:
         s = kw[f]
         if s is not None:
@@ -152,4 +164,6 @@ def read(raw: bytes) -> Envelope | None:
             if d is None:
                 return None
             kw[f] = d
-    return Envelope(w.id, cls(**kw), w.ts_event, w.ts_init, w.correlation_id, w.causation_id, w.source, w.key)
+    return Envelope(
+        w.id, cls(**kw), w.ts_event, w.ts_init, w.correlation_id, w.causation_id, w.source, w.key, upcast_from
+    )

@@ -29,9 +29,9 @@ from events import _wire, validation
 from events._base import Event, event_type
 from events._errors import DecodeError
 from events.envelope import Envelope
-from events.upcasters import upcast
+from events.upcasters import DOWNCASTERS, upcast
 
-__all__ = ["DecodeError", "decode", "decode_event", "encode", "event_to_dict"]
+__all__ = ["DecodeError", "decode", "decode_event", "encode", "event_to_dict", "wire_payload"]
 
 _Conv = Callable[[Any], Any]
 _Encode = Callable[[Any], Any]
@@ -117,19 +117,33 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return {name: enc(getattr(event, name)) for name, _, enc, _ in _schema(type(event))}
 
 
+def wire_payload(event: Event) -> tuple[int, dict[str, Any]]:
+    """The version and payload an event is written with: its own, or an older shape when it holds nothing its
+    version added (:data:`events.upcasters.DOWNCASTERS`)."""
+    data = event_to_dict(event)
+    down = DOWNCASTERS.get(event.TYPE)
+    if down is not None:
+        older = down[1](data)
+        if older is not None:
+            return down[0], older
+    return event.VERSION, data
+
+
 def encode(env: Envelope) -> bytes:
+    event = env.event
+    version, data = (event.VERSION, event_to_dict(event)) if event.TYPE not in DOWNCASTERS else wire_payload(event)
     return orjson.dumps(
         {
             "id": str(env.event_id),
-            "type": env.event.TYPE,
-            "v": env.event.VERSION,
+            "type": event.TYPE,
+            "v": version,
             "key": env.key,
             "ts_event": env.ts_event,
             "ts_init": env.ts_init,
             "correlation_id": str(env.correlation_id),
             "causation_id": None if env.causation_id is None else str(env.causation_id),
             "source": env.source,
-            "data": event_to_dict(env.event),
+            "data": data,
         }
     )
 

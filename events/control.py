@@ -22,8 +22,14 @@ from events.enums import OrderType, Side
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PositionSnapshot(Event):
-    """An instrument's position (and its open round trip) at the start of ``day`` (YYYY-MM-DD, UTC)."""
+    """A strategy's position in an instrument (and its open round trip) at the start of ``day`` (YYYY-MM-DD, UTC).
 
+    v2 added ``strategy``: the strategy whose position it is, in an engine that runs several. An engine that runs
+    one writes ``""`` (the instrument's position is its strategy's), in the v1 shape (see
+    :data:`events.upcasters.DOWNCASTERS`), so its log stays byte for byte what it was before strategies were named.
+    """
+
+    VERSION = 2
     day: str
     quantity: Decimal
     avg_price: Decimal
@@ -42,15 +48,19 @@ class PositionSnapshot(Event):
     trip_exit_notional: Decimal
     trip_fees: Decimal
     trip_fills: int
+    strategy: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BalanceSnapshot(Event):
-    """What the instrument's fills have moved in ``currency``, in total, when ``day`` starts."""
+    """What the instrument's fills (of ``strategy``, in an engine that runs several) have moved in ``currency``, in
+    total, when ``day`` starts. v2 added ``strategy``, as :class:`PositionSnapshot` did (same rules)."""
 
+    VERSION = 2
     day: str
     currency: str
     amount: Decimal
+    strategy: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -258,8 +258,9 @@ FIELD_RULES: dict[str, dict[str, Rule]] = {
         "trip_exit_notional": AMOUNT,
         "trip_fees": AMOUNT,
         "trip_fills": COUNT,
+        "strategy": ID,
     },
-    "BalanceSnapshot": {"instrument": INSTRUMENT, "amount": AMOUNT},
+    "BalanceSnapshot": {"instrument": INSTRUMENT, "amount": AMOUNT, "strategy": ID},
     "OpenOrderSnapshot": {
         **_ORDER,
         "venue_order_id": ID,

@@ -71,6 +71,28 @@ def view(s: TraderState) -> View:
     return View(s.instrument, s.day, s.last_price, s.flows, s.day_open_price, s.day_open_flows)
 
 
+def _sum_flows(flows: Iterable[tuple[tuple[str, Decimal], ...]]) -> tuple[tuple[str, Decimal], ...]:
+    total: dict[str, Decimal] = {}
+    for f in flows:
+        for cur, amount in f:
+            total[cur] = total.get(cur, ZERO) + amount
+    return tuple(sorted(total.items()))
+
+
+def combined(states: list[TraderState]) -> View:
+    """One instrument's view from the states of the strategies that trade it: their flows together (they see the
+    same ticks, so the same price and day; the latest day's wins, should one be behind)."""
+    latest = max(states, key=lambda s: (s.day or "", s.last_price is not None))
+    return View(
+        latest.instrument,
+        latest.day,
+        latest.last_price,
+        _sum_flows(s.flows for s in states),
+        latest.day_open_price,
+        _sum_flows(s.day_open_flows if s.day == latest.day else s.flows for s in states),
+    )
+
+
 def _flows_json(flows: tuple[tuple[str, Decimal], ...]) -> str:
     return orjson.dumps({cur: str(amount) for cur, amount in flows}).decode()
 

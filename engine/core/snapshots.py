@@ -1,4 +1,4 @@
-"""Day snapshots: the state of an instrument at the start of a UTC day, as events (pure)."""
+"""Day snapshots: a strategy's state of an instrument at the start of a UTC day, as events (pure)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ def utc_day(ts_ns: int) -> str:
     return datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).strftime("%Y-%m-%d")
 
 
-def snapshots(state: TraderState, day: str) -> list[Event]:
-    """The position (with its open round trip), the balance flows and the working orders when ``day`` starts."""
+def snapshots(state: TraderState, day: str, strategy: str = "") -> list[Event]:
+    """The position (with its open round trip), the balance flows and the working orders when ``day`` starts, of
+    ``strategy`` (named in an engine that runs several; "" in one that runs one, see PositionSnapshot)."""
     p, t = state.position, state.trip
     out: list[Event] = [
         PositionSnapshot(
@@ -39,10 +40,11 @@ def snapshots(state: TraderState, day: str) -> list[Event]:
             trip_exit_notional=t.exit_notional if t else ZERO,
             trip_fees=t.fees if t else ZERO,
             trip_fills=t.fills if t else 0,
+            strategy=strategy,
         )
     ]
     out.extend(
-        BalanceSnapshot(instrument=state.instrument, day=day, currency=cur, amount=amount)
+        BalanceSnapshot(instrument=state.instrument, day=day, currency=cur, amount=amount, strategy=strategy)
         for cur, amount in state.flows
     )
     for o in sorted(state.open_orders, key=lambda o: o.client_order_id):

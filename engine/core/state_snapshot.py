@@ -38,7 +38,7 @@ from engine.core.trader import TraderState
 from engine.core.trading import TradingCore
 from events import Direction, Event, Liquidity, OrderType, Side, event_type
 
-FORMAT = 2  # 2: the ids of the ticks taken lately (engine.core.dedupe)
+FORMAT = 3  # 2: the ids of the ticks taken lately (engine.core.dedupe); 3: states per (strategy, instrument)
 _CLASSES: dict[str, type] = {
     c.__name__: c
     for c in (TraderState, MaCrossState, BollingerState, QuotingState, Position, Order, OpenTrip, Clock, Candle)
@@ -70,19 +70,20 @@ def _user_types(strategy_cls: type) -> list[type]:
 
 
 def _kinds(core: TradingCore) -> tuple[dict[str, type], dict[str, type[Enum]]]:
-    """The types allowed in ``core``'s snapshots: ours by name, the strategy's (see :func:`_user_types`) by module
+    """The types allowed in ``core``'s snapshots: ours by name, its strategies' (see :func:`_user_types`) by module
     and name, so a user's class named like one of ours (``Position``) is its own."""
-    strategy_cls = type(core.trader.strategy)
-    cached = _KINDS.get(strategy_cls)
+    classes_of = tuple(type(t.strategy) for t in core.traders)
+    cached = _KINDS.get(classes_of)
     if cached is None:
         classes, enums = dict(_CLASSES), dict(_ENUMS)
-        for v in _user_types(strategy_cls):
-            key = f"{v.__module__}.{v.__qualname__}"
-            if issubclass(v, Enum):
-                enums[key] = v
-            else:
-                classes[key] = v
-        cached = _KINDS[strategy_cls] = (classes, enums)
+        for strategy_cls in classes_of:
+            for v in _user_types(strategy_cls):
+                key = f"{v.__module__}.{v.__qualname__}"
+                if issubclass(v, Enum):
+                    enums[key] = v
+                else:
+                    classes[key] = v
+        cached = _KINDS[classes_of] = (classes, enums)
     return cached
 
 
@@ -97,9 +98,12 @@ def _key(v: Any, table: dict[str, Any]) -> str | None:
 
 
 def _strategy_code(core: TradingCore) -> str:
-    """A hash of the strategy's own files (its class's modules and those of the types it keeps), part of the
+    """A hash of the strategies' own files (their classes' modules and those of the types they keep), part of the
     fingerprint: changing a user's strategy or its helper module makes old snapshots unusable."""
-    strategy_cls = type(core.trader.strategy)
+    return "|".join(_code_of(type(t.strategy)) for t in core.traders)
+
+
+def _code_of(strategy_cls: type) -> str:
     cached = _STRATEGY_CODE.get(strategy_cls)
     if cached is None:
         h = hashlib.sha256()
@@ -114,7 +118,7 @@ def _strategy_code(core: TradingCore) -> str:
     return cached
 
 
-_KINDS: dict[type, tuple[dict[str, type], dict[str, type[Enum]]]] = {}
+_KINDS: dict[tuple[type, ...], tuple[dict[str, type], dict[str, type[Enum]]]] = {}
 _STRATEGY_CODE: dict[type, str] = {}
 
 
@@ -213,10 +217,11 @@ _CODE = code_hash()
 
 
 def fingerprint(core: TradingCore) -> str:
-    """This code and the core's configuration (``repr`` of the frozen trader and of the venue's settings)."""
+    """This code and the core's configuration (``repr`` of the frozen traders, the account's limits and the venue's
+    settings)."""
     venue = core.venue
     venue_config = repr(venue.config()) if venue is not None else "live"
-    text = f"{_CODE}|{_strategy_code(core)}|{core.trader!r}|{venue_config}"
+    text = f"{_CODE}|{_strategy_code(core)}|{core.traders!r}|{core.account!r}|{venue_config}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 

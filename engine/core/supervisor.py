@@ -27,7 +27,6 @@ from decimal import Decimal
 from engine.core import daily_loss
 from engine.core.breaker import Breaker, Where
 from engine.core.snapshots import utc_day
-from engine.core.trader import TraderState
 from events import BalanceReconciled, BreakerApplied, Envelope, EquityReported, TradingHalted, TradingResumed
 from events.arithmetic import ensure_exact
 
@@ -114,11 +113,17 @@ class Supervisor:
         return markers
 
     def after_input(
-        self, env: Envelope, state: TraderState | None, own: Iterable[TraderState], trading: Trading, *, ts_init: int
+        self,
+        env: Envelope,
+        state: daily_loss.View | None,
+        own: Iterable[daily_loss.View],
+        trading: Trading,
+        *,
+        ts_init: int,
     ) -> Decisions:
-        """After the core took ``env`` (``state``: its instrument's state now; ``own``: every instrument this engine
-        trades, read only when the loss is checked; ``trading``: the next offsets, this record's partition already
-        past it): the equity report and the daily-loss trip it calls for, if any."""
+        """After the core took ``env`` (``state``: what its instrument adds to the account now; ``own``: every
+        instrument this engine trades, read only when the loss is checked; ``trading``: the next offsets, this record's
+        partition already past it): the equity report and the daily-loss trip it calls for, if any."""
         if self.daily_loss_limit is None:
             return _NOTHING
         ensure_exact()  # the same rounding in every process (see events.arithmetic)
@@ -127,8 +132,8 @@ class Supervisor:
     def _after_input(
         self,
         env: Envelope,
-        state: TraderState | None,
-        own: Iterable[TraderState],
+        state: daily_loss.View | None,
+        own: Iterable[daily_loss.View],
         trading: Trading,
         ts_init: int,
         limit: Decimal,
@@ -139,7 +144,7 @@ class Supervisor:
             return Decisions((report,)) if report else _NOTHING  # halted already: nothing to trip
         day = utc_day(env.ts_event)
         trips_today = sum(1 for ts in self.risk_trips.values() if utc_day(ts) == day)
-        mine = {s.instrument: daily_loss.view(s) for s in own}  # live; the others' as they last reported them
+        mine = {v.instrument: v for v in own}  # live; the others' as they last reported them
         views = [*mine.values(), *(v for i, v in self.peers.items() if i not in mine)]
         breach = daily_loss.check(views, self.starting, day=day, limit=limit, trips_today=trips_today)
         if breach is None:
@@ -151,7 +156,7 @@ class Supervisor:
         markers = self.mark_switch(trip.event_id, at, trading, ts_init=ts_init)
         return Decisions((*([report] if report else []), trip, *markers), breach)
 
-    def _report(self, env: Envelope, state: TraderState | None, ts_init: int) -> Envelope | None:
+    def _report(self, env: Envelope, state: daily_loss.View | None, ts_init: int) -> Envelope | None:
         if state is None:
             return None
         last, last_ts = self.reported.get(state.instrument, (None, 0))
@@ -162,7 +167,7 @@ class Supervisor:
             and state.day == last.day
         ):
             return None  # the common case on the hot path: only the price can have moved, too soon to say so
-        now = daily_loss.view(state)
+        now = state
         if not daily_loss.worth_reporting(now, last, env.ts_event, last_ts, REPORT_INTERVAL_NS):
             return None
         self.reported[state.instrument] = (now, env.ts_event)

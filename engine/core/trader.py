@@ -130,6 +130,7 @@ class Trader:
     strategy: Strategy[Any, Any]
     limits: RiskLimits
     order_type: OrderType = OrderType.MARKET  # of the orders that a Target intent makes
+    instruments: frozenset[str] = frozenset()  # the instruments it trades (empty: every one the engine sees)
     _candles: bool = field(init=False, repr=False, compare=False, default=False)
     _updates: bool = field(init=False, repr=False, compare=False, default=False)
     _days: bool = field(init=False, repr=False, compare=False, default=False)
@@ -149,6 +150,9 @@ class Trader:
     @property
     def wants_updates(self) -> bool:
         return self._updates
+
+    def trades(self, instrument: str) -> bool:
+        return not self.instruments or instrument in self.instruments
 
     def initial(self, instrument: str) -> TraderState:
         return TraderState(instrument, strategy=self.strategy.initial(), position=Position(instrument))

@@ -45,7 +45,7 @@ def test_quoting_keeps_a_bid_and_an_ask_within_its_inventory_and_requotes_when_t
     cancelled = [e.event for e in t3 if isinstance(e.event, OrderCancelRequested)]
     assert len(cancelled) == 1 and cancelled[0].reason == "requote"
     assert _orders(t3) == [("buy", D("101.97"))]
-    assert core.states["BTC/USDT"].position.quantity == -1
+    assert core.state("BTC/USDT").position.quantity == -1
 
 
 def _bollinger() -> TradingCore:
@@ -61,7 +61,7 @@ def test_bollinger_bids_below_the_band_and_takes_profit_with_its_exit_limit() ->
     # 93.5 fills it at 94; the exit is a limit 1 % above the entry: 94.94
     assert _fills(ticks[4]) == [("buy", D("94"))] and _orders(ticks[4]) == [("sell", D("94.94"))]
     assert _fills(ticks[5]) == [("sell", D("94.94"))]
-    assert core.states["BTC/USDT"].position.quantity == 0
+    assert core.state("BTC/USDT").position.quantity == 0
 
 
 def test_bollinger_stops_out_at_market_and_cancels_its_take_profit() -> None:
@@ -72,5 +72,5 @@ def test_bollinger_stops_out_at_market_and_cancels_its_take_profit() -> None:
     assert [e.event.reason for e in stop_tick if isinstance(e.event, OrderCancelRequested)] == ["stop loss"]
     assert _orders(stop_tick) == [("sell", None)]
     assert _fills(ticks[6]) == [("sell", D("92"))]  # a market order fills at the next tick
-    assert core.states["BTC/USDT"].position.quantity == 0
+    assert core.state("BTC/USDT").position.quantity == 0
     assert not any(isinstance(e.event, OrderSubmitted) and e.event.side is Side.SELL for e in ticks[6])

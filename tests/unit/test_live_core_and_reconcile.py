@@ -85,7 +85,7 @@ def test_with_a_live_venue_the_core_only_decides_and_a_pending_order_is_not_sent
     assert core.on_input(accepted, ts_init=0) == [accepted]  # folded, and relayed unchanged (same id)
     assert core.on_input(fill, ts_init=0) == [fill]
     core.on_input(fill, ts_init=0)  # the same fill again changes nothing
-    state = core.states["BTC/USDT"]
+    state = core.state("BTC/USDT")
     assert state.position.quantity == o.quantity and state.open_orders == ()
 
 

@@ -123,7 +123,7 @@ def test_orders_the_venue_has_not_answered_stay_open_and_block_the_next_until_on
     ):
         eid = uuid.uuid5(uuid.NAMESPACE_URL, f"report:{n}")
         core.on_input(Envelope(eid, report, ts, 0, eid, None, "venue"), ts_init=0)
-    assert len(core.states["BTC/USDT"].open_orders) == 2
+    assert len(core.state("BTC/USDT").open_orders) == 2
     more = [
         e
         for n, p in enumerate(["100", "101", "100"], start=30)
@@ -167,7 +167,7 @@ def test_the_rate_window_slides_over_event_time_and_rejections_do_not_count_as_s
     assert len(sent_at) >= 9  # three a minute for more than three minutes: the window really slid
     assert sum(isinstance(d, OrderRejected) for _, d in made) > 50
     # the state keeps only the last minute's sends
-    assert all(s > T0 + 139 * SECOND for s in core.states["BTC/USDT"].sent_ts)
+    assert all(s > T0 + 139 * SECOND for s in core.state("BTC/USDT").sent_ts)
 
 
 def test_a_reducing_order_passes_the_position_limit_but_not_the_order_rate() -> None:
@@ -217,9 +217,9 @@ def test_a_new_day_starts_from_its_own_equity_and_an_idle_instrument_adds_no_cha
     core = TradingCore(Trader(MaCross.of(10, 30, D("1")), RiskLimits(BIG, BIG)), None)
     core.on_input(tick_env("60000", T0, 0), ts_init=0)
     core.on_input(tick_env("59000", T0 + SECOND, 1), ts_init=0)
-    assert core.states["BTC/USDT"].day_open_price == D("60000")
+    assert core.state("BTC/USDT").day_open_price == D("60000")
     core.on_input(tick_env("58000", T0 + 86_400 * SECOND, 2), ts_init=0)
-    state = core.states["BTC/USDT"]
+    state = core.state("BTC/USDT")
     assert (state.day, state.day_open_price) == ("2024-03-02", D("58000"))
 
 
@@ -287,7 +287,7 @@ def _loop_owning_btc(limit: D) -> tuple[TradingLoop, _Producer, Topics, TopicPar
     producer = _Producer()
     topics = Topics("unit.")
     core = TradingCore(Trader(MaCross.of(10, 30, D("0.01")), RiskLimits(BIG, BIG)), PaperExchange(D(0), D(0)))
-    core.states["BTC/USDT"] = btc("60000")
+    core.states[(core.trader.name, "BTC/USDT")] = btc("60000")
     loop = TradingLoop(
         "127.0.0.1:1",
         producer,

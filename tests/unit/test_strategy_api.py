@@ -78,7 +78,7 @@ def _ticks(core: TradingCore, prices_at: list[tuple[str, int]]) -> list[Envelope
 
 
 def _seen(core: TradingCore, kind: str) -> list[Any]:
-    return [x[1:] for x in core.states["BTC/USDT"].strategy if x[0] == kind]
+    return [x[1:] for x in core.state("BTC/USDT").strategy if x[0] == kind]
 
 
 def test_candles_close_at_the_first_tick_of_a_later_minute_with_their_ohlcv() -> None:
@@ -93,7 +93,7 @@ def test_candles_close_at_the_first_tick_of_a_later_minute_with_their_ohlcv() ->
     ((candle,),) = _seen(core, "candle")
     assert (candle.start, candle.open, candle.high, candle.low, candle.close) == (minute0, 100, 103, 99, 99)
     assert (candle.volume, candle.trades) == (3, 3)
-    kinds = [x[0] for x in core.states["BTC/USDT"].strategy if x[0] in ("tick", "candle")]
+    kinds = [x[0] for x in core.state("BTC/USDT").strategy if x[0] in ("tick", "candle")]
     assert kinds == ["tick", "tick", "tick", "candle", "tick"]  # after the minute's three ticks, before the fourth
 
 
@@ -112,7 +112,7 @@ def test_a_day_start_is_handed_over_before_its_first_tick() -> None:
     start = T0 - T0 % day
     _ticks(core, [("100", start + 5 * SECOND), ("100", start + day - 1), ("100", start + day + 7)])
     assert [d for (d,) in _seen(core, "day")] == ["2024-03-01", "2024-03-02"]
-    kinds = [x[0] for x in core.states["BTC/USDT"].strategy if x[0] in ("day", "tick")]
+    kinds = [x[0] for x in core.state("BTC/USDT").strategy if x[0] in ("day", "tick")]
     assert kinds == ["day", "tick", "tick", "day", "tick"]
 
 
@@ -239,7 +239,7 @@ def test_a_strategy_that_raises_loses_its_intents_not_the_fills_of_the_tick() ->
     _ticks(core, [("101", T0)])
     out = core.on_input(tick_env("99", T0 + SECOND, 1), ts_init=0)  # fills the bid, then the strategy raises
     assert [type(e.event).__name__ for e in out] == ["OrderFilled"]
-    state = core.states["BTC/USDT"]
+    state = core.state("BTC/USDT")
     assert state.position.quantity == 1 and state.open_orders == () and state.strategy == 1  # state as before
     assert core.strategy_failures == 1 and "ZeroDivisionError" in core.last_failure
     assert core.venue is not None and core.venue.state() == {"BTC/USDT": ()}  # the venue and the trader agree

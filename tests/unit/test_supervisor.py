@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal as D
 
+from engine.core.daily_loss import view
 from engine.core.supervisor import Supervisor
 from events import BreakerApplied, Envelope, EquityReported, TradingHalted, TradingResumed
 from tests.unit.test_risk_limits import SECOND, T0, btc, tick_env
@@ -40,7 +41,7 @@ def test_a_breach_trips_once_with_a_stable_id_and_the_same_log_gives_the_same_ev
         out: list[Envelope] = []
         for i, price in enumerate(["59000", "57000", "55000", "54000"]):
             env = tick_env(price, T0 + i * SECOND, i)
-            state = btc(price)
+            state = view(btc(price))
             decided = sup.after_input(env, state, [state], dict.fromkeys([P0], i + 1).copy, ts_init=0)
             out.extend(decided.events)
             if decided.breach is not None:
@@ -62,7 +63,7 @@ def test_a_price_move_alone_is_reported_at_most_once_a_second_of_event_time() ->
     reported = []
     for i in range(5):  # every 400 ms
         env = tick_env(str(60000 - i), T0 + i * 2 * SECOND // 5, i)
-        state = btc(str(60000 - i))
+        state = view(btc(str(60000 - i)))
         events = sup.after_input(env, state, [state], lambda: {P0: 0}, ts_init=0).events
         reported += [i for e in events if isinstance(e.event, EquityReported)]
     assert reported == [0, 3]
@@ -70,5 +71,5 @@ def test_a_price_move_alone_is_reported_at_most_once_a_second_of_event_time() ->
 
 def test_nothing_is_decided_without_a_daily_loss_limit() -> None:
     sup = Supervisor.of({"USDT": D(1000)}, None)
-    state = btc("1")  # a 99 % loss
+    state = view(btc("1"))  # a 99 % loss
     assert sup.after_input(tick_env("1", T0, 0), state, [state], lambda: {P0: 1}, ts_init=0).events == ()

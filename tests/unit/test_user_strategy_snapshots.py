@@ -72,6 +72,6 @@ def test_a_snapshot_holds_the_users_helper_types_and_a_class_named_like_ours(tmp
     restored = core()
     assert state_snapshot.load(data, restored) == 4
     assert restored.states == live.states
-    kept = restored.states["BTC/USDT"].strategy
+    kept = restored.state("BTC/USDT").strategy
     assert type(kept.mine).__module__ == "snaphelpers" and kept.mine.entries == 4
     assert kept.window.prices == (D(2), D(3), D(4))
