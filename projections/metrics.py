@@ -41,39 +41,42 @@ from projections.runner import Record
 EVENTS = Counter("engine_events_consumed", "Events folded by the metrics projection", ["type"])
 ORDER_EVENTS = Counter("engine_order_events", "Order lifecycle events", ["instrument", "type"])
 ORDERS = Gauge("engine_orders", "Orders by current status", ["status"])
-FILLS = Counter("engine_fills", "Fills (one per venue trade id)", ["instrument"])
-SIGNALS = Counter("engine_signals", "Strategy signals", ["instrument", "direction"])
+FILLS = Counter("engine_fills", "Fills (one per venue trade id)", ["instrument", "strategy"])
+SIGNALS = Counter("engine_signals", "Strategy signals", ["instrument", "strategy", "direction"])
 # Every amount or price carries ``currency``, the currency it is counted in (the instrument's base for quantities,
-# its quote for PnL and prices, the fee's own for fees), so that a sum by currency never adds ETH to USDT.
-POSITION = Gauge("engine_position", "Position quantity (base currency)", ["instrument", "currency"])
-REALIZED = Gauge("engine_realized_pnl", "Realized PnL, gross of fees (quote currency)", ["instrument", "currency"])
-FEES = Gauge("engine_fees_paid", "Fees paid (in the fee's currency)", ["instrument", "currency"])
+# its quote for PnL and prices, the fee's own for fees), so that a sum by currency never adds ETH to USDT. Positions,
+# PnL, fees and round trips are per strategy too (``strategy``: the name of the strategy whose order it was); an
+# instrument's position of the account is the sum over its strategies.
+_PER_STRATEGY = ["instrument", "strategy", "currency"]
+POSITION = Gauge("engine_position", "Position quantity (base currency)", _PER_STRATEGY)
+REALIZED = Gauge("engine_realized_pnl", "Realized PnL, gross of fees (quote currency)", _PER_STRATEGY)
+FEES = Gauge("engine_fees_paid", "Fees paid (in the fee's currency)", _PER_STRATEGY)
 LAST_PRICE = Gauge("engine_last_price", "Price of the last trade tick (quote currency)", ["instrument", "currency"])
 VOLUME = Counter("engine_traded_volume", "Volume of market trades seen (base currency)", ["instrument", "currency"])
-REJECTED = Counter("engine_orders_rejected", "Orders rejected, by the rule that refused them", ["instrument", "rule"])
-OPEN_POSITIONS = Gauge("engine_open_positions", "Instruments with a non-zero position")
-UNREALIZED = Gauge(
-    "engine_unrealized_pnl", "(last price - average price) x position (quote currency)", ["instrument", "currency"]
+REJECTED = Counter(
+    "engine_orders_rejected", "Orders rejected, by the rule that refused them", ["instrument", "strategy", "rule"]
 )
+OPEN_POSITIONS = Gauge("engine_open_positions", "Positions (strategy and instrument) that are not zero")
+UNREALIZED = Gauge("engine_unrealized_pnl", "(last price - average price) x position (quote currency)", _PER_STRATEGY)
 # Round trips' net PnL in two histograms of non-negative observations, not one with negative buckets: a classic
 # histogram's _sum must only grow, or rate() reads each fall as a counter reset (docs/metrics.md).
 PNL_BUCKETS = (0, 1e-6, 1e-5, 1e-4, 0.001, 0.01, 0.1, 1, 10, 100, 1000, 10000)
 TRADE_PROFIT = Histogram(
     "engine_trade_profit",
     "Net PnL of each closed round trip that won (net PnL > 0; quote currency)",
-    ["instrument", "currency"],
+    _PER_STRATEGY,
     buckets=PNL_BUCKETS,
 )
 TRADE_LOSS = Histogram(
     "engine_trade_loss",
     "Loss (minus the net PnL, >= 0) of each closed round trip that did not win (quote currency)",
-    ["instrument", "currency"],
+    _PER_STRATEGY,
     buckets=PNL_BUCKETS,
 )
 TRADE_DURATION = Histogram(
     "engine_trade_duration_seconds",
     "Duration of each closed round-trip trade",
-    ["instrument"],
+    ["instrument", "strategy"],
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400),
 )
 WIN_RATE = Gauge("engine_win_rate_ratio", "Closed round trips with a positive net PnL / closed round trips")
@@ -101,13 +104,14 @@ class MetricsProjection:
         self.account = Account()
         self._minute: dict[str, int] = {}
         self._trip_pnls: dict[str, list[float]] = {}  # by quote currency
-        self._fees: dict[tuple[str, str], Decimal] = {}  # (instrument, fee currency) -> fees paid
+        self._fees: dict[tuple[str, str, str], Decimal] = {}  # (instrument, strategy, fee currency) -> fees paid
         BREAKER.set(0)
         self.orders: dict[str, Order] = {}
-        self.positions: dict[str, Position] = {}
+        self.positions: dict[tuple[str, str], Position] = {}  # (strategy, instrument) -> its position
+        self._strategies: dict[str, set[str]] = {}  # instrument -> the strategies with a position in it
         self._fills_seen: set[tuple[str, str]] = set()
         self._by_status: Tally[OrderStatus] = Tally()
-        self._trips: dict[str, roundtrips.OpenTrip | None] = {}
+        self._trips: dict[tuple[str, str], roundtrips.OpenTrip | None] = {}
         self._last_price: dict[str, Decimal] = {}
         self.closed_trips = 0
         self.won_trips = 0
@@ -154,7 +158,7 @@ class MetricsProjection:
         elif isinstance(ev, TradingHalted | TradingResumed):
             BREAKER.set(1 if isinstance(ev, TradingHalted) else 0)
         elif isinstance(ev, SignalGenerated):
-            SIGNALS.labels(ev.instrument, ev.direction.value).inc()
+            SIGNALS.labels(ev.instrument, ev.strategy, ev.direction.value).inc()
         elif isinstance(ev, om.ORDER_EVENTS):
             self._order_event(ev, r.envelope.ts_event)
 
@@ -169,10 +173,14 @@ class MetricsProjection:
                 DAILY_PNL.labels(cur).set(float(ratio))
             DRAWDOWN.labels(cur).set(float(self.account.max_drawdown.get(cur, 0)))
 
-    def _mark(self, instrument: str) -> None:
-        pos, price = self.positions.get(instrument), self._last_price.get(instrument)
-        if pos is not None and price is not None:
-            UNREALIZED.labels(instrument, currencies(instrument)[1]).set(float(pos.unrealized_pnl(price)))
+    def _mark(self, instrument: str, strategies: set[str] | None = None) -> None:
+        price = self._last_price.get(instrument)
+        if price is None:
+            return
+        quote = currencies(instrument)[1]
+        for strategy in sorted(self._strategies.get(instrument, ()) if strategies is None else strategies):
+            pos = self.positions[(strategy, instrument)]
+            UNREALIZED.labels(instrument, strategy, quote).set(float(pos.unrealized_pnl(price)))
 
     def _order_event(self, ev: Any, ts_event: int) -> None:
         if isinstance(ev, OrderFilled):
@@ -189,40 +197,44 @@ class MetricsProjection:
             return
         ORDER_EVENTS.labels(ev.instrument, ev.TYPE).inc()
         if isinstance(ev, OrderRejected):
-            REJECTED.labels(ev.instrument, ev.rule).inc()
+            REJECTED.labels(ev.instrument, after.strategy, ev.rule).inc()
         if before is not None:
             self._by_status[before.status] -= 1
         self._by_status[after.status] += 1
         self.orders[ev.client_order_id] = after
         if isinstance(ev, OrderFilled):
-            self.account.on_fill(ev)
-            pos = apply_fill(self.positions.get(ev.instrument) or Position(ev.instrument), ev)
-            self.positions[ev.instrument] = pos
-            base, quote = currencies(ev.instrument)
-            FILLS.labels(ev.instrument).inc()
-            POSITION.labels(ev.instrument, base).set(float(pos.quantity))
-            REALIZED.labels(ev.instrument, quote).set(float(pos.realized_pnl))
-            fees = self._fees[(ev.instrument, ev.fee_currency)] = (
-                self._fees.get((ev.instrument, ev.fee_currency), Decimal(0)) + ev.fee
-            )
-            FEES.labels(ev.instrument, ev.fee_currency).set(float(fees))
-            OPEN_POSITIONS.set(sum(1 for p in self.positions.values() if p.quantity != 0))
-            self._mark(ev.instrument)
-            trip, closed = roundtrips.apply_fill(self._trips.get(ev.instrument), ev, ts_event)
-            self._trips[ev.instrument] = trip
-            if closed is not None:
-                self.closed_trips += 1
-                self.won_trips += closed.won
-                pnl = float(closed.net_pnl)
-                if closed.won:
-                    TRADE_PROFIT.labels(ev.instrument, quote).observe(pnl)
-                else:
-                    TRADE_LOSS.labels(ev.instrument, quote).observe(0.0 - pnl)
-                TRADE_DURATION.labels(ev.instrument).observe(closed.duration_ns / 1e9)
-                WIN_RATE.set(self.won_trips / self.closed_trips)
-                pnls = self._trip_pnls.setdefault(quote, [])
-                pnls.append(pnl)
-                if len(pnls) > 1:
-                    sd = statistics.stdev(pnls)
-                    if sd > 0:
-                        SHARPE.labels(quote).set(statistics.fmean(pnls) / sd * math.sqrt(len(pnls)))
+            self._fill(ev, after.strategy, ts_event)
+
+    def _fill(self, ev: OrderFilled, strategy: str, ts_event: int) -> None:
+        self.account.on_fill(ev)
+        key = (strategy, ev.instrument)
+        pos = apply_fill(self.positions.get(key) or Position(ev.instrument), ev)
+        self.positions[key] = pos
+        self._strategies.setdefault(ev.instrument, set()).add(strategy)
+        base, quote = currencies(ev.instrument)
+        FILLS.labels(ev.instrument, strategy).inc()
+        POSITION.labels(ev.instrument, strategy, base).set(float(pos.quantity))
+        REALIZED.labels(ev.instrument, strategy, quote).set(float(pos.realized_pnl))
+        fee_key = (ev.instrument, strategy, ev.fee_currency)
+        fees = self._fees[fee_key] = self._fees.get(fee_key, Decimal(0)) + ev.fee
+        FEES.labels(*fee_key).set(float(fees))
+        OPEN_POSITIONS.set(sum(1 for p in self.positions.values() if p.quantity != 0))
+        self._mark(ev.instrument, {strategy})
+        trip, closed = roundtrips.apply_fill(self._trips.get(key), ev, ts_event)
+        self._trips[key] = trip
+        if closed is not None:
+            self.closed_trips += 1
+            self.won_trips += closed.won
+            pnl = float(closed.net_pnl)
+            if closed.won:
+                TRADE_PROFIT.labels(ev.instrument, strategy, quote).observe(pnl)
+            else:
+                TRADE_LOSS.labels(ev.instrument, strategy, quote).observe(0.0 - pnl)
+            TRADE_DURATION.labels(ev.instrument, strategy).observe(closed.duration_ns / 1e9)
+            WIN_RATE.set(self.won_trips / self.closed_trips)
+            pnls = self._trip_pnls.setdefault(quote, [])
+            pnls.append(pnl)
+            if len(pnls) > 1:
+                sd = statistics.stdev(pnls)
+                if sd > 0:
+                    SHARPE.labels(quote).set(statistics.fmean(pnls) / sd * math.sqrt(len(pnls)))

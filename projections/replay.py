@@ -55,8 +55,8 @@ TABLES: dict[str, tuple[str, str | None]] = {
     "system_events": ("event_id", "ts_event"),
     "candles_1m": ("instrument, bucket", "bucket"),
     "orders": ("client_order_id", None),
-    "positions": ("instrument", None),
-    "open_trips": ("instrument", None),
+    "positions": ("strategy, instrument", None),
+    "open_trips": ("strategy, instrument", None),
 }
 DAY_NS = 86_400 * 1_000_000_000
 

@@ -72,6 +72,12 @@ class TraderState:
     def open_exposure(self) -> Decimal:
         return sum((o.signed_leaves for o in self.open_orders), Decimal(0))
 
+    def exposure_on(self, side: Side) -> Decimal:
+        """What the open orders on ``side`` would add to the position if they all filled (signed): with the
+        position, the worst case an order on that side is checked against (orders on the other side do not offset
+        it: they may never fill)."""
+        return sum((o.signed_leaves for o in self.open_orders if o.side is side), Decimal(0))
+
     def after_tick(self, strategy: Any, last_price: Decimal) -> TraderState:
         """``replace(self, strategy=..., last_price=...)``, at half its cost (on every tick)."""
         return TraderState(
@@ -355,7 +361,9 @@ class Trader:
         last = price if price is not None else limit_price
         if last is None:
             return refusal(request, "no_price", "no price yet to check a market order against")
-        exposure = pending if pending is not None else state.open_exposure
+        # a Target's order nets its pending market orders (it replaces them); an explicit order is checked against
+        # the worst case on its side
+        exposure = pending if pending is not None else state.exposure_on(side)
         return check(
             request,
             position=state.position.quantity,

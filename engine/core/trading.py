@@ -229,7 +229,7 @@ class TradingCore:
             return ev
         states = self.of(ev.instrument)
         position = sum((s.position.quantity for s in states), Decimal(0))
-        exposure = sum((s.open_exposure for s in states), Decimal(0))
+        exposure = sum((s.exposure_on(ev.side) for s in states), Decimal(0))  # the worst case on its side
         last = next((s.last_price for s in states if s.last_price is not None), ev.limit_price)
         if last is None:
             return ev  # no price anywhere (cannot be: the strategy's own check needed one)

@@ -20,7 +20,7 @@ rows that cannot exist yet (those of new events, orders not stored) are COPY-ed,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -215,6 +215,36 @@ def _snapshot_state(s: PositionSnapshot) -> tuple[Position, rt.OpenTrip | None]:
     return pos, trip
 
 
+Key = tuple[str, str]
+"""A position's key: (strategy, instrument)."""
+UNNAMED = ""  # the strategy of a day snapshot written by an engine that ran one strategy (PositionSnapshot v1 shape)
+
+
+def _snapshot_key(ev: PositionSnapshot, positions: Mapping[Key, object], trips: Mapping[Key, object]) -> Key:
+    """Whose position a day snapshot is: its strategy's; for one of an engine that ran one strategy (strategy
+    ``''``), the instrument's only named strategy's, else ``''`` (a schema starting at that day: see :func:`_adopt`)."""
+    if ev.strategy != UNNAMED:
+        return (ev.strategy, ev.instrument)
+    named = {k for k in (*positions, *trips) if k[1] == ev.instrument and k[0] != UNNAMED}
+    return named.pop() if len(named) == 1 else (UNNAMED, ev.instrument)
+
+
+def _adopt(key: Key, positions: dict[Key, Position], trips: dict[Key, rt.OpenTrip | None], b: _Batch) -> None:
+    """The first fill of ``key``'s strategy in its instrument takes over the position seeded under ``''`` (from a
+    one-strategy engine's day snapshot, which does not name the strategy), if there is one."""
+    unnamed = (UNNAMED, key[1])
+    if unnamed not in positions and unnamed not in trips:
+        return
+    positions[key] = positions.pop(unnamed, Position(key[1]))
+    trips[key] = trips.pop(unnamed, None)
+    b.adopted.append(key)
+    if b.positions_touched.pop(unnamed, None) is not None:
+        b.positions_touched[key] = 0  # seeded in this batch: the fill's time replaces it
+    if unnamed in b.trips_touched:
+        b.trips_touched.discard(unnamed)
+        b.trips_touched.add(key)
+
+
 @dataclass
 class _Batch:
     """Rows to write, collected while folding one batch."""
@@ -230,8 +260,9 @@ class _Batch:
     system_events: list[tuple[Any, ...]] = field(default_factory=list)
     orders_touched: dict[str, Envelope] = field(default_factory=dict)
     orders_created: dict[str, int] = field(default_factory=dict)
-    positions_touched: dict[str, int] = field(default_factory=dict)
-    trips_touched: set[str] = field(default_factory=set)
+    positions_touched: dict[Key, int] = field(default_factory=dict)
+    trips_touched: set[Key] = field(default_factory=set)
+    adopted: list[Key] = field(default_factory=list)  # '' positions (see _adopt) that took a strategy's name
 
 
 _SYSTEM_EVENTS = (
@@ -498,7 +529,15 @@ class AuditProjection:
                 )
             elif isinstance(ev, BalanceSnapshot):
                 balance_snaps.append(
-                    (e.event_id, date.fromisoformat(ev.day), ev.instrument, ev.currency, ev.amount, e.ts_event)
+                    (
+                        e.event_id,
+                        date.fromisoformat(ev.day),
+                        ev.instrument,
+                        ev.strategy,
+                        ev.currency,
+                        ev.amount,
+                        e.ts_event,
+                    )
                 )
             elif isinstance(ev, OrderFilled):
                 fill_keys.append((ev.venue, ev.trade_id))
@@ -519,13 +558,17 @@ class AuditProjection:
         )
         stored = set(orders)
         instruments = sorted({e.event.instrument for e in new if isinstance(e.event, OrderFilled | PositionSnapshot)})
-        positions: dict[str, Position] = {}
-        trips: dict[str, rt.OpenTrip | None] = {}
-        if instruments:
+        positions: dict[Key, Position] = {}
+        trips: dict[Key, rt.OpenTrip | None] = {}
+        if instruments:  # every strategy's position in these instruments
             positions = {
-                r["instrument"]: _position_from_row(r) for r in await conn.fetch(s.select_positions, instruments)
+                (r["strategy"], r["instrument"]): _position_from_row(r)
+                for r in await conn.fetch(s.select_positions, instruments)
             }
-            trips = {r["instrument"]: _trip_from_row(r) for r in await conn.fetch(s.select_trips, instruments)}
+            trips = {
+                (r["strategy"], r["instrument"]): _trip_from_row(r)
+                for r in await conn.fetch(s.select_trips, instruments)
+            }
 
         for e in new:
             ev = e.event
@@ -547,6 +590,7 @@ class AuditProjection:
                             ev.client_order_id,
                             ev.venue_order_id,
                             ev.instrument,
+                            orders[ev.client_order_id].strategy,
                             ev.side.value,
                             ev.quantity,
                             ev.price,
@@ -565,19 +609,21 @@ class AuditProjection:
         self,
         e: Envelope,
         ev: PositionSnapshot,
-        positions: dict[str, Position],
-        trips: dict[str, rt.OpenTrip | None],
+        positions: dict[Key, Position],
+        trips: dict[Key, rt.OpenTrip | None],
         b: _Batch,
     ) -> None:
         pos, trip = _snapshot_state(ev)
-        if ev.instrument not in positions and ev.instrument not in trips:
-            positions[ev.instrument], trips[ev.instrument] = pos, trip  # a schema that starts at this day
-            b.positions_touched[ev.instrument] = e.ts_event
-            b.trips_touched.add(ev.instrument)
+        key = _snapshot_key(ev, positions, trips)
+        if key not in positions and key not in trips:
+            positions[key], trips[key] = pos, trip  # a schema that starts at this day
+            b.positions_touched[key] = e.ts_event
+            b.trips_touched.add(key)
             return
-        have = (positions.get(ev.instrument, Position(ev.instrument)), trips.get(ev.instrument))
+        have = (positions.get(key, Position(ev.instrument)), trips.get(key))
         if have != (pos, trip):
-            self._mismatch(e, {"position": str(have[0]), "trip": str(have[1]), "snapshot": str((pos, trip))}, b)
+            detail = {"strategy": key[0], "position": str(have[0]), "trip": str(have[1]), "snapshot": str((pos, trip))}
+            self._mismatch(e, detail, b)
 
     def _check_order(self, e: Envelope, ev: OpenOrderSnapshot, orders: dict[str, Order], b: _Batch) -> None:
         snap = Order(
@@ -617,8 +663,8 @@ class AuditProjection:
         self,
         e: Envelope,
         orders: dict[str, Order],
-        positions: dict[str, Position],
-        trips: dict[str, rt.OpenTrip | None],
+        positions: dict[Key, Position],
+        trips: dict[Key, rt.OpenTrip | None],
         b: _Batch,
     ) -> bool:
         """Fold an order event into its order (and a fill into the position); False if the order's state refuses
@@ -642,7 +688,7 @@ class AuditProjection:
         reason: str | None = None
         if isinstance(ev, OrderFilled):
             price = ev.price
-            self._fill(e, ev, positions, trips, b)
+            self._fill(e, ev, after.strategy, positions, trips, b)
         elif isinstance(ev, OrderRejected):
             reason = f"{ev.rule}: {ev.reason}"
         elif isinstance(ev, OrderCancelled):
@@ -671,18 +717,23 @@ class AuditProjection:
         self,
         e: Envelope,
         f: OrderFilled,
-        positions: dict[str, Position],
-        trips: dict[str, rt.OpenTrip | None],
+        strategy: str,
+        positions: dict[Key, Position],
+        trips: dict[Key, rt.OpenTrip | None],
         b: _Batch,
     ) -> None:
-        before = positions.get(f.instrument) or Position(f.instrument)
+        key = (strategy, f.instrument)
+        if key not in positions and key not in trips:
+            _adopt(key, positions, trips, b)
+        before = positions.get(key) or Position(f.instrument)
         after = apply_fill(before, f)
-        positions[f.instrument] = after
-        b.positions_touched[f.instrument] = e.ts_event
+        positions[key] = after
+        b.positions_touched[key] = e.ts_event
         b.position_changes.append(
             (
                 e.event_id,
                 f.instrument,
+                strategy,
                 e.ts_event,
                 f.side.value,
                 f.quantity,
@@ -696,14 +747,15 @@ class AuditProjection:
                 after.fees,
             )
         )
-        trip, closed = rt.apply_fill(trips.get(f.instrument), f, e.ts_event)
-        trips[f.instrument] = trip
-        b.trips_touched.add(f.instrument)
+        trip, closed = rt.apply_fill(trips.get(key), f, e.ts_event)
+        trips[key] = trip
+        b.trips_touched.add(key)
         if closed is not None:
             b.round_trips.append(
                 (
                     e.event_id,
                     closed.instrument,
+                    strategy,
                     "long" if closed.direction > 0 else "short",
                     closed.opened_ts,
                     closed.closed_ts,
@@ -718,15 +770,17 @@ class AuditProjection:
                 )
             )
         deltas = fill_deltas(f)
-        b.balance_changes.extend((e.event_id, cur, d, e.ts_event, f.instrument) for cur, d in sorted(deltas.items()))
+        b.balance_changes.extend(
+            (e.event_id, cur, d, e.ts_event, f.instrument, strategy) for cur, d in sorted(deltas.items())
+        )
 
     async def _write_state(
         self,
         conn: asyncpg.Connection,
         orders: dict[str, Order],
         stored: set[str],
-        positions: dict[str, Position],
-        trips: dict[str, rt.OpenTrip | None],
+        positions: dict[Key, Position],
+        trips: dict[Key, rt.OpenTrip | None],
         b: _Batch,
     ) -> None:
         s = self.sql
@@ -758,13 +812,16 @@ class AuditProjection:
             )
         if updated:
             await conn.execute(s.upsert_order, *sql.unnest_columns("orders", updated))
+        if b.adopted:  # before the upserts: the row stored under '' is the strategy's from now on
+            await conn.executemany(s.adopt_position, b.adopted)
+            await conn.executemany(s.adopt_trip, b.adopted)
         if b.positions_touched:
             await conn.executemany(
                 s.upsert_position,
                 [
-                    (p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills, ts)
-                    for i, ts in b.positions_touched.items()
-                    for p in (positions[i],)
+                    (k[0], p.instrument, p.quantity, p.avg_price, p.realized_pnl, p.fees, p.bought, p.sold, p.fills, ts)
+                    for k, ts in b.positions_touched.items()
+                    for p in (positions[k],)
                 ],
             )
         if b.trips_touched:
@@ -772,7 +829,7 @@ class AuditProjection:
                 s.upsert_trip,
                 [
                     (
-                        i,
+                        *k,
                         t.direction,
                         t.opened_ts,
                         t.quantity,
@@ -785,9 +842,9 @@ class AuditProjection:
                         t.fills,
                     )
                     if t is not None
-                    else (i, 0, 0, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, 0)
-                    for i in sorted(b.trips_touched)
-                    for t in (trips.get(i),)
+                    else (*k, 0, 0, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, 0)
+                    for k in sorted(b.trips_touched)
+                    for t in (trips.get(k),)
                 ],
             )
 

@@ -1,4 +1,4 @@
--- The audit projection, version 5 (see schema_version at the end). Built only by the projection runner, from
+-- The audit projection, version 6 (see schema_version at the end). Built only by the projection runner, from
 -- the log; a new version is shipped by `python -m engine rebuild`, never by ALTER scripts.
 -- {schema} is replaced by a validated, quoted schema name. See docs/audit-schema.md for every column.
 -- Times are integer nanoseconds since the epoch (UTC) in ts_* columns, with timestamptz companions.
@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS {schema}.fills (
     client_order_id text    NOT NULL,
     venue_order_id  text    NOT NULL,
     instrument      text    NOT NULL,
+    strategy        text    NOT NULL,   -- the strategy of its order
     side            text    NOT NULL,
     quantity        numeric NOT NULL,
     price           numeric NOT NULL,
@@ -108,10 +109,11 @@ CREATE TABLE IF NOT EXISTS {schema}.fills (
 CREATE INDEX IF NOT EXISTS fills_order ON {schema}.fills (client_order_id);
 CREATE INDEX IF NOT EXISTS fills_instrument_ts ON {schema}.fills (instrument, ts_event);
 
--- Each change of a position (one per fill): before and after.
+-- Each change of a strategy's position (one per fill): before and after.
 CREATE TABLE IF NOT EXISTS {schema}.position_changes (
     event_id         uuid    PRIMARY KEY,
     instrument       text    NOT NULL,
+    strategy         text    NOT NULL,
     ts_event         bigint  NOT NULL,
     side             text    NOT NULL,
     quantity         numeric NOT NULL,
@@ -124,11 +126,14 @@ CREATE TABLE IF NOT EXISTS {schema}.position_changes (
     realized_after   numeric NOT NULL,   -- cumulative realized PnL after this fill (gross)
     fees_after       numeric NOT NULL
 );
-CREATE INDEX IF NOT EXISTS position_changes_instrument_ts ON {schema}.position_changes (instrument, ts_event);
+CREATE INDEX IF NOT EXISTS position_changes_instrument_ts ON {schema}.position_changes (instrument, strategy, ts_event);
 
--- Current position per instrument (average-cost method; realized PnL gross, fees apart).
+-- Current position per strategy and instrument (average-cost method; realized PnL gross, fees apart). The
+-- instrument's position of the account is the sum over its strategies. strategy '' holds a position seeded from
+-- a day snapshot of an engine that ran one strategy (its snapshots do not name it), until the first fill names it.
 CREATE TABLE IF NOT EXISTS {schema}.positions (
-    instrument    text    PRIMARY KEY,
+    strategy      text    NOT NULL,
+    instrument    text    NOT NULL,
     quantity      numeric NOT NULL,
     avg_price     numeric NOT NULL,
     realized_pnl  numeric NOT NULL,
@@ -136,12 +141,15 @@ CREATE TABLE IF NOT EXISTS {schema}.positions (
     bought        numeric NOT NULL,
     sold          numeric NOT NULL,
     fills         integer NOT NULL,
-    updated_ts    bigint  NOT NULL
+    updated_ts    bigint  NOT NULL,
+    PRIMARY KEY (strategy, instrument)
 );
 
--- The round trip under way per instrument (working state of the round_trips fold).
+-- The round trip under way per strategy and instrument (working state of the round_trips fold; strategy '' as in
+-- positions).
 CREATE TABLE IF NOT EXISTS {schema}.open_trips (
-    instrument      text    PRIMARY KEY,
+    strategy        text    NOT NULL,
+    instrument      text    NOT NULL,
     direction       integer NOT NULL,
     opened_ts       bigint  NOT NULL,
     quantity        numeric NOT NULL,
@@ -151,13 +159,16 @@ CREATE TABLE IF NOT EXISTS {schema}.open_trips (
     exit_quantity   numeric NOT NULL,
     exit_notional   numeric NOT NULL,
     fees            numeric NOT NULL,
-    fills           integer NOT NULL
+    fills           integer NOT NULL,
+    PRIMARY KEY (strategy, instrument)
 );
 
--- Closed round-trip trades: flat -> position -> flat (a flip closes one and opens the next).
+-- Closed round-trip trades of a strategy in an instrument: flat -> position -> flat (a flip closes one and opens
+-- the next).
 CREATE TABLE IF NOT EXISTS {schema}.round_trips (
     closing_event_id uuid    PRIMARY KEY,
     instrument       text    NOT NULL,
+    strategy         text    NOT NULL,
     direction        text    NOT NULL,   -- long | short
     opened_ts        bigint  NOT NULL,
     closed_ts        bigint  NOT NULL,
@@ -170,7 +181,7 @@ CREATE TABLE IF NOT EXISTS {schema}.round_trips (
     duration_seconds numeric NOT NULL,
     fills            integer NOT NULL
 );
-CREATE INDEX IF NOT EXISTS round_trips_closed ON {schema}.round_trips (instrument, closed_ts);
+CREATE INDEX IF NOT EXISTS round_trips_closed ON {schema}.round_trips (instrument, strategy, closed_ts);
 
 -- Account balance changes: one row per currency a fill moved (base, quote, fee). Balances are the sums.
 CREATE TABLE IF NOT EXISTS {schema}.balance_changes (
@@ -179,17 +190,19 @@ CREATE TABLE IF NOT EXISTS {schema}.balance_changes (
     delta      numeric NOT NULL,
     ts_event   bigint  NOT NULL,
     instrument text    NOT NULL,
+    strategy   text    NOT NULL,   -- the strategy of the fill's order
     PRIMARY KEY (event_id, currency)
 );
 CREATE INDEX IF NOT EXISTS balance_changes_currency_ts ON {schema}.balance_changes (currency, ts_event);
 
--- At each UTC day's start: what each instrument's fills had moved per currency, in total (from the engine's
--- day snapshot). The balance of a currency at the start of a day is the sum over instruments; a replay of
--- one day starts from these rows.
+-- At each UTC day's start: what each instrument's fills (of each strategy) had moved per currency, in total (from
+-- the engine's day snapshot; strategy '' from an engine that ran one). The balance of a currency at the start of a
+-- day is the sum over instruments and strategies; a replay of one day starts from these rows.
 CREATE TABLE IF NOT EXISTS {schema}.balance_snapshots (
     event_id   uuid    PRIMARY KEY,
     day        date    NOT NULL,
     instrument text    NOT NULL,
+    strategy   text    NOT NULL,
     currency   text    NOT NULL,
     amount     numeric NOT NULL,
     ts_event   bigint  NOT NULL
@@ -249,37 +262,40 @@ CREATE OR REPLACE VIEW {schema}.balances AS
     SELECT currency, sum(delta) AS balance, max(ts_event) AS updated_ts
     FROM {schema}.balance_changes GROUP BY currency;
 
--- Daily performance per instrument (UTC days), from closed round trips and position changes.
+-- Daily performance per strategy and instrument (UTC days), from closed round trips and position changes.
 -- pnl: net realized PnL of the day (gross realized - fees, quote currency); trades: round trips closed;
 -- win_rate: share of those with net_pnl > 0; max_drawdown: largest fall of the day's cumulative net
 -- realized PnL from its running peak (>= 0); sharpe_ratio: mean / sample stddev of the closed trips'
 -- net PnL x sqrt(trades) (null below 2 trades or with zero spread).
 CREATE OR REPLACE VIEW {schema}.daily_performance AS
 WITH drawdown AS (
-    SELECT c.instrument, c.day, sum(c.net) AS pnl, max(c.peak - c.cum) AS max_drawdown
-    FROM (SELECT instrument, day, net, cum,
-                 greatest(0::numeric, max(cum) OVER (PARTITION BY instrument, day ORDER BY ord
+    SELECT c.strategy, c.instrument, c.day, sum(c.net) AS pnl, max(c.peak - c.cum) AS max_drawdown
+    FROM (SELECT strategy, instrument, day, net, cum,
+                 greatest(0::numeric, max(cum) OVER (PARTITION BY strategy, instrument, day ORDER BY ord
                                                      ROWS UNBOUNDED PRECEDING)) AS peak
-          FROM (SELECT curve.*, row_number() OVER (PARTITION BY instrument, day ORDER BY ts_event, event_id) AS ord
-                FROM (SELECT instrument, (to_timestamp(ts_event / 1e9) AT TIME ZONE 'UTC')::date AS day,
+          FROM (SELECT curve.*,
+                       row_number() OVER (PARTITION BY strategy, instrument, day ORDER BY ts_event, event_id) AS ord
+                FROM (SELECT strategy, instrument, (to_timestamp(ts_event / 1e9) AT TIME ZONE 'UTC')::date AS day,
                              ts_event, event_id, realized_pnl - fee AS net,
                              sum(realized_pnl - fee) OVER (
-                                 PARTITION BY instrument, (to_timestamp(ts_event / 1e9) AT TIME ZONE 'UTC')::date
+                                 PARTITION BY strategy, instrument,
+                                              (to_timestamp(ts_event / 1e9) AT TIME ZONE 'UTC')::date
                                  ORDER BY ts_event, event_id) AS cum
                       FROM {schema}.position_changes) curve) ordered) c
-    GROUP BY c.instrument, c.day
+    GROUP BY c.strategy, c.instrument, c.day
 ), trips AS (
-    SELECT instrument, (to_timestamp(closed_ts / 1e9) AT TIME ZONE 'UTC')::date AS day,
+    SELECT strategy, instrument, (to_timestamp(closed_ts / 1e9) AT TIME ZONE 'UTC')::date AS day,
            count(*) AS trades,
            avg((net_pnl > 0)::int)::numeric AS win_rate,
            CASE WHEN count(*) > 1 AND stddev_samp(net_pnl) > 0
                 THEN avg(net_pnl) / stddev_samp(net_pnl) * sqrt(count(*)) END AS sharpe_ratio
-    FROM {schema}.round_trips GROUP BY 1, 2
+    FROM {schema}.round_trips GROUP BY 1, 2, 3
 )
-SELECT coalesce(d.instrument, t.instrument) AS instrument, coalesce(d.day, t.day) AS day,
+SELECT coalesce(d.strategy, t.strategy) AS strategy, coalesce(d.instrument, t.instrument) AS instrument,
+       coalesce(d.day, t.day) AS day,
        coalesce(d.pnl, 0) AS pnl, coalesce(t.trades, 0) AS trades, t.win_rate,
        coalesce(d.max_drawdown, 0) AS max_drawdown, t.sharpe_ratio
-FROM drawdown d FULL JOIN trips t ON t.instrument = d.instrument AND t.day = d.day;
+FROM drawdown d FULL JOIN trips t ON t.strategy = d.strategy AND t.instrument = d.instrument AND t.day = d.day;
 
 -- Append-only tables refuse UPDATE, DELETE and TRUNCATE for everyone but the schema's owner.
 CREATE OR REPLACE FUNCTION {schema}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -309,8 +325,10 @@ END $$;
 -- v3: events' key/type B-trees leave out the ticks; a BRIN index on ts_event.
 -- v4: orders.trade_ids; fills holds the fills applied to their order only.
 -- v5: event_ids: one row per event id, whatever its time.
+-- v6: positions, open_trips (keyed by strategy and instrument), position_changes, round_trips, fills,
+--     balance_changes, balance_snapshots and daily_performance carry the strategy.
 CREATE TABLE IF NOT EXISTS {schema}.schema_version (
     projection text    PRIMARY KEY,
     version    integer NOT NULL
 );
-INSERT INTO {schema}.schema_version VALUES ('audit', 5) ON CONFLICT DO NOTHING;
+INSERT INTO {schema}.schema_version VALUES ('audit', 6) ON CONFLICT DO NOTHING;

@@ -81,6 +81,7 @@ COLUMNS = {
         "client_order_id",
         "venue_order_id",
         "instrument",
+        "strategy",
         "side",
         "quantity",
         "price",
@@ -93,6 +94,7 @@ COLUMNS = {
     "position_changes": (
         "event_id",
         "instrument",
+        "strategy",
         "ts_event",
         "side",
         "quantity",
@@ -108,6 +110,7 @@ COLUMNS = {
     "round_trips": (
         "closing_event_id",
         "instrument",
+        "strategy",
         "direction",
         "opened_ts",
         "closed_ts",
@@ -120,7 +123,7 @@ COLUMNS = {
         "duration_seconds",
         "fills",
     ),
-    "balance_changes": ("event_id", "currency", "delta", "ts_event", "instrument"),
+    "balance_changes": ("event_id", "currency", "delta", "ts_event", "instrument", "strategy"),
 }
 
 
@@ -182,9 +185,9 @@ class Statements:
             SELECT venue, trade_id FROM {s}.fills
             WHERE (venue, trade_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"""
         self.insert_fill = f"""
-            INSERT INTO {s}.fills (venue, trade_id, client_order_id, venue_order_id, instrument, side,
+            INSERT INTO {s}.fills (venue, trade_id, client_order_id, venue_order_id, instrument, strategy, side,
                                    quantity, price, fee, fee_currency, liquidity, ts_event, event_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"""
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING"""
         self.upsert_candle = f"""
             INSERT INTO {s}.candles_1m AS c (instrument, bucket, open, high, low, close, volume, trades)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -206,6 +209,10 @@ class Statements:
         self.select_orders = f"SELECT * FROM {s}.orders WHERE client_order_id = ANY($1::text[])"
         self.select_positions = f"SELECT * FROM {s}.positions WHERE instrument = ANY($1::text[])"
         self.select_trips = f"SELECT * FROM {s}.open_trips WHERE instrument = ANY($1::text[])"
+        # a position seeded from the day snapshot of a one-strategy engine ('') takes its strategy's name at the
+        # first fill of that strategy ($1: the strategy, $2: the instrument)
+        self.adopt_position = f"UPDATE {s}.positions SET strategy = $1 WHERE strategy = '' AND instrument = $2"
+        self.adopt_trip = f"UPDATE {s}.open_trips SET strategy = $1 WHERE strategy = '' AND instrument = $2"
         self.upsert_order = f"""
             INSERT INTO {s}.orders (client_order_id, instrument, strategy, side, order_type, quantity,
                 limit_price, status, venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees,
@@ -230,18 +237,18 @@ class Statements:
                 updated_ts = EXCLUDED.updated_ts, last_event_id = EXCLUDED.last_event_id,
                 trade_ids = EXCLUDED.trade_ids"""
         self.upsert_position = f"""
-            INSERT INTO {s}.positions (instrument, quantity, avg_price, realized_pnl, fees, bought, sold, fills,
-                                       updated_ts)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (instrument) DO UPDATE SET
+            INSERT INTO {s}.positions (strategy, instrument, quantity, avg_price, realized_pnl, fees, bought, sold,
+                                       fills, updated_ts)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (strategy, instrument) DO UPDATE SET
                 quantity = EXCLUDED.quantity, avg_price = EXCLUDED.avg_price,
                 realized_pnl = EXCLUDED.realized_pnl, fees = EXCLUDED.fees, bought = EXCLUDED.bought,
                 sold = EXCLUDED.sold, fills = EXCLUDED.fills, updated_ts = EXCLUDED.updated_ts"""
         self.upsert_trip = f"""
-            INSERT INTO {s}.open_trips (instrument, direction, opened_ts, quantity, max_quantity, entry_quantity,
-                                        entry_notional, exit_quantity, exit_notional, fees, fills)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-            ON CONFLICT (instrument) DO UPDATE SET
+            INSERT INTO {s}.open_trips (strategy, instrument, direction, opened_ts, quantity, max_quantity,
+                                        entry_quantity, entry_notional, exit_quantity, exit_notional, fees, fills)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ON CONFLICT (strategy, instrument) DO UPDATE SET
                 direction = EXCLUDED.direction, opened_ts = EXCLUDED.opened_ts, quantity = EXCLUDED.quantity,
                 max_quantity = EXCLUDED.max_quantity, entry_quantity = EXCLUDED.entry_quantity,
                 entry_notional = EXCLUDED.entry_notional, exit_quantity = EXCLUDED.exit_quantity,
@@ -253,19 +260,19 @@ class Statements:
                                  $7::numeric[], $8::numeric[], $9::text[], $10::bigint[])
             ON CONFLICT DO NOTHING"""
         self.insert_position_change = f"""
-            INSERT INTO {s}.position_changes (event_id, instrument, ts_event, side, quantity, price, fee,
+            INSERT INTO {s}.position_changes (event_id, instrument, strategy, ts_event, side, quantity, price, fee,
                 quantity_before, quantity_after, avg_price_after, realized_pnl, realized_after, fees_after)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"""
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING"""
         self.insert_round_trip = f"""
-            INSERT INTO {s}.round_trips (closing_event_id, instrument, direction, opened_ts, closed_ts, quantity,
-                entry_price, exit_price, realized_pnl, fees, net_pnl, duration_seconds, fills)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"""
+            INSERT INTO {s}.round_trips (closing_event_id, instrument, strategy, direction, opened_ts, closed_ts,
+                quantity, entry_price, exit_price, realized_pnl, fees, net_pnl, duration_seconds, fills)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING"""
         self.insert_balance_change = f"""
-            INSERT INTO {s}.balance_changes (event_id, currency, delta, ts_event, instrument)
-            VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"""
-        self.insert_balance_snapshot = f"""
-            INSERT INTO {s}.balance_snapshots (event_id, day, instrument, currency, amount, ts_event)
+            INSERT INTO {s}.balance_changes (event_id, currency, delta, ts_event, instrument, strategy)
             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"""
+        self.insert_balance_snapshot = f"""
+            INSERT INTO {s}.balance_snapshots (event_id, day, instrument, strategy, currency, amount, ts_event)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"""
         self.insert_system_event = f"""
             INSERT INTO {s}.system_events (event_id, type, source, detail, ts_event)
             VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING"""

@@ -68,6 +68,12 @@ async def test_a_replayed_day_equals_the_live_day(servers: Any, live: tuple[str,
                 f"order by ts_event desc, event_id desc limit 1"
             )
             assert tuple(live_pos) == tuple(day_pos), "the position at the end of the day is the live one"
+            # the one strategy's day snapshot does not name it: its first fill of the day gave the seeded position
+            # its name, and the row is the live one as the day ended (the day's last fill is the position's last)
+            assert await conn.fetch(f"select strategy, instrument from {fresh}.positions") == await conn.fetch(
+                f"select strategy, instrument from {schema}.positions"
+            )
+            assert {r[0] for r in await conn.fetch(f"select strategy from {fresh}.position_changes")} == {"ma_cross"}
             # the balances the day started from are the sums of every earlier fill's moves
             snapshot = dict(await conn.fetch(f"select currency, sum(amount) from {fresh}.balance_snapshots group by 1"))
             before = dict(
