@@ -43,6 +43,7 @@ from events import Envelope, Event, OrderCancelRequested, OrderRejected, OrderSu
 from events.arithmetic import ensure_exact
 
 Key = tuple[str, str]  # (strategy, instrument)
+DAY_NS = 86_400 * 1_000_000_000
 
 
 class TradingCore:
@@ -65,7 +66,10 @@ class TradingCore:
         self.venue = venue
         self.account = account if len(self.traders) > 1 else None
         self._by_name = {t.name: t for t in self.traders}
+        self._single = len(self.traders) == 1
         self._for: dict[str, tuple[Trader, ...]] = {}  # instrument -> the strategies that trade it
+        self._lanes: dict[str, tuple[tuple[Trader, Key], ...]] = {}  # instrument -> those, with their state's key
+        self._day_number, self._day_name = -1, ""  # engine.core.snapshots.utc_day's last answer
         self.states: dict[Key, TraderState] = {}
         self.indicators: dict[str, int] = {}  # indicator values computed, per instrument (a statistic)
         self.recent: RecentIds[uuid.UUID] = RecentIds()  # the ticks taken lately: a repeated one is skipped
@@ -104,7 +108,7 @@ class TradingCore:
 
     def owner(self, client_order_id: str) -> Trader | None:
         """The strategy whose order it is: by its client order id's prefix (with one strategy, that one)."""
-        if len(self.traders) == 1:
+        if self._single:
             return self.trader
         return self._by_name.get(client_order_id.rpartition("-")[0])
 
@@ -120,34 +124,34 @@ class TradingCore:
             return []
         if not self.recent.add(env.event_id):
             return []  # the same trade again (a feed resent it): taken once (see engine.core.dedupe)
-        traders = self.traders_of(tick.instrument)
+        lanes = self._lanes.get(tick.instrument) or self._lanes_of(tick.instrument)
         produced: list[tuple[Event, str]] = []
         cause = str(env.event_id)
         step = _Input(env, halted, cause, produced)
-        day = utc_day(env.ts_event)
-        named = len(self.traders) > 1  # the snapshots name their strategy (one strategy: the v1 shape, unnamed)
+        ts_event = env.ts_event
+        day = self._day(ts_event)
         states = self.states
-        for t in traders:
-            key = (t.name, tick.instrument)
+        for t, key in lanes:
             state = states.get(key) or t.initial(tick.instrument)
-            if state.day is not None and day != state.day:
-                produced.extend((ev, "engine") for ev in snapshots(state, day, t.name if named else ""))
             if day != state.day:  # the day's first tick: where start-of-day equity is taken (engine.core.daily_loss)
+                if state.day is not None:  # the snapshots name their strategy with several (one: the v1 shape)
+                    name = "" if self._single else t.name
+                    produced.extend((ev, "engine") for ev in snapshots(state, day, name))
                 state = replace(state, day=day, day_open_price=tick.price, day_open_flows=state.flows)
-                step.new_days.add(t.name)
+                step.new_day(t.name)
             states[key] = state
         venue = self.venue
         if venue is not None and (fills := venue.on_tick(tick)):
             self._fold(fills, f"venue:{venue.name}", step)
-        for t in traders:
-            key = (t.name, tick.instrument)
+        new_days = step.new_days
+        for t, key in lanes:
             state, decisions = t.on_tick(
                 states[key],
                 tick,
                 cause,
                 halted=halted,
-                ts_event=env.ts_event,
-                new_day=t.name in step.new_days,
+                ts_event=ts_event,
+                new_day=bool(new_days) and t.name in new_days,
                 budget=step.budget(t),
             )
             states[key] = state
@@ -157,6 +161,17 @@ class TradingCore:
                 self._decide(t, decisions, step)
         self._count_failures(step)
         return [env.derive(ev, seq, ts_init=ts_init, source=src) for seq, (ev, src) in enumerate(produced)]
+
+    def _day(self, ts_event: int) -> str:
+        """The UTC day of an event time (YYYY-MM-DD), the last one remembered: most ticks fall in the day before."""
+        n = ts_event // DAY_NS
+        if n != self._day_number:
+            self._day_number, self._day_name = n, utc_day(ts_event)
+        return self._day_name
+
+    def _lanes_of(self, instrument: str) -> tuple[tuple[Trader, Key], ...]:
+        lanes = self._lanes[instrument] = tuple((t, (t.name, instrument)) for t in self.traders_of(instrument))
+        return lanes
 
     def _report(self, env: Envelope, event: Event, *, ts_init: int, halted: bool) -> list[Envelope]:
         """A live venue's report: folded into its strategy's state, relayed as it is (same id) to the trading topic,
@@ -192,7 +207,7 @@ class TradingCore:
         env = step.env
         for ev in events:
             step.produced.append((ev, source))
-            t = self.owner(str(getattr(ev, "client_order_id", "")))
+            t = self.trader if self._single else self.owner(str(getattr(ev, "client_order_id", "")))
             if t is None:
                 continue
             key = (t.name, ev.instrument)
@@ -249,6 +264,9 @@ class TradingCore:
         return ev
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 class _Input:
     """One input record's bookkeeping while the core takes it."""
 
@@ -260,7 +278,12 @@ class _Input:
         self.cause = cause
         self.produced = produced
         self.budgets: dict[str, Budget] = {}  # per strategy: the orders this input made it send, in all its calls
-        self.new_days: set[str] = set()  # the strategies for which this tick starts a UTC day
+        self.new_days: frozenset[str] | set[str] = _NONE  # the strategies for which this tick starts a UTC day
+
+    def new_day(self, name: str) -> None:
+        if not self.new_days:
+            self.new_days = set()
+        self.new_days.add(name)  # type: ignore[union-attr]
 
     def budget(self, t: Trader) -> Budget:
         b = self.budgets.get(t.name)
