@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_async.aio.web import server_stats
 
+from adapters.alerts import MAX_BODY_BYTES, TOO_BIG_HINT, AlertInbox
+
 ReadyCheck = Callable[[], Awaitable[dict[str, dict[str, Any]]]]
 StatusFn = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -21,13 +23,29 @@ async def _healthz(request: web.Request) -> web.Response:
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 
 
-class HttpServer:
-    """``/metrics``, ``/healthz``, ``/readyz`` (503 with the failing check), ``/api/status`` and ``/dashboard``."""
+def _one_line(status: int, message: str) -> web.Response:
+    """An error as one line of JSON, never a traceback."""
+    return web.json_response({"error": message.splitlines()[0] if message else "error"}, status=status)
 
-    def __init__(self, host: str, port: int, ready: ReadyCheck | None = None, status: StatusFn | None = None) -> None:
+
+class HttpServer:
+    """``/metrics``, ``/healthz``, ``/readyz`` (503 with the failing check), ``/api/status`` and ``/dashboard``;
+    with an :class:`~adapters.alerts.AlertInbox`, Alertmanager's webhook (``POST /alerts/webhook``) and the last
+    notifications (``GET /alerts.json?limit=N``, newest first)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ready: ReadyCheck | None = None,
+        status: StatusFn | None = None,
+        *,
+        alerts: AlertInbox | None = None,
+    ) -> None:
         self._host, self._port = host, port
         self._ready = ready
         self._status = status
+        self._alerts = alerts
         self._runner: web.AppRunner | None = None
         self.port: int = port
 
@@ -44,6 +62,29 @@ class HttpServer:
     async def _dashboard(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(DASHBOARD, headers={"Cache-Control": "no-store"})
 
+    async def _alert_webhook(self, request: web.Request) -> web.Response:
+        if self._alerts is None:
+            return _one_line(404, "no alert inbox in this process")
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return _one_line(413, f"body of {request.content_length} bytes, at most {MAX_BODY_BYTES} {TOO_BIG_HINT}")
+        body = bytearray()
+        try:
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    return _one_line(413, f"body over {MAX_BODY_BYTES} bytes {TOO_BIG_HINT}")
+        except (OSError, ValueError, web.HTTPException) as e:
+            return _one_line(400, f"could not read the body: {type(e).__name__}")
+        answer = await self._alerts.receive(bytes(body))
+        return web.json_response(answer.body, status=answer.status)
+
+    async def _alerts_json(self, request: web.Request) -> web.Response:
+        raw = request.query.get("limit", "50")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 1000):
+            return _one_line(400, f"limit: expected an integer from 1 to 1000, got {raw[:20]!r}")
+        items = self._alerts.recent(int(raw)) if self._alerts is not None else []
+        return web.json_response({"notifications": items}, headers={"Cache-Control": "no-store"})
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/metrics", server_stats)
@@ -51,6 +92,8 @@ class HttpServer:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/dashboard", self._dashboard)
+        app.router.add_post("/alerts/webhook", self._alert_webhook)
+        app.router.add_get("/alerts.json", self._alerts_json)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)

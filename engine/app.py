@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from adapters.alerts import AlertInbox
 from adapters.feeds import Feed, RecordedFeed, SyntheticFeed, publish_feed
 from adapters.http import HttpServer
 from adapters.kafka import EventProducer, LogInspector, ensure_topics
@@ -287,8 +288,10 @@ async def start_http(
     *,
     announce: Announce | None = None,
     serve: bool = True,
+    producer: EventProducer | None = None,
 ) -> ConnectionMonitor:
-    """The connection monitor (probing Kafka and PostgreSQL in the background), and the HTTP server."""
+    """The connection monitor (probing Kafka and PostgreSQL in the background), and the HTTP server (with
+    Alertmanager's webhook, writing to the control topic through ``producer``)."""
     s = svc.settings
     monitor = ConnectionMonitor(inspector, pool, announce)
     await monitor.probe_once()
@@ -303,7 +306,11 @@ async def start_http(
         kafka_used=inspector is not None,
         postgres_used=pool is not None,
     )
-    server = HttpServer(s.http.host, s.http.port, ready=board.checks, status=board.snapshot)
+    alerts = AlertInbox.on_kafka(producer, s.kafka.bootstrap) if producer is not None else None
+    if alerts is not None:
+        alerts.start()
+        svc.on_close(alerts.stop)  # after the server's stop (no request in flight), before the producer's
+    server = HttpServer(s.http.host, s.http.port, ready=board.checks, status=board.snapshot, alerts=alerts)
     await server.start()
     svc.on_close(server.stop)
     log.info(
@@ -353,7 +360,8 @@ async def run_engine(
         work_stop = asyncio.Event()
         engine_id = f"{s.kafka.client_id}@{socket.gethostname()}:{os.getpid()}"
         runners, pool = await start_projections(svc, producer, set(projections), work_stop)
-        await start_http(svc, inspector, pool, runners, announce=announcer(producer, engine_id), serve=http)
+        announce = announcer(producer, engine_id)
+        await start_http(svc, inspector, pool, runners, announce=announce, serve=http, producer=producer)
         loop = TradingLoop(
             s.kafka.bootstrap,
             producer,
@@ -559,7 +567,8 @@ async def run_projections(settings: Settings, which: set[str], *, http: bool = T
         inspector = await svc.enter(LogInspector(s.kafka.bootstrap))
         runners, pool = await start_projections(svc, producer, which, stopper.stop)
         source = f"{s.kafka.client_id}-projections@{socket.gethostname()}:{os.getpid()}"
-        await start_http(svc, inspector, pool, runners, announce=announcer(producer, source), serve=http)
+        announce = announcer(producer, source)
+        await start_http(svc, inspector, pool, runners, announce=announce, serve=http, producer=producer)
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         log.info("projections.started", projections=sorted(which))
         await stopper.stop.wait()

@@ -8,6 +8,7 @@ from events._base import Event, event_type, event_types
 from events._ids import short_hash
 from events.codec import DecodeError, decode, encode, event_to_dict
 from events.control import (
+    AlertNotified,
     BalanceReconciled,
     BalanceSnapshot,
     BreakerApplied,
@@ -50,6 +51,7 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "TICKS",
     "TRADING",
+    "AlertNotified",
     "BalanceReconciled",
     "BalanceSnapshot",
     "BreakerApplied",

@@ -199,3 +199,25 @@ class BreakerApplied(Event):
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertNotified(Event):
+    """A notification Alertmanager delivered to the engine's webhook (``POST /alerts/webhook``): one alert group,
+    ``firing`` or ``resolved``; keyed ``alertmanager``, ``instrument`` empty (see :mod:`adapters.alerts`).
+
+    ``dedupe_key`` is a digest of the group key, the status and each alert's fingerprint, start and status, so a
+    resent notification (``repeat_interval``, a retry after a lost answer) is recorded once. ``alertnames`` is a
+    JSON array of the alerts' names (sorted), ``notification`` the webhook payload as JSON, with only the fields of
+    Alertmanager's version 4 (all of them text, but ``truncatedAlerts``).
+    """
+
+    VERSION = 1
+
+    instrument: str = ""
+    receiver: str
+    status: str  # firing | resolved
+    group_key: str
+    dedupe_key: str
+    alertnames: str  # JSON array
+    notification: str  # JSON object

@@ -17,7 +17,9 @@ topic                  holds                                       retention
 ``engine.control``     EngineStarted/Stopped, TradingHalted/        forever
                        Resumed, reconciliation and connection
                        events, EquityReported (the daily loss
-                       limit), keyed by engine id or instrument
+                       limit), keyed by engine id or instrument;
+                       AlertNotified (Alertmanager's, through the
+                       webhook), keyed ``alertmanager``
 ``events.deadletter``  raw bytes of messages no one could decode,   forever
                        with headers ``dlq.reason``, ``dlq.topic``,
                        ``dlq.partition``, ``dlq.offset``, ``dlq.consumer``
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 from events._base import Event
 from events.control import (
+    AlertNotified,
     BalanceReconciled,
     BreakerApplied,
     ConnectionChanged,
@@ -73,6 +76,7 @@ _CONTROL = (
     ConnectionChanged,
     EquityReported,
     BreakerApplied,
+    AlertNotified,
 )
 
 

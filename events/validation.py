@@ -277,6 +277,12 @@ FIELD_RULES: dict[str, dict[str, Rule]] = {
     "ConnectionChanged": {},
     "EquityReported": {"instrument": INSTRUMENT, "price": NON_NEGATIVE, "open_price": NON_NEGATIVE},
     "BreakerApplied": {"partition": IntRule(0, 2**31 - 1), "offset": COUNT},
+    "AlertNotified": {
+        "receiver": TextRule(0, 256),
+        "status": TextRule(1, 32),
+        "group_key": TextRule(0, 4096),
+        "dedupe_key": TextRule(1, MAX_ID_LENGTH),
+    },
 }
 """The rule of each field, by event type. A decimal field not named here is an :data:`AMOUNT`, an instrument not
 named may be empty; every event type of this code is named (a test checks it)."""

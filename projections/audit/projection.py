@@ -39,6 +39,7 @@ from engine.core.account import fill_deltas
 from engine.core.orders import Order, OrderStatus
 from engine.core.portfolio import Position, apply_fill
 from events import (
+    AlertNotified,
     BalanceReconciled,
     BalanceSnapshot,
     ConnectionChanged,
@@ -273,6 +274,7 @@ _SYSTEM_EVENTS = (
     ReconciliationDifference,
     BalanceReconciled,
     ConnectionChanged,
+    AlertNotified,
 )
 
 
