@@ -255,10 +255,11 @@ class AlertInbox:
         inbox._close = tail.close
         return inbox
 
-    def start(self, interval: float = 1.0) -> None:
-        """Read the log's tail in the background, and write what waits whenever Kafka answers."""
+    def start(self, interval: float = 1.0, refresh: float = 5.0) -> None:
+        """In the background: write what waits (every ``interval`` while Kafka is away), and read what the log gained
+        every ``refresh`` (what other processes wrote: shown at /alerts.json, known before the next POST)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(interval), name="alert-inbox")
+            self._task = asyncio.create_task(self._run(interval, refresh), name="alert-inbox")
 
     async def stop(self) -> None:
         """Stop the background task, try once more to write what waits, close the reader. Safe twice."""
@@ -362,15 +363,15 @@ class AlertInbox:
             log.info("alerts.recorded", status=_event(p.env).status, alerts=_event(p.env).alertnames)
         return True
 
-    async def _run(self, interval: float) -> None:
-        loaded = False  # the log's tail read once (what /alerts.json shows, and the keys known before a POST)
+    async def _run(self, interval: float, refresh: float) -> None:
+        read_at = -refresh
         while True:
             try:
                 async with self._lock:
                     if self._pending:
                         await self._flush()  # which reads the log first
-                    elif not loaded:
-                        loaded = await self._catch_up()
+                    elif time.monotonic() - read_at >= refresh and await self._catch_up():
+                        read_at = time.monotonic()
             except Exception as exc:  # never dies: the webhook goes on answering
                 log.error("alerts.flush_crashed", error=repr(exc)[:300])
             await asyncio.sleep(interval)

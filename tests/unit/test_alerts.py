@@ -3,6 +3,7 @@ anything else is refused with one line that says why."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ import orjson
 import pytest
 
 from adapters import alerts
-from adapters.alerts import MAX_BODY_BYTES, BadNotification, parse
+from adapters.alerts import MAX_BODY_BYTES, AlertInbox, BadNotification, parse
 from events import MAX_RECORD_BYTES, AlertNotified, Envelope, decode, encode
+from tests.support import until
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 FIRING = (DATA / "alertmanager-0.25-webhook-firing.json").read_bytes()
@@ -137,3 +139,122 @@ def test_the_largest_body_of_quotes_still_makes_an_event_that_fits_a_record() ->
     assert len(raw) <= MAX_RECORD_BYTES
     assert isinstance(decode(raw).event, AlertNotified)
     assert orjson.loads(event.notification)["alerts"][0]["annotations"]["a"] == filler
+
+
+# The inbox's rules, with the log and the producer as plain functions (the real ones: tests/e2e/test_alerts.py).
+
+
+class FakeKafka:
+    """One control topic shared by inboxes (as processes share it); ``up`` False: every call fails."""
+
+    def __init__(self) -> None:
+        self.log: list[Envelope] = []
+        self.up = True
+        self.sends = 0
+        self.hold = False  # acknowledgements wait until released
+        self.held: list[tuple[asyncio.Future[None], Envelope]] = []
+
+    def inbox(self) -> AlertInbox:
+        seen = 0
+
+        async def read_log() -> list[Envelope]:
+            nonlocal seen
+            if not self.up:
+                raise ConnectionError("down")
+            new, seen = self.log[seen:], len(self.log)
+            return new
+
+        async def send(env: Envelope) -> asyncio.Future[None]:
+            if not self.up:
+                raise ConnectionError("down")
+            self.sends += 1
+            ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self.hold:
+                self.held.append((ack, env))
+            else:
+                self.log.append(env)
+                ack.set_result(None)
+            return ack
+
+        return AlertInbox(send, read_log, timeout=0.2)
+
+    def release(self, *, written: bool, error: bool) -> None:
+        for ack, env in self.held:
+            if written:
+                self.log.append(env)
+            ack.set_exception(ConnectionError("lost answer")) if error else ack.set_result(None)
+        self.held.clear()
+
+
+def _statuses(kafka: FakeKafka) -> list[str]:
+    return [e.event.status for e in kafka.log if isinstance(e.event, AlertNotified)]
+
+
+async def test_a_notification_is_written_once_by_one_inbox_and_known_to_another_that_shares_the_log() -> None:
+    kafka = FakeKafka()
+    one, two = kafka.inbox(), kafka.inbox()
+    assert (await one.receive(FIRING)).status == 200
+    again = await one.receive(FIRING)
+    assert (again.status, again.body["duplicate"]) == (200, True)
+    other = await two.receive(FIRING)  # a resend to another process
+    assert (other.status, other.body["duplicate"], other.body["recorded"]) == (200, True, True)
+    assert (await two.receive(RESOLVED)).status == 200
+    assert _statuses(kafka) == ["firing", "resolved"] and kafka.sends == 2
+    assert (await one.receive(b"{}")).status == 400
+
+
+async def test_while_kafka_is_away_a_notification_is_kept_and_written_once_in_order_when_it_is_back() -> None:
+    kafka = FakeKafka()
+    inbox = kafka.inbox()
+    kafka.up = False
+    assert (await inbox.receive(FIRING)).status == 202
+    assert (await inbox.receive(FIRING)).body["duplicate"] is True
+    assert (await inbox.receive(RESOLVED)).status == 202
+    assert [(n["status"], n["recorded"]) for n in inbox.recent()] == [("resolved", False), ("firing", False)]
+    inbox.start(interval=0.01)
+    try:
+        kafka.up = True
+        await until(lambda: len(kafka.log) == 2, "both written")
+        assert _statuses(kafka) == ["firing", "resolved"]
+        assert [(n["status"], n["recorded"]) for n in inbox.recent()] == [("resolved", True), ("firing", True)]
+    finally:
+        await inbox.stop()
+        await inbox.stop()  # safe twice
+
+
+async def test_a_send_still_in_flight_is_never_sent_again_and_one_that_failed_is_resent_only_if_not_in_the_log() -> (
+    None
+):
+    kafka = FakeKafka()
+    inbox = kafka.inbox()
+    kafka.hold = True
+    assert (await inbox.receive(FIRING)).status == 202  # handed over, no acknowledgement in time
+    inbox.start(interval=0.01)
+    try:
+        await asyncio.sleep(0.5)  # several flushes: each waits for the same send's answer
+        assert kafka.sends == 1
+        kafka.release(written=True, error=True)  # the broker wrote it, the answer was lost
+        await until(lambda: inbox.recent()[0]["recorded"] is not False, "seen in the log")
+        assert kafka.sends == 1 and _statuses(kafka) == ["firing"]
+        kafka.hold = True
+        assert (await inbox.receive(RESOLVED)).status == 202
+        kafka.hold = False
+        kafka.release(written=False, error=True)  # it failed and is not in the log: sent again
+        await until(lambda: _statuses(kafka) == ["firing", "resolved"], "the resolved one sent again")
+        assert kafka.sends == 3
+    finally:
+        await inbox.stop()
+
+
+async def test_stop_tries_once_more_and_logs_what_could_not_be_written() -> None:
+    kafka = FakeKafka()
+    inbox = kafka.inbox()
+    kafka.up = False
+    assert (await inbox.receive(FIRING)).status == 202
+    inbox.start()
+    await inbox.stop()
+    assert inbox.recent() == [] and kafka.log == []
+    kafka.up = True
+    fresh = kafka.inbox()
+    assert (await fresh.receive(FIRING)).status == 200
+    await fresh.stop()
