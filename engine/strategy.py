@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from engine.core.orders import Order, OrderStatus
 from engine.core.strategies.api import (
+    Bracket,
     Cancel,
     Candle,
     DayStarted,
@@ -17,6 +18,7 @@ from engine.core.strategies.api import (
     NoParams,
     OrderUpdate,
     Result,
+    Stop,
     Strategy,
     Target,
     Timer,
@@ -33,6 +35,7 @@ from events import (
 )
 
 __all__ = [
+    "Bracket",
     "Cancel",
     "Candle",
     "DayStarted",
@@ -51,6 +54,7 @@ __all__ = [
     "OrderUpdate",
     "Result",
     "Side",
+    "Stop",
     "Strategy",
     "Target",
     "TickReceived",

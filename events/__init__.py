@@ -35,6 +35,9 @@ from events.trading import (
     OrderRejected,
     OrderSubmitted,
     SignalGenerated,
+    StopCancelled,
+    StopPlaced,
+    StopTriggered,
 )
 from events.validation import (
     INSTRUMENT_PATTERN,
@@ -78,6 +81,9 @@ __all__ = [
     "ReconciliationDifference",
     "Side",
     "SignalGenerated",
+    "StopCancelled",
+    "StopPlaced",
+    "StopTriggered",
     "TickReceived",
     "Topics",
     "TradingHalted",

@@ -3,7 +3,8 @@
 An order moves through: OrderSubmitted -> OrderAccepted | OrderRejected;
 OrderAccepted -> OrderFilled (partial, repeated) ... -> OrderFilled (leaves 0);
 OrderAccepted -> OrderCancelRequested -> OrderCancelled; OrderAccepted -> OrderExpired (the venue or
-the execution service gave up on it). See ``engine.orders``.
+the execution service gave up on it). See ``engine.orders``. A stop the engine holds (StopPlaced) ends in
+StopTriggered, followed by the order it sends, or in StopCancelled (``engine.core.stops``).
 
 Events a venue reports (accepted, rejected by the venue, filled, cancelled, expired) carry ``raw``: the
 venue's response as JSON text ("" for the paper venue), so a decision taken on it can be re-run offline.
@@ -126,3 +127,44 @@ class OrderExpired(Event):
     reason: str
     filled_quantity: Decimal
     raw: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopPlaced(Event):
+    """The engine holds a stop for a strategy (engine-managed, on any venue): when a trade of the instrument reaches
+    ``trigger_price`` (at or above it for a buy, at or below it for a sell), the engine sends the order, at market,
+    or with ``limit_price`` (a stop-limit) a limit at that price, and writes :class:`StopTriggered` before it.
+
+    ``take_profit_id``: in a bracket, the take-profit order it is paired with: one cancels the other (a filled
+    take-profit cancels the stop, a triggered stop cancels the take-profit; each fill of the take-profit takes its
+    quantity off the stop's)."""
+
+    client_order_id: str  # the stop's own (the strategy's prefix); the order it sends gets another
+    strategy: str
+    side: Side
+    quantity: Decimal
+    trigger_price: Decimal
+    limit_price: Decimal | None = None
+    take_profit_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopTriggered(Event):
+    """A trade reached a stop's trigger: ``order_id`` is the client order id of the order it sends (the next event
+    of this input), for ``quantity`` (what is left of the stop's)."""
+
+    client_order_id: str
+    strategy: str
+    order_id: str
+    price: Decimal  # the trade's that reached the trigger
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopCancelled(Event):
+    """A held stop that will not trigger: cancelled by its strategy, or by its bracket's take-profit filled."""
+
+    client_order_id: str
+    strategy: str
+    reason: str

@@ -237,6 +237,21 @@ FIELD_RULES: dict[str, dict[str, Rule]] = {
         "leaves_quantity": NON_NEGATIVE,
     },
     "OrderCancelRequested": {"instrument": INSTRUMENT, "client_order_id": ID},
+    "StopPlaced": {
+        **_ORDER,
+        "strategy": ID,
+        "trigger_price": POSITIVE,
+        "take_profit_id": ID,
+    },
+    "StopTriggered": {
+        "instrument": INSTRUMENT,
+        "client_order_id": ID,
+        "strategy": ID,
+        "order_id": ID,
+        "price": POSITIVE,
+        "quantity": POSITIVE,
+    },
+    "StopCancelled": {"instrument": INSTRUMENT, "client_order_id": ID, "strategy": ID},
     "OrderCancelled": {**_REPORT, "filled_quantity": NON_NEGATIVE},
     "OrderExpired": {**_REPORT, "filled_quantity": NON_NEGATIVE},
     "PositionSnapshot": {

@@ -57,6 +57,7 @@ TABLES: dict[str, tuple[str, str | None]] = {
     "orders": ("client_order_id", None),
     "positions": ("strategy, instrument", None),
     "open_trips": ("strategy, instrument", None),
+    "stops": ("client_order_id", None),
 }
 DAY_NS = 86_400 * 1_000_000_000
 

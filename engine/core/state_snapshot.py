@@ -30,6 +30,7 @@ from engine.core.dedupe import RecentIds
 from engine.core.orders import Order, OrderStatus
 from engine.core.portfolio import Position
 from engine.core.roundtrips import OpenTrip
+from engine.core.stops import HeldStop, PendingBracket
 from engine.core.strategies.api import Candle, Clock
 from engine.core.strategies.bollinger import BollingerState
 from engine.core.strategies.ma_cross import MaCrossState
@@ -38,10 +39,24 @@ from engine.core.trader import TraderState
 from engine.core.trading import TradingCore
 from events import Direction, Event, Liquidity, OrderType, Side, event_type
 
-FORMAT = 3  # 2: the ids of the ticks taken lately (engine.core.dedupe); 3: states per (strategy, instrument)
+# 2: the ids of the ticks taken lately (engine.core.dedupe); 3: states per (strategy, instrument); 4: held stops and
+# pending brackets (engine.core.stops)
+FORMAT = 4
 _CLASSES: dict[str, type] = {
     c.__name__: c
-    for c in (TraderState, MaCrossState, BollingerState, QuotingState, Position, Order, OpenTrip, Clock, Candle)
+    for c in (
+        TraderState,
+        MaCrossState,
+        BollingerState,
+        QuotingState,
+        Position,
+        Order,
+        OpenTrip,
+        Clock,
+        Candle,
+        HeldStop,
+        PendingBracket,
+    )
 }
 _ENUMS: dict[str, type[Enum]] = {e.__name__: e for e in (Side, OrderType, Direction, Liquidity, OrderStatus)}
 

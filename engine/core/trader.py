@@ -19,8 +19,10 @@ from engine.core.account import add_deltas
 from engine.core.orders import Order
 from engine.core.portfolio import Position
 from engine.core.risk import RiskLimits, check, halted_rejection, recent_sends, refusal
+from engine.core.stops import HeldStop, PendingBracket, check_stop, ended, fold_brackets, fold_stops
 from engine.core.strategies.api import (
     CANDLE_NS,
+    Bracket,
     Cancel,
     Candle,
     Clock,
@@ -29,6 +31,7 @@ from engine.core.strategies.api import (
     Limit,
     Market,
     OrderUpdate,
+    Stop,
     Strategy,
     Target,
     Timer,
@@ -44,6 +47,9 @@ from events import (
     OrderType,
     Side,
     SignalGenerated,
+    StopCancelled,
+    StopPlaced,
+    StopTriggered,
     TickReceived,
     short_hash,
 )
@@ -67,6 +73,8 @@ class TraderState:
     day_open_price: Decimal | None = None
     day_open_flows: tuple[tuple[str, Decimal], ...] = ()
     clock: Clock = field(default_factory=Clock)  # the open candle and the next timer (when the strategy has them)
+    stops: tuple[HeldStop, ...] = ()  # the stops the engine holds for the strategy (engine.core.stops)
+    brackets: tuple[PendingBracket, ...] = ()  # entries whose exits are placed when they end with a fill
 
     @property
     def open_exposure(self) -> Decimal:
@@ -93,6 +101,8 @@ class TraderState:
             self.day_open_price,
             self.day_open_flows,
             self.clock,
+            self.stops,
+            self.brackets,
         )
 
 
@@ -195,7 +205,10 @@ class Trader:
         try:
             sstate, intents = strategy.on_tick(state.strategy, tick, View(state, ts_event, cause_id))
             after = state.after_tick(sstate, tick.price)
-            return after, (out + self._act(after, intents, step, tick.price) if intents else out)
+            if not intents:
+                return after, out
+            after, events = self._act(after, intents, step, tick.price)
+            return after, out + events
         except Exception as exc:  # see _failed
             _failed(step, strategy.on_tick, exc)
             return state.after_tick(state.strategy, tick.price), out
@@ -263,25 +276,45 @@ class Trader:
         try:
             sstate, intents = handler(state.strategy, arg, self.view(state, step.ts_event, step.cause_id))
             after = replace(state, strategy=sstate)
-            return after, (self._act(after, intents, step, price) if intents else [])
+            return self._act(after, intents, step, price) if intents else (after, [])
         except Exception as exc:  # a strategy's bug must not stop trading nor leave half a state (see _failed)
             _failed(step, handler, exc)
             return state, []
 
-    def _act(self, state: TraderState, intents: Sequence[Intent], step: _Step, price: Decimal | None) -> list[Event]:
-        """The events of a call's intents, each checked against the state as the ones before it left it."""
+    def _act(
+        self, state: TraderState, intents: Sequence[Intent], step: _Step, price: Decimal | None
+    ) -> tuple[TraderState, list[Event]]:
+        """The events of a call's intents, each checked against the state as the ones before it left it; the state
+        with the brackets they started (the core folds the events themselves afterwards)."""
         out: list[Event] = []
         scratch = state
+        brackets = state.brackets
         for i, intent in enumerate(intents):
-            events = self._intent(scratch, intent, step, price)
+            if isinstance(intent, Bracket):
+                events = self._intent(scratch, intent.entry, step, price)
+                entry = events[0] if events else None
+                if isinstance(entry, OrderSubmitted):
+                    check_stop(entry.quantity, intent.stop_loss, intent.stop_limit)
+                    check_stop(entry.quantity, intent.take_profit, None)
+                    pending = PendingBracket(
+                        entry.client_order_id, intent.take_profit, intent.stop_loss, intent.stop_limit
+                    )
+                    brackets = (*brackets, pending)
+            else:
+                events = self._intent(scratch, intent, step, price)
             out += events
             if i + 1 < len(intents):  # the next intent sees these (the core folds them for real afterwards)
                 for ev in events:
                     scratch = self.on_event(scratch, ev, step.ts_event)
-        return out
+        return (state if brackets is state.brackets else replace(state, brackets=brackets)), out
 
     def _intent(self, state: TraderState, intent: Intent, step: _Step, price: Decimal | None) -> list[Event]:
+        if isinstance(intent, Stop):
+            return [self._stop(state, intent.side, intent.quantity, intent.trigger, intent.limit, step, intent.reason)]
         if isinstance(intent, Cancel):
+            held = next((s for s in state.stops if s.client_order_id == intent.client_order_id), None)
+            if held is not None:
+                return [self._stop_cancelled(state, held, intent.reason)]
             order = next((o for o in state.open_orders if o.client_order_id == intent.client_order_id), None)
             if order is None or order.status is orders.OrderStatus.CANCEL_REQUESTED:
                 return []  # not open (filled, cancelled already) or asked already: nothing to do
@@ -375,10 +408,110 @@ class Trader:
             now=step.ts_event,
         )
 
+    def _stop(
+        self,
+        state: TraderState,
+        side: Side,
+        quantity: Decimal,
+        trigger: Decimal,
+        limit: Decimal | None,
+        step: _Step,
+        reason: str,
+        take_profit_id: str = "",
+    ) -> StopPlaced:
+        check_stop(quantity, trigger, limit)
+        n, step.orders = step.orders, step.orders + 1
+        budget = step.budget = step.budget or Budget()
+        budget.orders += 1
+        return StopPlaced(
+            instrument=state.instrument,
+            client_order_id=self.client_order_id(step.cause_id, n),
+            strategy=self.name,
+            side=side,
+            quantity=quantity,
+            trigger_price=trigger,
+            limit_price=limit,
+            take_profit_id=take_profit_id,
+            reason=reason,
+        )
+
+    def _stop_cancelled(self, state: TraderState, held: HeldStop, reason: str) -> StopCancelled:
+        return StopCancelled(
+            instrument=state.instrument, client_order_id=held.client_order_id, strategy=self.name, reason=reason
+        )
+
+    def trigger(
+        self, state: TraderState, tick: TickReceived, cause_id: str, *, halted: bool, ts_event: int, budget: Budget
+    ) -> list[Event]:
+        """The stops this tick reaches: for each, ``StopTriggered``, a cancel of its bracket's take-profit if that is
+        open, and the order it sends (checked by risk). While trading is halted no stop triggers: every new order
+        would be refused, and the stop would be gone; it stays held, and the first tick after the resume that reaches
+        it triggers it."""
+        if halted:  # held while trading is halted (its order would be refused): it triggers after the resume
+            return []
+        step = _Step(f"{cause_id}/stops", halted, ts_event, budget)
+        out: list[Event] = []
+        for held in state.stops:
+            if not held.reached_by(tick.price):
+                continue
+            if held.quantity <= 0:  # its take-profit filled it all: cancelled rather than sent empty
+                out.append(self._stop_cancelled(state, held, "take profit filled"))
+                continue
+            kind = OrderType.MARKET if held.limit is None else OrderType.LIMIT
+            order = self._order(state, held.side, held.quantity, kind, held.limit, step, tick.price)
+            out.append(
+                StopTriggered(
+                    instrument=state.instrument,
+                    client_order_id=held.client_order_id,
+                    strategy=self.name,
+                    order_id=order.client_order_id,
+                    price=tick.price,
+                    quantity=held.quantity,
+                )
+            )
+            tp = next((o for o in state.open_orders if o.client_order_id == held.take_profit_id), None)
+            if tp is not None and tp.status is not orders.OrderStatus.CANCEL_REQUESTED:
+                out.append(
+                    OrderCancelRequested(
+                        instrument=state.instrument, client_order_id=tp.client_order_id, reason="stop loss"
+                    )
+                )
+            out.append(order)
+        return out
+
+    def after_event(
+        self, state: TraderState, event: Event, cause_id: str, *, halted: bool, ts_event: int, budget: Budget
+    ) -> tuple[TraderState, list[Event]]:
+        """What an order event (already folded) calls for from the engine: a bracket's exits once its entry has
+        ended with a fill (a take-profit limit, and the stop paired with it); a stop cancelled once the take-profit
+        it is paired with has filled in full."""
+        out: list[Event] = []
+        coid = getattr(event, "client_order_id", None)
+        if isinstance(event, OrderFilled):
+            for held in state.stops:
+                if held.take_profit_id == coid and held.quantity <= 0:
+                    out.append(self._stop_cancelled(state, held, "take profit filled"))
+        due = [b for b in state.brackets if ended(b, event, state.open_orders)]
+        if not due:
+            return state, out
+        step = _Step(f"{cause_id}/bracket", halted, ts_event, budget)
+        exit_side = Side.SELL if state.position.quantity > 0 else Side.BUY
+        for b in due:
+            tp = self._order(state, exit_side, b.filled, OrderType.LIMIT, b.take_profit, step, state.last_price)
+            out.append(tp)
+            paired = tp.client_order_id if isinstance(tp, OrderSubmitted) else ""
+            reason = f"stop loss of the bracket of {b.entry_id}"
+            out.append(self._stop(state, exit_side, b.filled, b.stop_loss, b.stop_limit, step, reason, paired))
+        return replace(state, brackets=tuple(b for b in state.brackets if b not in due)), out
+
     # --- what happened to the orders ---------------------------------------------------------------------------
 
     def on_event(self, state: TraderState, event: Event, ts_event: int) -> TraderState:
-        """Fold back an order event that concerns this instrument."""
+        """Fold back an order event (or a held stop's) that concerns this instrument."""
+        if isinstance(event, StopPlaced | StopTriggered | StopCancelled):
+            return replace(state, stops=fold_stops(state.stops, event))
+        if state.stops or state.brackets:
+            state = replace(state, stops=fold_stops(state.stops, event), brackets=fold_brackets(state.brackets, event))
         if not isinstance(event, orders.ORDER_EVENTS) or (isinstance(event, OrderRejected) and event.by == "risk"):
             return state
         coid: str = event.client_order_id

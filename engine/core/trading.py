@@ -143,6 +143,9 @@ class TradingCore:
         venue = self.venue
         if venue is not None and (fills := venue.on_tick(tick)):
             self._fold(fills, f"venue:{venue.name}", step)
+        for t, key in lanes:  # the stops the tick reaches, after what rested was matched (engine.core.stops)
+            if states[key].stops and (triggered := self._trigger(t, states[key], tick, step)):
+                self._decide(t, triggered, step)
         new_days = step.new_days
         for t, key in lanes:
             state, decisions = t.on_tick(
@@ -183,16 +186,22 @@ class TradingCore:
         state = t.on_event(self.states.get(key) or t.initial(event.instrument), event, env.ts_event)
         self.states[key] = state
         decided: list[Event] = []
-        if t.wants_updates:
-            step = _Input(env, halted, str(env.event_id), [])
-            state, decided = t.on_update(
+        step = _Input(env, halted, str(env.event_id), [])
+        if state.brackets or state.stops:  # a bracket's exits, a stop its take-profit filled
+            state, decided = t.after_event(
                 state, event, step.cause, halted=halted, ts_event=env.ts_event, budget=step.budget(t)
             )
+        if t.wants_updates:
+            state, answer = t.on_update(
+                state, event, step.cause, halted=halted, ts_event=env.ts_event, budget=step.budget(t)
+            )
+            decided += answer
+        if decided:
             decided = [self._account_check(t, ev, env.ts_event) for ev in decided]
             for ev in decided:
                 state = t.on_event(state, ev, env.ts_event)
-            self.states[key] = state
             self._count_failures(step)
+        self.states[key] = state
         return [env, *(env.derive(ev, seq, ts_init=ts_init, source="engine") for seq, ev in enumerate(decided))]
 
     def _count_failures(self, step: _Input) -> None:
@@ -213,6 +222,15 @@ class TradingCore:
             key = (t.name, ev.instrument)
             state = t.on_event(self.states.get(key) or t.initial(ev.instrument), ev, env.ts_event)
             self.states[key] = state
+            if state.brackets or state.stops:  # a bracket's exits, a stop its take-profit filled
+                cause = f"{step.cause}/{len(step.produced)}"
+                state, due = t.after_event(
+                    state, ev, cause, halted=step.halted, ts_event=env.ts_event, budget=step.budget(t)
+                )
+                self.states[key] = state
+                if due:
+                    self._decide(t, due, step)
+                    state = self.states[key]
             if t.wants_updates and (source != "engine" or isinstance(ev, OrderRejected)):
                 cause = f"{step.cause}/{len(step.produced)}"
                 state, decided = t.on_update(
@@ -221,6 +239,10 @@ class TradingCore:
                 self.states[key] = state
                 if decided:
                     self._decide(t, decided, step)
+
+    def _trigger(self, t: Trader, state: TraderState, tick: TickReceived, step: _Input) -> list[Event]:
+        env = step.env
+        return t.trigger(state, tick, step.cause, halted=step.halted, ts_event=env.ts_event, budget=step.budget(t))
 
     def _decide(self, t: Trader, decisions: list[Event], step: _Input) -> None:
         """A strategy's decisions, checked against the account's limits and folded; on the paper venue also sent, and

@@ -56,6 +56,9 @@ from events import (
     ReconciliationDifference,
     Side,
     SignalGenerated,
+    StopCancelled,
+    StopPlaced,
+    StopTriggered,
     TickReceived,
     Topics,
     TradingHalted,
@@ -484,6 +487,8 @@ class AuditProjection:
         decisions = b.risk_decisions
         fill_keys: list[tuple[str, str]] = []
         balance_snaps: list[tuple[Any, ...]] = []
+        stops_placed: list[tuple[Any, ...]] = []
+        stops_ended: list[tuple[Any, ...]] = []
         for e in new:
             ev = e.event
             if isinstance(ev, SignalGenerated):
@@ -543,6 +548,31 @@ class AuditProjection:
                 )
             elif isinstance(ev, OrderFilled):
                 fill_keys.append((ev.venue, ev.trade_id))
+            elif isinstance(ev, StopPlaced):
+                stops_placed.append(
+                    (
+                        ev.client_order_id,
+                        ev.instrument,
+                        ev.strategy,
+                        ev.side.value,
+                        ev.quantity,
+                        ev.trigger_price,
+                        ev.limit_price,
+                        ev.take_profit_id,
+                        ev.reason,
+                        e.ts_event,
+                    )
+                )
+            elif isinstance(ev, StopTriggered):
+                stops_ended.append(
+                    (ev.client_order_id, "triggered", ev.price, ev.quantity, ev.order_id, None, e.ts_event)
+                )
+            elif isinstance(ev, StopCancelled):
+                stops_ended.append((ev.client_order_id, "cancelled", None, None, None, ev.reason, e.ts_event))
+        if stops_placed:  # in log order a stop is placed before it ends: the inserts go first
+            await conn.executemany(s.insert_stop, stops_placed)
+        if stops_ended:
+            await conn.executemany(s.end_stop, stops_ended)
         if balance_snaps:
             await conn.executemany(s.insert_balance_snapshot, balance_snaps)
         # fills stored before: delivered again (under another event id), they are not counted again

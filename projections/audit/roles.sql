@@ -15,6 +15,6 @@ END $$;
 GRANT USAGE ON SCHEMA {schema} TO engine_writer, engine_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO engine_writer, engine_reader;
 GRANT INSERT ON ALL TABLES IN SCHEMA {schema} TO engine_writer;
-GRANT UPDATE ON {schema}.orders, {schema}.positions, {schema}.open_trips, {schema}.candles_1m,
+GRANT UPDATE ON {schema}.orders, {schema}.positions, {schema}.open_trips, {schema}.candles_1m, {schema}.stops,
                 {schema}.projection_offsets TO engine_writer;
 REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.events, {schema}.order_events, {schema}.fills FROM engine_writer, engine_reader;

@@ -208,6 +208,29 @@ CREATE TABLE IF NOT EXISTS {schema}.balance_snapshots (
     ts_event   bigint  NOT NULL
 );
 
+-- Stops the engine holds for strategies (StopPlaced; engine.core.stops), and what became of each: held, triggered
+-- (at triggered_price, sending order_id: see orders) or cancelled (end_reason). A stop placed before the first day a
+-- schema folds (replay --date) is not here.
+CREATE TABLE IF NOT EXISTS {schema}.stops (
+    client_order_id text    PRIMARY KEY,
+    instrument      text    NOT NULL,
+    strategy        text    NOT NULL,
+    side            text    NOT NULL,
+    quantity        numeric NOT NULL,
+    trigger_price   numeric NOT NULL,
+    limit_price     numeric,            -- a stop-limit's
+    take_profit_id  text    NOT NULL,   -- in a bracket: the take-profit order it is paired with, else ''
+    reason          text    NOT NULL,
+    status          text    NOT NULL,   -- held | triggered | cancelled
+    triggered_price numeric,
+    sent_quantity   numeric,            -- what the order it sent was for (a paired take-profit's fills came off)
+    order_id        text,
+    end_reason      text,
+    placed_ts       bigint  NOT NULL,
+    updated_ts      bigint  NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stops_instrument ON {schema}.stops (instrument, strategy, placed_ts);
+
 -- Strategy signals.
 CREATE TABLE IF NOT EXISTS {schema}.signals (
     event_id        uuid    PRIMARY KEY,
@@ -326,7 +349,7 @@ END $$;
 -- v4: orders.trade_ids; fills holds the fills applied to their order only.
 -- v5: event_ids: one row per event id, whatever its time.
 -- v6: positions, open_trips (keyed by strategy and instrument), position_changes, round_trips, fills,
---     balance_changes, balance_snapshots and daily_performance carry the strategy.
+--     balance_changes, balance_snapshots and daily_performance carry the strategy; stops.
 CREATE TABLE IF NOT EXISTS {schema}.schema_version (
     projection text    PRIMARY KEY,
     version    integer NOT NULL

@@ -273,6 +273,15 @@ class Statements:
         self.insert_balance_snapshot = f"""
             INSERT INTO {s}.balance_snapshots (event_id, day, instrument, strategy, currency, amount, ts_event)
             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"""
+        self.insert_stop = f"""
+            INSERT INTO {s}.stops (client_order_id, instrument, strategy, side, quantity, trigger_price, limit_price,
+                                   take_profit_id, reason, status, placed_ts, updated_ts)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'held', $10, $10) ON CONFLICT DO NOTHING"""
+        # $1 the stop, $2 its new status, $3 the trade's price, $4 the quantity sent, $5 the order, $6 why, $7 when
+        self.end_stop = f"""
+            UPDATE {s}.stops SET status = $2, triggered_price = $3, sent_quantity = $4, order_id = $5,
+                                 end_reason = $6, updated_ts = $7
+            WHERE client_order_id = $1 AND status = 'held'"""
         self.insert_system_event = f"""
             INSERT INTO {s}.system_events (event_id, type, source, detail, ts_event)
             VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING"""

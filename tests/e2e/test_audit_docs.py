@@ -3,6 +3,7 @@ and the roles and the append-only rules hold."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -10,19 +11,39 @@ import asyncpg
 import pytest
 
 from engine.config import with_user
-from tests.e2e.test_pipeline import run_file
-from tests.support import REPO, SHARED_TRADES, unique
+from tests.support import REPO, SHARED_TRADES, engine_env, run_cli, unique
 
 pytestmark = pytest.mark.servers
 
 QUERIES = re.findall(r"```sql\n(.*?)```", (REPO / "docs" / "audit-schema.md").read_text(), re.S)
 
 
+# two strategies in one engine, given as JSON in the environment: ma_cross, and bollinger (whose exits are a
+# bracket: stops the engine holds)
+STRATEGIES = json.dumps(
+    [
+        {"name": "ma_cross", "kind": "ma_cross", "params": {"quantity": "100"}},
+        {"name": "bollinger", "kind": "bollinger", "params": {"quantity": "100", "window": 30}},
+    ]
+)
+
+
 @pytest.fixture(scope="module")
 def populated(servers: Any) -> str:
     """The real trades, with a notional limit that makes risk refuse the orders at the higher prices."""
     prefix, schema = unique("docs"), unique("docs")
-    run_file(servers, prefix, schema, SHARED_TRADES, {"ENGINE_RISK__MAX_ORDER_NOTIONAL": "0.146"})
+    env = engine_env(
+        servers,
+        prefix,
+        schema,
+        {
+            "ENGINE_STRATEGIES": STRATEGIES,
+            "ENGINE_RISK__MAX_POSITION": "300",
+            "ENGINE_RISK__MAX_ORDER_NOTIONAL": "0.146",
+        },
+    )
+    res = run_cli(["run", "--file", str(SHARED_TRADES), "--symbol", "XRP/ETH"], env)
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
     return schema
 
 

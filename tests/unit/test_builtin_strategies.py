@@ -9,7 +9,16 @@ from engine.core.risk import RiskLimits
 from engine.core.strategies import Bollinger, BollingerParams, Quoting, QuotingParams
 from engine.core.trader import Trader
 from engine.core.trading import TradingCore
-from events import Envelope, OrderCancelRequested, OrderFilled, OrderSubmitted, Side
+from events import (
+    Envelope,
+    OrderCancelRequested,
+    OrderFilled,
+    OrderSubmitted,
+    Side,
+    StopCancelled,
+    StopPlaced,
+    StopTriggered,
+)
 from tests.unit.test_risk_limits import SECOND, T0, tick_env
 
 BIG = D(10**9)
@@ -58,9 +67,13 @@ def test_bollinger_bids_below_the_band_and_takes_profit_with_its_exit_limit() ->
     ticks = _step(core, ["100", "100", "100", "94", "93.5", "95"])
     # at 94: mean 98, deviation sqrt(8) = 2.83, lower band 95.17: a bid at 94
     assert [_orders(t) for t in ticks[:4]] == [[], [], [], [("buy", D("94"))]]
-    # 93.5 fills it at 94; the exit is a limit 1 % above the entry: 94.94
+    # 93.5 fills it at 94; the exits: a limit 1 % above the entry (94.94), a stop 1 % below (93.06)
     assert _fills(ticks[4]) == [("buy", D("94"))] and _orders(ticks[4]) == [("sell", D("94.94"))]
+    # the stop-loss is the engine's (a bracket): held at 1 % below 94, paired with the take-profit
+    (stop,) = [e.event for e in ticks[4] if isinstance(e.event, StopPlaced)]
+    assert (stop.side, stop.trigger_price, stop.quantity) == (Side.SELL, D("93.06"), D(1))
     assert _fills(ticks[5]) == [("sell", D("94.94"))]
+    assert [e.event.reason for e in ticks[5] if isinstance(e.event, StopCancelled)] == ["take profit filled"]
     assert core.state("BTC/USDT").position.quantity == 0
 
 
@@ -69,6 +82,7 @@ def test_bollinger_stops_out_at_market_and_cancels_its_take_profit() -> None:
     ticks = _step(core, ["100", "100", "100", "94", "93.5", "93", "92"])
     # the stop is 1 % below 94: 93.06; 93 reaches it: the take-profit is cancelled, the position sold at market
     stop_tick = ticks[5]
+    assert [e.event.price for e in stop_tick if isinstance(e.event, StopTriggered)] == [D("93")]
     assert [e.event.reason for e in stop_tick if isinstance(e.event, OrderCancelRequested)] == ["stop loss"]
     assert _orders(stop_tick) == [("sell", None)]
     assert _fills(ticks[6]) == [("sell", D("92"))]  # a market order fills at the next tick

@@ -1,6 +1,7 @@
 """Strategies: the public API (:mod:`engine.core.strategies.api`) and the built-ins written against it."""
 
 from engine.core.strategies.api import (
+    Bracket,
     Cancel,
     Candle,
     DayStarted,
@@ -10,6 +11,7 @@ from engine.core.strategies.api import (
     NoParams,
     OrderUpdate,
     Result,
+    Stop,
     Strategy,
     Target,
     Timer,
@@ -23,6 +25,7 @@ __all__ = [
     "Bollinger",
     "BollingerParams",
     "BollingerState",
+    "Bracket",
     "Cancel",
     "Candle",
     "DayStarted",
@@ -38,6 +41,7 @@ __all__ = [
     "QuotingParams",
     "QuotingState",
     "Result",
+    "Stop",
     "Strategy",
     "Target",
     "Timer",

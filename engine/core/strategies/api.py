@@ -15,9 +15,11 @@ Each call gets the strategy's state (a value it returns anew: a frozen dataclass
 :class:`View` of its instrument: position, average price, open orders, balances, last price, event time and a
 ``seed`` derived from the causing event (the only randomness allowed: ``random.Random(view.seed)``). It returns the
 new state and its intents: a :class:`Target` position (the engine works out the orders), or explicit orders
-(:class:`Market`, :class:`Limit`, :class:`Cancel`). No clock, no I/O, no randomness but the seed, no iteration over
-a set of strings (its order changes from one process to the next): ``python -m engine strategy check`` runs a
-strategy twice, and once more from a snapshot, and names the first event that differs.
+(:class:`Market`, :class:`Limit`, :class:`Cancel`), stops the engine holds and triggers (:class:`Stop`, market or
+limit) and entries with their take-profit and stop-loss (:class:`Bracket`). No clock, no I/O, no randomness but
+the seed, no iteration over a set of strings (its order changes from one process to the next):
+``python -m engine strategy check`` runs a strategy twice, and once more from a snapshot, and names the first event
+that differs.
 
 Parameters are a frozen dataclass (``Params``), validated from ``[strategy.params]`` at start.
 """
@@ -123,6 +125,12 @@ class View:
         return tuple(self._state.open_orders)
 
     @property
+    def stops(self) -> tuple[Any, ...]:
+        """The stops the engine holds for it here (:class:`engine.core.stops.HeldStop`: client order id, side, quantity
+        left, trigger, limit, the take-profit it is paired with)."""
+        return tuple(self._state.stops)
+
+    @property
     def balances(self) -> Mapping[str, Decimal]:
         """What this instrument's fills moved, per currency (a copy)."""
         return dict(self._state.flows)
@@ -168,11 +176,38 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
+    """Cancel an open order, or a stop the engine holds (by its client order id)."""
+
     client_order_id: str
     reason: str = "cancelled by the strategy"
 
 
-Intent = Target | Market | Limit | Cancel
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A stop the engine holds (``StopPlaced``; see :mod:`engine.core.stops`): when a trade reaches ``trigger`` (at
+    or above it for a buy, at or below it for a sell) the engine sends the order: at market, or with ``limit`` a
+    limit at that price (a stop-limit). The order is checked by risk then, like any other."""
+
+    side: Side
+    quantity: Decimal
+    trigger: Decimal
+    limit: Decimal | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    """An entry with its exits: once ``entry`` has ended with a fill (filled, or cancelled after a partial fill), the
+    engine places, for the quantity filled, a take-profit limit at ``take_profit`` and a stop at ``stop_loss`` (a
+    stop-limit at ``stop_limit`` if set), one cancelling the other."""
+
+    entry: Market | Limit
+    take_profit: Decimal
+    stop_loss: Decimal
+    stop_limit: Decimal | None = None
+
+
+Intent = Target | Market | Limit | Cancel | Stop | Bracket
 Result = tuple[S, Sequence[Intent]]
 
 
