@@ -134,6 +134,17 @@ async def test_a_replay_of_each_built_ins_run_equals_its_live_audit(servers: Any
         assert proc.returncode == 0, f"{kind}: {out.decode()}\n{err.decode()[-3000:]}"
         traded = await rows(servers.pg_dsn, f"select count(*) from {schema}.orders where strategy = '{kind}'")
         assert traded[0][0] > 0, f"{kind} sent no order"
+        if kind == "bollinger":  # its exits are brackets: stops the engine held, some triggered, some cancelled
+            ends = dict(await rows(servers.pg_dsn, f"select status, count(*) from {schema}.stops group by 1"))
+            assert ends.get("triggered", 0) > 0 and ends.get("cancelled", 0) > 0, ends
+            # every triggered stop sent an order that is in orders, at market, for what was left of the stop
+            (orphans,) = await rows(
+                servers.pg_dsn,
+                f"select count(*) from {schema}.stops s left join {schema}.orders o on o.client_order_id = s.order_id"
+                f" where s.status = 'triggered' and (o.order_type is distinct from 'market'"
+                f" or o.quantity <> s.sent_quantity)",
+            )
+            assert orphans == (0,)
         fresh = unique(f"re_{kind}")
         res = run_cli(["replay", "--schema", fresh], env)
         assert res.returncode == 0, res.stdout + res.stderr

@@ -5,6 +5,7 @@ stop triggers at the first tick at or beyond its trigger, after what rested has 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal as D
 from typing import Any
@@ -17,6 +18,8 @@ from engine.core.trading import TradingCore
 from engine.strategy import Bracket, Cancel, Intent, Limit, Market, Stop, Strategy, TickReceived, View
 from events import (
     Envelope,
+    Liquidity,
+    OrderAccepted,
     OrderCancelRequested,
     OrderFilled,
     OrderRejected,
@@ -206,3 +209,45 @@ def test_held_stops_and_pending_brackets_survive_a_state_snapshot() -> None:
     assert load(dump(first, 3), second) == 3
     got += [[e.event for e in out] for out in _ticks(second, prices[3:], start=3)]
     assert got == expected
+
+
+def _report(core: TradingCore, event: Any, n: int) -> list[Envelope]:
+    eid = uuid.uuid5(uuid.NAMESPACE_URL, f"stop-report:{n}")
+    return core.on_input(Envelope(eid, event, T0 + (50 + n) * SECOND, 0, eid, None, "venue"), ts_init=0)
+
+
+def test_on_a_live_venue_the_engine_triggers_the_stop_and_the_bracket_exits_follow_the_venues_fill() -> None:
+    """No simulated venue: the orders go to the execution service; the venue's reports come back as input. The
+    bracket's exits follow the report of the entry's fill, and a tick reaching the stop sends its market order."""
+    plan = ((0, (Bracket(Limit(Side.BUY, D(1), D(99)), take_profit=D(101), stop_loss=D(98)),)),)
+    core = TradingCore(Trader(Script(plan=plan), RiskLimits(BIG, BIG)), None)
+    (t0,) = _ticks(core, ["100"])
+    entry = next(e.event for e in t0 if isinstance(e.event, OrderSubmitted))
+    accepted = OrderAccepted(
+        instrument="BTC/USDT", client_order_id=entry.client_order_id, venue="x", venue_order_id="v1"
+    )
+    assert [e.event.TYPE for e in _report(core, accepted, 0)] == ["OrderAccepted"]
+    fill = OrderFilled(
+        instrument="BTC/USDT",
+        client_order_id=entry.client_order_id,
+        venue="x",
+        venue_order_id="v1",
+        trade_id="t1",
+        side=Side.BUY,
+        quantity=D(1),
+        price=D(99),
+        fee=D(0),
+        fee_currency="USDT",
+        liquidity=Liquidity.MAKER,
+        cumulative_quantity=D(1),
+        leaves_quantity=D(0),
+    )
+    out = _report(core, fill, 1)  # relayed, then the exits the engine decided on it
+    assert [e.event.TYPE for e in out] == ["OrderFilled", "OrderSubmitted", "StopPlaced"]
+    tp, stop = out[1].event, out[2].event
+    assert (tp.side, tp.limit_price) == (Side.SELL, D(101)) and stop.take_profit_id == tp.client_order_id
+    # a tick at 98 reaches the stop: the engine triggers it itself, asks to cancel the take-profit, sends a market sell
+    triggered = core.on_input(tick_env("98", T0 + 60 * SECOND, 60), ts_init=0)
+    assert [e.event.TYPE for e in triggered] == ["StopTriggered", "OrderCancelRequested", "OrderSubmitted"]
+    sent = triggered[2].event
+    assert (sent.side, sent.order_type.value, sent.quantity) == (Side.SELL, "market", D(1))
