@@ -21,6 +21,9 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
+STATIC = Path(__file__).with_name("static")  # vendored files of the pages (README.md there), served as they are
+_STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
+HistoryFn = Callable[[], dict[str, Any]]
 
 
 def _one_line(status: int, message: str) -> web.Response:
@@ -29,7 +32,8 @@ def _one_line(status: int, message: str) -> web.Response:
 
 
 class HttpServer:
-    """``/metrics``, ``/healthz``, ``/readyz`` (503 with the failing check), ``/api/status`` and ``/dashboard``;
+    """``/metrics``, ``/healthz``, ``/readyz`` (503 with the failing check), ``/api/status``, ``/api/history`` (the
+    dashboard's last 40 minutes, kept by the server), ``/dashboard`` and its vendored files under ``/static/``;
     with an :class:`~adapters.alerts.AlertInbox`, Alertmanager's webhook (``POST /alerts/webhook``) and the last
     notifications (``GET /alerts.json?limit=N``, newest first)."""
 
@@ -41,10 +45,12 @@ class HttpServer:
         status: StatusFn | None = None,
         *,
         alerts: AlertInbox | None = None,
+        history: HistoryFn | None = None,
     ) -> None:
         self._host, self._port = host, port
         self._ready = ready
         self._status = status
+        self._history = history
         self._alerts = alerts
         self._runner: web.AppRunner | None = None
         self.port: int = port
@@ -61,6 +67,18 @@ class HttpServer:
 
     async def _dashboard(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(DASHBOARD, headers={"Cache-Control": "no-store"})
+
+    async def _api_history(self, request: web.Request) -> web.Response:
+        body = self._history() if self._history is not None else {"interval": 1.0, "t": [], "projections": {}}
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = STATIC / name
+        kind = _STATIC_TYPES.get(path.suffix)
+        if kind is None or "/" in name or name.startswith(".") or not path.is_file():
+            return _one_line(404, f"no such file: {name[:80]!r}")
+        return web.FileResponse(path, headers={"Content-Type": kind, "Cache-Control": "max-age=3600"})
 
     async def _alert_webhook(self, request: web.Request) -> web.Response:
         if self._alerts is None:
@@ -92,6 +110,8 @@ class HttpServer:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/dashboard", self._dashboard)
+        app.router.add_get("/api/history", self._api_history)
+        app.router.add_get("/static/{name}", self._static)
         app.router.add_post("/alerts/webhook", self._alert_webhook)
         app.router.add_get("/alerts.json", self._alerts_json)
         self._runner = web.AppRunner(app, access_log=None)

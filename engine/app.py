@@ -34,7 +34,7 @@ from engine.core.trader import Trader
 from engine.core.trading import TradingCore
 from engine.execution import ExecutionService
 from engine.loop import TradingLoop
-from engine.status import Announce, ConnectionMonitor, StatusBoard
+from engine.status import Announce, ConnectionMonitor, LagHistory, StatusBoard
 from engine.venues import make_live_venue, service_settings
 from events import (
     ConnectionChanged,
@@ -310,7 +310,16 @@ async def start_http(
     if alerts is not None:
         alerts.start()
         svc.on_close(alerts.stop)  # after the server's stop (no request in flight), before the producer's
-    server = HttpServer(s.http.host, s.http.port, ready=board.checks, status=board.snapshot, alerts=alerts)
+    history = LagHistory(board)
+    svc.spawn(history.run(asyncio.Event()), "lag-history")  # cancelled when the services close
+    server = HttpServer(
+        s.http.host,
+        s.http.port,
+        ready=board.checks,
+        status=board.snapshot,
+        alerts=alerts,
+        history=history.columns,
+    )
     await server.start()
     svc.on_close(server.stop)
     log.info(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -207,3 +208,62 @@ class StatusBoard:
             "postgres": checks.pop("postgres"),
             "projections": {k.removeprefix("projection:"): v for k, v in checks.items()},
         }
+
+
+class LagHistory:
+    """The dashboard's history, kept by the server: every ``interval`` seconds, each projection's lag (events and
+    seconds), what it applied, and the log's end, for the last ``keep`` seconds (40 minutes by default). A page
+    opened now draws the last 30 minutes at once from :meth:`columns`, then adds what ``/api/status`` says; the
+    history lives as long as the process (a restarted engine starts a new one)."""
+
+    def __init__(self, board: StatusBoard, *, interval: float = 1.0, keep: float = 2400.0) -> None:
+        self._board = board
+        self.interval = interval
+        self._samples: deque[tuple[float, int, dict[str, tuple[int, float, int]]]] = deque(
+            maxlen=max(2, int(keep / interval))
+        )
+
+    def add(self, snapshot: dict[str, Any]) -> None:
+        """One sample from a :meth:`StatusBoard.snapshot`."""
+        projections = {
+            name: (int(p["lag_events"]), float(p["lag_seconds"]), int(p["applied"]))
+            for name, p in snapshot["projections"].items()
+        }
+        log_end = max((sum(q["log_end"] for q in p["partitions"]) for p in snapshot["projections"].values()), default=0)
+        self._samples.append((float(snapshot["time"]), log_end, projections))
+
+    def columns(self) -> dict[str, Any]:
+        """The samples as columns (times in seconds since the epoch; ``null`` where a projection did not run yet),
+        with the rates: events applied per second by each projection, and written to the log per second."""
+        samples = list(self._samples)
+        names = sorted({n for _, _, ps in samples for n in ps})
+        t = [round(s[0], 3) for s in samples]
+        out: dict[str, Any] = {
+            "interval": self.interval,
+            "t": t,
+            "produced_per_second": _rates([s[1] for s in samples], t),
+        }
+        out["projections"] = {}
+        for name in names:
+            applied = [ps[name][2] if name in ps else None for _, _, ps in samples]
+            out["projections"][name] = {
+                "lag_events": [ps[name][0] if name in ps else None for _, _, ps in samples],
+                "lag_seconds": [ps[name][1] if name in ps else None for _, _, ps in samples],
+                "applied_per_second": _rates(applied, t),
+            }
+        return out
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.add(await self._board.snapshot())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+
+def _rates(values: list[int | None], t: list[float]) -> list[float | None]:
+    """Per second between consecutive samples (``None`` for the first, or next to a gap; never below 0)."""
+    out: list[float | None] = [None]
+    for i in range(1, len(values)):
+        a, b, dt = values[i - 1], values[i], t[i] - t[i - 1]
+        out.append(None if a is None or b is None or dt <= 0 else round(max(0, b - a) / dt, 3))
+    return out[: len(values)]
