@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from prometheus_async.aio.web import server_stats
 
@@ -21,6 +22,7 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
+TRADING = Path(__file__).with_name("trading.html")
 STATIC = Path(__file__).with_name("static")  # vendored files of the pages (README.md there), served as they are
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 HistoryFn = Callable[[], dict[str, Any]]
@@ -34,6 +36,7 @@ def _one_line(status: int, message: str) -> web.Response:
 class HttpServer:
     """``/metrics``, ``/healthz``, ``/readyz`` (503 with the failing check), ``/api/status``, ``/api/history`` (the
     dashboard's last 40 minutes, kept by the server), ``/dashboard`` and its vendored files under ``/static/``;
+    with the audit schema at hand, ``/trading`` and ``/api/trading`` (positions, PnL, orders, fills, the breaker);
     with an :class:`~adapters.alerts.AlertInbox`, Alertmanager's webhook (``POST /alerts/webhook``) and the last
     notifications (``GET /alerts.json?limit=N``, newest first)."""
 
@@ -46,11 +49,13 @@ class HttpServer:
         *,
         alerts: AlertInbox | None = None,
         history: HistoryFn | None = None,
+        trading: StatusFn | None = None,
     ) -> None:
         self._host, self._port = host, port
         self._ready = ready
         self._status = status
         self._history = history
+        self._trading = trading
         self._alerts = alerts
         self._runner: web.AppRunner | None = None
         self.port: int = port
@@ -67,6 +72,20 @@ class HttpServer:
 
     async def _dashboard(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(DASHBOARD, headers={"Cache-Control": "no-store"})
+
+    async def _trading_page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(TRADING, headers={"Cache-Control": "no-store"})
+
+    async def _api_trading(self, request: web.Request) -> web.Response:
+        if self._trading is None:
+            return _one_line(
+                503, "no audit projection in this process: /trading is served by `run` or `project` with the audit"
+            )
+        try:
+            body = await self._trading()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+            return _one_line(503, f"the audit schema cannot be read now: {type(e).__name__}: {e}")
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _api_history(self, request: web.Request) -> web.Response:
         body = self._history() if self._history is not None else {"interval": 1.0, "t": [], "projections": {}}
@@ -111,6 +130,8 @@ class HttpServer:
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/dashboard", self._dashboard)
         app.router.add_get("/api/history", self._api_history)
+        app.router.add_get("/trading", self._trading_page)
+        app.router.add_get("/api/trading", self._api_trading)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_post("/alerts/webhook", self._alert_webhook)
         app.router.add_get("/alerts.json", self._alerts_json)

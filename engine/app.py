@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -48,6 +49,7 @@ from events import (
     TradingResumed,
 )
 from projections.audit import AuditProjection, create_schema
+from projections.audit.reads import trading_view
 from projections.metrics import MetricsProjection
 from projections.offsets import MemoryOffsets, PgOffsets
 from projections.runner import ProjectionRunner
@@ -310,6 +312,7 @@ async def start_http(
     if alerts is not None:
         alerts.start()
         svc.on_close(alerts.stop)  # after the server's stop (no request in flight), before the producer's
+    audited = any(r.name == "audit" for r in runners)  # the /trading page reads the audit schema
     history = LagHistory(board)
     svc.spawn(history.run(asyncio.Event()), "lag-history")  # cancelled when the services close
     server = HttpServer(
@@ -319,6 +322,7 @@ async def start_http(
         status=board.snapshot,
         alerts=alerts,
         history=history.columns,
+        trading=partial(trading_view, pool, s.postgres.schema_) if pool is not None and audited else None,
     )
     await server.start()
     svc.on_close(server.stop)
@@ -326,6 +330,7 @@ async def start_http(
         "http.listening",
         url=f"http://{s.http.host}:{server.port}/metrics",
         dashboard=f"http://{s.http.host}:{server.port}/dashboard",
+        trading=f"http://{s.http.host}:{server.port}/trading",
     )
     return monitor
 
