@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from adapters.feeds.recorded import load_trades
 from tests.e2e.test_pipeline import rows
-from tests.support import TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, unique
+from tests.support import TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, unique, write_trades
 
 pytestmark = pytest.mark.servers
 
@@ -166,3 +167,41 @@ async def test_the_three_built_ins_in_one_engine_replay_equal_and_trend_trades_a
     beside = await rows(servers.pg_dsn, f"select {cols} from {s}.fills where strategy = 'trend' order by 1, 2, 3, 4")
     by_itself = await rows(servers.pg_dsn, f"select {cols} from {alone}.fills order by 1, 2, 3, 4")
     assert beside and beside == by_itself
+
+
+async def test_three_strategies_with_brackets_stopped_half_way_and_started_again_trade_as_one_run(
+    servers: Any, tmp_path: Path
+) -> None:
+    """The engine's state of every strategy (positions, open orders, held stops, pending brackets) comes back after a
+    stop: the rest of the file traded by a new process gives the fills, stops and positions of one run."""
+    trades = load_trades(TRADES)
+    _, whole = _run(servers, tmp_path, "whole", BUILT_INS, ["--file", str(TRADES), "--symbol", "XRP/ETH"])
+    # cut the file where a stop is held: the second process starts with stops the first one placed
+    ((placed, ended),) = await rows(
+        servers.pg_dsn,
+        f"select placed_ts, updated_ts from {whole}.stops where status <> 'held' and updated_ts - placed_ts > 60e9"
+        f" order by abs(placed_ts - (select avg(ts_event) from {whole}.fills)) limit 1",
+    )
+    cut = next(i for i, t in enumerate(trades) if int(t[0]) * 1_000_000 > (placed + ended) // 2)
+    first = write_trades(tmp_path / "first.json", trades[:cut])
+    second = write_trades(tmp_path / "second.json", trades[cut:])
+    config = tmp_path / "builtins.toml"
+    config.write_text(BUILT_INS)
+    prefix, split = unique("split"), unique("split")
+    env = engine_env(servers, prefix, split, {"ENGINE_CONFIG": str(config)})
+    for part in (first, second):
+        res = run_cli(["run", "--file", str(part), "--symbol", "XRP/ETH"], env)
+        assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    for table, cols, order in (
+        ("fills", "strategy, ts_event, side, quantity, price, fee", "1, 2, 3, 4, 5"),
+        ("positions", "strategy, instrument, quantity, avg_price, realized_pnl, fees, fills", "1, 2"),
+        (
+            "stops",
+            "strategy, side, quantity, trigger_price, status, triggered_price, sent_quantity",
+            "1, 2, 3, 4, 5, 6",
+        ),
+        ("orders", "strategy, side, order_type, quantity, limit_price, status, filled_quantity", "1, 2, 3, 4, 5, 6, 7"),
+    ):
+        a = await rows(servers.pg_dsn, f"select {cols} from {split}.{table} order by {order}")
+        b = await rows(servers.pg_dsn, f"select {cols} from {whole}.{table} order by {order}")
+        assert a and a == b, f"{table}: a stop and a start half way differ from one run"
