@@ -53,7 +53,7 @@ def exported() -> set[str]:
 
 
 def metric_names(expr: str) -> set[str]:
-    return set(re.findall(r"\b((?:engine|process)_[a-z0-9_]+|up)\b(?=\s*[\[{)\s]|$)", expr))
+    return set(re.findall(r"\b((?:engine|process)_[a-z0-9_]+|up)\b(?=\s*[\[{)\s,]|$)", expr))
 
 
 def test_alert_rules_pass_promtool_check_and_unit_tests() -> None:
@@ -81,6 +81,8 @@ def test_every_dashboard_query_uses_only_exported_metrics(dashboard: str) -> Non
     board = json.loads((OPS / "grafana" / "dashboards" / f"{dashboard}.json").read_text())
     known = exported()
     exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    # and the template variables' label_values(...) queries
+    exprs += [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
     assert exprs
     for expr in exprs:
         names = metric_names(expr)
