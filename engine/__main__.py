@@ -135,7 +135,17 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     )
     r.add_argument("--duration", type=_above_zero, metavar="SECONDS", help="stop after this many seconds")
     r.add_argument("--feed", choices=["synthetic", "recorded"], help="tick source (default: synthetic)")
-    r.add_argument("--file", type=Path, help="recorded feed: a ccxt trade list .json or .json.gz")
+    r.add_argument(
+        "--file",
+        type=Path,
+        help="recorded feed: a trade file (ccxt trade lists or objects as JSON or JSON lines, Binance trades or "
+        "aggTrades CSV; plain, .gz or .zip)",
+    )
+    r.add_argument(
+        "--format",
+        choices=["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"],
+        help="recorded feed: the file's format (default auto: told from its content)",
+    )
     r.add_argument("--symbol", help="recorded feed: the instrument of the file, e.g. XRP/ETH")
     r.add_argument(
         "--speed", type=_at_least_zero, help="recorded feed: 0 = as fast as possible (default), N = N x real time"
@@ -279,6 +289,7 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
             ("kind", args.feed),
             ("path", args.file),
             ("symbol", args.symbol),
+            ("format", args.format),
             ("speed", args.speed),
             ("seed", args.seed),
             ("ticks_per_second", args.rate),
@@ -342,12 +353,12 @@ def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     which = set() if args.no_projections else {"audit", "metrics"}
     if settings.feed.kind == "recorded" and settings.feed.path is not None:
-        # the whole file is checked before anything (a topic, an event, a schema) is written
-        from adapters.feeds.recorded import load_trades
+        # the whole file is checked (streamed) before anything (a topic, an event, a schema) is written
+        from adapters.feeds.recorded import check_file
 
         if not settings.feed.path.is_file():
             raise BadInput(f"feed.path {settings.feed.path}: no such file (--file or ENGINE_FEED__PATH)")
-        load_trades(settings.feed.path)
+        check_file(settings.feed.path, settings.feed.format)
     try:
         summary = asyncio.run(
             run_engine(

@@ -72,7 +72,7 @@ def make_feed(
         )
     if f.kind == "recorded":
         assert f.path is not None and f.symbol is not None
-        return RecordedFeed(f.path, f.symbol, speed=f.speed, resume_after=resume_after)
+        return RecordedFeed(f.path, f.symbol, speed=f.speed, format=f.format, resume_after=resume_after)
     return SyntheticFeed(
         f.instruments,
         f.start_prices,

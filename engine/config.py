@@ -121,6 +121,9 @@ class FeedSettings(_Section):
     # recorded
     path: Path | None = None
     symbol: str | None = None
+    format: Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"] = Field(
+        default="auto", description="recorded feed: the file's format (auto: told from its content)"
+    )
     speed: float = Field(
         default=0.0, ge=0, allow_inf_nan=False, description="0 = as fast as possible, 1 = real time, 60 = 60x"
     )

@@ -1,114 +1,60 @@
-"""Replays a ccxt trade list file (``.json`` or ``.json.gz``) as ticks.
-
-The file is a JSON array of ``[timestamp_ms, trade_id, order_type, side, price, amount, cost]``
-(ccxt's compact form). Numbers are parsed straight into Decimal from their text, never through a
-float. ``speed=0`` publishes as fast as possible; ``speed=N`` keeps the recorded gaps divided by N.
+"""Replays a trade file as ticks: ccxt's trade lists or objects, Binance's trades or aggTrades dumps
+(:mod:`adapters.feeds.formats`), streamed, every row checked. ``speed=0`` publishes as fast as possible;
+``speed=N`` keeps the recorded gaps divided by N.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
-import json
-import zlib
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from events import Side, TickReceived, validation
+from adapters.feeds.formats import RecordedFileError, Trade, read_trades
+from events import Side, TickReceived
+
+__all__ = ["RecordedFeed", "RecordedFileError", "check_file", "load_trades", "resume_after"]
+
+BATCH = 1000  # trades read at a time, in a thread
 
 
-class RecordedFileError(ValueError):
-    """The file is not a ccxt trade list; the message (one line) says which file, which row and why."""
+def load_trades(path: Path, fmt: str = "auto") -> list[list[Any]]:
+    """Every trade of a file as a ccxt compact row ``[timestamp_ms, id, None, side, price, amount]`` (in memory:
+    for tests and tools on small files; the feed itself streams, :func:`adapters.feeds.formats.read_trades`)."""
+    return [[t.ts_ns // 1_000_000, t.trade_id, None, t.side, t.price, t.amount] for t in read_trades(path, fmt)]
 
 
-_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, RecursionError)
+def check_file(path: Path, fmt: str = "auto") -> int:
+    """Read the whole file (streamed) and check every row before anything is published: its number of trades, or
+    :class:`RecordedFileError` naming the first bad row."""
+    return sum(1 for _ in read_trades(path, fmt))
 
 
-def load_trades(path: Path) -> list[list[Any]]:
-    """The trades of a ccxt trade list, sorted by time, every row checked (:class:`RecordedFileError` otherwise).
-
-    A row is ``[timestamp_ms, trade_id, order_type, side, price, amount, ...]``: the timestamp an integer number of
-    milliseconds of a tick's time (from 2000-01-01 to before 2200-01-01, as :mod:`events.validation` takes), the
-    trade id a non-empty string or an integer, the side ``buy`` or ``sell``, price and amount JSON numbers that the
-    rules of a tick's price and quantity take (finite, > 0, at most 1e15, 20 digits after the point), read from
-    their text into Decimal (an integer amount too). Rows are numbered from 1 in the messages. A file that cannot
-    be read (missing, not gzip, truncated, not UTF-8, not JSON), is not an array, or holds no trade is refused."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            rows = json.load(fh, parse_float=Decimal, parse_int=int, parse_constant=Decimal)
-    except json.JSONDecodeError as exc:
-        raise RecordedFileError(f"{path}: not a JSON trade list: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise RecordedFileError(f"{path}: not UTF-8 text: {exc}") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise RecordedFileError(f"{path}: a truncated or corrupt gzip file: {exc}") from None
-    except RecursionError:
-        raise RecordedFileError(f"{path}: not a trade list: JSON nested too deeply") from None
-    except _READ_ERRORS as exc:
-        raise RecordedFileError(f"{path}: cannot be read: {exc}") from None
-    if not isinstance(rows, list):
-        raise RecordedFileError(f"{path}: expected a JSON array of trades, got {_json_kind(rows)}")
-    if not rows:
-        raise RecordedFileError(f"{path}: no trades (an empty JSON array)")
-    for i, row in enumerate(rows):
-        problem = _row_problem(row)
-        if problem is not None:
-            raise RecordedFileError(f"{path}: row {i + 1}: {problem}".replace("\n", " "))
-    rows.sort(key=lambda r: r[0])
-    return rows
+def resume_after(trades: Iterator[Trade], ts_ns: int, trade_id: str) -> Iterator[Trade]:
+    """The trades of a run that resumes after (``ts_ns``, ``trade_id``), its last trade in the log: those after that
+    trade, or, if the file does not hold it, from the first trade of its time (the ones already there are
+    duplicates by id, which every consumer skips: nothing is lost). Streamed: only the trades of that one time are
+    held."""
+    same: list[Trade] = []
+    for t in trades:
+        if t.ts_ns < ts_ns:
+            continue
+        if t.ts_ns == ts_ns:
+            same.append(t)
+            continue
+        yield from _after(same, trade_id)
+        same = []
+        yield t
+        break
+    yield from _after(same, trade_id)
+    yield from trades
 
 
-def _json_kind(v: Any) -> str:
-    return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(type(v), "a number")
-
-
-def _row_problem(row: Any) -> str | None:
-    """Why a row is not a trade (its price and amount are made Decimal, if given as integers), or None."""
-    if not (isinstance(row, list) and len(row) >= 6):
-        return f"not [timestamp, id, type, side, price, amount, ...]: {_shown(row)}"
-    ts, trade_id, _, side, price, amount = row[:6]
-    if type(ts) is not int:
-        return f"timestamp {_shown(ts)} is not an integer number of milliseconds"
-    if not validation.TICK_TS_MIN <= ts * 1_000_000 < validation.TS_MAX:
-        return f"timestamp {ts} (ms) is not between 2000-01-01 and 2200-01-01"
-    if not (type(trade_id) is int and trade_id >= 0) and not (type(trade_id) is str and trade_id):
-        return f"trade id {_shown(trade_id)} is not a non-empty string or an integer"
-    problem = validation.TRADE_ID.problem(str(trade_id))
-    if problem is not None:
-        return f"trade id: {problem}"
-    if side not in ("buy", "sell"):
-        return f'side {_shown(side)} is not "buy" or "sell"'
-    for index, name, value in ((4, "price", price), (5, "amount", amount)):
-        if type(value) is int:
-            row[index] = value = Decimal(value)
-        if type(value) is not Decimal:
-            return f"{name} {_shown(value)} is not a number"
-        problem = validation.POSITIVE.problem(value)
-        if problem is not None:
-            return f"{name}: {problem}"
-    return None
-
-
-def _shown(v: Any) -> str:
-    s = str(v) if isinstance(v, Decimal) else json.dumps(v, default=str)
-    return s if len(s) <= 60 else s[:57] + "..."
-
-
-def resume_index(rows: list[list[Any]], ts_ns: int, trade_id: str) -> int:
-    """Where a run resumes whose last trade in the log is (``ts_ns``, ``trade_id``): just after that trade, or, if
-    the file does not hold it, at the first trade of its time (the ones already there are duplicates by id, which
-    every consumer skips: nothing is lost)."""
-    ts_ms = ts_ns // 1_000_000
-    for i in range(len(rows) - 1, -1, -1):
-        if int(rows[i][0]) < ts_ms:
-            break
-        if int(rows[i][0]) == ts_ms and str(rows[i][1]) == trade_id:
-            return i + 1
-    return next((i for i, row in enumerate(rows) if int(row[0]) >= ts_ms), len(rows))
+def _after(same: list[Trade], trade_id: str) -> list[Trade]:
+    ids = [t.trade_id for t in same]
+    return same[ids.index(trade_id) + 1 :] if trade_id in ids else same
 
 
 @dataclass
@@ -116,6 +62,7 @@ class RecordedFeed:
     path: Path
     symbol: str
     speed: float = 0.0
+    format: str = "auto"
     venue: str = "recorded"
     source: str = "feed:recorded"
     resume_after: tuple[int, str] | None = None  # (ts_event ns, trade id) of the last trade already in the log
@@ -126,29 +73,53 @@ class RecordedFeed:
         return self.speed > 0
 
     async def ticks(self) -> AsyncIterator[tuple[int, TickReceived]]:
-        rows = await asyncio.to_thread(load_trades, self.path)
+        trades: Iterator[Trade] = read_trades(self.path, self.format)
         if self.resume_after is not None:
-            self.skipped = resume_index(rows, *self.resume_after)
-            rows = rows[self.skipped :]
+            trades = self._count_skipped(trades, *self.resume_after)
         loop = asyncio.get_running_loop()
         start_wall = loop.time()
-        first_ts = int(rows[0][0]) if rows else 0
-        for n, row in enumerate(rows):
-            ts_ms = int(row[0])
-            if self.speed > 0:
-                delay = start_wall + (ts_ms - first_ts) / 1000.0 / self.speed - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            elif n % 1000 == 0:
-                await asyncio.sleep(0)
-            yield (
-                ts_ms * 1_000_000,
-                TickReceived(
-                    instrument=self.symbol,
-                    venue=self.venue,
-                    trade_id=str(row[1]),
-                    price=row[4],
-                    quantity=row[5],
-                    side=Side(row[3]),
-                ),
-            )
+        first_ts: int | None = None
+        while batch := await asyncio.to_thread(list, itertools.islice(trades, BATCH)):  # file reads off the loop
+            for t in batch:
+                if first_ts is None:
+                    first_ts = t.ts_ns
+                if self.speed > 0:
+                    delay = start_wall + (t.ts_ns - first_ts) / 1e9 / self.speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                yield (
+                    t.ts_ns,
+                    TickReceived(
+                        instrument=self.symbol,
+                        venue=self.venue,
+                        trade_id=t.trade_id,
+                        price=t.price,
+                        quantity=t.amount,
+                        side=Side(t.side),
+                    ),
+                )
+            await asyncio.sleep(0)
+
+    def _count_skipped(self, trades: Iterator[Trade], ts_ns: int, trade_id: str) -> Iterator[Trade]:
+        counted = _Counting(trades)
+        rest = resume_after(counted, ts_ns, trade_id)
+        first = next(rest, None)
+        self.skipped = counted.n - (1 if first is not None else 0)
+        if first is not None:
+            yield first
+        yield from rest
+
+
+class _Counting:
+    """An iterator that counts what it gave."""
+
+    def __init__(self, it: Iterator[Trade]) -> None:
+        self._it, self.n = it, 0
+
+    def __iter__(self) -> _Counting:
+        return self
+
+    def __next__(self) -> Trade:
+        t = next(self._it)
+        self.n += 1
+        return t

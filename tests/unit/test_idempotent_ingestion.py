@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from adapters.feeds.recorded import load_trades, resume_index
+from adapters.feeds.formats import read_trades
+from adapters.feeds.recorded import load_trades, resume_after
 from adapters.venues.paper import PaperExchange
 from engine.core import state_snapshot
 from engine.core.dedupe import RecentIds
@@ -91,11 +92,17 @@ def test_the_engine_takes_a_repeated_tick_once_and_a_recovery_from_a_snapshot_do
 def test_a_recorded_run_resumes_just_after_its_last_trade_in_the_log() -> None:
     rows = load_trades(TRADES)
     last = rows[4999]
-    assert resume_index(rows, int(last[0]) * 1_000_000, str(last[1])) == 5000
+
+    def resumed(ts_ns: int, trade_id: str) -> list[str]:
+        return [t.trade_id for t in resume_after(read_trades(TRADES), ts_ns, trade_id)]
+
+    assert resumed(int(last[0]) * 1_000_000, str(last[1])) == [r[1] for r in rows[5000:]]
     # a trade the file does not hold: from the first trade of its time (those in the log are skipped as repeats)
-    i = resume_index(rows, int(last[0]) * 1_000_000, "not-in-the-file")
+    again = resumed(int(last[0]) * 1_000_000, "not-in-the-file")
+    i = len(rows) - len(again)
     assert i <= 4999 and int(rows[i][0]) == int(last[0]) and int(rows[i - 1][0]) < int(last[0])
-    assert resume_index(rows, (int(rows[-1][0]) + 1) * 1_000_000, "x") == len(rows)
+    assert again == [r[1] for r in rows[i:]]
+    assert resumed((int(rows[-1][0]) + 1) * 1_000_000, "x") == []
 
 
 def test_the_one_way_to_derive_gives_the_ids_the_log_already_holds() -> None:

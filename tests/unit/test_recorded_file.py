@@ -24,21 +24,13 @@ def _file(tmp_path: Path, text: str, name: str = "t.json") -> Path:
 def test_the_real_file_loads_with_its_numbers_as_decimals_from_their_text() -> None:
     rows = load_trades(SHARED_TRADES)
     assert len(rows) == 12_477
-    assert rows[0] == [
-        1570752011620,
-        "13519807",
-        None,
-        "sell",
-        Decimal("0.00141342"),
-        Decimal("23.0"),
-        Decimal("0.03250866"),
-    ]
+    assert rows[0] == [1570752011620, "13519807", None, "sell", Decimal("0.00141342"), Decimal("23.0")]
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)
 
 
 def test_integer_amounts_and_trade_ids_are_taken(tmp_path: Path) -> None:
     rows = load_trades(_file(tmp_path, '[[1570752011620, 42, null, "buy", 1, 23, 23]]'))
-    assert rows == [[1570752011620, 42, None, "buy", Decimal(1), Decimal(23), 23]]
+    assert rows == [[1570752011620, "42", None, "buy", Decimal(1), Decimal(23)]]
     assert type(rows[0][4]) is Decimal and type(rows[0][5]) is Decimal
 
 
@@ -88,13 +80,13 @@ def test_a_bad_row_is_refused_with_the_file_its_number_and_the_reason(tmp_path: 
 @pytest.mark.parametrize(
     ("text", "name", "reason"),
     [
-        ("", "t.json", "not a JSON trade list: Expecting value"),
+        ("", "t.json", "empty: no trades"),
         ("[]", "t.json", "no trades (an empty JSON array)"),
-        ('{"trades": []}', "t.json", "expected a JSON array of trades, got an object"),
-        ('"trades"', "t.json", "expected a JSON array of trades, got a string"),
-        (f"[{GOOD}, [157", "t.json", "not a JSON trade list: Expecting"),
+        ('{"trades": []}', "t.json", "line 1: a trade without timestamp, id, side, price, amount"),
+        ('"trades"', "t.json", "not a trade file of a known format"),
+        (f"[{GOOD}, [157", "t.json", "row 2: not JSON"),
         ("[" * 100_000 + "]" * 100_000, "t.json", "JSON nested too deeply"),
-        ("[]", "t.json.gz", "a truncated or corrupt gzip file: Not a gzipped file"),
+        ("[]", "t.json.gz", "no trades"),  # the content says what it is, not the name
     ],
 )
 def test_a_file_that_is_no_trade_list_is_refused_with_the_reason(
@@ -120,9 +112,8 @@ def test_a_truncated_or_damaged_gzip_file_or_other_bytes_are_refused(tmp_path: P
     latin.write_bytes(b'[[1570752011620, "\xe9", null, "buy", 0.0014, 1.0]]')
     with pytest.raises(RecordedFileError, match="not UTF-8 text"):
         load_trades(latin)
-    packed = tmp_path / "packed.json"  # gzip bytes under a .json name
-    packed.write_bytes(gzip.compress(b"[]"))
-    with pytest.raises(RecordedFileError, match="not UTF-8 text"):
-        load_trades(packed)
+    packed = tmp_path / "packed.json"  # gzip bytes under a .json name: read as what they are
+    packed.write_bytes(gzip.compress(f"[{GOOD}]".encode()))
+    assert len(load_trades(packed)) == 1
     with pytest.raises(RecordedFileError, match=r"cannot be read: .*No such file"):
         load_trades(tmp_path / "missing.json")

@@ -1,0 +1,67 @@
+"""`engine run --file` on the formats users bring (a Binance data dump, ccxt's trade objects), end to end on the
+real Kafka and PostgreSQL: the same fills as the compact file of the same trades; a bad row stops the run before
+anything is written, with the file, the line and why."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.feeds.formats import read_trades
+from tests.e2e.test_pipeline import rows
+from tests.support import TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, unique
+
+pytestmark = pytest.mark.servers
+
+FILL_COLS = "ts_event, side, quantity, price, fee, fee_currency"
+
+
+def _binance_zip(path: Path, *, bad_line: int | None = None) -> Path:
+    lines = ["id,price,qty,quote_qty,time,is_buyer_maker,is_best_match"]
+    for t in read_trades(TRADES):
+        maker = "true" if t.side == "sell" else "false"
+        lines.append(f"{t.trade_id},{t.price},{t.amount},{t.price * t.amount},{t.ts_ns // 1_000_000},{maker},true")
+    if bad_line is not None:
+        lines[bad_line - 1] = (
+            lines[bad_line - 1].replace(",true,true", ",perhaps,true").replace(",false,true", ",perhaps,true")
+        )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("XRPETH-trades-2019-10.csv", "\n".join(lines) + "\n")
+    return path
+
+
+async def _run(servers: Any, file: Path, *extra: str) -> str:
+    prefix, schema = unique("fmt"), unique("fmt")
+    res = run_cli(
+        ["run", "--file", str(file), "--symbol", "XRP/ETH", *extra],
+        engine_env(servers, prefix, schema, XRP_ETH_SETTINGS),
+    )
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert "stopped (end of feed)" in res.stdout
+    return schema
+
+
+async def test_a_binance_dump_trades_exactly_as_the_compact_file_of_the_same_trades(
+    servers: Any, tmp_path: Path
+) -> None:
+    compact = await _run(servers, TRADES)
+    dump = await _run(servers, _binance_zip(tmp_path / "XRPETH-trades-2019-10.zip"), "--format", "binance-trades")
+    a = await rows(servers.pg_dsn, f"select {FILL_COLS} from {compact}.fills order by 1, 2, 3, 4")
+    b = await rows(servers.pg_dsn, f"select {FILL_COLS} from {dump}.fills order by 1, 2, 3, 4")
+    assert a and a == b
+    (ticks,) = await rows(servers.pg_dsn, f"select count(*) from {dump}.events where type = 'TickReceived'")
+    assert ticks == (12_477,)
+
+
+async def test_a_bad_row_stops_the_run_before_anything_is_written(servers: Any, tmp_path: Path) -> None:
+    path = _binance_zip(tmp_path / "bad.zip", bad_line=9001)
+    prefix, schema = unique("fmtbad"), unique("fmtbad")
+    res = run_cli(["run", "--file", str(path), "--symbol", "XRP/ETH"], engine_env(servers, prefix, schema))
+    assert res.returncode == 2, res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    assert f"{path}: line 9001: is_buyer_maker 'perhaps' is not true or false" in out, out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+    assert await rows(servers.pg_dsn, f"select to_regnamespace('{schema}')") == [(None,)], "a schema was made"
