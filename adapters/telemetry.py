@@ -61,6 +61,24 @@ RECOVERY_SECONDS = Histogram(
 RECOVERY_RECORDS = Counter("engine_recovery_records", "Records run through the core to rebuild state", ["start"])
 SNAPSHOTS = Counter("engine_state_snapshots", "State snapshots written to engine.snapshots")
 
+# The trading loop's live latency, observed once per order decision (OrderSubmitted, OrderRejected,
+# OrderCancelRequested), never per tick, with the shell's wall clock (engine.loop): never in the core or the events.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+TICK_TO_DECISION = Histogram(
+    "engine_tick_to_decision_seconds",
+    "From the input record's time (ts_init, as the lag) to the trading core's return of the order decision",
+    ["instrument"],
+    buckets=LATENCY_BUCKETS,
+)
+DECISION_TO_ACK = Histogram(
+    "engine_decision_to_ack_seconds",
+    "From the order decision to the broker's acknowledgement of its publish",
+    ["instrument"],
+    buckets=LATENCY_BUCKETS,
+)
+
 
 class Setting(Collector):
     """A setting as a gauge without labels that has no sample until it is set: absent (not 0, not NaN) in a process

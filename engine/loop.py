@@ -32,16 +32,51 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from adapters.deadletter import DeadLetters
 from adapters.kafka import EventProducer, make_consumer
 from adapters.outage import Backoff, is_outage
-from adapters.telemetry import INDICATORS, KAFKA_CONSUMED
+from adapters.telemetry import DECISION_TO_ACK, INDICATORS, KAFKA_CONSUMED, TICK_TO_DECISION
 from engine.core.breaker import Where
 from engine.core.supervisor import Supervisor
 from engine.core.trading import TradingCore
 from engine.recovery import Recovery
-from events import DecodeError, Envelope, Topics, decode
+from events import DecodeError, Envelope, OrderCancelRequested, OrderRejected, OrderSubmitted, Topics, decode
 
 log = structlog.get_logger(__name__)
 
 GROUP = "engine"
+
+# The core's order decisions, whose latency the loop observes (engine_tick_to_decision_seconds and
+# engine_decision_to_ack_seconds). A live venue's report the core relays (the input itself, same id) is none.
+DECISIONS = (OrderSubmitted, OrderRejected, OrderCancelRequested)
+
+
+class _Latency:
+    """The two latency histograms' children by instrument, and one decision's observation: wall clock of the shell
+    only, taken once per input that decided an order (never per tick, never in the core, never in an event)."""
+
+    def __init__(self) -> None:
+        self._children: dict[str, tuple[Any, Any]] = {}
+
+    def decided(
+        self, instrument: str, input_ts_init: int, now_ns: int, now: float
+    ) -> Callable[[asyncio.Future[Any]], None]:
+        """Observe input record -> decision (``now_ns``: wall clock, ``now``: ``perf_counter``, both taken when the
+        core returned); return the callback that observes decision -> acknowledgement."""
+        children = self._children.get(instrument)
+        if children is None:
+            children = self._children[instrument] = (
+                TICK_TO_DECISION.labels(instrument),
+                DECISION_TO_ACK.labels(instrument),
+            )
+        children[0].observe(max(now_ns - input_ts_init, 0) / 1e9)
+        to_ack = children[1]
+
+        def acked(f: asyncio.Future[Any]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                to_ack.observe(time.perf_counter() - now)
+
+        return acked
+
+
+_Acked = Callable[[asyncio.Future[Any]], None]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -96,7 +131,9 @@ class TradingLoop:
         self.cores: dict[TopicPartition, TradingCore] = {}
         self.processed: dict[TopicPartition, int] = {}  # next offset fed to the core
         self.positions: dict[TopicPartition, int] = {}  # next offset acknowledged and committed
-        self._unacked: list[tuple[Envelope, str | None, asyncio.Future[Any]]] = []  # handed over, not acknowledged
+        # handed over, not acknowledged (with a decision's callback observing its acknowledgement)
+        self._unacked: list[tuple[Envelope, str | None, asyncio.Future[Any], _Acked | None]] = []
+        self._latency = _Latency()
         self._to_commit: dict[TopicPartition, int] = {}
         self.ticks_processed = 0
         self.events_published = 0
@@ -195,11 +232,15 @@ class TradingLoop:
     async def wait_assigned(self, seconds: float) -> None:
         await asyncio.wait_for(self.assigned.wait(), seconds)
 
-    async def _send(self, env: Envelope, topic: str | None = None) -> None:
-        """Hand one event to the producer (acknowledged by :meth:`flush` before the input's offset is committed)."""
+    async def _send(self, env: Envelope, topic: str | None = None, acked: _Acked | None = None) -> None:
+        """Hand one event to the producer (acknowledged by :meth:`flush` before the input's offset is committed);
+        ``acked``, a decision's, is called with its future when the broker answers (again after a resend)."""
         while True:
             try:
-                self._unacked.append((env, topic, await self._producer.enqueue(env, topic)))
+                fut = await self._producer.enqueue(env, topic)
+                if acked is not None:
+                    fut.add_done_callback(acked)
+                self._unacked.append((env, topic, fut, acked))
                 self.events_published += 1
                 return
             except Exception as exc:
@@ -215,9 +256,11 @@ class TradingLoop:
         then are the offsets committed, so an input is never committed before what it caused is in the log."""
         while self._unacked:
             sent, self._unacked = self._unacked, []
-            results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
+            results = await asyncio.gather(*(f for _, _, f, _ in sent), return_exceptions=True)
             failed = [
-                (env, topic) for (env, topic, _), r in zip(sent, results, strict=True) if isinstance(r, BaseException)
+                (env, topic, acked)
+                for (env, topic, _, acked), r in zip(sent, results, strict=True)
+                if isinstance(r, BaseException)
             ]
             if not failed:
                 break
@@ -225,9 +268,9 @@ class TradingLoop:
             if not is_outage(exc):
                 raise exc
             await self.backoff.wait(exc, None, during="flush", unacknowledged=len(failed))
-            for env, topic in failed:
+            for env, topic, acked in failed:
                 self.events_published -= 1  # counted again when handed over again
-                await self._send(env, topic)
+                await self._send(env, topic, acked)
         offsets, self._to_commit = self._to_commit, {}
         if offsets:
             while True:
@@ -318,8 +361,13 @@ class TradingLoop:
                         log.error(
                             "engine.strategy_failed", partition=tp.partition, offset=msg.offset, error=core.last_failure
                         )
+                    if produced:  # the moment the core returned: the decisions' latency is measured from it
+                        returned = (time.time_ns(), time.perf_counter())
                     for out in produced:
-                        await self._send(out)
+                        acked = None
+                        if out is not env and isinstance(out.event, DECISIONS):  # an order decision (rare)
+                            acked = self._latency.decided(out.event.instrument, env.ts_init, *returned)
+                        await self._send(out, None, acked)
                     self.processed[tp] = msg.offset + 1  # where a switch decided now applies on this partition
                     if self.supervisor.daily_loss_limit is not None:
                         await self._supervise(env, core)
