@@ -6,14 +6,23 @@
   not "six years behind");
 - ``engine_projection_applied_events_total`` and ``engine_projection_log_end_offset`` give the
   consume and produce rates with ``rate()``.
+
+The same figures of a consumer group's runner are also exported under kafka-lag-exporter's names and labels
+(``kafka_consumergroup_group_lag``, ``..._lag_seconds``, ``..._offset``, ``kafka_partition_latest_offset`` and the
+group's max and sum), so its community dashboards work unchanged: :class:`LagExporterNames`, a collector that
+reads, when /metrics is scraped, the values :func:`publish` last set (the hot path only stores them).
 """
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LAG_EVENTS = Gauge(
     "engine_projection_lag_events",
@@ -58,11 +67,123 @@ class PartitionLag:
         return max(((now_ns or time.time_ns()) - self.last_ts_init) / 1e9, 0.0)
 
 
-def publish(projection: str, topic: str, partition: int, lag: PartitionLag, applied: int = 0) -> None:
+@dataclass(frozen=True)
+class Member:
+    """A consumer group member's labels in kafka-lag-exporter's metrics: the cluster (the bootstrap servers as
+    configured), the group id, this host's name, the consumer's client id, and its member id (asked when scraped: the
+    group coordinator gives a new one at each join; "" before the first)."""
+
+    cluster: str
+    group: str
+    client_id: str
+    consumer_id: Callable[[], str]
+    host: str = socket.gethostname()
+
+
+_GROUP_LABELS = ["cluster_name", "group", "topic", "partition", "member_host", "consumer_id", "client_id"]
+
+
+class LagExporterNames(Collector):
+    """kafka-lag-exporter's lag metrics, from the values :func:`publish` last set for each (group, topic, partition):
+    the very numbers of the ``engine_projection_*`` gauges, under its names and labels. Its per-group max and sum are
+    taken over the partitions of this process (with several workers, ``max by (group)`` / ``sum by (group)`` of them
+    give the group's)."""
+
+    def __init__(self) -> None:
+        # (group, topic, partition) -> (member, lag in events, lag in seconds, next offset, log end)
+        self.values: dict[tuple[str, str, int], tuple[Member, int, float, int, int]] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families([])
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(list(self.values.items()))
+
+    def _families(self, items: list[tuple[tuple[str, str, int], tuple[Member, int, float, int, int]]]) -> list[Metric]:
+        lag = GaugeMetricFamily(
+            "kafka_consumergroup_group_lag",
+            "Last produced offset minus the group's last consumed offset (engine_projection_lag_events)",
+            labels=_GROUP_LABELS,
+        )
+        lag_s = GaugeMetricFamily(
+            "kafka_consumergroup_group_lag_seconds",
+            "The group's lag in seconds (engine_projection_lag_seconds: now minus ts_init of the last applied event)",
+            labels=_GROUP_LABELS,
+        )
+        offset = GaugeMetricFamily(
+            "kafka_consumergroup_group_offset",
+            "The group's next offset to consume (engine_projection_next_offset)",
+            labels=_GROUP_LABELS,
+        )
+        latest = GaugeMetricFamily(
+            "kafka_partition_latest_offset",
+            "The partition's latest offset (engine_projection_log_end_offset)",
+            labels=["cluster_name", "topic", "partition"],
+        )
+        max_lag = GaugeMetricFamily(
+            "kafka_consumergroup_group_max_lag",
+            "The group's highest lag in offsets over its partitions in this process",
+            labels=["cluster_name", "group", "is_simple_consumer"],
+        )
+        max_lag_s = GaugeMetricFamily(
+            "kafka_consumergroup_group_max_lag_seconds",
+            "The group's highest lag in seconds over its partitions in this process",
+            labels=["cluster_name", "group", "is_simple_consumer"],
+        )
+        sum_lag = GaugeMetricFamily(
+            "kafka_consumergroup_group_sum_lag",
+            "The group's lag in offsets summed over its partitions in this process",
+            labels=["cluster_name", "group"],
+        )
+        topic_sum = GaugeMetricFamily(
+            "kafka_consumergroup_group_topic_sum_lag",
+            "The group's lag in offsets summed over a topic's partitions in this process",
+            labels=["cluster_name", "group", "topic"],
+        )
+        groups: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        topics: dict[tuple[str, str, str], int] = {}
+        latest_seen: dict[tuple[str, str, int], int] = {}
+        consumer_ids: dict[int, str] = {}
+        for (group, topic, partition), (member, events, seconds, next_offset, log_end) in items:
+            cid = consumer_ids.get(id(member))
+            if cid is None:
+                cid = consumer_ids[id(member)] = member.consumer_id()
+            labels = [member.cluster, group, topic, str(partition), member.host, cid, member.client_id]
+            lag.add_metric(labels, events)
+            lag_s.add_metric(labels, seconds)
+            offset.add_metric(labels, next_offset)
+            # one series per partition: two groups of this process read the same topics (the latest look-up wins)
+            key = (member.cluster, topic, partition)
+            latest_seen[key] = max(latest_seen.get(key, 0), log_end)
+            groups.setdefault((member.cluster, group), []).append((events, seconds))
+            topics[(member.cluster, group, topic)] = topics.get((member.cluster, group, topic), 0) + events
+        for (cluster, topic, partition), end in latest_seen.items():
+            latest.add_metric([cluster, topic, str(partition)], end)
+        for (cluster, group), rows in groups.items():
+            max_lag.add_metric([cluster, group, "false"], max(e for e, _ in rows))
+            max_lag_s.add_metric([cluster, group, "false"], max(s for _, s in rows))
+            sum_lag.add_metric([cluster, group], sum(e for e, _ in rows))
+        for (cluster, group, topic), total in topics.items():
+            topic_sum.add_metric([cluster, group, topic], total)
+        return [lag, lag_s, offset, latest, max_lag, max_lag_s, sum_lag, topic_sum]
+
+
+LAG_EXPORTER = LagExporterNames()
+REGISTRY.register(LAG_EXPORTER)
+
+
+def publish(
+    projection: str, topic: str, partition: int, lag: PartitionLag, applied: int = 0, member: Member | None = None
+) -> None:
+    """Set the lag gauges of one partition of a projection (and, for a consumer group's ``member``, the values of
+    kafka-lag-exporter's names)."""
     labels = (projection, topic, str(partition))
-    LAG_EVENTS.labels(*labels).set(lag.events)
-    LAG_SECONDS.labels(*labels).set(lag.seconds())
+    events, seconds = lag.events, lag.seconds()
+    LAG_EVENTS.labels(*labels).set(events)
+    LAG_SECONDS.labels(*labels).set(seconds)
     LOG_END.labels(*labels).set(lag.log_end)
     POSITION.labels(*labels).set(lag.next_offset)
     if applied:
         APPLIED.labels(*labels).inc(applied)
+    if member is not None:
+        LAG_EXPORTER.values[(member.group, topic, partition)] = (member, events, seconds, lag.next_offset, lag.log_end)

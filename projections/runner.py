@@ -200,6 +200,12 @@ class ProjectionRunner:
             bootstrap, group_id=group_id, client_id=f"projection-{projection.name}", fetch_max_wait_ms=100
         )
         self._decode: Any = getattr(projection, "decode", None) or _decode
+        # a consumer group's lag is also exported under kafka-lag-exporter's names, with its labels
+        self._member = (
+            None
+            if group_id is None
+            else lagm.Member(bootstrap, group_id, f"projection-{projection.name}", self._member_id)
+        )
         self.lag: dict[TopicPartition, lagm.PartitionLag] = {}
         self._planned: dict[TopicPartition, int] = {}  # next offset of the batches prepared so far
         self._pending: set[TopicPartition] = set()  # assigned, not yet sought to their stored offsets
@@ -309,7 +315,12 @@ class ProjectionRunner:
 
     def _publish_lag(self, tp: TopicPartition, applied: int = 0) -> None:
         if self._export_lag:
-            lagm.publish(self.name, tp.topic, tp.partition, self.lag[tp], applied)
+            lagm.publish(self.name, tp.topic, tp.partition, self.lag[tp], applied, self._member)
+
+    def _member_id(self) -> str:
+        """The member id the group coordinator gave this consumer ("" before it joined)."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        return str(getattr(coordinator, "member_id", "") or "")
 
     def _refresh_log_end(self) -> None:
         """Every second, look the log end up again, in the background: the batches must not wait for it."""
