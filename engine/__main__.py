@@ -138,15 +138,20 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     r.add_argument(
         "--file",
         type=Path,
+        action="append",
         help="recorded feed: a trade file (ccxt trade lists or objects as JSON or JSON lines, Binance trades or "
-        "aggTrades CSV; plain, .gz or .zip)",
+        "aggTrades CSV; plain, .gz or .zip); repeat it for several, merged by time",
     )
     r.add_argument(
         "--format",
         choices=["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"],
         help="recorded feed: the file's format (default auto: told from its content)",
     )
-    r.add_argument("--symbol", help="recorded feed: the instrument of the file, e.g. XRP/ETH")
+    r.add_argument(
+        "--symbol",
+        action="append",
+        help="recorded feed: the instrument of the file, e.g. XRP/ETH; one per --file, in order, or one for all",
+    )
     r.add_argument(
         "--speed", type=_at_least_zero, help="recorded feed: 0 = as fast as possible (default), N = N x real time"
     )
@@ -281,14 +286,26 @@ def _strategy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _recorded_files(files: list[Path], symbols: list[str], fmt: str | None) -> dict[str, Any]:
+    """``--file`` and ``--symbol`` as feed settings: one file as path and symbol, several as ``files``."""
+    if len(symbols) > 1 and len(symbols) != len(files):
+        raise BadInput(f"{len(files)} --file and {len(symbols)} --symbol: give one --symbol per --file, or one for all")
+    if len(files) <= 1:
+        return {
+            k: v for k, v in (("path", files[0] if files else None), ("symbol", symbols[0] if symbols else None)) if v
+        }
+    if not symbols:
+        raise BadInput("--file needs --symbol, the instrument of the file (e.g. XRP/ETH)")
+    pairs = zip(files, symbols if len(symbols) > 1 else symbols * len(files), strict=True)
+    return {"files": [{"path": p, "symbol": s, **({"format": fmt} if fmt else {})} for p, s in pairs]}
+
+
 def _settings(args: argparse.Namespace) -> cfg.Settings:
     over: dict[str, Any] = {}
     if args.command == "run":
         feed: dict[str, Any] = {}
         for key, val in (
             ("kind", args.feed),
-            ("path", args.file),
-            ("symbol", args.symbol),
             ("format", args.format),
             ("speed", args.speed),
             ("seed", args.seed),
@@ -296,7 +313,8 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
         ):
             if val is not None:
                 feed[key] = val
-        if args.file is not None and args.feed is None:
+        feed.update(_recorded_files(args.file or [], args.symbol or [], args.format))
+        if args.file and args.feed is None:
             feed["kind"] = "recorded"
         if feed:
             over["feed"] = feed
@@ -352,13 +370,14 @@ def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from engine.app import run_engine
 
     which = set() if args.no_projections else {"audit", "metrics"}
-    if settings.feed.kind == "recorded" and settings.feed.path is not None:
-        # the whole file is checked (streamed) before anything (a topic, an event, a schema) is written
+    if settings.feed.kind == "recorded":
+        # every file is checked whole (streamed) before anything (a topic, an event, a schema) is written
         from adapters.feeds.recorded import check_file
 
-        if not settings.feed.path.is_file():
-            raise BadInput(f"feed.path {settings.feed.path}: no such file (--file or ENGINE_FEED__PATH)")
-        check_file(settings.feed.path, settings.feed.format)
+        for f in settings.feed.recorded_files():
+            if not f.path.is_file():
+                raise BadInput(f"feed.path {f.path}: no such file (--file or ENGINE_FEED__PATH)")
+            check_file(f.path, f.format)
     try:
         summary = asyncio.run(
             run_engine(

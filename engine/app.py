@@ -62,6 +62,7 @@ def make_feed(
     limit: int | None = None,
     on_connection: Callable[[str, str], Awaitable[None]] | None = None,
     resume_after: tuple[int, str] | None = None,
+    resume: dict[str, tuple[int, str]] | None = None,
 ) -> Feed:
     f = settings.feed
     if f.kind == "ccxt":
@@ -71,8 +72,17 @@ def make_feed(
             f.exchange, f.instruments, rest_url=f.rest_url, ws_url=f.ws_url, on_connection=on_connection
         )
     if f.kind == "recorded":
-        assert f.path is not None and f.symbol is not None
-        return RecordedFeed(f.path, f.symbol, speed=f.speed, format=f.format, resume_after=resume_after)
+        files = f.recorded_files()
+        first = files[0]
+        return RecordedFeed(
+            first.path,
+            first.symbol,
+            speed=f.speed,
+            format=first.format,
+            files=tuple((r.path, r.symbol, r.format) for r in files) if len(files) > 1 else (),
+            resume_after=resume_after,
+            resume=resume,
+        )
     return SyntheticFeed(
         f.instruments,
         f.start_prices,
@@ -409,13 +419,14 @@ async def run_engine(
                 [lifecycle(ConnectionChanged(component=component, state=state, detail=detail), component)]
             )
 
-        resume: tuple[int, str] | None = None
-        if s.feed.kind == "recorded" and s.feed.symbol is not None:
-            # a recorded run goes on after the last trade of the file already in the log (a restart after a crash)
-            resume = await inspector.last_trade(topics.ticks, RecordedFeed.source, RecordedFeed.venue, s.feed.symbol)
-            if resume is not None:
-                log.info("feed.resuming", after_trade=resume[1], ts_event=resume[0])
-        feed = make_feed(s, limit, on_connection, resume)
+        resume: dict[str, tuple[int, str]] = {}
+        for symbol in dict.fromkeys(r.symbol for r in s.feed.recorded_files()) if s.feed.kind == "recorded" else ():
+            # a recorded run goes on after the last trade of its files already in the log (a restart after a crash)
+            last = await inspector.last_trade(topics.ticks, RecordedFeed.source, RecordedFeed.venue, symbol)
+            if last is not None:
+                resume[symbol] = last
+                log.info("feed.resuming", instrument=symbol, after_trade=last[1], ts_event=last[0])
+        feed = make_feed(s, limit, on_connection, resume=resume)
         feed_task = svc.spawn(publish_feed(feed, producer, feed_stop), "feed")
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         started = time.monotonic()

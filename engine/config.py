@@ -105,6 +105,25 @@ class HttpSettings(_Section):
     ready_max_lag_seconds: float = Field(default=60.0, ge=0, description="/readyz fails above this projection lag")
 
 
+TradeFormat = Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"]
+
+
+class RecordedFile(_Section):
+    """One file of a recorded feed of several (``[[feed.files]]``): its trades are of ``symbol``."""
+
+    path: Path
+    symbol: str
+    format: TradeFormat = "auto"
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        problem = instrument_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+
 class FeedSettings(_Section):
     kind: Literal["synthetic", "recorded", "ccxt"] = "synthetic"
     # ccxt: live trades of ``instruments`` from ``exchange`` (websocket, REST polling as fallback)
@@ -121,9 +140,9 @@ class FeedSettings(_Section):
     # recorded
     path: Path | None = None
     symbol: str | None = None
-    format: Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"] = Field(
-        default="auto", description="recorded feed: the file's format (auto: told from its content)"
-    )
+    format: TradeFormat = Field(default="auto", description="recorded feed: the file's format (auto: from its content)")
+    # several files (several instruments, or several days of one), merged by time; instead of path and symbol
+    files: tuple[RecordedFile, ...] = ()
     speed: float = Field(
         default=0.0, ge=0, allow_inf_nan=False, description="0 = as fast as possible, 1 = real time, 60 = 60x"
     )
@@ -152,12 +171,23 @@ class FeedSettings(_Section):
         if self.kind == "synthetic":
             if not (len(self.instruments) == len(self.start_prices) == len(self.tick_size)):
                 raise ValueError("feed.instruments, feed.start_prices and feed.tick_size must have the same length")
+        elif self.files:
+            if self.path is not None or self.symbol is not None:
+                raise ValueError("feed.files: give the files either as feed.files or as feed.path and feed.symbol")
         else:
             if self.path is None:
-                raise ValueError("feed.path is required when feed.kind = 'recorded' (a ccxt trade list .json[.gz])")
+                raise ValueError("feed.path is required when feed.kind = 'recorded' (a trade file, see --format)")
             if self.symbol is None:
                 raise ValueError("feed.symbol is required when feed.kind = 'recorded', e.g. 'XRP/ETH'")
         return self
+
+    def recorded_files(self) -> tuple[RecordedFile, ...]:
+        """The files of a recorded feed: ``files``, or the one of ``path`` and ``symbol``."""
+        if self.files:
+            return self.files
+        if self.path is None or self.symbol is None:
+            return ()
+        return (RecordedFile(path=self.path, symbol=self.symbol, format=self.format),)
 
 
 class StrategySettings(_Section):
@@ -389,7 +419,7 @@ class Settings(BaseSettings):
     def feed_instruments(self) -> tuple[str, ...] | None:
         """The instruments the configured feed publishes (None: not known from the settings)."""
         if self.feed.kind == "recorded":
-            return (self.feed.symbol,) if self.feed.symbol else None
+            return tuple(dict.fromkeys(f.symbol for f in self.feed.recorded_files())) or None
         return self.feed.instruments
 
     @classmethod

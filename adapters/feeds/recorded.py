@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -59,28 +60,50 @@ def _after(same: list[Trade], trade_id: str) -> list[Trade]:
 
 @dataclass
 class RecordedFeed:
+    """The trades of one file (``path``, ``symbol``), or of several (``files``: path, symbol, format each), merged by
+    time: for several instruments, or several days of one (a trade at the same time as another's comes after it if
+    its file is listed later)."""
+
     path: Path
     symbol: str
     speed: float = 0.0
     format: str = "auto"
+    files: tuple[tuple[Path, str, str], ...] = ()
     venue: str = "recorded"
     source: str = "feed:recorded"
     resume_after: tuple[int, str] | None = None  # (ts_event ns, trade id) of the last trade already in the log
+    resume: dict[str, tuple[int, str]] | None = None  # the same per instrument, with several files
     skipped: int = 0  # trades of the file left out because the log has them
 
     @property
     def paced(self) -> bool:
         return self.speed > 0
 
-    async def ticks(self) -> AsyncIterator[tuple[int, TickReceived]]:
-        trades: Iterator[Trade] = read_trades(self.path, self.format)
+    def _sources(self) -> list[tuple[str, Iterator[Trade]]]:
+        """Per instrument, its files' trades merged by time, from where a resumed run goes on."""
+        files = self.files or ((self.path, self.symbol, self.format),)
+        resume = dict(self.resume or {})
         if self.resume_after is not None:
-            trades = self._count_skipped(trades, *self.resume_after)
+            resume.setdefault(self.symbol, self.resume_after)
+        out = []
+        for symbol in dict.fromkeys(s for _, s, _ in files):
+            streams = [read_trades(p, fmt) for p, s, fmt in files if s == symbol]
+            trades = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda t: t.ts_ns)
+            if symbol in resume:
+                trades = self._count_skipped(trades, *resume[symbol])
+            out.append((symbol, trades))
+        return out
+
+    async def ticks(self) -> AsyncIterator[tuple[int, TickReceived]]:
+        sources = self._sources()
+        merged: Iterator[tuple[Trade, str]] = heapq.merge(
+            *(_tagged(trades, symbol) for symbol, trades in sources), key=lambda pair: pair[0].ts_ns
+        )
         loop = asyncio.get_running_loop()
         start_wall = loop.time()
         first_ts: int | None = None
-        while batch := await asyncio.to_thread(list, itertools.islice(trades, BATCH)):  # file reads off the loop
-            for t in batch:
+        while batch := await asyncio.to_thread(list, itertools.islice(merged, BATCH)):  # file reads off the loop
+            for t, symbol in batch:
                 if first_ts is None:
                     first_ts = t.ts_ns
                 if self.speed > 0:
@@ -90,7 +113,7 @@ class RecordedFeed:
                 yield (
                     t.ts_ns,
                     TickReceived(
-                        instrument=self.symbol,
+                        instrument=symbol,
                         venue=self.venue,
                         trade_id=t.trade_id,
                         price=t.price,
@@ -104,10 +127,15 @@ class RecordedFeed:
         counted = _Counting(trades)
         rest = resume_after(counted, ts_ns, trade_id)
         first = next(rest, None)
-        self.skipped = counted.n - (1 if first is not None else 0)
+        self.skipped += counted.n - (1 if first is not None else 0)
         if first is not None:
             yield first
         yield from rest
+
+
+def _tagged(trades: Iterator[Trade], symbol: str) -> Iterator[tuple[Trade, str]]:
+    for t in trades:
+        yield t, symbol
 
 
 class _Counting:

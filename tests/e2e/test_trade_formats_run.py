@@ -65,3 +65,70 @@ async def test_a_bad_row_stops_the_run_before_anything_is_written(servers: Any, 
     assert f"{path}: line 9001: is_buyer_maker 'perhaps' is not true or false" in out, out
     assert "Traceback" not in out and len(out.strip().splitlines()) == 1, out
     assert await rows(servers.pg_dsn, f"select to_regnamespace('{schema}')") == [(None,)], "a schema was made"
+
+
+def _halves(tmp_path: Path) -> tuple[Path, Path]:
+    """The real trades in two files of two formats: the first half compact JSON, the rest a Binance dump."""
+    from tests.support import write_trades
+
+    compact = [[t.ts_ns // 1_000_000, t.trade_id, None, t.side, t.price, t.amount] for t in read_trades(TRADES)]
+    half = len(compact) // 2
+    first = write_trades(tmp_path / "first.json", compact[:half])
+    lines = [
+        f"{r[1]},{r[4]},{r[5]},{r[4] * r[5]},{r[0]},{'true' if r[3] == 'sell' else 'false'},true"
+        for r in compact[half:]
+    ]
+    second = tmp_path / "second.csv"
+    second.write_text("\n".join(lines) + "\n")
+    return first, second
+
+
+async def test_several_files_of_one_instrument_are_one_run_and_of_two_instruments_trade_both(
+    servers: Any, tmp_path: Path
+) -> None:
+    whole = await _run(servers, TRADES)
+    first, second = _halves(tmp_path)
+    # two days' files of one instrument, given in the wrong order: merged by time, the run of the whole file
+    days = await _run(servers, second, "--file", str(first))
+    a = await rows(servers.pg_dsn, f"select {FILL_COLS} from {whole}.fills order by 1, 2, 3, 4")
+    b = await rows(servers.pg_dsn, f"select {FILL_COLS} from {days}.fills order by 1, 2, 3, 4")
+    assert a and a == b
+    # the same trades as two instruments: both traded, each as it trades alone
+    prefix, both = unique("fmt2"), unique("fmt2")
+    res = run_cli(
+        ["run", "--file", str(TRADES), "--symbol", "XRP/ETH", "--file", str(second), "--symbol", "ADA/ETH"],
+        # both quoted in ETH; the daily loss limit is the account's over both: off, so that each trades as alone
+        engine_env(servers, prefix, both, {**XRP_ETH_SETTINGS, "ENGINE_RISK__DAILY_LOSS_LIMIT": "1"}),
+    )
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    ticks = dict(
+        await rows(servers.pg_dsn, f"select key, count(*) from {both}.events where type = 'TickReceived' group by 1")
+    )
+    assert ticks == {"XRP/ETH": 12_477, "ADA/ETH": 12_477 - 12_477 // 2}
+    c = await rows(
+        servers.pg_dsn, f"select {FILL_COLS} from {both}.fills where instrument = 'XRP/ETH' order by 1, 2, 3, 4"
+    )
+    assert c == a
+    (n,) = await rows(servers.pg_dsn, f"select count(*) from {both}.fills where instrument = 'ADA/ETH'")
+    assert n[0] > 0
+
+
+def test_file_and_symbol_counts_that_do_not_pair_stop_with_one_line(servers: Any, tmp_path: Path) -> None:
+    first, second = _halves(tmp_path)
+    args = [
+        "run",
+        "--file",
+        str(first),
+        "--file",
+        str(second),
+        "--file",
+        str(TRADES),
+        "--symbol",
+        "A/B",
+        "--symbol",
+        "C/D",
+    ]
+    res = run_cli(args, engine_env(servers, unique("fmt3"), unique("fmt3")))
+    assert res.returncode == 2
+    assert "3 --file and 2 --symbol: give one --symbol per --file, or one for all" in res.stdout + res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
