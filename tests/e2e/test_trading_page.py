@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.test_dashboard import render, screenshot
 from tests.e2e.test_pipeline import rows
 from tests.e2e.test_several_strategies import TWO_INSTRUMENTS
-from tests.support import engine_env, run_cli, start_cli, unique, wait_for
+from tests.support import REPO, engine_env, run_cli, start_cli, unique, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -81,6 +81,18 @@ async def test_the_trading_page_shows_every_position_live_and_the_breaker(server
             return sum(int(c[-1]) for c in now.values()) > fills_then
 
         await wait_for(moved, 60, "the page's fills to grow as events flow", poll=0.5)
+
+        # a notification Alertmanager delivers to the engine's webhook is on the page too
+        async with aiohttp.ClientSession() as http:
+            body = (REPO / "tests" / "data" / "alertmanager-0.25-webhook-firing.json").read_bytes()
+            async with http.post(f"{base}/alerts/webhook", data=body) as r:
+                assert r.status == 200, await r.text()
+
+        async def alert_shown() -> bool:
+            dom = render(f"{base}/trading", tmp_path / "p6", budget_ms=2000)
+            return bool(re.search(r"<td[^>]*>firing</td>\s*<td[^>]*>KafkaConnectionLost</td>\s*<td[^>]*>cap</td>", dom))
+
+        await wait_for(alert_shown, 60, "the page to show Alertmanager's notification", poll=0.5)
 
         res = run_cli(["halt", "--reason", "test: the page shows it"], env)
         assert res.returncode == 0, res.stderr[-2000:]
