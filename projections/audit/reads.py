@@ -2,7 +2,9 @@
 
 One call, :func:`trading_view`, runs the page's queries in one read-only transaction (so the numbers are of one
 moment of the schema) and returns plain JSON: amounts as strings (exact decimals, never floats), times as
-nanoseconds since the epoch. Unrealized PnL is the position valued at the instrument's last trade in ``candles_1m``.
+nanoseconds since the epoch. Unrealized PnL is the position valued at the instrument's last trade in ``candles_1m``;
+the equity curve is each strategy's mark-to-market PnL per quote currency over event time (fees are taken as they
+were paid: in the quote currency on the paper venue).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import orjson
 from adapters.postgres import ident
 
 LIMIT = 20  # rows of the fills, rejections and alerts tables
-CURVE_POINTS = 720  # buckets of event time in the PnL curve, over the whole history
+CURVE_POINTS = 720  # minutes of the equity curve, over the whole history
 
 # ruff: noqa: S608 - every statement is built from a schema name validated by adapters.postgres.ident
 
@@ -49,18 +51,30 @@ def _queries(s: str) -> dict[str, str]:
                    reject_reason AS reason, client_order_id
             FROM {s}.orders WHERE status = 'rejected'
             ORDER BY updated_ts DESC, client_order_id DESC LIMIT {LIMIT}""",
-        # the whole history in at most CURVE_POINTS buckets of event time (1 s at least): each strategy's cumulative
-        # net PnL at the end of each bucket that has a fill of it
+        # the equity curve: at most CURVE_POINTS minutes of the whole history (every n-th, and the last), at each
+        # each strategy's mark-to-market PnL per quote currency: realized - fees + (last price - avg price) x position,
+        # from its last position change before that minute's end and the instrument's last candle before it
         "curve": f"""
-            WITH span AS (SELECT min(ts_event) AS lo,
-                                 greatest(1000000000, (max(ts_event) - min(ts_event)) / {CURVE_POINTS} + 1) AS width
-                          FROM {s}.position_changes)
-            SELECT (span.lo + (c.ts_event - span.lo) / span.width * span.width + span.width) / 1000000000 AS at,
-                   c.strategy, sum(sum(c.realized_pnl - c.fee)) OVER (
-                       PARTITION BY c.strategy ORDER BY (c.ts_event - span.lo) / span.width) AS cumulative
-            FROM {s}.position_changes c, span
-            GROUP BY (c.ts_event - span.lo) / span.width, span.lo, span.width, c.strategy
-            ORDER BY 1, 2""",
+            WITH grid AS (
+                SELECT at FROM (
+                    SELECT at, row_number() OVER (ORDER BY at) AS rn, count(*) OVER () AS cnt
+                    FROM (SELECT DISTINCT extract(epoch FROM bucket)::bigint + 60 AS at FROM {s}.candles_1m) d) g
+                WHERE rn % greatest(1, cnt / {CURVE_POINTS}) = 0 OR rn = cnt
+            ), pairs AS (SELECT DISTINCT strategy, instrument FROM {s}.positions)
+            SELECT g.at, p.strategy, split_part(p.instrument, '/', 2) AS currency,
+                   sum(coalesce(pc.realized_after - pc.fees_after
+                                + (c.close - pc.avg_price_after) * pc.quantity_after, 0)) AS equity
+            FROM grid g CROSS JOIN pairs p
+            LEFT JOIN LATERAL (SELECT k.close FROM {s}.candles_1m k
+                               WHERE k.instrument = p.instrument AND k.bucket < to_timestamp(g.at)
+                               ORDER BY k.bucket DESC LIMIT 1) c ON true
+            LEFT JOIN LATERAL (SELECT x.realized_after, x.fees_after, x.avg_price_after, x.quantity_after
+                               FROM {s}.position_changes x
+                               WHERE x.instrument = p.instrument AND x.strategy = p.strategy
+                                 AND x.ts_event < g.at * 1000000000
+                               ORDER BY x.ts_event DESC, x.event_id DESC LIMIT 1) pc ON true
+            WHERE c.close IS NOT NULL
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
         "breaker": f"""
             SELECT type, source, detail, ts_event FROM {s}.system_events
             WHERE type IN ('TradingHalted', 'TradingResumed') ORDER BY ts_event DESC, event_id DESC LIMIT 1""",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,17 @@ async def test_the_trading_page_shows_every_position_live_and_the_breaker(server
         for pair, (qty, avg, realized, fees, fills) in expected.items():
             shown = cells[pair]  # position, avg price, last price, realized, unrealized, fees, fills
             assert [shown[0], shown[1], shown[3], shown[5], shown[6]] == [qty, avg, realized, fees, fills], pair
+        # the equity curve ends where the positions stand: realized - fees + unrealized, per strategy and currency
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/api/trading") as r:
+            view = await r.json()
+        last_at = max(int(p["at"]) for p in view["curve"])
+        ends = {(p["strategy"], p["currency"]): Decimal(p["equity"]) for p in view["curve"] if int(p["at"]) == last_at}
+        now: dict[tuple[str, str], Decimal] = {}
+        for p in view["positions"]:
+            key = (p["strategy"], p["instrument"].split("/")[1])
+            value = Decimal(p["realized_pnl"]) - Decimal(p["fees"]) + Decimal(p["unrealized_pnl"])
+            now[key] = now.get(key, Decimal(0)) + value
+        assert ends == now
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(120) == 0, wlog.read_text()[-3000:]
