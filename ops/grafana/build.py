@@ -46,6 +46,9 @@ VARIABLES: dict[str, str] = {
 }
 LABELS = {"instance": "Instance", "instrument": "Instrument", "strategy": "Strategy", "currency": "Currency"}
 
+# Latency of the trading loop (adapters/telemetry.py), drawn on the system dashboard.
+LATENCY = ("engine_tick_to_decision_seconds", "engine_decision_to_ack_seconds")
+
 
 def where(*labels: str) -> str:
     """A selector that filters on the dashboard's variables: ``where("instance", "instrument")``."""
@@ -191,12 +194,29 @@ def event_lag() -> db.Dashboard:
 LAG_LEGEND = "{{projection}} {{topic}}[{{partition}}]"
 
 
+def latency(metric: str, title: str) -> timeseries.Panel:
+    sel = where("instance", "instrument")
+    return series(
+        title,
+        "s",
+        [
+            query(
+                f"histogram_quantile({q}, sum by (le, instrument) (rate({metric}_bucket{sel}[5m])))",
+                f"p{round(q * 100)} {{{{instrument}}}}",
+                ref,
+            )
+            for q, ref in ((0.5, "A"), (0.99, "B"))
+        ],
+        "Median and 99th percentile over 5 minutes, one observation per order decision",
+    )
+
+
 def system() -> db.Dashboard:
     i = where("instance")
     return board(
         "engine-system",
         "System",
-        ["instance"],
+        ["instance", "instrument"],
         [
             series(
                 "Exchange API latency p99",
@@ -257,6 +277,8 @@ def system() -> db.Dashboard:
                 [query(f"process_resident_memory_bytes{i}", "{{job}} {{instance}}")],
             ),
             series("Scrape up", "none", [query(f"up{i}", "{{job}} {{instance}}")]).min(0).max(1),
+            latency(LATENCY[0], "Tick to decision (trading loop)"),
+            latency(LATENCY[1], "Decision to Kafka ack"),
         ],
     )
 

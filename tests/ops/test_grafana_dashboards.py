@@ -371,3 +371,10 @@ def test_the_positions_table_joins_position_and_pnl_per_instrument_and_strategy(
         "Instrument",
         "Strategy",
     }
+
+
+def test_the_trading_loops_latency_is_drawn_when_the_engine_exports_it() -> None:
+    exprs = " ".join(t["expr"] for p in panels(load("system")) for t in p["targets"])
+    for metric in build.LATENCY:
+        assert f"{metric}_bucket" in labels_of(), f"{metric} is not exported"
+        assert f"histogram_quantile(0.99, sum by (le, instrument) (rate({metric}_bucket" in exprs
