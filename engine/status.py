@@ -63,6 +63,8 @@ class ConnectionMonitor:
         self.postgres = _Link("postgres")
         self.probes = 0
         self._untold: list[tuple[str, str, str, int]] = []  # changes not yet written to the log, in order
+        self._news = asyncio.Event()  # a change to write: the teller (see run) writes it, the probes go on
+        self._teller: asyncio.Task[None] | None = None
 
     async def _probe(self, link: _Link, call: Callable[[], Awaitable[Any]]) -> None:
         t0 = time.perf_counter()
@@ -114,13 +116,31 @@ class ConnectionMonitor:
             calls.append(self._probe(self.postgres, lambda: pool.fetchval("SELECT 1")))
         await asyncio.gather(*calls)
         self.probes += 1
-        await self._tell()
+        if self._teller is None:
+            await self._tell()
+        elif self._untold:
+            self._news.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self.probe_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._interval)
+        """Probe every ``interval`` seconds; the changes are written to the log by a task of their own, so that a
+        write waiting on a broker that just went away never holds the next probe (which would say so)."""
+        self._teller = asyncio.create_task(self._tell_loop(), name="connection-teller")
+        try:
+            while not stop.is_set():
+                await self.probe_once()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._interval)
+        finally:
+            teller, self._teller = self._teller, None
+            teller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await teller
+
+    async def _tell_loop(self) -> None:
+        while True:
+            await self._news.wait()
+            self._news.clear()
+            await self._tell()
 
     def check(self, link: _Link, used: bool) -> dict[str, Any]:
         if not used:

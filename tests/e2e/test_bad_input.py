@@ -53,11 +53,11 @@ def _truncated(path: Path) -> Path:
 
 
 FILES: dict[str, tuple[Any, str]] = {  # name -> (how to make it in a directory, what stderr says)
-    "empty.json": (lambda p: _text(p, ""), "not a JSON trade list"),
+    "empty.json": (lambda p: _text(p, ""), "empty: no trades"),
     "no-trades.json": (lambda p: _write(p, []), "no trades (an empty JSON array)"),
-    "object.json": (lambda p: _text(p, '{"trades": []}'), "expected a JSON array of trades, got an object"),
+    "object.json": (lambda p: _text(p, '{"trades": []}'), "line 1: a trade without timestamp, id, side, price, amount"),
     "truncated.json.gz": (_truncated, "a truncated or corrupt gzip file"),
-    "cut.json": (lambda p: _text(p, json.dumps(_rows())[:-500]), "not a JSON trade list"),
+    "cut.json": (lambda p: _text(p, json.dumps(_rows())[:-500]), "row 54: not JSON"),
     "negative-amount.json": (lambda p: _write(p, _with(amount=-500.0)), "row 41: amount: must be > 0, got '-500.0'"),
     "zero-price.json": (lambda p: _write(p, _with(price=0)), "row 41: price: must be > 0, got '0'"),
     "nan-price.json": (
