@@ -105,6 +105,15 @@ class HttpSettings(_Section):
     ready_max_lag_seconds: float = Field(default=60.0, ge=0, description="/readyz fails above this projection lag")
 
 
+def _instrument_names(v: tuple[str, ...]) -> tuple[str, ...]:
+    """Instrument names, each checked (BASE/QUOTE, see events.validation)."""
+    for name in v:
+        problem = instrument_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+    return v
+
+
 TradeFormat = Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"]
 
 
@@ -158,11 +167,7 @@ class FeedSettings(_Section):
     @field_validator("instruments")
     @classmethod
     def _instruments(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for name in v:
-            problem = instrument_problem(name)
-            if problem is not None:
-                raise ValueError(problem)
-        return v
+        return _instrument_names(v)
 
     @model_validator(mode="after")
     def _check(self) -> FeedSettings:
@@ -259,11 +264,7 @@ class StrategyEntry(_Section):
     @field_validator("instruments")
     @classmethod
     def _instruments(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for name in v:
-            problem = instrument_problem(name)
-            if problem is not None:
-                raise ValueError(problem)
-        return v
+        return _instrument_names(v)
 
     def build(self, path: Path | None = None) -> Any:
         return _build(self.kind, json.dumps(self.params, sort_keys=True, default=str), self.path or path, self.name)
