@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+from adapters.feeds.formats import FORMATS
 from engine import __version__
 from engine import config as cfg
 from engine.errors import INTERRUPTED, BadInput, EngineError, describe, engine_error
@@ -144,7 +145,7 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--format",
-        choices=["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"],
+        choices=FORMATS,
         help="recorded feed: the file's format (default auto: told from its content)",
     )
     r.add_argument(

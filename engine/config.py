@@ -32,6 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from adapters.feeds.formats import Format
 from events.validation import instrument_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +115,7 @@ def _instrument_names(v: tuple[str, ...]) -> tuple[str, ...]:
     return v
 
 
-TradeFormat = Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"]
+TradeFormat = Format  # the recorded feed's formats (adapters.feeds.formats)
 
 
 class RecordedFile(_Section):

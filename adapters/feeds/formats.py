@@ -35,12 +35,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, get_args
 
 from events import validation
 
 Format = Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"]
-FORMATS: tuple[str, ...] = ("auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades")
+FORMATS: tuple[str, ...] = get_args(Format)
 _CHUNK = 1 << 16
 _US_FROM = 10**14  # a Binance time at or above this is in microseconds (ms: until the year 5138)
 _MAX_VALUE = 1 << 24  # a JSON value (one trade) longer than this many characters is refused
