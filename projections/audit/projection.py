@@ -259,6 +259,7 @@ class _Batch:
     new_orders: list[tuple[Any, ...]] = field(default_factory=list)  # orders rows of orders not stored yet
     fills: list[tuple[Any, ...]] = field(default_factory=list)  # the fills applied to their order
     position_changes: list[tuple[Any, ...]] = field(default_factory=list)
+    offsets: dict[Any, int] = field(default_factory=dict)  # event id -> its offset, of the trading records
     round_trips: list[tuple[Any, ...]] = field(default_factory=list)
     balance_changes: list[tuple[Any, ...]] = field(default_factory=list)
     system_events: list[tuple[Any, ...]] = field(default_factory=list)
@@ -350,6 +351,7 @@ class AuditProjection:
                 signals.append(e.signal_row())
             elif r.topic == self._trading:
                 trading.append(e)
+                batch.offsets[e.event_id] = r.offset
             elif r.topic == ticks_topic:
                 ticks.append(e)
             elif r.topic == self._control:
@@ -777,6 +779,7 @@ class AuditProjection:
                 after.realized_pnl - before.realized_pnl,
                 after.realized_pnl,
                 after.fees,
+                b.offsets[e.event_id],
             )
         )
         trip, closed = rt.apply_fill(trips.get(key), f, e.ts_event)

@@ -1,4 +1,4 @@
--- The audit projection, version 6 (see schema_version at the end). Built only by the projection runner, from
+-- The audit projection, version 7 (see schema_version at the end). Built only by the projection runner, from
 -- the log; a new version is shipped by `python -m engine rebuild`, never by ALTER scripts.
 -- {schema} is replaced by a validated, quoted schema name. See docs/audit-schema.md for every column.
 -- Times are integer nanoseconds since the epoch (UTC) in ts_* columns, with timestamptz companions.
@@ -124,7 +124,9 @@ CREATE TABLE IF NOT EXISTS {schema}.position_changes (
     avg_price_after  numeric NOT NULL,
     realized_pnl     numeric NOT NULL,   -- realized by this fill (gross)
     realized_after   numeric NOT NULL,   -- cumulative realized PnL after this fill (gross)
-    fees_after       numeric NOT NULL
+    fees_after       numeric NOT NULL,
+    log_offset       bigint  NOT NULL    -- the fill's offset in its trading partition: orders the changes of a
+                                         -- strategy's position in an instrument (one partition) within one ts_event
 );
 CREATE INDEX IF NOT EXISTS position_changes_instrument_ts ON {schema}.position_changes (instrument, strategy, ts_event);
 
@@ -320,6 +322,135 @@ SELECT coalesce(d.strategy, t.strategy) AS strategy, coalesce(d.instrument, t.in
        coalesce(d.max_drawdown, 0) AS max_drawdown, t.sharpe_ratio
 FROM drawdown d FULL JOIN trips t ON t.strategy = d.strategy AND t.instrument = d.instrument AND t.day = d.day;
 
+-- The backtest report's figures (python -m engine backtest reads them; nothing else computes them), for a backtest's
+-- schema as for the live one. Amounts are in the instruments' quote currency (fees as paid: quote on the paper venue).
+--
+-- equity_1m: each strategy's mark-to-market PnL in each instrument at the end of every minute of its quote
+-- currency's span (the first to the last 1-minute candle of that currency's instruments): position, average price,
+-- realized PnL and fees after its last position change before the minute's end, valued at the instrument's last
+-- trade up to then (the close of its last candle). equity = realized_pnl - fees + unrealized_pnl.
+CREATE OR REPLACE VIEW {schema}.equity_1m AS
+WITH span AS (
+    SELECT split_part(instrument, '/', 2) AS currency, min(bucket) AS first, max(bucket) AS last
+    FROM {schema}.candles_1m GROUP BY 1
+), pairs AS (
+    SELECT strategy, instrument FROM {schema}.position_changes
+    UNION SELECT strategy, instrument FROM {schema}.orders
+)
+SELECT p.strategy, p.instrument, s.currency, m.bucket, c.close,
+       coalesce(pc.quantity_after, 0) AS position,
+       coalesce(pc.realized_after, 0) AS realized_pnl,
+       coalesce(pc.fees_after, 0) AS fees,
+       coalesce((c.close - pc.avg_price_after) * pc.quantity_after, 0) AS unrealized_pnl,
+       coalesce(pc.realized_after, 0) - coalesce(pc.fees_after, 0)
+           + coalesce((c.close - pc.avg_price_after) * pc.quantity_after, 0) AS equity
+FROM pairs p
+JOIN span s ON s.currency = split_part(p.instrument, '/', 2)
+CROSS JOIN LATERAL generate_series(s.first, s.last, interval '1 minute') AS m(bucket)
+LEFT JOIN LATERAL (SELECT k.close FROM {schema}.candles_1m k
+                   WHERE k.instrument = p.instrument AND k.bucket <= m.bucket
+                   ORDER BY k.bucket DESC LIMIT 1) c ON true
+LEFT JOIN LATERAL (SELECT x.quantity_after, x.avg_price_after, x.realized_after, x.fees_after
+                   FROM {schema}.position_changes x
+                   WHERE x.instrument = p.instrument AND x.strategy = p.strategy
+                     AND x.ts_event < (extract(epoch FROM m.bucket)::bigint + 60) * 1000000000
+                   ORDER BY x.ts_event DESC, x.log_offset DESC LIMIT 1) pc ON true;
+
+-- performance: the report's figures per strategy and instrument, per instrument (strategy '*'), per strategy
+-- (instrument '*') and in total ('*', '*'), each per quote currency, over the whole span of equity_1m.
+--   net_pnl = gross_pnl - fees = the last minute's equity (an open position valued at the last trade);
+--   round_trips, wins, win_rate, profit_factor (won / lost, net), avg_win, avg_loss (net, of the round_trips);
+--   sharpe, sortino: of the minute-by-minute changes of equity, annualised by sqrt(525600) (minutes in a 365-day
+--   year: these markets trade around the clock); sortino's downside is the root mean square of the negative changes;
+--   max_drawdown: the largest fall of equity from its running peak (which starts at 0); max_drawdown_seconds: from
+--   that peak to the minute equity got back to it, or to the end if it did not (drawdown_recovered false);
+--   exposure: the share of minutes that ended with a position; turnover: the notional of the fills (sum of
+--   quantity x price); rejected: orders refused (rejections_by_rule has them by rule).
+CREATE OR REPLACE VIEW {schema}.performance AS
+WITH levels AS (
+    SELECT currency, coalesce(strategy, '*') AS strategy, coalesce(instrument, '*') AS instrument, bucket,
+           sum(equity) AS equity, sum(realized_pnl) AS realized_pnl, sum(fees) AS fees,
+           sum(unrealized_pnl) AS unrealized_pnl, bool_or(position <> 0) AS exposed
+    FROM {schema}.equity_1m
+    GROUP BY currency, bucket, GROUPING SETS ((strategy, instrument), (instrument), (strategy), ())
+), curve AS (
+    SELECT l.*,
+           l.equity - coalesce(lag(l.equity) OVER w, 0) AS change,
+           greatest(0::numeric, max(l.equity) OVER w) AS peak
+    FROM levels l WINDOW w AS (PARTITION BY l.currency, l.strategy, l.instrument ORDER BY l.bucket)
+), stats AS (
+    SELECT currency, strategy, instrument, min(bucket) AS first_minute, max(bucket) AS last_minute,
+           count(*) AS minutes, count(*) FILTER (WHERE exposed) AS exposed_minutes,
+           avg(change) AS mean_change, stddev_samp(change) AS sd_change,
+           sqrt(avg(least(change, 0) * least(change, 0))) AS downside, max(peak - equity) AS max_drawdown
+    FROM curve GROUP BY 1, 2, 3
+), final AS (
+    SELECT DISTINCT ON (currency, strategy, instrument) currency, strategy, instrument, equity, realized_pnl, fees,
+           unrealized_pnl
+    FROM curve ORDER BY currency, strategy, instrument, bucket DESC
+), trough AS (
+    SELECT DISTINCT ON (c.currency, c.strategy, c.instrument) c.currency, c.strategy, c.instrument,
+           c.bucket AS at, c.peak
+    FROM curve c JOIN stats s USING (currency, strategy, instrument)
+    WHERE s.max_drawdown > 0 AND c.peak - c.equity = s.max_drawdown
+    ORDER BY c.currency, c.strategy, c.instrument, c.bucket
+), drawdown AS (
+    SELECT t.currency, t.strategy, t.instrument,
+           coalesce((SELECT max(c.bucket) FROM curve c
+                     WHERE (c.currency, c.strategy, c.instrument) = (t.currency, t.strategy, t.instrument)
+                       AND c.bucket < t.at AND c.equity = t.peak),
+                    s.first_minute - interval '1 minute') AS peak_at,
+           (SELECT min(c.bucket) FROM curve c
+            WHERE (c.currency, c.strategy, c.instrument) = (t.currency, t.strategy, t.instrument)
+              AND c.bucket > t.at AND c.equity >= t.peak) AS recovered_at,
+           s.last_minute
+    FROM trough t JOIN stats s USING (currency, strategy, instrument)
+), trips AS (
+    SELECT split_part(instrument, '/', 2) AS currency, coalesce(strategy, '*') AS strategy,
+           coalesce(instrument, '*') AS instrument, count(*) AS round_trips,
+           count(*) FILTER (WHERE net_pnl > 0) AS wins,
+           sum(net_pnl) FILTER (WHERE net_pnl > 0) AS won, -sum(net_pnl) FILTER (WHERE net_pnl < 0) AS lost,
+           avg(net_pnl) FILTER (WHERE net_pnl > 0) AS avg_win, avg(net_pnl) FILTER (WHERE net_pnl < 0) AS avg_loss
+    FROM {schema}.round_trips
+    GROUP BY split_part(instrument, '/', 2), GROUPING SETS ((strategy, instrument), (instrument), (strategy), ())
+), fills AS (
+    SELECT split_part(instrument, '/', 2) AS currency, coalesce(strategy, '*') AS strategy,
+           coalesce(instrument, '*') AS instrument, count(*) AS fills, sum(quantity * price) AS turnover
+    FROM {schema}.fills
+    GROUP BY split_part(instrument, '/', 2), GROUPING SETS ((strategy, instrument), (instrument), (strategy), ())
+), rejected AS (
+    SELECT split_part(instrument, '/', 2) AS currency, coalesce(strategy, '*') AS strategy,
+           coalesce(instrument, '*') AS instrument, count(*) AS rejected
+    FROM {schema}.orders WHERE status = 'rejected'
+    GROUP BY split_part(instrument, '/', 2), GROUPING SETS ((strategy, instrument), (instrument), (strategy), ())
+)
+SELECT s.currency, s.strategy, s.instrument, s.first_minute, s.last_minute,
+       f.equity AS net_pnl, f.realized_pnl + f.unrealized_pnl AS gross_pnl, f.fees, f.realized_pnl,
+       f.unrealized_pnl,
+       coalesce(t.round_trips, 0) AS round_trips, coalesce(t.wins, 0) AS wins,
+       round(t.wins::numeric / nullif(t.round_trips, 0), 4) AS win_rate,
+       round(coalesce(t.won, 0) / nullif(t.lost, 0), 4) AS profit_factor,
+       t.avg_win, t.avg_loss,
+       round(s.mean_change / nullif(s.sd_change, 0) * sqrt(525600::numeric), 4) AS sharpe,
+       round(s.mean_change / nullif(s.downside, 0) * sqrt(525600::numeric), 4) AS sortino,
+       coalesce(s.max_drawdown, 0) AS max_drawdown,
+       coalesce(extract(epoch FROM coalesce(d.recovered_at, d.last_minute) - d.peak_at)::bigint, 0)
+           AS max_drawdown_seconds,
+       d.recovered_at IS NOT NULL OR d.peak_at IS NULL AS drawdown_recovered,
+       round(s.exposed_minutes::numeric / s.minutes, 4) AS exposure, s.exposed_minutes * 60 AS exposure_seconds,
+       coalesce(x.turnover, 0) AS turnover, coalesce(x.fills, 0) AS fills, coalesce(r.rejected, 0) AS rejected
+FROM stats s
+JOIN final f USING (currency, strategy, instrument)
+LEFT JOIN drawdown d USING (currency, strategy, instrument)
+LEFT JOIN trips t USING (currency, strategy, instrument)
+LEFT JOIN fills x USING (currency, strategy, instrument)
+LEFT JOIN rejected r USING (currency, strategy, instrument);
+
+-- Orders refused, by rule (risk rules, the venue's), per strategy and instrument.
+CREATE OR REPLACE VIEW {schema}.rejections_by_rule AS
+SELECT strategy, instrument, coalesce(reject_rule, '') AS rule, count(*) AS orders
+FROM {schema}.orders WHERE status = 'rejected' GROUP BY 1, 2, 3;
+
 -- Append-only tables refuse UPDATE, DELETE and TRUNCATE for everyone but the schema's owner.
 CREATE OR REPLACE FUNCTION {schema}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -354,4 +485,4 @@ CREATE TABLE IF NOT EXISTS {schema}.schema_version (
     projection text    PRIMARY KEY,
     version    integer NOT NULL
 );
-INSERT INTO {schema}.schema_version VALUES ('audit', 6) ON CONFLICT DO NOTHING;
+INSERT INTO {schema}.schema_version VALUES ('audit', 7) ON CONFLICT DO NOTHING;

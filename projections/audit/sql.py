@@ -106,6 +106,7 @@ COLUMNS = {
         "realized_pnl",
         "realized_after",
         "fees_after",
+        "log_offset",
     ),
     "round_trips": (
         "closing_event_id",
@@ -261,8 +262,8 @@ class Statements:
             ON CONFLICT DO NOTHING"""
         self.insert_position_change = f"""
             INSERT INTO {s}.position_changes (event_id, instrument, strategy, ts_event, side, quantity, price, fee,
-                quantity_before, quantity_after, avg_price_after, realized_pnl, realized_after, fees_after)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING"""
+                quantity_before, quantity_after, avg_price_after, realized_pnl, realized_after, fees_after, log_offset)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"""
         self.insert_round_trip = f"""
             INSERT INTO {s}.round_trips (closing_event_id, instrument, strategy, direction, opened_ts, closed_ts,
                 quantity, entry_price, exit_price, realized_pnl, fees, net_pnl, duration_seconds, fills)
