@@ -19,19 +19,77 @@ from events import Envelope, Topics, encode
 log = structlog.get_logger(__name__)
 
 
-async def ensure_topics(bootstrap: str, partitions: int, topics: Topics) -> None:
-    """Create the trading topics if missing (auto-create is off on our brokers). Idempotent."""
+class TopicLayoutError(Exception):
+    """The replication asked for cannot be had on this cluster; the message names the setting."""
+
+
+async def _known_brokers(admin: AIOKafkaAdminClient, names: list[str]) -> tuple[set[int], dict[str, int]]:
+    """The ids of the cluster's brokers (those that answer, and those holding a replica of an existing topic, which
+    may be down for now), and each existing topic's replication (its first partition's replica count)."""
+    cluster = await admin.describe_cluster()
+    brokers = {int(b["node_id"]) for b in cluster["brokers"]}
+    replication: dict[str, int] = {}
+    if names:
+        for t in await admin.describe_topics(names):
+            parts = t.get("partitions") or []
+            for p in parts:
+                brokers.update(int(r) for r in p["replicas"])
+            if parts:
+                replication[t["topic"]] = len(parts[0]["replicas"])
+    return brokers, replication
+
+
+async def ensure_topics(
+    bootstrap: str,
+    partitions: int,
+    topics: Topics,
+    *,
+    replication: int = 1,
+    min_insync: int | None = None,
+) -> None:
+    """Create the trading topics if missing (auto-create is off on our brokers), ``replication`` copies of each
+    partition and, if given, ``min.insync.replicas`` in their config. Idempotent.
+
+    :class:`TopicLayoutError` if ``replication`` is more than the cluster's brokers. A topic that exists with
+    another replication is kept as it is, with a warning: changing it is a partition reassignment, an operator's
+    job (``kafka-reassign-partitions``), not something to do at an engine's start."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        ours = [s.name for s in topics.specs()]
+        brokers, have = await _known_brokers(admin, [n for n in ours if n in existing])
+        if replication > len(brokers):
+            raise TopicLayoutError(
+                f"kafka.replication_factor is {replication} but the cluster at {bootstrap} has "
+                f"{len(brokers)} broker{'s' if len(brokers) != 1 else ''}: set kafka.replication_factor "
+                f"(ENGINE_KAFKA__REPLICATION_FACTOR) to at most {len(brokers)}"
+            )
+        differ = {name: n for name, n in have.items() if n != replication}
+        if differ:
+            log.warning(
+                "kafka.replication_differs",
+                topics=sorted(differ),
+                replication=sorted(set(differ.values())),
+                setting=replication,
+                hint="kept as they are: change it with kafka-reassign-partitions, or set kafka.replication_factor",
+            )
+        extra = {} if min_insync is None else {"min.insync.replicas": str(min_insync)}
         new = [
-            NewTopic(s.name, partitions, 1, topic_configs=s.config) for s in topics.specs() if s.name not in existing
+            NewTopic(s.name, partitions, replication, topic_configs={**s.config, **extra})
+            for s in topics.specs()
+            if s.name not in existing
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process created them first
                 await admin.create_topics(new)
-            log.info("kafka.topics_created", topics=[t.name for t in new], partitions=partitions)
+            log.info(
+                "kafka.topics_created",
+                topics=[t.name for t in new],
+                partitions=partitions,
+                replication=replication,
+                min_insync_replicas=min_insync,
+            )
     finally:
         await admin.close()
 

@@ -249,6 +249,13 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     st.add_argument("action", choices=["up", "down", "status"])
     st.add_argument("--timeout", type=_above_zero, default=240.0, help="up: seconds to wait for both services")
     st.add_argument(
+        "--brokers",
+        type=_positive,
+        metavar="N",
+        help="up: N Kafka nodes (a local KRaft cluster, each node broker and controller) instead of one broker "
+        "(stack.kafka_brokers; ports from stack.kafka_cluster_port); it prints the kafka.bootstrap to use",
+    )
+    st.add_argument(
         "--with-prometheus",
         action="store_true",
         help="up: also start Debian's Prometheus (scraping the engine, with the alert rules) and "
@@ -351,6 +358,12 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
 def _stack(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ops import stack
 
+    if args.brokers is not None:
+        if args.brokers > 9:
+            raise BadInput(f"--brokers {args.brokers}: at most 9 nodes in the local cluster")
+        settings = settings.model_copy(
+            update={"stack": settings.stack.model_copy(update={"kafka_brokers": args.brokers})}
+        )
     if args.action == "up":
         statuses = stack.up(settings, timeout=args.timeout, with_prometheus=args.with_prometheus)
     else:
@@ -364,6 +377,10 @@ def _stack(args: argparse.Namespace, settings: cfg.Settings) -> int:
         if s.detail:
             line += f"  ({s.detail})"
         print(line)
+    cluster = stack.cluster_bootstrap(settings)
+    if cluster is not None and any(s.state == "running" and s.name.startswith("kafka-") for s in statuses):
+        same = "" if settings.kafka.bootstrap == cluster else f" (now {settings.kafka.bootstrap})"
+        print(f"engine     set kafka.bootstrap to {cluster}, e.g. ENGINE_KAFKA__BOOTSTRAP={cluster}{same}")
     return 0
 
 

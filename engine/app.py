@@ -362,6 +362,14 @@ async def _supervise(svc: Services, stopper: Stopper) -> None:
         await asyncio.sleep(0.2)
 
 
+async def ensure_topics_of(s: Settings, topics: Topics) -> None:
+    """The trading topics, created if missing, with the settings' partitions and replication."""
+    k = s.kafka
+    await ensure_topics(
+        k.bootstrap, k.partitions, topics, replication=k.replication_factor, min_insync=k.min_insync_replicas
+    )
+
+
 async def run_engine(
     settings: Settings,
     *,
@@ -377,7 +385,7 @@ async def run_engine(
     stopper.install_signals()
     feed_stop = asyncio.Event()
     topics = topics_of(s)
-    await ensure_topics(s.kafka.bootstrap, s.kafka.partitions, topics)
+    await ensure_topics_of(s, topics)
     async with Services(s) as svc:
         producer = await svc.enter(EventProducer(s.kafka.bootstrap, topics, client_id=s.kafka.client_id))
         inspector = await svc.enter(LogInspector(s.kafka.bootstrap))
@@ -570,7 +578,7 @@ async def _drain(
 async def switch_breaker(settings: Settings, *, halt: bool, reason: str) -> None:
     """``python -m engine halt`` / ``resume``: one control event in the log."""
     topics = topics_of(settings)
-    await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
+    await ensure_topics_of(settings, topics)
     by = f"operator:{getpass.getuser()}@{socket.gethostname()}"
     event: Event = TradingHalted(reason=reason, by=by) if halt else TradingResumed(reason=reason, by=by)
     async with EventProducer(settings.kafka.bootstrap, topics, client_id="engine-cli") as producer:
@@ -584,7 +592,7 @@ async def run_projections(settings: Settings, which: set[str], *, http: bool = T
     stopper = Stopper()
     stopper.install_signals()
     topics = topics_of(s)
-    await ensure_topics(s.kafka.bootstrap, s.kafka.partitions, topics)
+    await ensure_topics_of(s, topics)
     async with Services(s) as svc:
         producer = await svc.enter(
             EventProducer(s.kafka.bootstrap, topics, client_id=f"{s.kafka.client_id}-projections")

@@ -68,6 +68,28 @@ class KafkaSettings(_Section):
         description="records of a ticks partition between snapshots of the engine's state "
         "(a recovery cache in engine.snapshots; 0: none)",
     )
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="copies of each partition of the topics the engine creates; at most the cluster's brokers",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="the topics' min.insync.replicas: copies a write needs before it is acknowledged "
+        "(producers use acks=all); default: the broker's (1); at most replication_factor",
+    )
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> KafkaSettings:
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) is more than replication_factor "
+                f"({self.replication_factor}): no write could ever be acknowledged"
+            )
+        return self
 
 
 class PostgresSettings(_Section):
@@ -357,6 +379,17 @@ class StackSettings(_Section):
     kafka_version: str = "4.1.1"
     kafka_controller_port: int = 19093
     kafka_heap: str = "512m"
+    kafka_brokers: int = Field(
+        default=1, ge=1, le=9, description="brokers of the local Kafka (stack up --brokers N): 1, or a KRaft cluster"
+    )
+    kafka_cluster_port: int = Field(
+        default=19192,
+        ge=1024,
+        le=65000,
+        description="with kafka_brokers > 1: node i's broker listens on this port + 2(i-1), its controller on the "
+        "next port",
+    )
+    kafka_cluster_heap: str = "256m"
     # not Debian's 9090 / 9093: the packages' own services may be running there (see ops/bootstrap.sh)
     prometheus_port: int = 19090
     alertmanager_port: int = 19094

@@ -48,6 +48,7 @@ INTERRUPTED = 130
 def _kinds() -> dict[type[BaseException], type[EngineError]]:
     """The other packages' errors and their kind (imported here, when an error is to be told, not at start)."""
     from adapters.feeds.recorded import RecordedFileError
+    from adapters.kafka import TopicLayoutError
     from adapters.postgres import BadIdentifier
     from engine.config import ConfigError
     from ops.stack import StackError
@@ -58,6 +59,7 @@ def _kinds() -> dict[type[BaseException], type[EngineError]]:
     return {
         ConfigError: BadInput,
         RecordedFileError: BadInput,
+        TopicLayoutError: BadInput,
         BadIdentifier: BadInput,
         SchemaExists: BadInput,
         SchemaVersionMismatch: BadInput,

@@ -1,13 +1,16 @@
-"""The local Kafka broker: jars from Maven Central (once), KRaft format (once), start, stop."""
+"""The local Kafka: jars from Maven Central (once), KRaft format (once), start, stop; one broker, or a cluster of
+several nodes (each broker and controller, the quorum on all of them)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from base64 import urlsafe_b64encode
 from pathlib import Path
@@ -183,3 +186,110 @@ def wait_ready(host: str, port: int, pid: int, seconds: float) -> bool:
     return wait_until(lambda: not alive(pid) or (port_open(host, port) and answers(bootstrap)), seconds, 0.5) and alive(
         pid
     )
+
+
+# -- the local cluster (stack up --brokers N): N nodes, each broker and controller, data under <state>/node-<i> --
+
+
+def node_ports(first: int, brokers: int) -> list[tuple[int, int]]:
+    """(broker port, controller port) of each node: node i on ``first + 2(i-1)`` and the port after it."""
+    return [(first + 2 * i, first + 2 * i + 1) for i in range(brokers)]
+
+
+def cluster_bootstrap(ports: list[tuple[int, int]]) -> str:
+    return ",".join(f"127.0.0.1:{p}" for p, _ in ports)
+
+
+def node_dir(state: Path, node: int) -> Path:
+    return state / f"node-{node}"
+
+
+def cluster_ports(state: Path) -> list[tuple[int, int]]:
+    """The ports the cluster under ``state`` was made with (empty: none was)."""
+    try:
+        return [(int(p), int(c)) for p, c in json.loads((state / "ports.json").read_text())]
+    except (OSError, ValueError):
+        return []
+
+
+def render_node(state: Path, node: int, ports: list[tuple[int, int]]) -> Path:
+    d = node_dir(state, node)
+    d.mkdir(parents=True, exist_ok=True)
+    port, controller_port = ports[node - 1]
+    conf = d / "server.properties"
+    conf.write_text(
+        (HERE / "cluster.properties")
+        .read_text()
+        .format(
+            node_id=node,
+            port=port,
+            controller_port=controller_port,
+            voters=",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports, 1)),
+            data_dir=d / "data",
+            replicas=len(ports),
+            min_isr=min(2, len(ports)),
+        )
+    )
+    return conf
+
+
+def format_node(lib: Path, conf: Path, d: Path, cid: str, log: Path) -> None:
+    if (d / "data" / "meta.properties").exists():
+        return
+    with log.open("ab") as out:
+        rc = subprocess.run(
+            [_java(), "-cp", f"{lib}/*", "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(conf)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+    if rc != 0:
+        raise KafkaError(f"formatting the storage of {d.name} failed")
+
+
+def cluster_up(lib: Path, state: Path, ports: list[tuple[int, int]], heap: str, seconds: float) -> list[int]:
+    """Make (once: ports and cluster id kept under ``state``) and start every node not running; wait until each
+    answers a metadata request. The pids of the nodes, node 1 first."""
+    made = cluster_ports(state)
+    if made and made != ports:
+        raise KafkaError(
+            f"the cluster under {state} was made with {len(made)} nodes on ports {made[0][0]}-{made[-1][1]}: "
+            "stack down, and remove that directory to make another"
+        )
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "ports.json").write_text(json.dumps(ports))
+    id_file = state / "cluster.id"
+    if not id_file.exists():
+        id_file.write_text(cluster_id())
+    cid = id_file.read_text().strip()
+    pids = []
+    for node in range(1, len(ports) + 1):
+        d = node_dir(state, node)
+        pid = running_pid(d)
+        if pid is None:
+            if port_open("127.0.0.1", ports[node - 1][0]) or port_open("127.0.0.1", ports[node - 1][1]):
+                raise KafkaError(
+                    f"port {ports[node - 1][0]} or {ports[node - 1][1]} (node {node}) is taken by another program: "
+                    "set stack.kafka_cluster_port to another range"
+                )
+            conf = render_node(state, node, ports)
+            format_node(lib, conf, d, cid, d / "kafka.out")
+            pid = start(lib, conf, d, heap)
+        pids.append(pid)
+    end = time.monotonic() + seconds
+    for node, pid in enumerate(pids, 1):
+        if not wait_ready("127.0.0.1", ports[node - 1][0], pid, max(end - time.monotonic(), 1)):
+            d = node_dir(state, node)
+            log = d / "server.log" if (d / "server.log").exists() else d / "kafka.out"
+            raise KafkaError(f"node {node} {'did not answer in time' if alive(pid) else 'exited'}; read {log}")
+    return pids
+
+
+def cluster_stop(state: Path) -> None:
+    """Stop every node at once (one by one, the last ones wait for a quorum that is gone)."""
+    nodes = sorted(state.glob("node-*"))
+    pids = [pid for d in nodes if (pid := running_pid(d)) is not None]
+    with concurrent.futures.ThreadPoolExecutor(max(len(pids), 1)) as pool:
+        list(pool.map(lambda p: terminate(p, grace=30), pids))
+    for d in nodes:
+        (d / "kafka.pid").unlink(missing_ok=True)

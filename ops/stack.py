@@ -1,7 +1,9 @@
 """The local stack, without Docker: ``python -m engine stack up | down | status``.
 
 - Kafka: a single-node KRaft broker (combined broker + controller) from Maven Central jars, cached once in
-  ``~/.cache/trading-engine/kafka-<version>/lib``; data, log and pid under ``<state>/kafka``.
+  ``~/.cache/trading-engine/kafka-<version>/lib``; data, log and pid under ``<state>/kafka``. With ``--brokers N``
+  (``stack.kafka_brokers``) instead a cluster of N nodes, each broker and controller (the quorum on all of them),
+  on ports from ``stack.kafka_cluster_port``, each under ``<state>/kafka-cluster/node-<i>``.
 - PostgreSQL: Debian's server (installed when missing), its own data directory under ``<state>/postgres``,
   listening on 127.0.0.1 only, with the roles ``engine`` (owner), ``engine_writer`` and ``engine_reader``.
 
@@ -116,8 +118,53 @@ def _monitoring_status(settings: Settings) -> list[ServiceStatus]:
     return out
 
 
+def _cluster_dir(settings: Settings) -> Path:
+    return settings.stack.state_dir / "kafka-cluster"
+
+
+def _cluster_status(settings: Settings) -> list[ServiceStatus]:
+    """The nodes of the local cluster, if one was made (``up --brokers N``)."""
+    state = _cluster_dir(settings)
+    ports = _kafka.cluster_ports(state)
+    out = []
+    for node, (port, controller) in enumerate(ports, 1):
+        d = _kafka.node_dir(state, node)
+        pid = _kafka.running_pid(d)
+        out.append(
+            ServiceStatus(
+                f"kafka-{node}",
+                "running" if pid else "stopped",
+                f"127.0.0.1:{port}",
+                pid,
+                d / "server.log",
+                f"KRaft broker + controller (:{controller}), node {node} of {len(ports)}",
+            )
+        )
+    return out
+
+
+def cluster_bootstrap(settings: Settings) -> str | None:
+    """kafka.bootstrap for the engine on the local cluster, if one was made."""
+    ports = _kafka.cluster_ports(_cluster_dir(settings))
+    return _kafka.cluster_bootstrap(ports) if ports else None
+
+
 def status(settings: Settings) -> list[ServiceStatus]:
-    return [_kafka_status(settings), _pg_status(settings), *_monitoring_status(settings)]
+    kafka = [_kafka_status(settings)] if settings.stack.kafka_brokers == 1 else []
+    return [*kafka, *_cluster_status(settings), _pg_status(settings), *_monitoring_status(settings)]
+
+
+def _up_cluster(settings: Settings, deadline: float) -> None:
+    st = settings.stack
+    state = _cluster_dir(settings)
+    state.mkdir(parents=True, exist_ok=True)
+    out = state / "kafka.out"
+    try:
+        lib = _kafka.ensure_jars(st.kafka_version, out)
+        ports = _kafka.node_ports(st.kafka_cluster_port, st.kafka_brokers)
+        _kafka.cluster_up(lib, state, ports, st.kafka_cluster_heap, max(deadline - time.monotonic(), 1))
+    except _kafka.KafkaError as exc:
+        raise StackError(f"Kafka cluster: {exc}") from None
 
 
 def _up_postgres(settings: Settings, deadline: float) -> None:
@@ -171,7 +218,10 @@ def _up_kafka(settings: Settings, deadline: float) -> None:
 def up(settings: Settings, timeout: float = 240.0, *, with_prometheus: bool = False) -> list[ServiceStatus]:
     deadline = time.monotonic() + timeout
     _up_postgres(settings, deadline)
-    _up_kafka(settings, deadline)
+    if settings.stack.kafka_brokers > 1:
+        _up_cluster(settings, deadline)
+    else:
+        _up_kafka(settings, deadline)
     if with_prometheus:
         host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "") else settings.http.host  # noqa: S104
         try:
@@ -192,6 +242,7 @@ def down(settings: Settings) -> list[ServiceStatus]:
     _monitoring.stop(settings.stack.state_dir)
     if _kafka_addr(settings)[0] in LOCAL:
         _kafka.stop(kstate)
+    _kafka.cluster_stop(_cluster_dir(settings))
     if _pg_addr(settings)[0] in LOCAL:
         with contextlib.suppress(_postgres.PostgresError):  # not installed: nothing runs
             _postgres.stop(_postgres.bin_dir(install=False), pstate, pstate / "postgres.log")
