@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -519,7 +520,6 @@ def _breaker(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 
 def _sql(args: argparse.Namespace, settings: cfg.Settings) -> int:
-    import os
     import shutil
 
     psql = shutil.which("psql")
@@ -591,6 +591,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
     logging = False
     try:
         settings = _settings(args)
+        pgpass = cfg.passfile(settings.postgres, settings.stack.state_dir)
+        if pgpass is not None:  # libpq's variable: asyncpg and psql read it, and so do the processes started here
+            os.environ["PGPASSFILE"] = str(pgpass)
         from engine.logging import configure
 
         configure(settings.log_level)

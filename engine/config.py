@@ -95,12 +95,17 @@ class KafkaSettings(_Section):
 class PostgresSettings(_Section):
     """Three roles: the schema owner (``dsn``: creates schemas and partitions), the writer (projection
     workers: insert, and update current-state tables only) and the reader (people, dashboards). Passwords
-    belong in PGPASSWORD or ~/.pgpass, not in these settings."""
+    belong in a libpq password file (``passfile``, PGPASSFILE, ~/.pgpass) or PGPASSWORD, not in these settings."""
 
     dsn: str = "postgresql://engine@127.0.0.1:15432/engine"
     writer_dsn: str | None = Field(default=None, description="default: dsn with user engine_writer")
     reader_dsn: str | None = Field(default=None, description="default: dsn with user engine_reader")
     schema_: str = Field(default="audit", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    passfile: Path | None = Field(
+        default=None,
+        description="the libpq password file the engine's connections use (set as PGPASSFILE); default: the local "
+        "stack's <stack.state_dir>/pgpass when there is one, else PGPASSFILE or ~/.pgpass",
+    )
 
     @property
     def writer(self) -> str:
@@ -109,6 +114,18 @@ class PostgresSettings(_Section):
     @property
     def reader(self) -> str:
         return self.reader_dsn or with_user(self.dsn, "engine_reader")
+
+
+STACK_PASSFILE = "pgpass"  # in stack.state_dir: the local stack's password file for the engine's roles (0600)
+
+
+def passfile(postgres: PostgresSettings, state_dir: Path) -> Path | None:
+    """The password file the engine's connections use: ``postgres.passfile``, else the local stack's when it
+    exists (``stack up`` writes it), else None (libpq's own choice: PGPASSFILE, then ~/.pgpass)."""
+    if postgres.passfile is not None:
+        return postgres.passfile.expanduser()
+    stack = state_dir / STACK_PASSFILE
+    return stack if stack.is_file() else None
 
 
 def with_user(dsn: str, user: str) -> str:

@@ -1,19 +1,35 @@
-"""The local PostgreSQL server: Debian's binaries, the project's data directory, 127.0.0.1 only."""
+"""The local PostgreSQL server: Debian's binaries, the project's data directory, 127.0.0.1 only, locked.
+
+Locked: every role has a password, generated at the first ``up`` and kept in libpq password files under the state
+directory, mode 0600 (:data:`ENGINE_ROLES` in ``<state>/pgpass``, the one the engine's commands use, and
+:data:`MAINTENANCE` alone in ``<state>/pgpass-maintenance``, which no command of the engine reads); ``pg_hba.conf``
+has no ``trust`` line: ``scram-sha-256`` for every role, on 127.0.0.1, ::1 and the socket, and the superuser
+``postgres`` only through the socket, as the OS user running the server (``peer``). A data directory made before
+(trust, roles without passwords) is brought to that by the next ``up``, its data kept.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import secrets
 import subprocess
 from pathlib import Path
 
 from ops._proc import alive, port_open, wait_until
 
+OWNER = "engine"
+ENGINE_ROLES = (OWNER, "engine_writer", "engine_reader")
+MAINTENANCE = "engine_maintenance"  # the one role that may change an append-only table; no engine command uses it
+MAINTENANCE_PASSFILE = "pgpass-maintenance"  # in the state directory, beside the engine's (STACK_PASSFILE)
+
+# the owner has no CREATEROLE: with it (PostgreSQL 15), it could give itself the maintenance role or its password
 ROLES = """
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'engine') THEN
-        CREATE ROLE engine LOGIN CREATEROLE;
+        CREATE ROLE engine LOGIN;
     END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'engine_writer') THEN
         CREATE ROLE engine_writer LOGIN;
@@ -21,7 +37,22 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'engine_reader') THEN
         CREATE ROLE engine_reader LOGIN;
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'engine_maintenance') THEN
+        CREATE ROLE engine_maintenance LOGIN;
+    END IF;
 END $$;
+ALTER ROLE engine NOCREATEROLE;
+"""
+
+HBA = """\
+# Written by `python -m engine stack up` (ops/_postgres.py), again at each up: no trust anywhere.
+# The superuser only through the socket, as the OS user running the server; every other role with its password.
+local   all   postgres                  peer map=stack
+local   all   all                       scram-sha-256
+host    all   postgres   127.0.0.1/32   reject
+host    all   postgres   ::1/128        reject
+host    all   all        127.0.0.1/32   scram-sha-256
+host    all   all        ::1/128        scram-sha-256
 """
 
 
@@ -46,14 +77,24 @@ def bin_dir(install: bool) -> Path:
     return bin_dir(install=False)
 
 
-def _as_postgres(cmd: list[str], log: Path) -> int:
+def _as_postgres(cmd: list[str], log: Path, stdin: str | None = None) -> int:
     """Run a server command as the postgres user when we are root (initdb and postgres refuse root)."""
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
     with log.open("ab") as out:
         return subprocess.run(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
+            cmd,
+            input=None if stdin is None else stdin.encode(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL if stdin is None else None,
+            check=False,
         ).returncode
+
+
+def _server_user() -> str:
+    """The OS user the server runs as: postgres when we are root, else we."""
+    return "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
 
 def _own(path: Path) -> None:
@@ -83,16 +124,24 @@ def init(bins: Path, state: Path, port: int, log: Path) -> None:
     _traversable(state)
     if (
         _as_postgres(
-            [str(bins / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"],
+            [
+                str(bins / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
             log,
         )
         != 0
     ):
         raise PostgresError("initdb failed")
-    # local development stack only: trust on loopback, nothing else listens
-    (data / "pg_hba.conf").write_text(
-        "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
-    )
+    _write_hba(data)
     with (data / "postgresql.conf").open("a") as conf:
         conf.write(
             f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{run}'\n"
@@ -135,9 +184,24 @@ def stop(bins: Path, state: Path, log: Path) -> None:
         _as_postgres([str(bins / "pg_ctl"), "-D", str(state / "data"), "-m", "fast", "-w", "stop"], log)
 
 
-def create_roles(bins: Path, state: Path, port: int, log: Path) -> None:
-    """The owner ``engine`` (owns database ``engine``), the writer and the reader roles. Idempotent."""
-    psql = [
+def _write_hba(data: Path) -> bool:
+    """pg_hba.conf and pg_ident.conf as :data:`HBA` says; True when either changed (the server must reload)."""
+    changed = False
+    for name, text in (("pg_hba.conf", HBA), ("pg_ident.conf", f"stack   {_server_user()}   postgres\n")):
+        path = data / name
+        with contextlib.suppress(OSError):
+            if path.read_text() == text:
+                continue
+        path.write_text(text)
+        _own(path)
+        os.chmod(path, 0o600)
+        changed = True
+    return changed
+
+
+def _psql(bins: Path, state: Path, port: int) -> list[str]:
+    """psql as the superuser, through the socket (peer)."""
+    return [
         str(bins / "psql"),
         "-h",
         str(state / "run"),
@@ -148,23 +212,69 @@ def create_roles(bins: Path, state: Path, port: int, log: Path) -> None:
         "-v",
         "ON_ERROR_STOP=1",
         "-q",
+        "-X",
     ]
+
+
+def read_passfile(path: Path) -> dict[str, str]:
+    """role -> password, from a password file written by :func:`write_passfile` (an absent one: none)."""
+    out: dict[str, str] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) == 5 and not line.startswith("#"):
+                out.setdefault(fields[3], fields[4])
+    return out
+
+
+def write_passfile(path: Path, passwords: dict[str, str], port: int, socket_dir: Path) -> None:
+    """A libpq password file (PGPASSFILE) for these roles on the local server: 127.0.0.1, localhost and the socket.
+
+    Made mode 0600 before anything is written to it, then renamed over the old one. Passwords are
+    ``secrets.token_urlsafe``: no ``:`` or ``\\`` to escape."""
+    hosts = ("127.0.0.1", "localhost", str(socket_dir))
+    text = "".join(f"{h}:{port}:*:{role}:{pw}\n" for role, pw in passwords.items() for h in hosts)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def lock(bins: Path, state: Path, port: int, log: Path, passfile: Path, maintenance_passfile: Path) -> None:
+    """Every role its password (generated once, kept in the password files, set again at each up), then pg_hba.conf
+    without trust, and a reload when it changed. Idempotent; upgrades a data directory made with trust."""
+    run = state / "run"
+    known = read_passfile(passfile) | read_passfile(maintenance_passfile)
+    passwords = {role: known.get(role) or secrets.token_urlsafe(24) for role in (*ENGINE_ROLES, MAINTENANCE)}
+    # the files first: a password set on the server is never one that is nowhere else
+    for path, roles in ((passfile, ENGINE_ROLES), (maintenance_passfile, (MAINTENANCE,))):
+        wanted = {r: passwords[r] for r in roles}
+        if read_passfile(path) != wanted or (path.stat().st_mode & 0o077):
+            write_passfile(path, wanted, port, run)
+    # on stdin, not the command line (ps shows that); and no failed statement echoed into the server's log
+    sql = "SET log_min_error_statement = panic;\nSET log_statement = 'none';\n" + "".join(
+        f"ALTER ROLE {role} PASSWORD '{pw}';\n" for role, pw in passwords.items()
+    )
+    if _as_postgres([*_psql(bins, state, port), "-d", "postgres"], log, stdin=sql) != 0:
+        raise PostgresError("setting the roles' passwords failed")
+    if _write_hba(state / "data") and _as_postgres(
+        [*_psql(bins, state, port), "-d", "postgres", "-c", "SELECT pg_reload_conf()"], log
+    ):
+        raise PostgresError("reloading pg_hba.conf failed")
+
+
+def create_roles(bins: Path, state: Path, port: int, log: Path) -> None:
+    """The owner ``engine`` (owns database ``engine``), the writer, reader and maintenance roles. Idempotent."""
+    psql = _psql(bins, state, port)
     if _as_postgres([*psql, "-d", "postgres", "-c", ROLES], log) != 0:
         raise PostgresError("creating the roles failed")
+    query = [*psql, "-d", "postgres", "-Atc", "SELECT 1 FROM pg_database WHERE datname = 'engine'"]
     exists = subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            *psql,
-            "-d",
-            "postgres",
-            "-Atc",
-            "SELECT 1 FROM pg_database WHERE datname = 'engine'",
-        ]
-        if os.geteuid() == 0
-        else [*psql, "-d", "postgres", "-Atc", "SELECT 1 FROM pg_database WHERE datname = 'engine'"],
+        ["runuser", "-u", "postgres", "--", *query] if os.geteuid() == 0 else query,
         capture_output=True,
         text=True,
         check=False,

@@ -5,7 +5,8 @@
   (``stack.kafka_brokers``) instead a cluster of N nodes, each broker and controller (the quorum on all of them),
   on ports from ``stack.kafka_cluster_port``, each under ``<state>/kafka-cluster/node-<i>``.
 - PostgreSQL: Debian's server (installed when missing), its own data directory under ``<state>/postgres``,
-  listening on 127.0.0.1 only, with the roles ``engine`` (owner), ``engine_writer`` and ``engine_reader``.
+  listening on 127.0.0.1 only, with the roles ``engine`` (owner), ``engine_writer``, ``engine_reader`` and
+  ``engine_maintenance``, each with a generated password (``<state>/pgpass``, mode 0600; see ops/_postgres.py).
 
 ``up`` is idempotent and waits until both answer (a Kafka metadata round trip, a PostgreSQL connection), with a
 deadline; a failure names the log file to read. ``down`` stops what ``up`` started, and nothing else. A service
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from engine.config import Settings
+from engine.config import STACK_PASSFILE, Settings
 from ops import _kafka, _monitoring, _postgres
 from ops._proc import port_open, tail
 
@@ -184,6 +185,8 @@ def _up_postgres(settings: Settings, deadline: float) -> None:
         if not _postgres.wait_ready(host, port, max(deadline - time.monotonic(), 1)):
             raise _fail("PostgreSQL did not answer in time", log)
         _postgres.create_roles(bins, state, port, log)
+        base = settings.stack.state_dir
+        _postgres.lock(bins, state, port, log, base / STACK_PASSFILE, base / _postgres.MAINTENANCE_PASSFILE)
     except _postgres.PostgresError as exc:
         raise _fail(f"PostgreSQL: {exc}", log) from None
 

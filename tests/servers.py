@@ -4,7 +4,9 @@
 2. testcontainers, when a Docker engine answers;
 3. the local stack (``ops.stack.up``: Kafka from Maven Central jars, Debian's PostgreSQL), started here.
 
-Whatever is found is written back to the environment, so the CLI run by the tests reaches the same servers.
+Whatever is found is written back to the environment, so the CLI run by the tests reaches the same servers; so is
+the password file of the engine's roles (``PGPASSFILE``: the local stack's ``<stack.state_dir>/pgpass``, or one
+made here for the containers, whose roles all have the password ``engine``), read by the tests' own connections.
 If nothing works the session fails: a missing Kafka or PostgreSQL is never a skip.
 
 On the local stack, which outlives the session, the schemas and topics the session made (their names carry
@@ -21,8 +23,10 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -58,13 +62,32 @@ def _containers() -> Iterator[Servers]:
         PostgresContainer("postgres:16", username="engine", password="engine", dbname="engine") as pg,
     ):
         dsn = pg.get_connection_url(driver=None).replace("postgresql+psycopg2", "postgresql")
-        yield Servers(kafka.get_bootstrap_server(), dsn, "testcontainers")
+        asyncio.run(_container_roles(dsn))
+        with tempfile.TemporaryDirectory() as tmp:
+            passfile = Path(tmp) / "pgpass"
+            passfile.write_text("*:*:*:*:engine\n")
+            passfile.chmod(0o600)
+            os.environ["PGPASSFILE"] = str(passfile)
+            yield Servers(kafka.get_bootstrap_server(), dsn, "testcontainers")
+
+
+async def _container_roles(dsn: str) -> None:
+    """The container's roles, each with the password ``engine`` (the image's user is a superuser)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for role in ("engine_writer", "engine_reader", "engine_maintenance"):
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await conn.execute(f"CREATE ROLE {role} LOGIN")
+            await conn.execute(f"ALTER ROLE {role} PASSWORD 'engine'")
+    finally:
+        await conn.close()
 
 
 @contextlib.contextmanager
 def find() -> Iterator[Servers]:
     kafka, dsn = os.environ.get("ENGINE_KAFKA__BOOTSTRAP"), os.environ.get("ENGINE_POSTGRES__DSN")
     if kafka and dsn:
+        _export_passfile()
         yield Servers(kafka, dsn, "environment")
         return
     if _docker_answers():
@@ -79,6 +102,7 @@ def find() -> Iterator[Servers]:
     stack.up(settings)
     found = Servers(settings.kafka.bootstrap, settings.postgres.dsn, "local stack")
     _export(found)
+    _export_passfile()
     before = asyncio.run(_names(found))
     try:
         yield found
@@ -131,6 +155,16 @@ async def _drop_made_since(found: Servers, before: tuple[set[str], set[str]]) ->
 def _export(found: Servers) -> None:
     os.environ["ENGINE_KAFKA__BOOTSTRAP"] = found.kafka_bootstrap
     os.environ["ENGINE_POSTGRES__DSN"] = found.pg_dsn
+
+
+def _export_passfile() -> None:
+    """PGPASSFILE as the engine's commands set it (engine.config.passfile), for the tests' own connections."""
+    from engine.config import load, passfile
+
+    settings = load()
+    found = passfile(settings.postgres, settings.stack.state_dir)
+    if found is not None:
+        os.environ["PGPASSFILE"] = str(found)
 
 
 def describe(found: Any) -> str:

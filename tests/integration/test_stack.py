@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from adapters.kafka import LogInspector
-from engine.config import Settings, load
+from engine.config import STACK_PASSFILE, Settings, load
 from ops import stack
 from tests.support import run_cli
 
@@ -79,8 +79,10 @@ async def test_both_really_answer(own_stack: tuple[Settings, dict[str, str]]) ->
     async with LogInspector(settings.kafka.bootstrap) as log:
         await log.ping()
     port = settings.postgres.dsn.rsplit(":", 1)[1].split("/")[0]
-    for user in ("engine", "engine_writer", "engine_reader"):
-        conn = await asyncpg.connect(f"postgresql://{user}@127.0.0.1:{port}/engine")
+    for user in ("engine", "engine_writer", "engine_reader"):  # each with its password, from the stack's file
+        conn = await asyncpg.connect(
+            f"postgresql://{user}@127.0.0.1:{port}/engine", passfile=settings.stack.state_dir / STACK_PASSFILE
+        )
         assert await conn.fetchval("select current_user") == user
         await conn.close()
 
