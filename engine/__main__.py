@@ -147,8 +147,9 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     r.add_argument(
         "--format",
         choices=FORMATS,
-        help="recorded feed: the file's format (default auto: told from its content)",
+        help="recorded feed: the file's format (default auto: told from its content; csv: a --columns mapping)",
     )
+    _feed_options(r)
     r.add_argument(
         "--symbol",
         action="append",
@@ -282,6 +283,18 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     return p
 
 
+def _feed_options(parser: argparse.ArgumentParser) -> None:
+    """The recorded feed's options beyond --file, --format and --symbol (run's, and backtest's)."""
+    parser.add_argument(
+        "--columns",
+        metavar="MAPPING",
+        help="recorded feed: a generic CSV's columns, e.g. time=ts:ms,price=px,amount=qty,side=side,id=trade_id: "
+        "time's unit s, ms, us, ns or iso; side=COL[:BUY/SELL] or buyer_maker=COL[:TRUE/FALSE]; optional "
+        "id=COL, delimiter=C (or comma, semicolon, tab, pipe, space), header=yes|no; a column by header name or "
+        "number from 1 (implies --format csv; for every --file; see docs/configuration.md)",
+    )
+
+
 def _strategy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategy-path", type=Path, metavar="DIR", help="a folder of strategy files (also strategy.path)"
@@ -295,8 +308,11 @@ def _strategy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _recorded_files(files: list[Path], symbols: list[str], fmt: str | None) -> dict[str, Any]:
-    """``--file`` and ``--symbol`` as feed settings: one file as path and symbol, several as ``files``."""
+def _recorded_files(
+    files: list[Path], symbols: list[str], fmt: str | None, columns: str | None = None
+) -> dict[str, Any]:
+    """``--file`` and ``--symbol`` (and ``--format``, ``--columns``, for every file) as feed settings: one file as
+    path and symbol, several as ``files``."""
     if len(symbols) > 1 and len(symbols) != len(files):
         raise BadInput(f"{len(files)} --file and {len(symbols)} --symbol: give one --symbol per --file, or one for all")
     if len(files) <= 1:
@@ -306,7 +322,8 @@ def _recorded_files(files: list[Path], symbols: list[str], fmt: str | None) -> d
     if not symbols:
         raise BadInput("--file needs --symbol, the instrument of the file (e.g. XRP/ETH)")
     pairs = zip(files, symbols if len(symbols) > 1 else symbols * len(files), strict=True)
-    return {"files": [{"path": p, "symbol": s, **({"format": fmt} if fmt else {})} for p, s in pairs]}
+    given = {k: v for k, v in (("format", fmt), ("columns", columns)) if v}
+    return {"files": [{"path": p, "symbol": s, **given} for p, s in pairs]}
 
 
 def _settings(args: argparse.Namespace) -> cfg.Settings:
@@ -316,13 +333,16 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
         for key, val in (
             ("kind", args.feed),
             ("format", args.format),
+            ("columns", args.columns),
             ("speed", args.speed),
             ("seed", args.seed),
             ("ticks_per_second", args.rate),
         ):
             if val is not None:
                 feed[key] = val
-        feed.update(_recorded_files(args.file or [], args.symbol or [], args.format))
+        feed.update(_recorded_files(args.file or [], args.symbol or [], args.format, args.columns))
+        if len(args.file or []) > 1:
+            feed.pop("columns", None)  # given to each file
         if args.file and args.feed is None:
             feed["kind"] = "recorded"
         if feed:
@@ -396,7 +416,7 @@ def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
         for f in settings.feed.recorded_files():
             if not f.path.is_file():
                 raise BadInput(f"feed.path {f.path}: no such file (--file or ENGINE_FEED__PATH)")
-            check_file(f.path, f.format)
+            check_file(f.path, f.format, f.columns)
     try:
         summary = asyncio.run(
             run_engine(

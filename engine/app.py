@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
@@ -22,6 +22,7 @@ import structlog
 
 from adapters.alerts import AlertInbox
 from adapters.feeds import Feed, RecordedFeed, SyntheticFeed, publish_feed
+from adapters.feeds.recorded import RecordedFileError
 from adapters.http import HttpServer
 from adapters.kafka import EventProducer, LogInspector, ensure_topics
 from adapters.outage import is_outage
@@ -43,6 +44,7 @@ from events import (
     EngineStopped,
     Envelope,
     Event,
+    FeedStopped,
     OrderType,
     Topics,
     TradingHalted,
@@ -79,7 +81,8 @@ def make_feed(
             first.symbol,
             speed=f.speed,
             format=first.format,
-            files=tuple((r.path, r.symbol, r.format) for r in files) if len(files) > 1 else (),
+            files=tuple((r.path, r.symbol, r.format, r.columns) for r in files) if len(files) > 1 else (),
+            columns=first.columns,
             resume_after=resume_after,
             resume=resume,
         )
@@ -435,7 +438,17 @@ async def run_engine(
                 resume[symbol] = last
                 log.info("feed.resuming", instrument=symbol, after_trade=last[1], ts_event=last[0])
         feed = make_feed(s, limit, on_connection, resume=resume)
-        feed_task = svc.spawn(publish_feed(feed, producer, feed_stop), "feed")
+        acknowledged: list[int] = []
+
+        async def publish() -> int | RecordedFileError:
+            """The feed's ticks to the log; a row the feed cannot read ends it (returned: the run drains what was
+            published before it, then fails with it), any other failure fails the run at once."""
+            try:
+                return await publish_feed(feed, producer, feed_stop, on_finished=acknowledged.append)
+            except RecordedFileError as exc:
+                return exc
+
+        feed_task = svc.spawn(publish(), "feed")
         supervisor = svc.spawn(_supervise(svc, stopper), "supervisor")
         started = time.monotonic()
         await producer.publish(
@@ -460,13 +473,22 @@ async def run_engine(
         feed_stop.set()
         ticks_published = 0
         error: BaseException | None = None
+        feed_error: RecordedFileError | None = None  # a row the feed could not read: it stops there, the rest drains
         try:
-            ticks_published = await feed_task
+            result = await feed_task
+            if isinstance(result, RecordedFileError):
+                feed_error = result
+                stopper.reason = f"feed stopped: {result}"
+            else:
+                ticks_published = result
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # the feed failed: stop, and say why in the log and the event
             error = exc
             stopper.reason = f"feed failed: {exc}"
+        ticks_published = acknowledged[-1] if acknowledged else ticks_published
+        if isinstance(feed, RecordedFeed):
+            await _feed_stopped(producer, feed, feed_error or error, ticks_published)
         log.info("engine.stopping", reason=stopper.reason, ticks_published=ticks_published)
         # drain: the loop takes every published tick, then the projections every event
         drained: bool | None = None  # None: no drain was tried (the engine stopped on an error)
@@ -528,7 +550,28 @@ async def run_engine(
                     5,
                 )
             raise error
+        if feed_error is not None:
+            raise feed_error  # after the drain: what was published before the bad row is all applied
         return summary
+
+
+async def _feed_stopped(
+    producer: EventProducer, feed: RecordedFeed, error: BaseException | None, ticks_published: int
+) -> None:
+    """Where the recorded feed stopped, as a ``FeedStopped`` on the control topic (and in the log); best effort
+    when the feed failed (the failure may be Kafka being gone)."""
+    point = feed.stop_point(error)
+    log.info("feed.stopped", **asdict(point), ticks_published=ticks_published)
+    event = FeedStopped(
+        feed=feed.source,
+        outcome=point.outcome,
+        reason=point.reason[:2000],
+        file=point.file[:4096],
+        where=point.where,
+        ticks_published=ticks_published,
+    )
+    with contextlib.suppress(Exception) if error is not None else contextlib.nullcontext():
+        await asyncio.wait_for(producer.publish([lifecycle(event, feed.source)]), 10)
 
 
 async def _drain(

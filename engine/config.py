@@ -32,7 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from adapters.feeds.formats import Format
+from adapters.feeds.formats import Format, parse_columns
 from events.validation import instrument_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -155,6 +155,27 @@ def _instrument_names(v: tuple[str, ...]) -> tuple[str, ...]:
 
 
 TradeFormat = Format  # the recorded feed's formats (adapters.feeds.formats)
+_COLUMNS_HELP = (
+    "recorded feed: a generic CSV's column mapping, time=COL:UNIT,price=COL,amount=COL,side=COL (or buyer_maker=COL)"
+    "[,id=COL][,delimiter=C][,header=yes|no], or the same keys as a table (see docs/configuration.md)"
+)
+
+
+def _columns_text(v: Any) -> Any:
+    """A column mapping (text or table) checked and as its text; ValueError naming what is wrong."""
+    if v is None or not isinstance(v, str | dict):
+        return v
+    return parse_columns(v).text()
+
+
+def _format_and_columns(where: str, fmt: str, columns: str | None) -> None:
+    if columns is not None and fmt not in ("auto", "csv"):
+        raise ValueError(f"{where}columns is for format csv; format is {fmt!r}")
+    if fmt == "csv" and columns is None:
+        raise ValueError(
+            f"{where}format 'csv' needs {where}columns (which column holds what, e.g. "
+            "time=ts:ms,price=px,amount=qty,side=side)"
+        )
 
 
 class RecordedFile(_Section):
@@ -163,6 +184,7 @@ class RecordedFile(_Section):
     path: Path
     symbol: str
     format: TradeFormat = "auto"
+    columns: str | None = Field(default=None, description=_COLUMNS_HELP)
 
     @field_validator("symbol")
     @classmethod
@@ -171,6 +193,11 @@ class RecordedFile(_Section):
         if problem is not None:
             raise ValueError(problem)
         return v
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns(cls, v: Any) -> Any:
+        return _columns_text(v)
 
 
 class FeedSettings(_Section):
@@ -190,6 +217,7 @@ class FeedSettings(_Section):
     path: Path | None = None
     symbol: str | None = None
     format: TradeFormat = Field(default="auto", description="recorded feed: the file's format (auto: from its content)")
+    columns: str | None = Field(default=None, description=_COLUMNS_HELP)
     # several files (several instruments, or several days of one), merged by time; instead of path and symbol
     files: tuple[RecordedFile, ...] = ()
     speed: float = Field(
@@ -209,6 +237,11 @@ class FeedSettings(_Section):
     def _instruments(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return _instrument_names(v)
 
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns(cls, v: Any) -> Any:
+        return _columns_text(v)
+
     @model_validator(mode="after")
     def _check(self) -> FeedSettings:
         if self.kind == "ccxt":
@@ -219,7 +252,10 @@ class FeedSettings(_Section):
         elif self.files:
             if self.path is not None or self.symbol is not None:
                 raise ValueError("feed.files: give the files either as feed.files or as feed.path and feed.symbol")
+            for i, f in enumerate(self.recorded_files()):
+                _format_and_columns(f"feed.files[{i}].", f.format, f.columns)
         else:
+            _format_and_columns("feed.", self.format, self.columns)
             if self.path is None:
                 raise ValueError("feed.path is required when feed.kind = 'recorded' (a trade file, see --format)")
             if self.symbol is None:
@@ -227,12 +263,18 @@ class FeedSettings(_Section):
         return self
 
     def recorded_files(self) -> tuple[RecordedFile, ...]:
-        """The files of a recorded feed: ``files``, or the one of ``path`` and ``symbol``."""
+        """The files of a recorded feed: ``files`` (an entry without its own format takes ``format``, without its
+        own columns, ``columns`` if its format is auto or csv), or the one of ``path`` and ``symbol``."""
         if self.files:
-            return self.files
+            out = []
+            for f in self.files:
+                fmt = f.format if "format" in f.model_fields_set else self.format
+                columns = f.columns if "columns" in f.model_fields_set or fmt not in ("auto", "csv") else self.columns
+                out.append(f.model_copy(update={"format": fmt, "columns": columns}))
+            return tuple(out)
         if self.path is None or self.symbol is None:
             return ()
-        return (RecordedFile(path=self.path, symbol=self.symbol, format=self.format),)
+        return (RecordedFile(path=self.path, symbol=self.symbol, format=self.format, columns=self.columns),)
 
 
 class StrategySettings(_Section):

@@ -107,6 +107,23 @@ class EngineStopped(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FeedStopped(Event):
+    """Where a finite feed (a recorded one) stopped, written by the engine once the feed is done: ``outcome`` is
+    ``end`` (the end of its files), ``failed`` (a row it could not read, or another failure: ``reason`` says why) or
+    ``stopped`` (the engine stopped it: a signal, a duration); ``file`` and ``where`` (``line N`` / ``row N``) are
+    the bad row's, else the last trade's handed to the log (empty if none); ``ticks_published``: the ticks the log
+    acknowledged. Keyed by the feed's source (``feed:recorded``)."""
+
+    instrument: str = ""
+    feed: str
+    outcome: str  # end | failed | stopped
+    reason: str
+    file: str
+    where: str
+    ticks_published: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TradingHalted(Event):
     """The circuit breaker: from ``ts_event`` on, no new order passes (cancels still do)."""
 

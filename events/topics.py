@@ -14,10 +14,11 @@ topic                  holds                                       retention
                        execution service), so every decision is a
                        function of this one ordered log
 ``trading.events``     SignalGenerated, Order*, written by engine   forever (the source of truth)
-``engine.control``     EngineStarted/Stopped, TradingHalted/        forever
-                       Resumed, reconciliation and connection
-                       events, EquityReported (the daily loss
-                       limit), keyed by engine id or instrument;
+``engine.control``     EngineStarted/Stopped, FeedStopped,          forever
+                       TradingHalted/Resumed, reconciliation and
+                       connection events, EquityReported (the
+                       daily loss limit), keyed by engine id or
+                       instrument (FeedStopped: by the feed);
                        AlertNotified (Alertmanager's, through the
                        webhook), keyed ``alertmanager``
 ``events.deadletter``  raw bytes of messages no one could decode,   forever
@@ -42,6 +43,7 @@ from events.control import (
     EngineStarted,
     EngineStopped,
     EquityReported,
+    FeedStopped,
     ReconciliationDifference,
     TradingHalted,
     TradingResumed,
@@ -69,6 +71,7 @@ _LATEST = {"cleanup.policy": "compact", "segment.ms": "3600000", "min.cleanable.
 _CONTROL = (
     EngineStarted,
     EngineStopped,
+    FeedStopped,
     TradingHalted,
     TradingResumed,
     ReconciliationDifference,

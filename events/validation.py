@@ -285,6 +285,7 @@ FIELD_RULES: dict[str, dict[str, Rule]] = {
     },
     "EngineStarted": {},
     "EngineStopped": {"ticks_processed": COUNT, "events_published": COUNT},
+    "FeedStopped": {"ticks_published": COUNT, "reason": TextRule(0, 2000), "file": TextRule(0, 4096)},
     "TradingHalted": {},
     "TradingResumed": {},
     "ReconciliationDifference": {"venue": ID, "client_order_id": ID},

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import structlog
@@ -71,6 +71,7 @@ async def publish_feed(
     window: int = 5000,
     grace: float = 2.0,
     final_wait: float = 30.0,
+    on_finished: Callable[[int], object] | None = None,
 ) -> int:
     """Write the feed's ticks to Kafka until it ends or ``stop`` is set; return how many were acknowledged.
 
@@ -80,7 +81,8 @@ async def publish_feed(
     unacknowledged ticks are resent once it answers again (a tick's id is derived from its trade, so one stored
     twice is one event). A live feed may be silent for a long time: once ``stop`` is set it gets ``grace`` seconds
     to yield its next tick, then it is cancelled; what was handed to the producer is awaited for at most
-    ``final_wait`` seconds more.
+    ``final_wait`` seconds more. ``on_finished`` is told how many were acknowledged, whether the feed ended or
+    failed.
     """
     pending = _Window(producer, Backoff("kafka.feed"))
 
@@ -118,5 +120,7 @@ async def publish_feed(
             await asyncio.shield(asyncio.wait_for(pending.settle(), final_wait))
         except Exception as exc:  # the broker is gone at the end: say what was not acknowledged
             log.warning("feed.unacknowledged", source=feed.source, ticks=len(pending.sent), error=repr(exc))
+        if on_finished is not None:
+            on_finished(pending.acknowledged)
     log.info("feed.finished", source=feed.source, ticks=pending.acknowledged)
     return pending.acknowledged

@@ -10,7 +10,9 @@ Formats (``feed.format``, ``--format``; ``auto``, the default, tells them apart 
   is_buyer_maker, is_best_match``) or USD-M futures (``id, price, qty, quote_qty, time, is_buyer_maker``), with or
   without the header row;
 - ``binance-aggtrades``: Binance's aggregate trades dumps (``agg_trade_id, price, quantity, first_trade_id,
-  last_trade_id, transact_time, is_buyer_maker[, is_best_match]``), spot or futures, with or without the header.
+  last_trade_id, transact_time, is_buyer_maker[, is_best_match]``), spot or futures, with or without the header;
+- ``csv``: any other CSV, read through a column mapping (``feed.columns``, ``--columns``:
+  :mod:`adapters.feeds.generic_csv`); never detected, chosen by naming it or by giving a mapping.
 
 Each may be plain, ``.gz`` or ``.zip`` (one file inside, as Binance ships them). Numbers become Decimal from their
 text, never through a float (JSON numbers too: ``parse_float=Decimal``). Binance's times in microseconds (its spot
@@ -25,29 +27,30 @@ why: one line.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
+from adapters.feeds._errors import RecordedFileError
+from adapters.feeds.generic_csv import ColumnMap, parse_columns, read_rows
 from events import validation
 
-Format = Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades"]
+__all__ = ["FORMATS", "ColumnMap", "Format", "RecordedFileError", "Trade", "detect", "parse_columns", "read_trades"]
+
+Format = Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtrades", "csv"]
 FORMATS: tuple[str, ...] = get_args(Format)
 _CHUNK = 1 << 16
 _US_FROM = 10**14  # a Binance time at or above this is in microseconds (ms: until the year 5138)
 _MAX_VALUE = 1 << 24  # a JSON value (one trade) longer than this many characters is refused
-
-
-class RecordedFileError(ValueError):
-    """The file is not a trade file of a known format; the message (one line) says which file, where and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class Trade:
     side: str  # buy | sell (the taker's)
     price: Decimal
     amount: Decimal
+    file: Path | None = field(default=None, compare=False)  # where it was read: the file and its "line N" / "row N"
+    where: str = field(default="", compare=False)
 
 
 # --- opening -------------------------------------------------------------------------------------------------
@@ -120,7 +125,7 @@ def detect(path: Path) -> str:
         return "binance-aggtrades"  # agg id, price, qty, first id, last id, time, is_buyer_maker[, best match]
     raise RecordedFileError(
         f"{path}: not a trade file of a known format (ccxt trade lists or objects as JSON, Binance trades or "
-        f"aggTrades CSV); name one with --format ({', '.join(FORMATS[1:])})"
+        f"aggTrades CSV); name one with --format ({', '.join(FORMATS[1:])}), or map a CSV's columns with --columns"
     )
 
 
@@ -142,15 +147,29 @@ def _reading(path: Path) -> Iterator[None]:
 # --- reading -------------------------------------------------------------------------------------------------
 
 
-def read_trades(path: Path, fmt: str = "auto") -> Iterator[Trade]:
-    """The trades of ``path`` in file order, each checked, times never going backwards."""
-    kind = detect(path) if fmt == "auto" else fmt
-    reader = {
-        "ccxt": _ccxt,
-        "ccxt-dicts": _ccxt_dicts,
-        "binance-trades": _binance_trades,
-        "binance-aggtrades": _binance_aggtrades,
-    }.get(kind)
+def read_trades(path: Path, fmt: str = "auto", columns: ColumnMap | str | None = None) -> Iterator[Trade]:
+    """The trades of ``path`` in file order, each checked, times never going backwards; ``columns``: the mapping of
+    a generic CSV (format ``csv``, which a mapping implies)."""
+    if columns is not None and fmt not in ("auto", "csv"):
+        raise RecordedFileError(f"{path}: a column mapping is for format csv, not {fmt}")
+    if fmt == "csv" and columns is None:
+        raise RecordedFileError(f"{path}: format csv needs a column mapping (--columns, feed.columns)")
+    if isinstance(columns, str):
+        try:
+            columns = parse_columns(columns)
+        except ValueError as exc:
+            raise RecordedFileError(f"{path}: columns: {exc}") from None
+    kind = "csv" if columns is not None else detect(path) if fmt == "auto" else fmt
+    reader: Callable[[Path, IO[str]], Iterator[tuple[str, Trade]]] | None
+    if columns is not None:
+        reader = functools.partial(_csv, columns=columns)
+    else:
+        reader = {
+            "ccxt": _ccxt,
+            "ccxt-dicts": _ccxt_dicts,
+            "binance-trades": _binance_trades,
+            "binance-aggtrades": _binance_aggtrades,
+        }.get(kind)
     if reader is None:
         raise RecordedFileError(f"{path}: unknown format {kind!r} (one of {', '.join(FORMATS)})")
     last = 0
@@ -164,6 +183,11 @@ def read_trades(path: Path, fmt: str = "auto") -> Iterator[Trade]:
             yield trade
     if n == 0:
         raise RecordedFileError(f"{path}: no trades (an empty {'JSON array' if kind.startswith('ccxt') else 'file'})")
+
+
+def _csv(path: Path, fh: IO[str], columns: ColumnMap) -> Iterator[tuple[str, Trade]]:
+    for where, (ts_ns, trade_id, side, price, amount) in read_rows(path, fh, columns):
+        yield where, _trade(path, where, ts_ns, trade_id, side, price, amount, unit="ns")
 
 
 def _json_values(path: Path, fh: IO[str]) -> Iterator[tuple[str, Any]]:
@@ -301,9 +325,10 @@ def _trade(
         ts = int(ts)
     if type(ts) is not int:
         raise bad(f"timestamp {_shown(ts)} is not an integer number of milliseconds")
-    ts_ns = ts * 1000 if unit == "auto" and ts >= _US_FROM else ts * 1_000_000
+    ts_ns = ts if unit == "ns" else ts * 1000 if unit == "auto" and ts >= _US_FROM else ts * 1_000_000
     if not validation.TICK_TS_MIN <= ts_ns < validation.TS_MAX:
-        raise bad(f"timestamp {ts} ({'ms' if unit == 'ms' else 'ms or µs'}) is not between 2000-01-01 and 2200-01-01")
+        shown = {"ms": "ms", "ns": "ns", "auto": "ms or µs"}[unit]
+        raise bad(f"timestamp {ts} ({shown}) is not between 2000-01-01 and 2200-01-01")
     if not (type(trade_id) is int and trade_id >= 0) and not (type(trade_id) is str and trade_id.strip()):
         raise bad(f"trade id {_shown(trade_id)} is not a non-empty string or an integer")
     tid = str(trade_id).strip()
@@ -321,7 +346,7 @@ def _trade(
         if problem is not None:
             raise bad(f"{name}: {problem}")
         values.append(d)
-    return Trade(ts_ns, tid, side, values[0], values[1])
+    return Trade(ts_ns, tid, side, values[0], values[1], path, where)
 
 
 def _decimal(v: Any) -> Decimal | None:

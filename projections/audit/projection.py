@@ -46,6 +46,7 @@ from events import (
     EngineStarted,
     EngineStopped,
     Envelope,
+    FeedStopped,
     OpenOrderSnapshot,
     OrderCancelled,
     OrderFilled,
@@ -273,6 +274,7 @@ class _Batch:
 _SYSTEM_EVENTS = (
     EngineStarted,
     EngineStopped,
+    FeedStopped,
     TradingHalted,
     TradingResumed,
     ReconciliationDifference,

@@ -4,15 +4,17 @@ anything is written, with the file, the line and why."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from adapters.feeds.formats import read_trades
 from tests.e2e.test_pipeline import rows
-from tests.support import TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, unique
+from tests.support import TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, start_cli, unique, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -132,3 +134,96 @@ def test_file_and_symbol_counts_that_do_not_pair_stop_with_one_line(servers: Any
     assert res.returncode == 2
     assert "3 --file and 2 --symbol: give one --symbol per --file, or one for all" in res.stdout + res.stderr
     assert "Traceback" not in res.stdout + res.stderr
+
+
+async def test_a_generic_csv_through_columns_trades_as_the_compact_file(servers: Any, tmp_path: Path) -> None:
+    """A CSV of the user's own layout (semicolons, seconds with a fraction, B/S), read through --columns."""
+    lines = ["When;Trade;Px;Qty;Dir"]
+    for t in read_trades(TRADES):
+        when = f"{t.ts_ns // 10**9}.{t.ts_ns // 10**6 % 1000:03d}"
+        lines.append(f"{when};{t.trade_id};{t.price};{t.amount};{'B' if t.side == 'buy' else 'S'}")
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(lines) + "\n")
+    columns = "time=when:s,id=trade,price=px,amount=qty,side=dir:B/S,delimiter=semicolon"
+    compact = await _run(servers, TRADES)
+    mine = await _run(servers, path, "--columns", columns)
+    a = await rows(servers.pg_dsn, f"select {FILL_COLS} from {compact}.fills order by 1, 2, 3, 4")
+    b = await rows(servers.pg_dsn, f"select {FILL_COLS} from {mine}.fills order by 1, 2, 3, 4")
+    assert a and a == b
+    (feed,) = await rows(
+        servers.pg_dsn, f"select detail from {mine}.system_events where type = 'FeedStopped'"
+    )  # where the feed stopped: the end of its file, after its last line
+    assert json.loads(feed[0]) == {
+        "feed": "feed:recorded",
+        "outcome": "end",
+        "reason": "end of its files",
+        "file": str(path),
+        "where": f"line {len(lines)}",
+        "ticks_published": 12_477,
+    }
+
+
+async def test_a_file_that_turns_bad_mid_run_stops_it_there_and_the_log_says_where(
+    servers: Any, tmp_path: Path
+) -> None:
+    """Two files (the real trades' two halves); the second is checked good at the start, then a row near its end is
+    damaged while the run goes (paced, ~20 s). The run stops at that row: exit 2 with the file, line and reason; a
+    FeedStopped in the log and the audit says so, with the ticks published; what was published is consistent (a
+    replay of the log equals the live projection)."""
+    first, second = _halves(tmp_path)
+    text = second.read_text()
+    lines = text.splitlines()
+    bad_line = len(lines) - 20
+    start = sum(len(line) + 1 for line in lines[: bad_line - 1])
+    row = lines[bad_line - 1]
+    damaged = row.replace(",true,true", ",tru3,true").replace(",false,true", ",fals3,true")
+    assert len(damaged) == len(row) and damaged != row
+    prefix, schema = unique("fmtmid"), unique("fmtmid")
+    env = engine_env(servers, prefix, schema, XRP_ETH_SETTINGS)
+    log = tmp_path / "run.log"
+    args = ["run", "--file", str(first), "--file", str(second), "--symbol", "XRP/ETH", "--speed", "10000"]
+    proc = start_cli(args, env, log)
+    try:
+
+        async def ticking() -> bool:
+            try:
+                (n,) = await rows(servers.pg_dsn, f"select count(*) from {schema}.events where type = 'TickReceived'")
+            except asyncpg.PostgresError:
+                return False  # the schema is not there yet
+            return bool(n[0])
+
+        await wait_for(ticking, 60, "the run's first ticks in the audit")
+        with second.open("r+b") as fh:  # in place: the feed's open file sees it when it gets there
+            fh.seek(start)
+            fh.write(damaged.encode())
+        rc = proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    assert rc == 2, out[-3000:]
+    reason = f"is_buyer_maker '{'tru3' if 'tru3' in damaged else 'fals3'}' is not true or false"
+    last = out.splitlines()[-1]
+    assert last.startswith("error: ") and last.endswith(f"{second}: line {bad_line}: {reason}"), out[-3000:]
+    assert "Traceback" not in out
+    (ticks,) = await rows(servers.pg_dsn, f"select count(*) from {schema}.events where type = 'TickReceived'")
+    events = await rows(servers.pg_dsn, f"select type, detail from {schema}.system_events order by ts_event")
+    kinds = [t for t, _ in events]
+    assert kinds[0] == "EngineStarted" and "FeedStopped" in kinds and kinds[-1] == "EngineStopped", kinds
+    feed = json.loads(dict(events)["FeedStopped"])
+    assert feed == {
+        "feed": "feed:recorded",
+        "outcome": "failed",
+        "reason": reason,
+        "file": str(second),
+        "where": f"line {bad_line}",
+        "ticks_published": ticks[0],
+    }
+    half = 12_477 // 2
+    assert half < ticks[0] < 12_477  # all of the first file, the second up to its bad row
+    assert reason in json.loads(dict(events)["EngineStopped"])["reason"]
+    check = unique("fmtmidcheck")
+    replayed = run_cli(["replay", "--schema", check], env)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    diff = run_cli(["diff", schema, check], env)
+    assert diff.returncode == 0, diff.stdout + diff.stderr

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import tracemalloc
 import zipfile
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from adapters.feeds.formats import RecordedFileError, Trade, detect, read_trades
+from adapters.feeds.formats import RecordedFileError, Trade, detect, parse_columns, read_trades
 from tests.support import TRADES
 
 REAL = list(read_trades(TRADES))[:2000]
 SPOT_HEADER = "id,price,qty,quote_qty,time,is_buyer_maker,is_best_match"
 FUTURES_HEADER = "id,price,qty,quote_qty,time,is_buyer_maker"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AGG_HEADER = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker,is_best_match"
 
 
@@ -199,3 +203,165 @@ def test_memory_stays_flat_whatever_the_files_size(tmp_path: Path) -> None:
         tracemalloc.stop()
         assert count == n
         assert peak < 4 * 1024 * 1024, f"{path.name}: {peak / 2**20:.1f} MiB held while reading"
+
+
+# --- Binance USD-M futures layouts, without their header (older dumps) ----------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".zip"])
+def test_futures_dumps_without_a_header_are_read_and_detected(tmp_path: Path, suffix: str) -> None:
+    trades = "\n".join(",".join(r.split(",")[:6]) for r in _spot(REAL))  # id,price,qty,quote_qty,time,is_buyer_maker
+    path = _write(tmp_path / f"um-trades{suffix}", trades)
+    assert detect(path) == "binance-trades"
+    _same(path)
+    agg = "\n".join(
+        f"{t.trade_id},{t.price},{t.amount},{t.trade_id},{t.trade_id},{t.ts_ns // 1_000_000},{_maker(t)}" for t in REAL
+    )  # agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker
+    path = _write(tmp_path / f"um-agg{suffix}", agg)
+    assert detect(path) == "binance-aggtrades"
+    _same(path)
+
+
+# --- a generic CSV through a column mapping -------------------------------------------------------------------
+
+
+def _when(ts_ns: int, unit: str) -> str:
+    if unit == "iso":
+        return (EPOCH + timedelta(microseconds=ts_ns // 1000)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if unit == "s":
+        return f"{ts_ns // 10**9}.{ts_ns // 10**6 % 1000:03d}"
+    return str(ts_ns // {"ms": 10**6, "us": 10**3, "ns": 1}[unit])
+
+
+def _generic(trades: list[Trade], *, sep: str = ",", unit: str = "ms", side: str = "word", header: bool = True) -> str:
+    rows = [sep.join(["Trade ID", "When", "Price", "Size", "Side"])] if header else []
+    for t in trades:
+        spelled = {"word": t.side.upper(), "bs": "B" if t.side == "buy" else "S", "maker": _maker(t)}[side]
+        rows.append(sep.join([t.trade_id, _when(t.ts_ns, unit), str(t.price), str(t.amount), spelled]))
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "columns"),
+    [
+        ("ms.csv", {}, "time=when:ms,price=price,amount=size,side=side,id=trade id"),
+        ("s.csv.gz", {"unit": "s"}, "time=When:s,price=Price,amount=Size,side=Side,id=Trade ID"),
+        (
+            "us.zip",
+            {"unit": "us", "sep": ";"},
+            "time=when:us,price=price,amount=size,side=side,id=trade id,delimiter=;",
+        ),
+        ("ns.tsv", {"unit": "ns", "sep": "\t"}, "time=when:ns,price=price,amount=size,side=side,id=1,delimiter=tab"),
+        ("iso.csv", {"unit": "iso", "side": "bs"}, "time=when:iso,price=price,amount=size,side=side:B/S,id=trade id"),
+        (
+            "numbers.csv",
+            {"side": "maker", "header": False, "sep": "|"},
+            "time=2:ms,price=3,amount=4,buyer_maker=5,id=1,delimiter=pipe",
+        ),
+    ],
+)
+def test_a_generic_csv_reads_back_the_real_trades_through_its_mapping(
+    tmp_path: Path, name: str, kwargs: dict[str, Any], columns: str
+) -> None:
+    path = _write(tmp_path / name, _generic(REAL, **kwargs))
+    got = list(read_trades(path, "csv", columns))
+    assert got == REAL
+    assert all(type(t.price) is Decimal and type(t.amount) is Decimal for t in got)
+    assert [str(t.price) for t in got] == [str(t.price) for t in REAL]  # the file's text, digit for digit
+    assert list(read_trades(path, "auto", parse_columns(columns))) == REAL  # a mapping implies csv
+    with pytest.raises(RecordedFileError, match="not a trade file of a known format"):
+        detect(path)  # never claimed by auto-detection
+
+
+def test_a_generic_csv_without_ids_numbers_the_trades_of_each_time(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.csv", _generic(REAL[:50]))
+    got = list(read_trades(path, "csv", "time=when:ms,price=price,amount=size,side=side"))
+    assert [(t.ts_ns, t.side, t.price, t.amount) for t in got] == [
+        (t.ts_ns, t.side, t.price, t.amount) for t in REAL[:50]
+    ]
+    ranks: dict[int, int] = {}
+    for t in got:
+        ranks[t.ts_ns] = ranks.get(t.ts_ns, 0) + 1
+        assert t.trade_id == str(ranks[t.ts_ns])
+    assert list(read_trades(path, "csv", "time=when:ms,price=price,amount=size,side=side")) == got  # stable
+
+
+@pytest.mark.parametrize(
+    ("columns", "reason"),
+    [
+        ("time=when,price=price,amount=size,side=side", "give the unit after a colon, e.g. time=ts:ms"),
+        ("time=when:hours,price=price,amount=size,side=side", "(s, ms, us, ns or iso)"),
+        ("time=when:ms,amount=size,side=side", "no price column"),
+        ("time=when:ms,price=price,amount=size", "give the taker's side as side=COLUMN or buyer_maker=COLUMN"),
+        ("time=when:ms,price=price,amount=size,side=side,buyer_maker=side", "one of the two"),
+        ("time=when:ms,price=price,amount=price,side=side", "a column is given for two keys"),
+        ("time=when:ms,price=price,amount=size,side=side,colour=red", "unknown key 'colour'"),
+        ("time=when:ms,price=price,amount=size,side=side,header=no", "header=no, but a column is given by name"),
+        ("time=when:ms,price=price,amount=size,side=side,header=maybe", "header=maybe: yes or no"),
+        ("time=when:ms,price=price,amount=size,side=side,delimiter=ab", "delimiter 'ab': one character"),
+        ("time=0:ms,price=2,amount=3,side=4", "columns are numbered from 1"),
+        ("time=when:ms,price=price,amount=size,side=side:B/B", "two different words"),
+        ("time=when:ms price=price", "separate the key=value pairs with commas"),
+        ("time=when:ms,price", "'price' is not key=value"),
+        ("time=when:ms,time=t:s,price=price,amount=size,side=side", "time is given twice"),
+    ],
+)
+def test_a_bad_mapping_is_refused_in_one_line(columns: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)) as err:
+        parse_columns(columns)
+    assert "\n" not in str(err.value)
+
+
+def test_a_mapping_reads_the_same_from_its_text_and_from_a_table() -> None:
+    table = {"time": "ts:iso", "price": "px", "amount": "qty", "buyer_maker": "m:Y/N", "id": 1, "delimiter": "tab"}
+    cols = parse_columns(table)
+    assert (
+        cols
+        == parse_columns(cols.text())
+        == parse_columns("time=ts:iso,price=px,amount=qty,buyer_maker=m:y/n,id=1,delimiter=tab")
+    )
+    assert cols.header is True and cols.delimiter == "\t" and cols.maker_spelling == ("y", "n")
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("9,1570752011621,abc,1,BUY", 'price "abc" is not a number'),
+        ("9,1570752011621,-1,1,BUY", "price: must be > 0"),
+        ("9,1570752011621,0.1,0,BUY", "amount: must be > 0"),
+        ("9,1570752011621,0.1,1,HOLD", "side 'HOLD' is not 'buy' or 'sell'"),
+        ("9,yesterday,0.1,1,BUY", "time 'yesterday' is not a number of ms"),
+        ("9,1570752011000,0.1,1,BUY", "time goes backwards"),
+        ("9,1570752011621,0.1", "3 columns; the mapping reads column 5"),
+    ],
+)
+def test_a_bad_generic_row_names_its_file_and_line(tmp_path: Path, row: str, reason: str) -> None:
+    path = _write(tmp_path / "t.csv", _generic(REAL[:2]) + row + "\n")
+    with pytest.raises(RecordedFileError) as err:
+        list(read_trades(path, "csv", "time=when:ms,price=price,amount=size,side=side,id=trade id"))
+    message = str(err.value)
+    assert message.startswith(f"{path}: line 4: ") and reason in message, message
+
+
+def test_a_mapping_that_does_not_fit_the_file_says_so(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.csv", _generic(REAL[:2], sep=";"))
+    with pytest.raises(RecordedFileError, match=r"line 1: no column 'when' \(time\) in the header .*delimiter ','"):
+        list(read_trades(path, "csv", "time=when:ms,price=price,amount=size,side=side"))
+    with pytest.raises(RecordedFileError, match="format csv needs a column mapping"):
+        list(read_trades(path, "csv"))
+    with pytest.raises(RecordedFileError, match="a column mapping is for format csv, not ccxt"):
+        list(read_trades(path, "ccxt", "time=1:ms,price=2,amount=3,side=4"))
+
+
+def test_a_generic_csv_streams_in_flat_memory(tmp_path: Path) -> None:
+    n = 100_000
+    base = REAL[0]
+    lines = "".join(f"{base.ts_ns // 1_000_000 + i};{base.price};{base.amount};buy\n" for i in range(n))
+    path = _write(tmp_path / "big.csv.gz", lines)
+    del lines
+    tracemalloc.start()
+    count = sum(1 for _ in read_trades(path, "csv", "time=1:ms,price=2,amount=3,side=4,delimiter=;"))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == n
+    assert peak < 4 * 1024 * 1024, f"{peak / 2**20:.1f} MiB held while reading"
