@@ -1,7 +1,7 @@
 """The local PostgreSQL server: Debian's binaries, the project's data directory, 127.0.0.1 only, locked.
 
 Locked: every role has a password, generated at the first ``up`` and kept in libpq password files under the state
-directory, mode 0600 (:data:`ENGINE_ROLES` in ``<state>/pgpass``, the one the engine's commands use, and
+directory, mode 0600 (:data:`APP_ROLES` in ``<state>/pgpass``, the one the engine's commands use, and
 :data:`MAINTENANCE` alone in ``<state>/pgpass-maintenance``, which no command of the engine reads); ``pg_hba.conf``
 has no ``trust`` line: ``scram-sha-256`` for every role, on 127.0.0.1, ::1 and the socket, and the superuser
 ``postgres`` only through the socket, as the OS user running the server (``peer``). A data directory made before
@@ -20,7 +20,7 @@ from pathlib import Path
 from ops._proc import alive, port_open, wait_until
 
 OWNER = "engine"
-ENGINE_ROLES = (OWNER, "engine_writer", "engine_reader")
+APP_ROLES = (OWNER, "engine_writer", "engine_reader")
 MAINTENANCE = "engine_maintenance"  # the one role that may change an append-only table; no engine command uses it
 MAINTENANCE_PASSFILE = "pgpass-maintenance"  # in the state directory, beside the engine's (STACK_PASSFILE)
 
@@ -249,9 +249,9 @@ def lock(bins: Path, state: Path, port: int, log: Path, passfile: Path, maintena
     without trust, and a reload when it changed. Idempotent; upgrades a data directory made with trust."""
     run = state / "run"
     known = read_passfile(passfile) | read_passfile(maintenance_passfile)
-    passwords = {role: known.get(role) or secrets.token_urlsafe(24) for role in (*ENGINE_ROLES, MAINTENANCE)}
+    passwords = {role: known.get(role) or secrets.token_urlsafe(24) for role in (*APP_ROLES, MAINTENANCE)}
     # the files first: a password set on the server is never one that is nowhere else
-    for path, roles in ((passfile, ENGINE_ROLES), (maintenance_passfile, (MAINTENANCE,))):
+    for path, roles in ((passfile, APP_ROLES), (maintenance_passfile, (MAINTENANCE,))):
         wanted = {r: passwords[r] for r in roles}
         if read_passfile(path) != wanted or (path.stat().st_mode & 0o077):
             write_passfile(path, wanted, port, run)
