@@ -105,6 +105,9 @@ class PrivateStack:
         from ops import stack
 
         stack.up(self.settings(), timeout=180)
+        from engine.config import export_passfile
+
+        export_passfile(self.settings())  # its PostgreSQL's passwords, for the connections made here
 
     def down(self) -> None:
         from ops import stack

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -540,6 +539,7 @@ def _breaker(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 
 def _sql(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    import os
     import shutil
 
     psql = shutil.which("psql")
@@ -611,9 +611,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
     logging = False
     try:
         settings = _settings(args)
-        pgpass = cfg.passfile(settings.postgres, settings.stack.state_dir)
-        if pgpass is not None:  # libpq's variable: asyncpg and psql read it, and so do the processes started here
-            os.environ["PGPASSFILE"] = str(pgpass)
+        cfg.export_passfile(settings)  # PGPASSFILE: the roles' passwords, for asyncpg, psql and the processes started
         from engine.logging import configure
 
         configure(settings.log_level)

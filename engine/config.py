@@ -128,6 +128,15 @@ def passfile(postgres: PostgresSettings, state_dir: Path) -> Path | None:
     return stack if stack.is_file() else None
 
 
+def export_passfile(settings: Settings) -> Path | None:
+    """Set PGPASSFILE to :func:`passfile` (when there is one) for this process and those it starts: libpq's
+    variable, which asyncpg and psql read. The commands do this first; so do the benchmarks and the tests."""
+    found = passfile(settings.postgres, settings.stack.state_dir)
+    if found is not None:
+        os.environ["PGPASSFILE"] = str(found)
+    return found
+
+
 def with_user(dsn: str, user: str) -> str:
     """The same DSN for another role (host, port, database and options kept; any password dropped)."""
     parts = urlsplit(dsn)

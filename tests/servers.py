@@ -158,13 +158,10 @@ def _export(found: Servers) -> None:
 
 
 def _export_passfile() -> None:
-    """PGPASSFILE as the engine's commands set it (engine.config.passfile), for the tests' own connections."""
-    from engine.config import load, passfile
+    """PGPASSFILE as the engine's commands set it, for the tests' own connections."""
+    from engine.config import export_passfile, load
 
-    settings = load()
-    found = passfile(settings.postgres, settings.stack.state_dir)
-    if found is not None:
-        os.environ["PGPASSFILE"] = str(found)
+    export_passfile(load())
 
 
 def describe(found: Any) -> str:
