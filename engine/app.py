@@ -37,7 +37,7 @@ from engine.core.trading import TradingCore
 from engine.execution import ExecutionService
 from engine.loop import TradingLoop
 from engine.status import Announce, ConnectionMonitor, LagHistory, StatusBoard
-from engine.venues import make_live_venue, service_settings
+from engine.venues import make_live_venue, native_stops, service_settings
 from events import (
     ConnectionChanged,
     EngineStarted,
@@ -120,9 +120,10 @@ def make_traders(settings: Settings) -> tuple[list[Trader], RiskLimits | None]:
     account's, ``[risk]``). With ``[[strategies]]``, each has its own limits: those it sets, else the account's."""
     r = settings.risk
     account = RiskLimits(r.max_order_notional, r.max_position, r.max_open_orders, r.max_orders_per_minute)
+    native = native_stops(settings.venue)  # venue.stops, resolved here: the core is told, never asks
     if not settings.strategies:
         s = settings.strategy
-        return [Trader(s.build(), account, OrderType(s.order_type))], None
+        return [Trader(s.build(), account, OrderType(s.order_type), native_stops=native)], None
     traders = []
     for e in settings.strategies:
         own = e.risk
@@ -133,7 +134,7 @@ def make_traders(settings: Settings) -> tuple[list[Trader], RiskLimits | None]:
             own.max_orders_per_minute or account.max_orders_per_minute,
         )
         strategy = e.build(settings.strategy.path)
-        traders.append(Trader(strategy, limits, OrderType(e.order_type), frozenset(e.instruments)))
+        traders.append(Trader(strategy, limits, OrderType(e.order_type), frozenset(e.instruments), native))
     return traders, account
 
 

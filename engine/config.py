@@ -404,9 +404,16 @@ class VenueSettings(_Section):
     openalgo_exchange: str = "NSE"
     openalgo_product: str = "MIS"
     timeout: float = Field(default=10.0, gt=0, description="seconds before a venue request counts as lost")
+    stops: Literal["native", "engine"] | None = Field(
+        default=None,
+        description="a strategy's stops: 'native' sends the venue's own stop order (the venue triggers it), 'engine' "
+        "holds it and triggers it from the ticks; default native where the venue adapter has stop orders, else engine",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> VenueSettings:
+        if self.kind == "paper" and self.stops == "native":
+            raise ValueError("venue.stops = 'native' needs a live venue: the paper venue's stops are the engine's")
         if self.secrets_file is not None:
             path = self.secrets_file.expanduser().resolve()
             if path.is_relative_to(PROJECT_ROOT):

@@ -61,6 +61,24 @@ def make_live_venue(v: VenueSettings) -> LiveVenue | None:
         raise ConfigError(f"venue.exchange: {exc}") from None
 
 
+def native_stops(v: VenueSettings) -> bool:
+    """Whether a strategy's stops go to the venue as its own stop orders (``venue.stops``): by default where the
+    venue adapter sends them (ccxt: :func:`adapters.venues.ccxt.native_stops`), else (and on the paper venue) the
+    engine holds them. ``"native"`` on a venue without them stops the engine at start."""
+    if v.kind == "paper":
+        return False
+    from adapters.venues.ccxt import native_stops as ccxt_native_stops
+
+    supported = v.kind == "ccxt" and ccxt_native_stops(v.exchange)
+    if v.stops == "native" and not supported:
+        where = f"ccxt exchange {v.exchange!r}" if v.kind == "ccxt" else f"venue.kind {v.kind!r}"
+        raise ConfigError(
+            f"venue.stops = 'native': this engine sends no native stop orders to {where}; "
+            "use venue.stops = 'engine' (the engine holds the stops and triggers them from the ticks)"
+        )
+    return supported if v.stops is None else v.stops == "native"
+
+
 def service_settings(e: ExecutionSettings) -> ServiceSettings:
     return ServiceSettings(
         poll_interval=e.poll_interval,

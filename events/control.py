@@ -69,10 +69,11 @@ class OpenOrderSnapshot(Event):
 
     v2 added ``trade_ids``: the venue trade ids of the fills applied to the order so far, sorted, so that a replay
     of the day alone still counts a fill the venue reports again (under a new event id) once. ``None`` in an
-    upcast v1 snapshot, which did not record them.
+    upcast v1 snapshot, which did not record them. v3 added ``trigger_price`` (a venue-native stop's); a snapshot of
+    an order without one is written in the v2 shape (:mod:`events.upcasters`).
     """
 
-    VERSION = 2
+    VERSION = 3
 
     day: str
     client_order_id: str
@@ -87,6 +88,7 @@ class OpenOrderSnapshot(Event):
     filled_notional: Decimal
     fees: Decimal
     trade_ids: tuple[str, ...] | None
+    trigger_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,12 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    STOP = "stop"  # a venue-native stop: at market once a trade reaches its trigger price
+    STOP_LIMIT = "stop_limit"  # a venue-native stop-limit: a limit at its limit price once the trigger is reached
+
+    @property
+    def is_stop(self) -> bool:
+        return self is OrderType.STOP or self is OrderType.STOP_LIMIT
 
 
 class Direction(StrEnum):

@@ -33,14 +33,21 @@ class SignalGenerated(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderSubmitted(Event):
-    """The engine decided to send an order and it passed pre-trade risk."""
+    """The engine decided to send an order and it passed pre-trade risk.
 
+    ``order_type`` ``stop`` / ``stop_limit``: a stop the venue holds (``venue.stops = "native"``), which it sends
+    at market (or as a limit at ``limit_price``) once a trade reaches ``trigger_price`` (at or above it for a buy, at
+    or below it for a sell). v2 added ``trigger_price``; an order without one is written in the v1 shape, so a log
+    without native stops stays byte for byte what it was (:mod:`events.upcasters` reads v1 as ``None``)."""
+
+    VERSION = 2
     client_order_id: str
     strategy: str
     side: Side
     order_type: OrderType
     quantity: Decimal
     limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

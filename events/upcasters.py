@@ -83,3 +83,28 @@ def _v1_if_no_strategy(data: Payload) -> Payload | None:
 for _type in ("PositionSnapshot", "BalanceSnapshot"):
     upcaster(_type, 1)(_add_no_strategy)
     DOWNCASTERS[_type] = (1, _v1_if_no_strategy, ("strategy",))
+
+
+# v2 of OrderSubmitted added ``trigger_price`` (a venue-native stop's). An order without one (every order but a native
+# stop) is written in the v1 shape; a v1 order had none.
+@upcaster("OrderSubmitted", 1)
+def _order_submitted_v1_v2(data: Payload) -> Payload:
+    return {"trigger_price": None, **data}
+
+
+def _v1_if_no_trigger(data: Payload) -> Payload | None:
+    if data.get("trigger_price") is not None:
+        return None
+    return {k: v for k, v in data.items() if k != "trigger_price"}
+
+
+DOWNCASTERS["OrderSubmitted"] = (1, _v1_if_no_trigger, ("trigger_price",))
+
+
+# v3 of OpenOrderSnapshot added ``trigger_price`` likewise: written in the v2 shape when it has none
+@upcaster("OpenOrderSnapshot", 2)
+def _open_order_snapshot_v2_v3(data: Payload) -> Payload:
+    return {"trigger_price": None, **data}
+
+
+DOWNCASTERS["OpenOrderSnapshot"] = (2, _v1_if_no_trigger, ("trigger_price",))

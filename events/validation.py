@@ -223,7 +223,7 @@ FIELD_RULES: dict[str, dict[str, Rule]] = {
         "quantity": POSITIVE,
     },
     "SignalGenerated": {"instrument": INSTRUMENT, "target_position": SIGNED, "price": POSITIVE},
-    "OrderSubmitted": _ORDER,
+    "OrderSubmitted": {**_ORDER, "trigger_price": POSITIVE},
     "OrderRejected": _ORDER,
     "OrderAccepted": {**_REPORT, "venue_order_id": ID},
     "OrderFilled": {
@@ -278,6 +278,7 @@ FIELD_RULES: dict[str, dict[str, Rule]] = {
     "BalanceSnapshot": {"instrument": INSTRUMENT, "amount": AMOUNT, "strategy": ID},
     "OpenOrderSnapshot": {
         **_ORDER,
+        "trigger_price": POSITIVE,
         "venue_order_id": ID,
         "filled_quantity": NON_NEGATIVE,
         "filled_notional": AMOUNT,

@@ -77,6 +77,7 @@ class Order:
     reject_rule: str | None = None
     reject_reason: str | None = None
     trade_ids: frozenset[str] = frozenset()
+    trigger_price: Decimal | None = None  # a venue-native stop's (order type stop / stop_limit)
 
     @property
     def leaves_quantity(self) -> Decimal:
@@ -112,11 +113,12 @@ def apply(order: Order | None, event: Event) -> Order:
     """The order after ``event``; raise InvalidTransition for a transition that is not allowed."""
     if isinstance(event, OrderSubmitted):
         if order is not None:
-            same = (order.side, order.order_type, order.quantity, order.limit_price) == (
+            same = (order.side, order.order_type, order.quantity, order.limit_price, order.trigger_price) == (
                 event.side,
                 event.order_type,
                 event.quantity,
                 event.limit_price,
+                event.trigger_price,
             )
             if not same:
                 raise _refuse(order, event)
@@ -130,6 +132,7 @@ def apply(order: Order | None, event: Event) -> Order:
             event.quantity,
             event.limit_price,
             OrderStatus.SUBMITTED,
+            trigger_price=event.trigger_price,
         )
     if isinstance(event, OrderRejected):
         if order is None:  # rejected before submission (by risk): the order exists only as a rejection

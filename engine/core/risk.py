@@ -3,7 +3,8 @@
 Rules, in the order they are checked (the first that fails names the rejection):
 
 - ``quantity_positive``: the quantity must be above zero;
-- ``max_order_notional``: quantity x price (the limit price, else the last trade price) <= limit;
+- ``max_order_notional``: quantity x price (the limit price, else a native stop's trigger price, else the last trade
+  price) <= limit;
 - ``max_position``: |position + open orders + this order| <= limit, unless the order reduces
   the absolute exposure (reducing risk is always allowed);
 - ``max_open_orders``: the instrument's open orders (submitted, working or being cancelled) must be
@@ -63,7 +64,8 @@ def check(
 
     if order.quantity <= 0:
         return reject("quantity_positive", f"quantity {order.quantity} is not above zero")
-    price = order.limit_price if order.limit_price is not None else last_price
+    # a native stop's notional at its limit, else at its trigger (where it will execute), not at the last trade
+    price = order.limit_price if order.limit_price is not None else (order.trigger_price or last_price)
     notional = order.quantity * price
     if notional > limits.max_order_notional:
         return reject(

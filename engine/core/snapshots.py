@@ -64,6 +64,7 @@ def snapshots(state: TraderState, day: str, strategy: str = "") -> list[Event]:
                 filled_notional=o.notional,
                 fees=o.fees,
                 trade_ids=tuple(sorted(o.trade_ids)),
+                trigger_price=o.trigger_price,
             )
         )
     return out

@@ -40,8 +40,8 @@ from engine.core.trading import TradingCore
 from events import Direction, Event, Liquidity, OrderType, Side, event_type
 
 # 2: the ids of the ticks taken lately (engine.core.dedupe); 3: states per (strategy, instrument); 4: held stops and
-# pending brackets (engine.core.stops)
-FORMAT = 4
+# pending brackets (engine.core.stops); 5: an order's trigger price (venue-native stops)
+FORMAT = 5
 _CLASSES: dict[str, type] = {
     c.__name__: c
     for c in (

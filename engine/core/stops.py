@@ -6,7 +6,15 @@ the trigger for a buy, at or below it for a sell) is triggered: ``StopTriggered`
 market or (a stop-limit) a limit at its limit price, checked by risk as any other. The paper venue fills that
 market order at the next tick, as it fills every market order; on a live venue the execution service sends it. So
 the trigger is the engine's on every venue, from the ticks of the log, and a replay triggers it again at the same
-tick (no venue-native stop orders yet).
+tick.
+
+With ``venue.stops = "native"`` (the default on a live venue whose adapter sends stop orders: ccxt's binance), a
+Stop intent is no held stop: it becomes an ``OrderSubmitted`` of type ``stop`` / ``stop_limit`` with its
+``trigger_price``, checked by risk (at its limit, else its trigger price) and sent by the execution service; the
+venue holds and triggers it, and what it does comes back as the usual order events (accepted, filled, cancelled).
+The strategy cancels it as any order. A bracket's stop-loss stays held by the engine even then: a venue such as
+Binance spot locks the funds of every resting order, so a take-profit and a separate stop for the same quantity
+cannot both rest, and ccxt's unified API has no one-cancels-the-other order for it.
 
 A :class:`~engine.core.strategies.api.Bracket` sends its entry and remembers a :class:`PendingBracket`. When the
 entry ends having filled something (filled, or cancelled or expired after a partial fill), its exits are placed for

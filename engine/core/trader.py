@@ -147,6 +147,9 @@ class Trader:
     limits: RiskLimits
     order_type: OrderType = OrderType.MARKET  # of the orders that a Target intent makes
     instruments: frozenset[str] = frozenset()  # the instruments it trades (empty: every one the engine sees)
+    # a Stop intent as a venue-native stop order (OrderSubmitted of type stop / stop_limit, which the venue holds and
+    # triggers) rather than a stop the engine holds (StopPlaced): venue.stops = "native" on a venue that has them
+    native_stops: bool = False
     _candles: bool = field(init=False, repr=False, compare=False, default=False)
     _updates: bool = field(init=False, repr=False, compare=False, default=False)
     _days: bool = field(init=False, repr=False, compare=False, default=False)
@@ -310,6 +313,14 @@ class Trader:
 
     def _intent(self, state: TraderState, intent: Intent, step: _Step, price: Decimal | None) -> list[Event]:
         if isinstance(intent, Stop):
+            if self.native_stops:  # the venue holds and triggers it (engine.core.stops)
+                check_stop(intent.quantity, intent.trigger, intent.limit)
+                kind = OrderType.STOP if intent.limit is None else OrderType.STOP_LIMIT
+                return [
+                    self._order(
+                        state, intent.side, intent.quantity, kind, intent.limit, step, price, trigger=intent.trigger
+                    )
+                ]
             return [self._stop(state, intent.side, intent.quantity, intent.trigger, intent.limit, step, intent.reason)]
         if isinstance(intent, Cancel):
             held = next((s for s in state.stops if s.client_order_id == intent.client_order_id), None)
@@ -374,6 +385,7 @@ class Trader:
         price: Decimal | None,
         *,
         pending: Decimal | None = None,
+        trigger: Decimal | None = None,
     ) -> OrderSubmitted | OrderRejected:
         n, step.orders = step.orders, step.orders + 1
         request = OrderSubmitted(
@@ -384,6 +396,7 @@ class Trader:
             order_type=order_type,
             quantity=quantity,
             limit_price=limit_price,
+            trigger_price=trigger,
         )
         if step.halted:
             return halted_rejection(request)
@@ -391,7 +404,7 @@ class Trader:
         if budget.orders >= MAX_ORDERS_PER_INPUT:
             return refusal(request, ORDERS_PER_INPUT_RULE, f"more than {MAX_ORDERS_PER_INPUT} orders for one input")
         budget.orders += 1
-        last = price if price is not None else limit_price
+        last = price if price is not None else limit_price if limit_price is not None else trigger
         if last is None:
             return refusal(request, "no_price", "no price yet to check a market order against")
         # a Target's order nets its pending market orders (it replaces them); an explicit order is checked against

@@ -164,6 +164,7 @@ def _order_from_row(r: asyncpg.Record) -> Order:
         reject_rule=r["reject_rule"],
         reject_reason=r["reject_reason"],
         trade_ids=frozenset(r["trade_ids"]),
+        trigger_price=r["trigger_price"],
     )
 
 
@@ -676,6 +677,7 @@ class AuditProjection:
             ev.filled_notional,
             ev.fees,
             trade_ids=frozenset(ev.trade_ids or ()),
+            trigger_price=ev.trigger_price,
         )
         have = orders.get(ev.client_order_id)
         if have is None:
@@ -833,6 +835,7 @@ class AuditProjection:
                     o.order_type.value,
                     o.quantity,
                     o.limit_price,
+                    o.trigger_price,
                     o.status.value,
                     o.venue_order_id,
                     o.filled_quantity,

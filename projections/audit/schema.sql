@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS {schema}.orders (
     order_type      text    NOT NULL,
     quantity        numeric NOT NULL,
     limit_price     numeric,
+    trigger_price   numeric,          -- a venue-native stop's (order_type stop / stop_limit), else null
     status          text    NOT NULL,
     venue_order_id  text,
     filled_quantity numeric NOT NULL,

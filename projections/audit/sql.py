@@ -62,6 +62,7 @@ COLUMNS = {
         "order_type",
         "quantity",
         "limit_price",
+        "trigger_price",
         "status",
         "venue_order_id",
         "filled_quantity",
@@ -216,20 +217,20 @@ class Statements:
         self.adopt_trip = f"UPDATE {s}.open_trips SET strategy = $1 WHERE strategy = '' AND instrument = $2"
         self.upsert_order = f"""
             INSERT INTO {s}.orders (client_order_id, instrument, strategy, side, order_type, quantity,
-                limit_price, status, venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees,
-                reject_rule, reject_reason, created_ts, updated_ts, last_event_id, trade_ids)
-            SELECT client_order_id, instrument, strategy, side, order_type, quantity, limit_price, status,
-                   venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees, reject_rule,
+                limit_price, trigger_price, status, venue_order_id, filled_quantity, filled_notional,
+                avg_fill_price, fees, reject_rule, reject_reason, created_ts, updated_ts, last_event_id, trade_ids)
+            SELECT client_order_id, instrument, strategy, side, order_type, quantity, limit_price, trigger_price,
+                   status, venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees, reject_rule,
                    reject_reason, created_ts, updated_ts, last_event_id,
                    ARRAY(SELECT t FROM jsonb_array_elements_text(u.trade_ids::jsonb) WITH ORDINALITY AS e(t, n)
                          ORDER BY n)
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
-                        $7::numeric[], $8::text[], $9::text[], $10::numeric[], $11::numeric[],
-                        $12::numeric[], $13::numeric[], $14::text[], $15::text[], $16::bigint[],
-                        $17::bigint[], $18::uuid[], $19::text[])
-                AS u(client_order_id, instrument, strategy, side, order_type, quantity, limit_price, status,
-                     venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees, reject_rule,
-                     reject_reason, created_ts, updated_ts, last_event_id, trade_ids)
+                        $7::numeric[], $8::numeric[], $9::text[], $10::text[], $11::numeric[], $12::numeric[],
+                        $13::numeric[], $14::numeric[], $15::text[], $16::text[], $17::bigint[],
+                        $18::bigint[], $19::uuid[], $20::text[])
+                AS u(client_order_id, instrument, strategy, side, order_type, quantity, limit_price,
+                     trigger_price, status, venue_order_id, filled_quantity, filled_notional, avg_fill_price, fees,
+                     reject_rule, reject_reason, created_ts, updated_ts, last_event_id, trade_ids)
             ON CONFLICT (client_order_id) DO UPDATE SET
                 status = EXCLUDED.status, venue_order_id = EXCLUDED.venue_order_id,
                 filled_quantity = EXCLUDED.filled_quantity, filled_notional = EXCLUDED.filled_notional,

@@ -12,7 +12,12 @@ What it speaks, as ccxt 4.5 calls it:
 
 Matching: MARKET orders fill in full at the last price (``set_price``) as taker; LIMIT orders fill at once as
 taker if marketable, otherwise rest (their funds locked) and fill in full at their limit price as maker when
-``set_price`` crosses them. The fee is 0.1 % of the notional, in the quote currency, for both. Errors are
+``set_price`` crosses them. Stop orders (``STOP_LOSS``, ``STOP_LOSS_LIMIT``, with ``stopPrice``) rest untriggered
+(``isWorking`` false, their funds locked, as Binance locks them); one that would trigger at once is refused (-2010
+"Stop price would trigger immediately."). The first ``set_price`` that reaches the stop price (at or above it for
+a BUY, at or below it for a SELL) triggers it: a STOP_LOSS fills in full at that price as taker, a STOP_LOSS_LIMIT
+becomes a LIMIT order at its ``price`` (filled at once as taker if marketable, else resting as above). The fee is
+0.1 % of the notional, in the quote currency, for all. Errors are
 Binance's JSON (``{"code": -2010, "msg": ...}``) with Binance's HTTP status, so ccxt maps them as it would.
 
 Fault injection: answers delayed after the order was taken, 429 bursts, every trade listed twice, new orders
@@ -81,7 +86,15 @@ class _Market:
             "quoteAssetPrecision": 8,
             "baseCommissionPrecision": 8,
             "quoteCommissionPrecision": 8,
-            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+            "orderTypes": [
+                "LIMIT",
+                "LIMIT_MAKER",
+                "MARKET",
+                "STOP_LOSS",
+                "STOP_LOSS_LIMIT",
+                "TAKE_PROFIT",
+                "TAKE_PROFIT_LIMIT",
+            ],
             "icebergAllowed": True,
             "ocoAllowed": True,
             "otoAllowed": True,
@@ -131,9 +144,9 @@ class _Order:
     order_id: int
     client_order_id: str
     side: str  # BUY | SELL
-    type: str  # MARKET | LIMIT
+    type: str  # MARKET | LIMIT | STOP_LOSS | STOP_LOSS_LIMIT
     qty: Decimal
-    price: Decimal  # 0 for MARKET
+    price: Decimal  # 0 for MARKET and STOP_LOSS
     time_in_force: str | None
     created_ms: int
     created_mono: float
@@ -143,6 +156,16 @@ class _Order:
     update_ms: int = 0
     locked: Decimal = Decimal(0)  # funds held for a resting order, in the currency it spends
     fills: list[dict[str, Any]] = field(default_factory=list)
+    stop_price: Decimal = Decimal(0)  # a stop order's (0 for the others)
+    triggered: bool = False  # a stop order whose stop price was reached
+
+    @property
+    def working(self) -> bool:
+        """On the book (or filled): every order but a stop not triggered yet."""
+        return not self.stop_price or self.triggered
+
+    def reached_by(self, price: Decimal) -> bool:
+        return price >= self.stop_price if self.side == "BUY" else price <= self.stop_price
 
     def json(self) -> dict[str, Any]:
         return {
@@ -158,12 +181,12 @@ class _Order:
             "timeInForce": self.time_in_force or "GTC",
             "type": self.type,
             "side": self.side,
-            "stopPrice": _fmt(Decimal(0)),
+            "stopPrice": _fmt(self.stop_price),
             "icebergQty": _fmt(Decimal(0)),
             "time": self.created_ms,
             "updateTime": self.update_ms or self.created_ms,
-            "isWorking": True,
-            "workingTime": self.created_ms,
+            "isWorking": self.working,
+            "workingTime": self.created_ms if self.working else -1,
             "origQuoteOrderQty": _fmt(Decimal(0)),
             "selfTradePreventionMode": "EXPIRE_MAKER",
         }
@@ -211,16 +234,28 @@ class FakeBinance(LocalServer):
     # -- the market --------------------------------------------------------------------------------------
 
     def set_price(self, symbol: str, price: Decimal) -> None:
-        """The last price of ``symbol``; resting LIMIT orders it crosses fill in full at their price (maker)."""
+        """The last price of ``symbol``: stop orders it reaches trigger (a STOP_LOSS fills at it, a STOP_LOSS_LIMIT
+        becomes a limit order); resting LIMIT orders it crosses fill in full at their price (maker)."""
         m = self._market(symbol)
-        self._prices[m.id] = Decimal(price)
+        price = Decimal(price)
+        self._prices[m.id] = price
         for o in self._orders:
-            if (
-                o.market is m
-                and o.status == "NEW"
-                and ((o.side == "BUY" and price <= o.price) or (o.side == "SELL" and price >= o.price))
-            ):
+            if o.market is not m or o.status != "NEW":
+                continue
+            if not o.working:
+                if not o.reached_by(price):
+                    continue
+                o.triggered = True
+                o.update_ms = _now_ms()
+                if o.type == "STOP_LOSS" or self._marketable(o, price):
+                    self._fill(o, price, maker=False)
+                continue
+            if o.type != "MARKET" and self._marketable(o, price):
                 self._fill(o, o.price, maker=True)
+
+    @staticmethod
+    def _marketable(o: _Order, price: Decimal) -> bool:
+        return (o.side == "BUY" and price <= o.price) or (o.side == "SELL" and price >= o.price)
 
     # -- fault injection ---------------------------------------------------------------------------------
 
@@ -365,8 +400,10 @@ class FakeBinance(LocalServer):
         kind = self._required(params, "type")
         if side not in ("BUY", "SELL"):
             raise _ApiError(400, -1100, "Illegal characters found in parameter 'side'.")
-        if kind not in ("MARKET", "LIMIT"):
+        if kind not in ("MARKET", "LIMIT", "STOP_LOSS", "STOP_LOSS_LIMIT"):
             raise _ApiError(400, -1116, "Invalid orderType.")
+        stop = kind.startswith("STOP_LOSS")
+        limit = kind in ("LIMIT", "STOP_LOSS_LIMIT")
         coid = params.get("newClientOrderId") or f"fake-{next(self._order_ids)}"
         if not _COID.match(coid):
             raise _ApiError(
@@ -376,17 +413,22 @@ class FakeBinance(LocalServer):
                 r"'^[\.A-Z\:/a-z0-9_-]{1,36}$'.",
             )
         qty = self._decimal(params, "quantity")
-        price = self._decimal(params, "price") if kind == "LIMIT" else Decimal(0)
-        if kind == "LIMIT" and params.get("timeInForce") not in ("GTC", "IOC", "FOK"):
+        price = self._decimal(params, "price") if limit else Decimal(0)
+        stop_price = self._decimal(params, "stopPrice") if stop else Decimal(0)
+        if limit and params.get("timeInForce") not in ("GTC", "IOC", "FOK"):
             raise _ApiError(400, -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
         if qty < m.min_qty or qty % m.step != 0:
             raise _ApiError(400, -1013, "Filter failure: LOT_SIZE")
-        if kind == "LIMIT" and (price <= 0 or price % m.tick != 0):
+        if limit and (price <= 0 or price % m.tick != 0):
+            raise _ApiError(400, -1013, "Filter failure: PRICE_FILTER")
+        if stop and (stop_price <= 0 or stop_price % m.tick != 0):
             raise _ApiError(400, -1013, "Filter failure: PRICE_FILTER")
         last = self._prices.get(m.id)
-        if kind == "MARKET" and last is None:
+        if kind != "LIMIT" and last is None:
             raise _ApiError(400, -1013, "Market is closed.")
-        ref = price if kind == "LIMIT" else last
+        if stop and last is not None and (last >= stop_price if side == "BUY" else last <= stop_price):
+            raise _ApiError(400, -2010, "Stop price would trigger immediately.")
+        ref = price if limit else stop_price if stop else last
         assert ref is not None
         if qty * ref < m.min_notional:
             raise _ApiError(400, -1013, "Filter failure: NOTIONAL")
@@ -406,16 +448,19 @@ class FakeBinance(LocalServer):
             kind,
             qty,
             price,
-            params.get("timeInForce") if kind == "LIMIT" else None,
+            params.get("timeInForce") if limit else None,
             now,
             time.monotonic(),
             update_ms=now,
+            stop_price=stop_price,
         )
         self._orders.append(o)
         if self._hide_until_resent:
             self._unseen.add(coid)
-        marketable = last is not None and (
-            kind == "MARKET" or (side == "BUY" and price >= last) or (side == "SELL" and price <= last)
+        marketable = (
+            not stop
+            and last is not None
+            and (kind == "MARKET" or (side == "BUY" and price >= last) or (side == "SELL" and price <= last))
         )
         if marketable:
             assert last is not None

@@ -48,6 +48,6 @@ The package, by concern:
 - ``_exchanges.py``: what differs per exchange (options, sandboxes, paging, the venues' words for some refusals).
 """
 
-from adapters.venues.ccxt._venue import CcxtVenue
+from adapters.venues.ccxt._venue import CcxtVenue, native_stops
 
-__all__ = ["CcxtVenue"]
+__all__ = ["CcxtVenue", "native_stops"]

@@ -41,3 +41,6 @@ NOT_FOUND = {
     "alpaca": ("40410000", "order is already in"),
 }
 BY_VENUE_ID = {"coinbase", "alpaca"}  # cancel by the venue's own order id only
+# exchanges whose spot stop orders this adapter sends (ccxt's unified ``triggerPrice``: binance STOP_LOSS and
+# STOP_LOSS_LIMIT, tested against tests/fakes/binance.py); on the others the engine holds the stops
+NATIVE_STOPS = {"binance"}

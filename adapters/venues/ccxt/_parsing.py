@@ -49,6 +49,18 @@ def _ns(ms: Any) -> int:
     return int(ms) * 1_000_000 if isinstance(ms, int | float) and ms > 0 else time.time_ns()
 
 
+_STOP_TYPES = {"stop_loss": OrderType.STOP, "stop_loss_limit": OrderType.STOP_LIMIT}  # binance spot's
+
+
+def order_type(o: dict[str, Any]) -> OrderType:
+    """ccxt's order ``o``'s type: binance's STOP_LOSS / STOP_LOSS_LIMIT (in its ``info``; ccxt calls them market /
+    limit with a ``triggerPrice``) are stops."""
+    venue_type = str(info(o).get("type") or "").lower()
+    if venue_type in _STOP_TYPES:
+        return _STOP_TYPES[venue_type]
+    return OrderType.LIMIT if (o.get("type") or "").lower() == "limit" else OrderType.MARKET
+
+
 def order(o: dict[str, Any], instrument: str, asked: str | None, *, prefer_asked: bool = False) -> VenueOrder:
     """ccxt's order ``o`` on ``instrument``; its client order id is ``asked`` (when ``prefer_asked``, or when the
     venue does not say one)."""
@@ -56,10 +68,10 @@ def order(o: dict[str, Any], instrument: str, asked: str | None, *, prefer_asked
     config = next(iter((i.get("order_configuration") or {}).values()), None)  # coinbase's sizes and price
     cfg: dict[str, Any] = config if isinstance(config, dict) else {}
     coid = (asked if prefer_asked else None) or i.get("origClientOrderId") or o.get("clientOrderId") or asked or ""
-    kind = OrderType.LIMIT if (o.get("type") or "").lower() == "limit" else OrderType.MARKET
+    kind = order_type(o)
     limit = (
         dec(i.get("price"), i.get("limit_price"), cfg.get("limit_price"), o.get("price"))
-        if kind is OrderType.LIMIT
+        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         else None
     )
     status = _STATUS.get(str(i.get("status") or "").lower()) or _STATUS.get(o.get("status") or "open")

@@ -12,10 +12,18 @@ import structlog
 
 from adapters.venues._metrics import count_error
 from adapters.venues._order_ids import OrderIds
-from adapters.venues.base import Credentials, VenueLifecycle, VenueOrder, VenueOrderNotFound, VenueTrade
+from adapters.venues.base import (
+    Credentials,
+    VenueLifecycle,
+    VenueOrder,
+    VenueOrderNotFound,
+    VenueRejected,
+    VenueTrade,
+)
 from adapters.venues.ccxt import _parsing as parse
 from adapters.venues.ccxt._exchanges import (
     BY_VENUE_ID,
+    NATIVE_STOPS,
     OPEN_ORDERS_LIMIT,
     ORDER_PAGE_SIZE,
     ORDER_PAGES,
@@ -26,6 +34,27 @@ from adapters.venues.ccxt._transport import Transport
 from events import OrderSubmitted, OrderType, Side
 
 log = structlog.get_logger(__name__)
+
+# the ccxt order type an order is sent as (a stop: with ccxt's unified ``triggerPrice`` param)
+_CCXT_TYPE = {
+    OrderType.MARKET: "market",
+    OrderType.LIMIT: "limit",
+    OrderType.STOP: "market",
+    OrderType.STOP_LIMIT: "limit",
+}
+
+
+def native_stops(exchange_id: str) -> bool:
+    """Whether stops go to ``exchange_id`` as its own stop orders: ccxt says its spot orders take a trigger price
+    (``features['spot']['createOrder']['triggerPrice']``, ``has['createStopOrder']``), and this adapter maps them
+    (:data:`~adapters.venues.ccxt._exchanges.NATIVE_STOPS`: what its tests cover). Reads ccxt's class, no I/O."""
+    import ccxt as sync_ccxt  # its class's description, without the async one's session
+
+    if exchange_id not in NATIVE_STOPS or exchange_id not in sync_ccxt.exchanges:
+        return False
+    ex = getattr(sync_ccxt, exchange_id)()
+    spot = ((ex.features or {}).get("spot") or {}).get("createOrder") or {}
+    return bool(ex.has.get("createStopOrder") and spot.get("triggerPrice"))
 
 
 class CcxtVenue(VenueLifecycle):
@@ -55,6 +84,12 @@ class CcxtVenue(VenueLifecycle):
         )
         self._ex: Any = self._io.ex
         self._ids = OrderIds()  # from the orders seen
+
+    @property
+    def native_stops(self) -> bool:
+        """Whether this adapter sends stop orders to the venue (which holds and triggers them): see
+        :func:`native_stops`."""
+        return native_stops(self.exchange_id)
 
     @property
     def exchange(self) -> Any:
@@ -92,16 +127,31 @@ class CcxtVenue(VenueLifecycle):
                 amount = self._ex.amount_to_precision(symbol, str(order.quantity))
                 price = (
                     self._ex.price_to_precision(symbol, str(order.limit_price))
-                    if order.order_type is OrderType.LIMIT and order.limit_price is not None
+                    if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and order.limit_price is not None
                     else None
+                )
+                trigger = (
+                    self._ex.price_to_precision(symbol, str(order.trigger_price))
+                    if order.trigger_price is not None
+                    else None
+                )
+            if order.order_type.is_stop and (trigger is None or not self.native_stops):
+                raise VenueRejected(
+                    "native_stops", f"{self.name}: this adapter sends no native stop orders to {self.exchange_id}"
                 )
         except ccxt.BaseError as exc:
             err = self._io.error(exc)
+        except VenueRejected as exc:
+            err = exc
         else:
             params = self._create_params(order, amount)
+            # a stop: ccxt's unified trigger price (binance spot: STOP_LOSS, or STOP_LOSS_LIMIT with a price)
+            kind = _CCXT_TYPE[order.order_type]
+            if trigger is not None:
+                params["triggerPrice"] = trigger
             o = await self._io.call(
                 "create_order",
-                lambda: self._ex.create_order(symbol, order.order_type.value, order.side.value, amount, price, params),
+                lambda: self._ex.create_order(symbol, kind, order.side.value, amount, price, params),
             )
             sent = {
                 "symbol": symbol,

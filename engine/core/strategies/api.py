@@ -186,7 +186,9 @@ class Cancel:
 class Stop:
     """A stop the engine holds (``StopPlaced``; see :mod:`engine.core.stops`): when a trade reaches ``trigger`` (at
     or above it for a buy, at or below it for a sell) the engine sends the order: at market, or with ``limit`` a
-    limit at that price (a stop-limit). The order is checked by risk then, like any other."""
+    limit at that price (a stop-limit). The order is checked by risk then, like any other. With ``venue.stops =
+    "native"`` it is instead sent at once as the venue's own stop order (type ``stop`` / ``stop_limit``), which the
+    venue triggers; it is then among the view's open orders, not its ``stops``."""
 
     side: Side
     quantity: Decimal
