@@ -13,7 +13,10 @@
    (order read back from Kafka - tick created: the full round trip).
 
 Usage: python benchmarks/pipeline.py [--events N] [--runs N] [--order-heavy] [--latency-ticks N] [--rate R]
-Servers: ENGINE_KAFKA__BOOTSTRAP / ENGINE_POSTGRES__DSN, default the local stack.
+       [--cluster BOOTSTRAP]
+Servers: ENGINE_KAFKA__BOOTSTRAP / ENGINE_POSTGRES__DSN, default the local stack. ``--cluster`` runs both benchmarks
+again, in the same run, on a replicated cluster (``python -m engine stack up --brokers 3`` prints its bootstrap):
+topics of replication factor 3 and min.insync.replicas 2, producers acks=all as always.
 """
 
 from __future__ import annotations
@@ -62,7 +65,13 @@ async def throughput(n_ticks: int, runs: int, order_heavy: bool) -> None:
     risk = {"max_orders_per_minute": 10**9, "max_open_orders": 10**6} if order_heavy else {}
     settings = load(strategy={"fast": 3, "slow": 8}, risk=risk)
     topics = Topics(f"bench_{uuid.uuid4().hex[:6]}.")
-    await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
+    await ensure_topics(
+        settings.kafka.bootstrap,
+        settings.kafka.partitions,
+        topics,
+        replication=settings.kafka.replication_factor,
+        min_insync=settings.kafka.min_insync_replicas,
+    )
     feed = SyntheticFeed(
         settings.feed.instruments,
         settings.feed.start_prices,
@@ -191,7 +200,13 @@ async def latency(n_ticks: int, rate: float) -> None:
 
     settings = load(strategy={"fast": 2, "slow": 4})
     topics = Topics(f"lat_{uuid.uuid4().hex[:6]}.")
-    await ensure_topics(settings.kafka.bootstrap, settings.kafka.partitions, topics)
+    await ensure_topics(
+        settings.kafka.bootstrap,
+        settings.kafka.partitions,
+        topics,
+        replication=settings.kafka.replication_factor,
+        min_insync=settings.kafka.min_insync_replicas,
+    )
     created: dict[uuid.UUID, int] = {}
     async with EventProducer(settings.kafka.bootstrap, topics, client_id="bench-engine") as producer:
         loop = TradingLoop(settings.kafka.bootstrap, producer, make_core_factory(settings), topics)
@@ -276,15 +291,36 @@ async def main() -> None:
     )
     ap.add_argument("--latency-ticks", type=int, default=5_000, help="ticks for the latency run (0: skip it)")
     ap.add_argument("--rate", type=float, default=500.0, help="ticks per second in the latency run")
+    ap.add_argument(
+        "--cluster",
+        metavar="BOOTSTRAP",
+        help="then the same benchmarks on this replicated cluster (replication factor 3, min.insync.replicas 2)",
+    )
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.platform()}"
     )
-    if args.events > 0:
-        await throughput(args.events, max(args.runs, 1), args.order_heavy)
-    if args.latency_ticks > 0:
-        await latency(args.latency_ticks, args.rate)
+    kafkas: list[tuple[str, dict[str, str]]] = [("the configured Kafka", {})]
+    if args.cluster:
+        kafkas.append(
+            (
+                f"the cluster at {args.cluster} (replication factor 3, min.insync.replicas 2)",
+                {
+                    "ENGINE_KAFKA__BOOTSTRAP": args.cluster,
+                    "ENGINE_KAFKA__REPLICATION_FACTOR": "3",
+                    "ENGINE_KAFKA__MIN_INSYNC_REPLICAS": "2",
+                },
+            )
+        )
+    for name, env in kafkas:
+        os.environ.update(env)  # read by load(), here and in the replay's worker processes
+        if args.cluster:
+            print(f"== on {name}")
+        if args.events > 0:
+            await throughput(args.events, max(args.runs, 1), args.order_heavy)
+        if args.latency_ticks > 0:
+            await latency(args.latency_ticks, args.rate)
 
 
 if __name__ == "__main__":
