@@ -385,6 +385,7 @@ async def run_engine(
 ) -> dict[str, Any]:
     """``python -m engine run``: feed -> Kafka -> trading loop -> Kafka -> projections."""
     s = settings
+    native_stops(s.venue)  # venue.stops = "native" where the venue has none: refused before anything is written
     stopper = Stopper()
     stopper.install_signals()
     feed_stop = asyncio.Event()
