@@ -1,8 +1,9 @@
 """``python -m engine`` (or ``engine``, the installed command): the command line.
 
-Commands: run, project, replay, rebuild, diff, halt, resume, sql, stack; ``python -m engine COMMAND --help``
-documents each. One function per command, found in :data:`COMMANDS`; each returns its exit code or raises, and
-:func:`main` turns an error into one line on stderr and the exit code of its kind (see :mod:`engine.errors`).
+Commands: run, project, replay, rebuild, diff, halt, resume, sql, stack, strategy, backtest;
+``python -m engine COMMAND --help`` documents each. One function per command, found in :data:`COMMANDS`; each
+returns its exit code or raises, and :func:`main` turns an error into one line on stderr and the exit code of its
+kind (see :mod:`engine.errors`).
 The global options (``--config``, ``--log-level``) go before or after the command.
 """
 
@@ -99,6 +100,15 @@ def _schema(text: str) -> str:
     except BadIdentifier as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _run_name(text: str) -> str:
+    from engine.backtest import Run, RunNameError
+
+    try:
+        return Run(text).name
+    except RunNameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -277,6 +287,32 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     sg.add_argument("--ticks", type=_positive, default=5000, metavar="N", help="ticks to run (default 5000)")
     _strategy_options(sg)
 
+    bt = sub.add_parser(
+        "backtest",
+        help="a strategy on recorded trades through the real pipeline, in a run of its own; then its report",
+        description="backtest --file F --symbol S [--strategy NAME] [--param k=v ...]: feed the file's trades through "
+        "Kafka, the engine (paper venue) and the audit projection as run does, as fast as it goes, under topics "
+        "bt_RUN.* and the schema bt_RUN; then print the report (read from the schema's performance view: "
+        "python -m engine sql shows it too) and write it as HTML. A --param with commas (fast=5,10,20) sweeps: one "
+        "run per combination, --jobs at a time, then a table of them sorted by --sort. backtest list: the runs; "
+        "backtest show RUN: a run's report again; backtest drop RUN...: delete runs' topics and schemas.",
+    )
+    bt.add_argument("action", nargs="*", metavar="list | show RUN | drop RUN...", help="default: a new run")
+    bt.add_argument("--file", type=Path, action="append", help="a trade file (as run --file); repeatable")
+    bt.add_argument("--format", choices=FORMATS, help="the files' format (default auto: told from their content)")
+    bt.add_argument("--symbol", action="append", help="the instrument of each --file (one for all, or one each)")
+    bt.add_argument(
+        "--strategy", metavar="NAME", help="a built-in or package.module:ClassName (default: the settings')"
+    )
+    _strategy_options(bt)
+    bt.add_argument("--run", type=_run_name, help="the run's name (default <strategy>_<UTC time>)")
+    bt.add_argument("--replace", action="store_true", help="drop a run of that name first")
+    bt.add_argument("--compare", type=_run_name, metavar="RUN", help="put this other run side by side")
+    bt.add_argument("--html", type=Path, metavar="FILE", help="the HTML report (default backtest-RUN.html here)")
+    bt.add_argument("--no-html", action="store_true", help="no HTML report")
+    bt.add_argument("--sort", default="net_pnl", metavar="FIGURE", help="sweep: the figure to sort by, best first")
+    bt.add_argument("--jobs", type=_positive, help="sweep: runs at a time (default: the number of cores)")
+
     for command in sub.choices.values():
         _global_options(command, default=argparse.SUPPRESS)
     return p
@@ -346,26 +382,46 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
             feed["kind"] = "recorded"
         if feed:
             over["feed"] = feed
+    if args.command == "backtest" and not args.action:  # a new run: recorded trades, as fast as they go, on paper
+        over["feed"] = {
+            "kind": "recorded",
+            "speed": 0,
+            **({"format": args.format} if args.format else {}),
+            **_recorded_files(args.file or [], args.symbol or [], args.format),
+        }
+        over["venue"] = {"kind": "paper"}
     if getattr(args, "port", None) is not None:
         over["http"] = {"port": args.port}
     strategy: dict[str, Any] = {}
     if args.command == "strategy":
         strategy["kind"] = args.name
+    if args.command == "backtest" and args.strategy:
+        strategy["kind"] = args.strategy
     if getattr(args, "strategy_path", None) is not None:
         strategy["path"] = args.strategy_path
-    if getattr(args, "param", None):
+    pairs = getattr(args, "param", None) or []
+    if args.command == "backtest":  # a value with commas is swept: each run is given one of them
+        from engine.backtest import split_params
+
+        try:
+            pairs, _ = split_params(pairs)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+    if pairs:
         from engine.strategy_loader import StrategyError, parse_params
 
         try:
-            strategy["params"] = parse_params(args.param)
+            strategy["params"] = parse_params(pairs)
         except StrategyError as exc:
             raise BadInput(str(exc)) from None
     if strategy:
         over["strategy"] = strategy
-    if args.command == "strategy":
+    if args.command == "strategy" or (args.command == "backtest" and args.strategy):
         over["strategies"] = ()  # the strategy named on the command line, alone
     if args.log_level:
         over["log_level"] = args.log_level
+    elif args.command == "backtest":  # the report is the output: the log only for what went wrong
+        over["log_level"] = "warning"
     try:
         return cfg.load(args.config, **over)
     except ValueError as exc:  # as before: any other ValueError of the settings is bad input too
@@ -404,32 +460,35 @@ def _stack(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
-    from engine.app import run_engine
-
-    which = set() if args.no_projections else {"audit", "metrics"}
+def _check_recorded(settings: cfg.Settings) -> None:
+    """Every file of a recorded feed is checked whole (streamed) before anything (a topic, an event, a schema) is
+    written."""
     if settings.feed.kind == "recorded":
-        # every file is checked whole (streamed) before anything (a topic, an event, a schema) is written
         from adapters.feeds.recorded import check_file
 
         for f in settings.feed.recorded_files():
             if not f.path.is_file():
                 raise BadInput(f"feed.path {f.path}: no such file (--file or ENGINE_FEED__PATH)")
             check_file(f.path, f.format, f.columns)
+
+
+def _engine(settings: cfg.Settings, **kwargs: Any) -> dict[str, Any]:
+    from engine.app import run_engine
+
     try:
-        summary = asyncio.run(
-            run_engine(
-                settings,
-                duration=args.duration,
-                projections=which,
-                limit=args.ticks,
-                drain_timeout=args.drain_timeout,
-            )
-        )
+        return asyncio.run(run_engine(settings, **kwargs))
     except Exception as exc:  # the engine stopped on an error: say it plainly (the log has the traceback)
         known = engine_error(exc)
         kind = type(known) if known is not None else EngineError
         raise kind(f"the engine stopped: {known if known is not None else exc}") from exc
+
+
+def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    which = set() if args.no_projections else {"audit", "metrics"}
+    _check_recorded(settings)
+    summary = _engine(
+        settings, duration=args.duration, projections=which, limit=args.ticks, drain_timeout=args.drain_timeout
+    )
     skipped = summary.get("ticks_skipped", 0)
     resumed = f" (resumed: {skipped} trades of the file were in the log already)" if skipped else ""
     parked = {k: v for k, v in summary.get("dead_lettered", {}).items() if v}
@@ -443,6 +502,222 @@ def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     print("look: python -m engine sql -- -c 'select * from positions'   (the audit tables, read-only)")
     live = settings.postgres.schema_
     print(f"      python -m engine replay --schema {live}_check && python -m engine diff {live} {live}_check")
+    return 0
+
+
+def _backtest(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from engine import backtest as bt
+
+    action, *names = args.action or ["run"]
+    if action == "list" and not names:
+        return _backtest_list(settings)
+    if action == "drop" and names:
+        return _backtest_drop(settings, [bt.Run(_run_name_or_bad(n)) for n in names])
+    if action == "show" and len(names) == 1:
+        run = bt.Run(_run_name_or_bad(names[0]))
+        _probe(postgres=settings.postgres.dsn)
+        return _backtest_report(args, settings, run)
+    if action != "run" or names:
+        raise BadInput(f"backtest {' '.join(args.action)}: say list, show RUN, drop RUN..., or nothing for a new run")
+    if args.sort not in bt.SORTABLE:
+        raise BadInput(f"--sort {args.sort!r}: one of {', '.join(bt.SORTABLE)}")
+    fixed, swept = bt.split_params(args.param)
+    name = args.run or bt.default_name(args.strategy or _strategy_names(settings))
+    if swept:
+        return _backtest_sweep(args, settings, name, fixed, swept)
+    run = bt.Run(name)
+    over = {
+        "kafka": settings.kafka.model_copy(update={"topic_prefix": run.topic_prefix}),
+        "postgres": settings.postgres.model_copy(update={"schema_": run.schema}),
+    }
+    s = settings.model_copy(update=over)
+    _check_recorded(s)
+    _probe(kafka=s.kafka.bootstrap, postgres=s.postgres.dsn)
+    if asyncio.run(bt.exists(s.postgres.dsn, s.kafka.bootstrap, run)):
+        if not args.replace:
+            raise BadInput(f"run {name} exists: another --run NAME, --replace, or backtest drop {name}")
+        asyncio.run(bt.drop(s.postgres.dsn, s.kafka.bootstrap, run))
+    summary = _engine(s, projections={"audit"}, http=False, drain_timeout=600.0)
+    if not summary["drained"]:
+        raise EngineError(f"run {name}: {summary['drain']}")
+    print(
+        f"run {name}: {summary['ticks_published']} trades in {summary['seconds']} s "
+        f"({summary['ticks_published'] / max(summary['seconds'], 1e-9):,.0f} trades/s), "
+        f"{summary['events_published']} events; topics {run.topic_prefix}*, schema {run.schema}"
+    )
+    return _backtest_report(args, s, run)
+
+
+def _run_name_or_bad(text: str) -> str:
+    try:
+        return _run_name(text)
+    except argparse.ArgumentTypeError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _strategy_names(settings: cfg.Settings) -> str:
+    entries = settings.strategies or ()
+    return "_".join(e.name for e in entries)[:20] if entries else settings.strategy.kind.rsplit(":", 1)[-1]
+
+
+def _backtest_report(args: argparse.Namespace, settings: cfg.Settings, run: Any) -> int:
+    import asyncpg
+
+    from engine import backtest as bt
+
+    other = bt.Run(args.compare) if args.compare else None
+
+    async def read() -> tuple[Any, Any, list[Any], str]:
+        conn = await asyncpg.connect(settings.postgres.reader)
+        try:
+            runs = []
+            for r in (run, *([other] if other else [])):
+                known = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", r.schema)
+                if not known:
+                    raise BadInput(f"no run {r.name} (no schema {r.schema}): python -m engine backtest list")
+                report = await bt.read_report(conn, r.name, r.schema)
+                series = None if args.no_html else await bt.read_series(conn, r.schema)
+                runs.append((report, series))
+            detail = await conn.fetchval(
+                f"SELECT detail::text FROM \"{run.schema}\".system_events WHERE type = 'EngineStarted' "  # noqa: S608
+                "ORDER BY ts_event LIMIT 1"
+            )
+        finally:
+            await conn.close()
+        return runs[0][0], runs[1][0] if other else None, runs, detail or "{}"
+
+    report, against, runs, detail = asyncio.run(read())
+    print(bt.format_report(report))
+    if against is not None:
+        print()
+        print(bt.format_compare(report, against))
+    if not args.no_html:
+        import orjson
+
+        settings_text = orjson.loads(detail).get("settings", "{}")
+        pretty = orjson.dumps(orjson.loads(settings_text), option=orjson.OPT_INDENT_2).decode()
+        path = args.html or Path(f"backtest-{run.name}" + (f"-vs-{other.name}" if other else "") + ".html")
+        bt.write(path, bt.render(runs, settings=pretty))
+        print(f"\nHTML report: {path}")
+    print(f"the figures in SQL: python -m engine sql -- -c 'select * from {run.schema}.performance'")  # noqa: S608
+    return 0
+
+
+def _backtest_sweep(
+    args: argparse.Namespace, settings: cfg.Settings, name: str, fixed: list[str], swept: list[tuple[str, list[str]]]
+) -> int:
+    import os
+
+    import asyncpg
+
+    from engine import backtest as bt
+
+    combos = bt.combinations(swept)
+    runs = [(f"{name}_{i}", combo) for i, combo in enumerate(combos, 1)]
+    for n, _ in runs:
+        _run_name_or_bad(n)
+    base: list[str] = []
+    if args.config:
+        base += ["--config", str(args.config)]
+    for f in args.file or []:
+        base += ["--file", str(f)]
+    for sym in args.symbol or []:
+        base += ["--symbol", sym]
+    for flag, val in (
+        ("--format", args.format),
+        ("--strategy", args.strategy),
+        ("--strategy-path", args.strategy_path),
+    ):
+        if val:
+            base += [flag, str(val)]
+    for p in fixed:
+        base += ["--param", p]
+    base += ["--no-html", "--log-level", "warning"] + (["--replace"] if args.replace else [])
+    jobs = args.jobs or os.cpu_count() or 1
+    print(f"sweep {name}: {len(runs)} runs, {jobs} at a time", file=sys.stderr, flush=True)
+    outcomes = asyncio.run(bt.run_all(base, runs, jobs))
+
+    async def totals() -> dict[str, list[dict[str, Any]]]:
+        conn = await asyncpg.connect(settings.postgres.reader)
+        try:
+            out: dict[str, list[dict[str, Any]]] = {}
+            for o in outcomes:
+                if o.exit_code == 0:
+                    rep = await bt.read_report(conn, o.run, bt.Run(o.run).schema)
+                    out[o.run] = [r for r in rep.rows if r["strategy"] == "*" and r["instrument"] == "*"]
+            return out
+        finally:
+            await conn.close()
+
+    found = asyncio.run(totals())
+    shown = ("net_pnl", "round_trips", "win_rate", "profit_factor", "sharpe", "max_drawdown", "fees")
+    figures = (args.sort, *(f for f in shown if f != args.sort))
+    rows: list[tuple[Any, dict[str, Any] | None]] = []
+    for o in outcomes:
+        rows += [(o, t) for t in found.get(o.run) or []] or [(o, None)]
+    rows.sort(key=lambda ot: bt.sort_key(args.sort, ot[1]))
+    names = [k for k, _ in swept]
+    table = [
+        [
+            o.run,
+            *(p.split("=", 1)[1] for p in o.params),
+            (t or {}).get("currency", "-"),
+            *(bt.value(f, t.get(f)) if t else "-" for f in figures),
+            "ok" if o.exit_code == 0 else o.error,
+        ]
+        for o, t in rows
+    ]
+    print(bt.table(["run", *names, "currency", *figures, ""], table))
+    print(f"sorted by {args.sort}, best first; a run's report: python -m engine backtest show RUN")
+    failed = [o for o in outcomes if o.exit_code != 0]
+    if failed:
+        raise EngineError(f"{len(failed)} of {len(outcomes)} runs failed (see the table)")
+    return 0
+
+
+def _backtest_list(settings: cfg.Settings) -> int:
+    from engine import backtest as bt
+
+    _probe(kafka=settings.kafka.bootstrap, postgres=settings.postgres.dsn)
+    runs = asyncio.run(bt.list_runs(settings.postgres.reader, settings.kafka.bootstrap))
+    if not runs:
+        print("no backtest runs (python -m engine backtest --file F --symbol S makes one)")
+        return 0
+    print(
+        bt.table(
+            ["run", "started (UTC)", "strategies", "files", "net PnL", "schema", "topics"],
+            [
+                [
+                    r.name,
+                    f"{r.started:%Y-%m-%d %H:%M:%S}" if r.started else "-",
+                    r.strategies or "-",
+                    r.files or "-",
+                    r.net_pnl or "-",
+                    "yes" if r.schema else "no",
+                    str(r.topics),
+                ]
+                for r in runs
+            ],
+        )
+    )
+    return 0
+
+
+def _backtest_drop(settings: cfg.Settings, runs: list[Any]) -> int:
+    from engine import backtest as bt
+
+    _probe(kafka=settings.kafka.bootstrap, postgres=settings.postgres.dsn)
+    missing = []
+    for run in runs:
+        had, topics, groups = asyncio.run(bt.drop(settings.postgres.dsn, settings.kafka.bootstrap, run))
+        if not had and not topics:
+            missing.append(run.name)
+            continue
+        print(
+            f"dropped {run.name}: schema {run.schema if had else '(none)'}, {len(topics)} topics, {len(groups)} groups"
+        )
+    if missing:
+        raise BadInput(f"no run {', '.join(missing)} (python -m engine backtest list)")
     return 0
 
 
@@ -583,6 +858,7 @@ COMMANDS: dict[str, Command] = {
     "sql": _sql,
     "stack": _stack,
     "strategy": _strategy,
+    "backtest": _backtest,
 }
 """Every command of the parser, and the function that does it."""
 
