@@ -53,9 +53,12 @@ class Guard(Strategy[int, NoParams]):
 FLAT, LOW = Decimal("60000.00"), Decimal("59700.00")
 
 
-async def _run(servers: Any, tmp_path: Path, stops: str | None) -> tuple[FakeBinance, dict[str, str], str]:
+async def _run(
+    servers: Any, tmp_path: Path, stops: str | None, *, kill: bool = False
+) -> tuple[FakeBinance, dict[str, str], str]:
     """One engine run: the market flat until the strategy's stop is in place (at the venue or the engine's), then
-    down through it, until the stop's sale has filled; returns the venue, the engine's settings and the schema."""
+    down through it, until the stop's sale has filled; returns the venue, the engine's settings and the schema.
+    ``kill``: the engine is killed (SIGKILL) once the stop is in place, and started again."""
     folder = tmp_path / "strategies"
     folder.mkdir(exist_ok=True)
     (folder / "guard.py").write_text(STRATEGY)
@@ -121,6 +124,15 @@ async def _run(servers: Any, tmp_path: Path, stops: str | None) -> tuple[FakeBin
                 await conn.close()
 
         await wait_for(stop_in_place, 60, "the stop to be in place")
+        if kill:
+            engine.send_signal(signal.SIGKILL)
+
+            async def killed() -> bool:
+                return engine.poll() is not None
+
+            await wait_for(killed, 30, "the engine to die")
+            engine = start_cli(["run"], env, tmp_path / "engine-again.log")
+            log = tmp_path / "engine-again.log"
         price["now"] = LOW  # through the trigger (about 59800)
 
         async def sold() -> bool:
@@ -222,5 +234,22 @@ async def test_with_venue_stops_engine_the_same_strategys_stop_is_held_and_trigg
         )
         assert sent is not None and dict(sent) == {"order_type": "market", "trigger_price": None, "status": "filled"}
         assert not await conn.fetchval(f"select count(*) from {schema}.orders where order_type like 'stop%'")
+    finally:
+        await conn.close()
+
+
+async def test_a_native_stop_outlives_an_engine_killed_while_the_venue_holds_it(servers: Any, tmp_path: Path) -> None:
+    venue, _, schema = await _run(servers, tmp_path, None, kill=True)
+    (stop,) = [o for o in venue.all_orders() if o["type"] == "STOP_LOSS"]  # not sent twice
+    assert len({o["clientOrderId"] for o in venue.all_orders()}) == len(venue.all_orders()) == 2
+    conn = await asyncpg.connect(servers.pg_dsn)
+    try:
+        row = await conn.fetchrow(
+            f"select status, trigger_price from {schema}.orders where client_order_id = $1", stop["clientOrderId"]
+        )
+        assert row is not None and row["status"] == "filled" and row["trigger_price"] == Decimal(stop["stopPrice"])
+        fills = await conn.fetch(f"select trade_id from {schema}.fills")
+        assert sorted(str(f["trade_id"]) for f in fills) == sorted(str(t["id"]) for t in venue.all_trades())
+        assert await conn.fetchval(f"select quantity from {schema}.positions where instrument = $1", SYMBOL) == 0
     finally:
         await conn.close()
