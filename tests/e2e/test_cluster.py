@@ -281,6 +281,27 @@ def test_a_rolling_restart_of_the_three_brokers_while_trading(cluster: Cluster, 
     _no_order_twice_no_tick_twice(cluster, run)
 
 
+async def _members(bootstrap: str, group: str, topic: str) -> dict[str, set[int]]:
+    """The partitions of ``topic`` each member of the consumer group ``group`` holds (none: the group rebalances)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        (resp,) = await admin.describe_consumer_groups([group])
+        (g,) = resp.groups
+        if g[2] != "Stable":
+            return {}
+        out = {}
+        for member_id, _, _, _, assignment in g[5]:
+            a = ConsumerProtocolMemberAssignment.decode(assignment)
+            out[member_id] = {p for t, parts in a.assignment if t == topic for p in parts}
+        return out
+    finally:
+        await admin.close()
+
+
 def _recovered(proc: Proc) -> list[tuple[int, int]]:
     """(line number, partition) of each ``engine.recovered`` line of an engine's log."""
     out = []
@@ -302,15 +323,37 @@ def test_an_engine_killed_under_another_its_partitions_move_and_no_order_is_plac
     try:
         faults.wait_for(lambda: asyncio.run(faults.audit_has_rows(cluster.dsn, run.schema)), 90, "the first events")
 
-        def split() -> bool:  # both engines own partitions after the group settled
-            return bool(_recovered(a)) and bool(_recovered(b))
+        group, ticks = run.topics.group("engine"), run.topics.ticks
+        before: dict[str, set[int]] = {}
 
-        faults.wait_for(split, 90, "both engines holding partitions")
+        def split() -> bool:  # both engines in the group, each holding ticks partitions
+            before.clear()
+            before.update(asyncio.run(_members(cluster.bootstrap, group, ticks)))
+            return len(before) == 2 and all(before.values())
+
+        faults.wait_for(split, 120, "both engines holding partitions")
         time.sleep(5)  # both trading
-        a_parts = {p for _, p in _recovered(a)}
+        assert len(asyncio.run(_members(cluster.bootstrap, group, ticks))) == 2, "the group changed meanwhile"
         lines_before = len(b.log.read_text(errors="replace").splitlines())
         a.kill9()
         out.faults += 1
+        after: dict[str, set[int]] = {}
+
+        def one_left() -> bool:
+            after.clear()
+            after.update(asyncio.run(_members(cluster.bootstrap, group, ticks)))
+            return len(after) == 1
+
+        faults.wait_for(one_left, 120, "the killed engine's member gone from the group")
+        gone = set(before) - set(after)
+        assert len(gone) == 1, (before, after)
+        a_parts = before[gone.pop()]
+        assert a_parts <= next(iter(after.values())), f"partitions {sorted(a_parts)} did not move: {after}"
+
+        # the survivor rebuilds the state of those holding ticks from the log (its snapshots, then the records)
+        held = {m.partition for m in asyncio.run(faults._read_topic(cluster.bootstrap, ticks))}
+        a_parts &= held
+        assert a_parts, f"the killed engine held no partition with ticks ({before}; ticks on {sorted(held)})"
 
         def moved() -> bool:
             return a_parts <= {p for i, p in _recovered(b) if i >= lines_before}
