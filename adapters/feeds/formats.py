@@ -50,6 +50,7 @@ Format = Literal["auto", "ccxt", "ccxt-dicts", "binance-trades", "binance-aggtra
 FORMATS: tuple[str, ...] = get_args(Format)
 _CHUNK = 1 << 16
 _US_FROM = 10**14  # a Binance time at or above this is in microseconds (ms: until the year 5138)
+_POSITIVE = validation.POSITIVE
 _MAX_VALUE = 1 << 24  # a JSON value (one trade) longer than this many characters is refused
 
 
@@ -337,6 +338,10 @@ def _trade(
         raise bad(f"trade id: {problem}")
     if side not in ("buy", "sell"):
         raise bad(f'side {_shown(side)} is not "buy" or "sell"')
+    if text and type(price) is str and type(amount) is str:  # the fast path: a price seen before is a lookup
+        p, a = _POSITIVE.read(price.strip()), _POSITIVE.read(amount.strip())
+        if p is not None and a is not None:
+            return Trade(ts_ns, tid, side, p, a, path, where)
     values = []
     for name, v in (("price", price), ("amount", amount)):
         d = _decimal(v) if text or not isinstance(v, str) else None
