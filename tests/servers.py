@@ -164,5 +164,14 @@ def _export_passfile() -> None:
     export_passfile(load())
 
 
+def maintenance_passfile() -> Path | None:
+    """The local stack's password file of engine_maintenance, when there is one (else PGPASSFILE serves)."""
+    from engine.config import load
+    from ops._postgres import MAINTENANCE_PASSFILE
+
+    path = load().stack.state_dir / MAINTENANCE_PASSFILE
+    return path if path.is_file() else None
+
+
 def describe(found: Any) -> str:
     return f"Kafka {found.kafka_bootstrap}, PostgreSQL {found.pg_dsn.rsplit('@', 1)[-1]} ({found.how})"
