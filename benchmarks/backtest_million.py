@@ -120,7 +120,8 @@ def main() -> None:
         t = time.perf_counter()
         write_file(path, args.trades)
         print(
-            f"file: {args.trades:,} trades, {path.stat().st_size / 2**20:.0f} MiB, made in {time.perf_counter() - t:.1f} s"
+            f"file: {args.trades:,} trades, {path.stat().st_size / 2**20:.0f} MiB, "
+            f"made in {time.perf_counter() - t:.1f} s"
         )
         n, secs = asyncio.run(feed_alone(path))
         print(f"ceiling, the feed alone (file -> ticks, nothing published): {n / secs:,.0f} trades/s ({secs:.1f} s)")
@@ -142,7 +143,7 @@ def main() -> None:
         ]
         with Steal() as steal:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             stages = asyncio.run(watch(run, proc, t0))
             out, err = proc.communicate()
             wall = time.perf_counter() - t0
@@ -162,7 +163,7 @@ def main() -> None:
         print(f"  {out.decode().splitlines()[0]}")
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {steal}")
         if not args.keep:
-            subprocess.run([sys.executable, "-m", "engine", "backtest", "drop", run], cwd=ROOT, check=False)  # noqa: S603
+            subprocess.run([sys.executable, "-m", "engine", "backtest", "drop", run], cwd=ROOT, check=False)
 
 
 if __name__ == "__main__":
