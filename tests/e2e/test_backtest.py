@@ -25,6 +25,8 @@ from tests.support import SHARED_TRADES, engine_env, run_cli, unique
 pytestmark = pytest.mark.servers
 
 QUANTITY = "100"  # XRP per order: PnL of some size (the default 0.01 makes every figure a few 1e-9 ETH)
+BACKTEST = ["backtest", "--file", str(SHARED_TRADES), "--symbol", "XRP/ETH", "--strategy", "ma_cross"]
+BACKTEST += ["--param", f"quantity={QUANTITY}"]
 
 
 def _env(servers: Any) -> dict[str, str]:
@@ -104,15 +106,7 @@ def run(servers: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
     env = _env(servers)
     res = run_cli(
         [
-            "backtest",
-            "--file",
-            str(SHARED_TRADES),
-            "--symbol",
-            "XRP/ETH",
-            "--strategy",
-            "ma_cross",
-            "--param",
-            f"quantity={QUANTITY}",
+            *BACKTEST,
             "--run",
             name,
             "--html",
@@ -196,15 +190,7 @@ def test_compare_puts_two_runs_side_by_side(servers: Any, run: dict[str, Any], t
     other = unique("r")
     res = run_cli(
         [
-            "backtest",
-            "--file",
-            str(SHARED_TRADES),
-            "--symbol",
-            "XRP/ETH",
-            "--strategy",
-            "ma_cross",
-            "--param",
-            f"quantity={QUANTITY}",
+            *BACKTEST,
             "--param",
             "fast=5",
             "--run",
@@ -231,15 +217,7 @@ async def test_a_sweep_makes_one_run_per_combination(servers: Any) -> None:
     env, name = _env(servers), unique("sw")
     res = run_cli(
         [
-            "backtest",
-            "--file",
-            str(SHARED_TRADES),
-            "--symbol",
-            "XRP/ETH",
-            "--strategy",
-            "ma_cross",
-            "--param",
-            f"quantity={QUANTITY}",
+            *BACKTEST,
             "--param",
             "fast=5,10",
             "--param",
