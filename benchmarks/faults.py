@@ -81,7 +81,9 @@ class PrivateStack:
             ports_file.write_text(json.dumps(ports))
         self.kafka_port, self.controller_port, self.pg_port = ports["kafka"], ports["controller"], ports["postgres"]
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
-        self.dsn = f"postgresql://engine@127.0.0.1:{self.pg_port}/engine"
+        # its own password file named in the DSN (libpq's and asyncpg's passfile parameter), not in PGPASSFILE,
+        # which the process may use for another PostgreSQL
+        self.dsn = f"postgresql://engine@127.0.0.1:{self.pg_port}/engine?passfile={state_dir / 'pgpass'}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -105,9 +107,6 @@ class PrivateStack:
         from ops import stack
 
         stack.up(self.settings(), timeout=180)
-        from engine.config import export_passfile
-
-        export_passfile(self.settings())  # its PostgreSQL's passwords, for the connections made here
 
     def down(self) -> None:
         from ops import stack
