@@ -301,6 +301,7 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     bt.add_argument("--file", type=Path, action="append", help="a trade file (as run --file); repeatable")
     bt.add_argument("--format", choices=FORMATS, help="the files' format (default auto: told from their content)")
     bt.add_argument("--symbol", action="append", help="the instrument of each --file (one for all, or one each)")
+    _feed_options(bt)
     bt.add_argument(
         "--strategy", metavar="NAME", help="a built-in or package.module:ClassName (default: the settings')"
     )
@@ -387,8 +388,10 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
             "kind": "recorded",
             "speed": 0,
             **({"format": args.format} if args.format else {}),
-            **_recorded_files(args.file or [], args.symbol or [], args.format),
+            **_recorded_files(args.file or [], args.symbol or [], args.format, args.columns),
         }
+        if args.columns and len(args.file or []) <= 1:
+            over["feed"]["columns"] = args.columns
         over["venue"] = {"kind": "paper"}
     if getattr(args, "port", None) is not None:
         over["http"] = {"port": args.port}
