@@ -1,9 +1,11 @@
 """Event lag: how far each projection trails the log, per topic and partition.
 
 - ``engine_projection_lag_events``: log end offset minus the projection's next offset;
-- ``engine_projection_lag_seconds``: 0 when caught up, else now minus the record time (``ts_init``)
-  of the last event applied (record time, not market time: a recorded 2019 file replayed today is
-  not "six years behind");
+- ``engine_projection_lag_seconds``: 0 when caught up, else how long the oldest event not yet applied has
+  been in the log, as far as the projection saw: now minus the moment it first saw the log end pass that
+  event (wall time, not market time: a recorded 2019 file replayed today is not "six years behind"). It is
+  not "now minus the last applied event's time": after a quiet hour, or a broker outage in which nothing
+  could be written, the first new event would read as an hour behind while it is milliseconds old;
 - ``engine_projection_applied_events_total`` and ``engine_projection_log_end_offset`` give the
   consume and produce rates with ``rate()``.
 
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -53,18 +56,45 @@ APPLIED = Counter(
 
 @dataclass
 class PartitionLag:
+    """One partition's position against the log end, and when each stretch of the log beyond the position was first
+    seen (``observe_end``), from which :meth:`seconds` tells how long the oldest unapplied event has waited. Lags
+    made with a backlog (a worker starting behind) count it as seen when made."""
+
     next_offset: int = 0
     log_end: int = 0
     last_ts_init: int | None = None
+    # (log end, wall time in ns it was first seen), log ends increasing, only those beyond next_offset
+    _seen: deque[tuple[int, int]] = field(default_factory=deque, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.log_end > self.next_offset:
+            self._seen.append((self.log_end, time.time_ns()))
 
     @property
     def events(self) -> int:
         return max(self.log_end - self.next_offset, 0)
 
+    def observe_end(self, end: int, now_ns: int | None = None) -> None:
+        """The log end was looked up (or a fetch's high watermark read) and is ``end``."""
+        if end > self.log_end:
+            self._seen.append((end, now_ns or time.time_ns()))
+            self.log_end = end
+        elif end < self.log_end:  # the topic was recreated: what was seen before says nothing now
+            self.log_end = end
+            self._seen = deque(s for s in self._seen if s[0] <= end)
+
+    def applied(self, next_offset: int, last_ts_init: int | None) -> None:
+        """The projection applied up to ``next_offset`` (exclusive), the last event's ``ts_init`` given."""
+        self.next_offset = next_offset
+        self.last_ts_init = last_ts_init
+        self.observe_end(max(self.log_end, next_offset))
+        while self._seen and self._seen[0][0] <= next_offset:
+            self._seen.popleft()
+
     def seconds(self, now_ns: int | None = None) -> float:
-        if self.events == 0 or self.last_ts_init is None:
+        if self.events == 0 or not self._seen:
             return 0.0
-        return max(((now_ns or time.time_ns()) - self.last_ts_init) / 1e9, 0.0)
+        return max(((now_ns or time.time_ns()) - self._seen[0][1]) / 1e9, 0.0)
 
 
 @dataclass(frozen=True)
@@ -107,7 +137,7 @@ class LagExporterNames(Collector):
         )
         lag_s = GaugeMetricFamily(
             "kafka_consumergroup_group_lag_seconds",
-            "The group's lag in seconds (engine_projection_lag_seconds: now minus ts_init of the last applied event)",
+            "The group's lag in seconds (engine_projection_lag_seconds: the wait of the oldest unapplied event)",
             labels=_GROUP_LABELS,
         )
         offset = GaugeMetricFamily(

@@ -339,7 +339,7 @@ class ProjectionRunner:
             return
         for tp in tps:
             if tp in self.lag:
-                self.lag[tp].log_end = end[tp]
+                self.lag[tp].observe_end(end[tp])
                 self._publish_lag(tp)
 
     def done(self) -> bool:
@@ -552,9 +552,8 @@ class ProjectionRunner:
             st = self.lag.get(tp)
             if st is None:
                 continue  # revoked meanwhile; the next owner reads the stored offset
-            st.next_offset = new
-            st.last_ts_init = last_ts
-            st.log_end = max(st.log_end, self._consumer.highwater(tp) or 0, new)
+            st.observe_end(self._consumer.highwater(tp) or 0)
+            st.applied(new, last_ts)
             self._publish_lag(tp, good)
         self.applied += len(records)
         self.backoff.reset(projection=self.name)
