@@ -1,4 +1,5 @@
-"""Topics and consumer groups by name prefix: what ``backtest list`` and ``backtest drop`` need of the cluster."""
+"""Topics and consumer groups by name prefix, and a group's offsets: what ``backtest list`` and ``drop`` need of the
+cluster, and what a test checks of it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ async def names_with_prefix(bootstrap: str, prefix: str) -> tuple[list[str], lis
     finally:
         await admin.close()
     return topics, groups
+
+
+async def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """The consumer group's committed offsets: (topic, partition) -> offset."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-admin")
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
 
 
 async def delete(bootstrap: str, topics: list[str], groups: list[str]) -> None:

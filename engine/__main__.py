@@ -1,6 +1,6 @@
 """``python -m engine`` (or ``engine``, the installed command): the command line.
 
-Commands: run, project, replay, rebuild, diff, halt, resume, sql, stack, strategy, backtest;
+Commands: run, project, replay, rebuild, diff, halt, resume, sql, stack, strategy, backtest, shadow;
 ``python -m engine COMMAND --help`` documents each. One function per command, found in :data:`COMMANDS`; each
 returns its exit code or raises, and :func:`main` turns an error into one line on stderr and the exit code of its
 kind (see :mod:`engine.errors`).
@@ -314,6 +314,44 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     bt.add_argument("--sort", default="net_pnl", metavar="FIGURE", help="sweep: the figure to sort by, best first")
     bt.add_argument("--jobs", type=_positive, help="sweep: runs at a time (default: the number of cores)")
 
+    sh = sub.add_parser(
+        "shadow",
+        help="a candidate strategy on a production day: what it would have done differently",
+        description="shadow --date D [--strategy NAME] [--param k=v ...]: hand production's ticks, from the log's "
+        "start to the end of day D, to the candidate on the paper venue (under topics sh_RUN.* and the schema "
+        "sh_RUN: production's are only read), then pair the day's orders of production and the candidate and list "
+        "the differences: orders only one side placed, orders of both with another price, quantity or time, the "
+        "first --limit of them with their causing ticks, and each side's PnL of the day. Exit 0: the same "
+        "decisions; 1: different; 2: could not compare. shadow drop RUN...: delete shadow runs.",
+    )
+    sh.add_argument("action", nargs="*", metavar="drop RUN...", help="default: a new shadow run")
+    sh.add_argument("--date", type=_day, help="the production day, YYYY-MM-DD (UTC)")
+    sh.add_argument(
+        "--strategy",
+        metavar="NAME",
+        help="the candidate: a built-in or package.module:ClassName (default: the "
+        "settings' strategy, i.e. production's, with any --param)",
+    )
+    _strategy_options(sh)
+    sh.add_argument(
+        "--against",
+        action="append",
+        metavar="STRATEGY",
+        help="production's strategy to compare with, by name (repeatable; default: those named as the candidate's, "
+        "else production's only one)",
+    )
+    sh.add_argument("--run", type=_run_name, help="the shadow run's name (default <strategy>_<day>_<UTC time>)")
+    sh.add_argument("--replace", action="store_true", help="drop a shadow run of that name first")
+    sh.add_argument("--limit", type=_positive, default=20, metavar="N", help="differing decisions listed (20)")
+    sh.add_argument(
+        "--window",
+        type=_at_least_zero,
+        default=60.0,
+        metavar="SECONDS",
+        help="an order of each side, same instrument, side and type, at most this far apart: the same order at "
+        "another time (default 60)",
+    )
+
     for command in sub.choices.values():
         _global_options(command, default=argparse.SUPPRESS)
     return p
@@ -362,7 +400,9 @@ def _recorded_files(
     return {"files": [{"path": p, "symbol": s, **given} for p, s in pairs]}
 
 
-def _settings(args: argparse.Namespace) -> cfg.Settings:
+def _settings(args: argparse.Namespace, *, candidate: bool = False) -> cfg.Settings:
+    """The settings, with the command line's over them. A shadow's strategy options are its candidate's: they apply
+    only with ``candidate`` (the settings read first are production's)."""
     over: dict[str, Any] = {}
     if args.command == "run":
         feed: dict[str, Any] = {}
@@ -396,6 +436,10 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
     if getattr(args, "port", None) is not None:
         over["http"] = {"port": args.port}
     strategy: dict[str, Any] = {}
+    if args.command == "shadow" and not candidate:
+        args = argparse.Namespace(**{**vars(args), "param": [], "strategy": None, "strategy_path": None})
+    if args.command == "shadow" and args.strategy:
+        strategy["kind"] = args.strategy
     if args.command == "strategy":
         strategy["kind"] = args.name
     if args.command == "backtest" and args.strategy:
@@ -419,11 +463,11 @@ def _settings(args: argparse.Namespace) -> cfg.Settings:
             raise BadInput(str(exc)) from None
     if strategy:
         over["strategy"] = strategy
-    if args.command == "strategy" or (args.command == "backtest" and args.strategy):
+    if args.command == "strategy" or (args.command in ("backtest", "shadow") and args.strategy):
         over["strategies"] = ()  # the strategy named on the command line, alone
     if args.log_level:
         over["log_level"] = args.log_level
-    elif args.command == "backtest":  # the report is the output: the log only for what went wrong
+    elif args.command in ("backtest", "shadow"):  # the report is the output: the log only for what went wrong
         over["log_level"] = "warning"
     try:
         return cfg.load(args.config, **over)
@@ -549,6 +593,92 @@ def _backtest(args: argparse.Namespace, settings: cfg.Settings) -> int:
         f"{summary['events_published']} events; topics {run.topic_prefix}*, schema {run.schema}"
     )
     return _backtest_report(args, s, run)
+
+
+def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from engine import shadow as sh
+    from engine.app import topics_of
+    from engine.backtest import drop, exists
+
+    action, *names = args.action or ["run"]
+    if action == "drop" and names:
+        return _backtest_drop(settings, [sh.shadow_run(_run_name_or_bad(n)) for n in names])
+    if action != "run" or names:
+        raise BadInput(f"shadow {' '.join(args.action)}: say drop RUN..., or nothing for a new shadow run")
+    if args.date is None:
+        raise BadInput("shadow needs --date YYYY-MM-DD: a UTC day of production's log")
+    production = settings
+    candidate = _settings(args, candidate=True)
+    produced = _strategy_names_of(production)
+    proposed = _strategy_names_of(candidate)
+    against = args.against or [n for n in produced if n in proposed] or (produced if len(produced) == 1 else [])
+    if not against:
+        raise BadInput(
+            f"production runs {', '.join(produced)}: say which to compare the candidate with, --against NAME"
+        )
+    if unknown := [n for n in against if n not in produced]:
+        raise BadInput(f"--against {', '.join(unknown)}: production's strategies are {', '.join(produced)}")
+    day: date = args.date
+    run = sh.shadow_run(args.run or sh.default_name("_".join(proposed), day))
+    _probe(kafka=production.kafka.bootstrap, postgres=production.postgres.dsn)
+    prod_schema = production.postgres.schema_
+    if run.topic_prefix == production.kafka.topic_prefix or run.schema == prod_schema:
+        raise BadInput(f"shadow run {run.name}: its topics or schema are production's")
+    try:
+        plan = asyncio.run(sh.plan(production.kafka.bootstrap, topics_of(production), day))
+    except sh.NothingToShadow as exc:
+        raise BadInput(str(exc)) from None
+    if not asyncio.run(_schema_there(production.postgres.reader, prod_schema)):
+        raise BadInput(f"production's schema {prod_schema!r} does not exist: nothing to compare with")
+    over = {
+        "kafka": candidate.kafka.model_copy(update={"topic_prefix": run.topic_prefix, "partitions": len(plan.ranges)}),
+        "postgres": candidate.postgres.model_copy(update={"schema_": run.schema}),
+        "venue": cfg.VenueSettings(kind="paper"),
+    }
+    shadow_settings = candidate.model_copy(update=over)
+    if asyncio.run(exists(shadow_settings.postgres.dsn, shadow_settings.kafka.bootstrap, run)):
+        if not args.replace:
+            raise BadInput(f"shadow run {run.name} exists: another --run NAME, --replace, or shadow drop {run.name}")
+        asyncio.run(drop(shadow_settings.postgres.dsn, shadow_settings.kafka.bootstrap, run))
+    feed = sh.feed_of(production.kafka.bootstrap, plan)
+    summary = _engine(shadow_settings, projections={"audit"}, http=False, drain_timeout=600.0, feed=feed)
+    if not summary["drained"]:
+        raise EngineError(f"shadow run {run.name}: {summary['drain']}")
+    outcome = asyncio.run(
+        sh.compare_day(
+            production.postgres.reader,
+            prod_schema,
+            run.schema,
+            day,
+            production_strategies=against,
+            window_ns=int(args.window * 1e9),
+        )
+    )
+    print(
+        f"shadow {run.name} of {day}: candidate {', '.join(proposed)} against production's {', '.join(against)} "
+        f"(schema {prod_schema}); {summary['ticks_published']} ticks from the log's start to the day's end "
+        f"({plan.day_records} records of the day) in {summary['seconds']} s; topics {run.topic_prefix}*, "
+        f"schema {run.schema}"
+    )
+    print(sh.format_outcome(outcome, limit=args.limit))
+    return 0 if outcome.comparison.identical else 1
+
+
+def _strategy_names_of(settings: cfg.Settings) -> list[str]:
+    """The names of the settings' strategies, as their signals and orders carry them."""
+    if settings.strategies:
+        return [e.name for e in settings.strategies]
+    return [str(settings.strategy.build().name)]
+
+
+async def _schema_there(reader_dsn: str, schema: str) -> bool:
+    import asyncpg
+
+    conn = await asyncpg.connect(reader_dsn)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema))
+    finally:
+        await conn.close()
 
 
 def _run_name_or_bad(text: str) -> str:
@@ -862,10 +992,11 @@ COMMANDS: dict[str, Command] = {
     "stack": _stack,
     "strategy": _strategy,
     "backtest": _backtest,
+    "shadow": _shadow,
 }
 """Every command of the parser, and the function that does it."""
 
-ANY_ERROR_IS_2 = frozenset({"diff"})
+ANY_ERROR_IS_2 = frozenset({"diff", "shadow"})
 """Commands with diff(1)'s exit codes: 1 means "different", so every error that kept it from comparing is 2."""
 
 

@@ -382,8 +382,10 @@ async def run_engine(
     limit: int | None = None,
     drain_timeout: float = 120.0,
     http: bool = True,
+    feed: Feed | None = None,
 ) -> dict[str, Any]:
-    """``python -m engine run``: feed -> Kafka -> trading loop -> Kafka -> projections."""
+    """``python -m engine run``: feed -> Kafka -> trading loop -> Kafka -> projections. ``feed``: this one instead of
+    the settings' (a shadow's copy of another log's ticks)."""
     s = settings
     native_stops(s.venue)  # venue.stops = "native" where the venue has none: refused before anything is written
     stopper = Stopper()
@@ -433,13 +435,14 @@ async def run_engine(
             )
 
         resume: dict[str, tuple[int, str]] = {}
-        for symbol in dict.fromkeys(r.symbol for r in s.feed.recorded_files()) if s.feed.kind == "recorded" else ():
+        recorded = s.feed.kind == "recorded" and feed is None
+        for symbol in dict.fromkeys(r.symbol for r in s.feed.recorded_files()) if recorded else ():
             # a recorded run goes on after the last trade of its files already in the log (a restart after a crash)
             last = await inspector.last_trade(topics.ticks, RecordedFeed.source, RecordedFeed.venue, symbol)
             if last is not None:
                 resume[symbol] = last
                 log.info("feed.resuming", instrument=symbol, after_trade=last[1], ts_event=last[0])
-        feed = make_feed(s, limit, on_connection, resume=resume)
+        feed = feed or make_feed(s, limit, on_connection, resume=resume)
         acknowledged: list[int] = []
 
         async def publish() -> int | RecordedFileError:

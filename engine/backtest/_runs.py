@@ -28,6 +28,7 @@ class RunNameError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Run:
     name: str
+    prefix: str = SCHEMA_PREFIX  # bt_ for a backtest (sh_: a shadow run's)
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
@@ -38,11 +39,11 @@ class Run:
 
     @property
     def schema(self) -> str:
-        return SCHEMA_PREFIX + self.name
+        return self.prefix + self.name
 
     @property
     def topic_prefix(self) -> str:
-        return f"{SCHEMA_PREFIX}{self.name}."
+        return f"{self.prefix}{self.name}."
 
 
 def default_name(strategy: str, now: datetime | None = None) -> str:
