@@ -630,6 +630,10 @@ def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
         raise BadInput(str(exc)) from None
     if not asyncio.run(_schema_there(production.postgres.reader, prod_schema)):
         raise BadInput(f"production's schema {prod_schema!r} does not exist: nothing to compare with")
+    try:
+        asyncio.run(sh.check_applied(production.postgres.reader, prod_schema, plan))
+    except sh.NothingToShadow as exc:
+        raise BadInput(str(exc)) from None
     over = {
         "kafka": candidate.kafka.model_copy(update={"topic_prefix": run.topic_prefix, "partitions": len(plan.ranges)}),
         "postgres": candidate.postgres.model_copy(update={"schema_": run.schema}),

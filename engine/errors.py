@@ -49,6 +49,7 @@ def _kinds() -> dict[type[BaseException], type[EngineError]]:
     """The other packages' errors and their kind (imported here, when an error is to be told, not at start)."""
     from adapters.feeds.recorded import RecordedFileError
     from adapters.kafka import TopicLayoutError
+    from adapters.kafka_admin import GroupInUse
     from adapters.postgres import BadIdentifier
     from engine.config import ConfigError
     from ops.stack import StackError
@@ -61,6 +62,7 @@ def _kinds() -> dict[type[BaseException], type[EngineError]]:
         RecordedFileError: BadInput,
         TopicLayoutError: BadInput,
         BadIdentifier: BadInput,
+        GroupInUse: BadInput,
         SchemaExists: BadInput,
         SchemaVersionMismatch: BadInput,
         NotComparable: BadInput,

@@ -145,8 +145,10 @@ def describe_settings(detail: Any) -> dict[str, str]:
 
 
 async def drop(owner_dsn: str, bootstrap: str, run: Run) -> tuple[bool, list[str], list[str]]:
-    """Drop the run's schema, consumer groups and topics; what there was (the schema, topics, groups)."""
+    """Drop the run's consumer groups, schema and topics; what there was (the schema, topics, groups). A run still
+    going (its groups have members) is left whole: :class:`adapters.kafka_admin.GroupInUse`."""
     topics, groups = await kafka_admin.names_with_prefix(bootstrap, run.topic_prefix)
+    await kafka_admin.delete(bootstrap, [], groups)  # first: a run still going keeps its groups, and everything
     conn = await asyncpg.connect(owner_dsn)
     try:
         had = bool(await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", run.schema))
@@ -154,5 +156,5 @@ async def drop(owner_dsn: str, bootstrap: str, run: Run) -> tuple[bool, list[str
             await conn.execute(f"DROP SCHEMA {ident(run.schema)} CASCADE")
     finally:
         await conn.close()
-    await kafka_admin.delete(bootstrap, topics, groups)
+    await kafka_admin.delete(bootstrap, topics, [])
     return had, topics, groups

@@ -19,6 +19,7 @@ from aiokafka import TopicPartition
 
 from adapters.feeds.log_feed import LogFeed
 from adapters.kafka import LogInspector
+from adapters.postgres import ident
 from engine.backtest import Run
 from engine.shadow._compare import Comparison, compare
 from engine.shadow._read import DayPnl, day_orders, day_pnl, day_switches
@@ -29,7 +30,8 @@ PREFIX = "sh_"
 
 
 class NothingToShadow(ValueError):
-    """The production log has no ticks on that day (or no ticks topic)."""
+    """The production log has no ticks on that day (or no ticks topic), or production's schema has not applied the
+    day's events yet: a comparison would list what is missing as differences."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Plan:
     topic: str
     ranges: dict[int, tuple[int, int]]
     day_records: int
+    trading_ends: dict[tuple[str, int], int]  # the trading topic's offsets at the day's end: the audit must be there
 
     @property
     def records(self) -> int:
@@ -56,10 +59,37 @@ async def plan(bootstrap: str, topics: Topics, day: date) -> Plan:
         begin = await inspector.beginning_offsets(tps)
         day_start = await inspector.offsets_at(tps, int(start.timestamp() * 1000))
         day_end = await inspector.offsets_at(tps, int(end.timestamp() * 1000))
+        trading = await inspector.partitions([topics.trading], missing_ok=True)
+        trading_end = await inspector.offsets_at(trading, int(end.timestamp() * 1000)) if trading else {}
     day_records = sum(day_end[tp] - day_start[tp] for tp in tps)
     if day_records <= 0:
         raise NothingToShadow(f"production's log has no ticks on {day} (topic {topics.ticks})")
-    return Plan(day, topics.ticks, {tp.partition: (begin[tp], day_end[tp]) for tp in tps}, day_records)
+    return Plan(
+        day,
+        topics.ticks,
+        {tp.partition: (begin[tp], day_end[tp]) for tp in tps},
+        day_records,
+        {(tp.topic, tp.partition): n for tp, n in trading_end.items()},
+    )
+
+
+async def check_applied(reader_dsn: str, schema: str, p: Plan) -> None:
+    """Production's audit has applied every trading event up to the day's end, or :class:`NothingToShadow`."""
+    conn = await asyncpg.connect(reader_dsn)
+    try:
+        rows = await conn.fetch(
+            f"SELECT topic, partition, next_offset FROM {ident(schema)}.projection_offsets "  # noqa: S608 - ident
+            "WHERE projection = 'audit'"
+        )
+    finally:
+        await conn.close()
+    applied = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+    behind = sum(max(end - applied.get(tp, 0), 0) for tp, end in p.trading_ends.items())
+    if behind:
+        raise NothingToShadow(
+            f"production's schema {schema} has not applied {p.day}'s trading events yet ({behind} behind): "
+            "run its projection (python -m engine project) and try again"
+        )
 
 
 def feed_of(bootstrap: str, p: Plan) -> LogFeed:

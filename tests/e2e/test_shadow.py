@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,7 +22,7 @@ import pytest
 from adapters import kafka_admin
 from adapters.kafka import LogInspector
 from tests.e2e.test_pipeline import run_file
-from tests.support import SHARED_TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, unique
+from tests.support import SHARED_TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, start_cli, unique, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -157,3 +159,48 @@ async def test_bad_input_is_one_line_and_exit_2(servers: Any, production: dict[s
     assert res.returncode == 0 and f"dropped {run}: schema sh_{run}" in res.stdout
     topics, _ = await kafka_admin.names_with_prefix(servers.kafka_bootstrap, f"sh_{run}.")
     assert topics == []
+
+
+async def test_a_production_schema_behind_the_day_is_refused(servers: Any, production: dict[str, str]) -> None:
+    # a schema that holds only the first day: what the second day's comparison needs is not there yet
+    first_day = unique("firstday")
+    res = await asyncio.to_thread(run_cli, ["replay", "--date", DAYS[0], "--schema", first_day], production)
+    assert res.returncode == 0, res.stderr[-3000:]
+    behind = dict(production, ENGINE_POSTGRES__SCHEMA=first_day)
+    res = await asyncio.to_thread(run_cli, ["shadow", "--date", DAYS[1]], behind)
+    assert res.returncode == 2 and f"{first_day} has not applied {DAYS[1]}'s trading events yet" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+async def test_a_shadow_killed_half_way_is_run_again_with_replace(
+    servers: Any, production: dict[str, str], tmp_path: Path
+) -> None:
+    before = await _fingerprint(servers, production)
+    run = unique("killed")
+    proc = start_cli(["shadow", "--date", DAYS[2], "--run", run], production, tmp_path / "shadow.log")
+
+    async def half_way() -> bool:
+        assert proc.poll() is None, (tmp_path / "shadow.log").read_text()[-3000:]
+        conn = await asyncpg.connect(servers.pg_dsn)
+        try:
+            n = await conn.fetchval(
+                "SELECT coalesce(sum(next_offset), 0) FROM pg_namespace ns, "
+                f"LATERAL (SELECT next_offset FROM sh_{run}.projection_offsets WHERE topic LIKE '%ticks') o "
+                "WHERE ns.nspname = $1",
+                f"sh_{run}",
+            )
+        except asyncpg.UndefinedTableError:
+            return False
+        finally:
+            await conn.close()
+        return bool(n and n > 2000)
+
+    await wait_for(half_way, 120, "the shadow half way through the log")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    res = await asyncio.to_thread(run_cli, ["shadow", "--date", DAYS[2], "--run", run], production)
+    assert res.returncode == 2 and "exists" in res.stderr, res.stderr
+    res = await asyncio.to_thread(run_cli, ["shadow", "--date", DAYS[2], "--run", run, "--replace"], production)
+    assert res.returncode == 0 and "decisions: IDENTICAL" in res.stdout, res.stdout[-3000:] + res.stderr[-2000:]
+    assert await _fingerprint(servers, production) == before
+    assert run_cli(["shadow", "drop", run], production).returncode == 0
