@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -68,6 +70,19 @@ def _where(dsn: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
 
 
+def _password_source(dsn: str) -> str:
+    """Where libpq (and asyncpg) took the password from, for an error message: never the password itself."""
+    if urlsplit(dsn).password:
+        return "the DSN (postgres.dsn)"
+    if os.environ.get("PGPASSWORD"):
+        return "PGPASSWORD"
+    path = Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+    named = "PGPASSFILE " if os.environ.get("PGPASSFILE") else ""
+    if not path.is_file():
+        return f"{named}{path}, which does not exist (stack up writes .state/pgpass; or set postgres.passfile)"
+    return f"{named}{path} (postgres.passfile)"
+
+
 async def postgres_connection(dsn: str) -> asyncpg.Connection:
     """A connection to ``dsn``; :class:`Unreachable` if the server does not answer in time, :class:`BadInput` if it
     refuses the connection (no such role or database, a wrong password)."""
@@ -77,9 +92,10 @@ async def postgres_connection(dsn: str) -> asyncpg.Connection:
     except asyncpg.PostgresError as exc:
         if is_outage(exc):  # starting up, shutting down, too many connections
             raise Unreachable(f"PostgreSQL at {where} does not take connections now ({exc})") from exc
-        raise BadInput(
-            f"PostgreSQL at {where} refused the connection: {exc} (the setting: postgres.dsn, ENGINE_POSTGRES__DSN)"
-        ) from exc
+        said = f"PostgreSQL at {where} refused the connection: {exc} (the setting: postgres.dsn, ENGINE_POSTGRES__DSN)"
+        if isinstance(exc, asyncpg.InvalidPasswordError) or "password" in str(exc):
+            said += f"; the password was looked for in {_password_source(dsn)}"
+        raise BadInput(said) from exc
     except (OSError, asyncpg.InterfaceError) as exc:  # refused, no route, no such host, timed out
         raise _unreachable(f"PostgreSQL at {where}", "postgres.dsn", exc) from exc
     return conn
