@@ -508,7 +508,7 @@ async def run_engine(
                 runners,
                 drain_timeout,
                 producer,
-                lifecycle(
+                lambda: lifecycle(
                     EngineStopped(
                         engine_id=engine_id,
                         reason=stopper.reason,
@@ -588,10 +588,11 @@ async def _drain(
     runners: list[ProjectionRunner],
     timeout: float,  # noqa: ASYNC109
     producer: EventProducer,
-    stopped: Envelope,
+    stopped: Callable[[], Envelope],
 ) -> tuple[bool, str]:
     """Wait until the loop took every published tick (and a live venue's reports came back), write
-    ``EngineStopped``, then until the projections applied every event; (drained, what happened)."""
+    ``EngineStopped`` (built by ``stopped`` then, so its counts include the ticks taken while draining), then until
+    the projections applied every event; (drained, what happened)."""
     try:
         tick_tps = await inspector.partitions([topics.ticks])
         ends = await inspector.end_offsets(tick_tps)
@@ -606,7 +607,7 @@ async def _drain(
             ends = await inspector.end_offsets(tick_tps)
             if not await wait_until(lambda: loop.group_caught_up(ends), timeout):
                 return False, f"the engines had not taken the venue's last reports within {timeout:g} s"
-        await asyncio.wait_for(producer.publish([stopped]), timeout)
+        await asyncio.wait_for(producer.publish([stopped()]), timeout)
         all_tps = await inspector.partitions([topics.ticks, topics.trading, topics.control])
         ends_all = await inspector.end_offsets(all_tps)
 

@@ -50,3 +50,27 @@ async def test_sigterm_on_a_slow_feed_drains_and_records_the_stop(servers: Any, 
         if engine.poll() is None:
             engine.kill()
         await conn.close()
+
+
+async def test_the_engine_stopped_event_counts_the_ticks_taken_while_draining(servers: Any, tmp_path: Path) -> None:
+    # a feed faster than the engine: when the duration ends, ticks published are still to be traded, and the drain
+    # takes them; the EngineStopped event once counted only those taken before the drain began
+    prefix, schema = unique("stopn"), unique("stopn")
+    log = tmp_path / "engine.log"
+    engine = start_cli(["run", "--rate", "5000", "--duration", "4"], engine_env(servers, prefix, schema), log)
+    assert engine.wait(180) == 0, log.read_text()[-3000:]
+    out = log.read_text()
+    m = re.search(r"(\d+) ticks published, (\d+) processed", out)
+    assert m, out[-3000:]
+    published, processed = int(m.group(1)), int(m.group(2))
+    assert processed == published, out[-3000:]
+    conn = await asyncpg.connect(servers.pg_dsn)
+    try:
+        stops = await conn.fetch(
+            f"select (detail->>'ticks_processed')::int as n from {schema}.system_events where type = 'EngineStopped'"
+        )
+        stored = await conn.fetchval(f"select count(*) from {schema}.events where type = 'TickReceived'")
+    finally:
+        await conn.close()
+    assert stored == published, f"{stored} ticks in the audit of {published} published\n{out[-3000:]}"
+    assert [s["n"] for s in stops] == [published], f"EngineStopped says {[s['n'] for s in stops]} of {published}"
