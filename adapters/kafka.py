@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from adapters.kafka_security import client_args
 from adapters.telemetry import KAFKA_PRODUCED
 from events import Envelope, Topics, encode
 
@@ -53,7 +54,7 @@ async def ensure_topics(
     :class:`TopicLayoutError` if ``replication`` is more than the cluster's brokers. A topic that exists with
     another replication is kept as it is, with a warning: changing it is a partition reassignment, an operator's
     job (``kafka-reassign-partitions``), not something to do at an engine's start."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-admin")
+    admin = AIOKafkaAdminClient(**client_args(bootstrap), client_id="engine-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -117,7 +118,7 @@ class EventProducer:
     def __init__(self, bootstrap: str, topics: Topics, *, client_id: str = "engine", linger_ms: int = 2) -> None:
         self.topics = topics
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **client_args(bootstrap),
             client_id=client_id,
             enable_idempotence=True,
             acks="all",
@@ -186,7 +187,7 @@ def make_consumer(
     """A consumer that never commits by itself and never jumps to the end of the log."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        **client_args(bootstrap),
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,

@@ -11,10 +11,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import NonEmptyGroup, for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
+from adapters.kafka_security import client_args
+
 
 async def names_with_prefix(bootstrap: str, prefix: str) -> tuple[list[str], list[str]]:
     """The topics and the consumer groups whose names start with ``prefix``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-admin")
+    admin = AIOKafkaAdminClient(**client_args(bootstrap), client_id="engine-admin")
     await admin.start()
     try:
         topics = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
@@ -26,7 +28,7 @@ async def names_with_prefix(bootstrap: str, prefix: str) -> tuple[list[str], lis
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
     """The consumer group's committed offsets: (topic, partition) -> offset."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-admin")
+    admin = AIOKafkaAdminClient(**client_args(bootstrap), client_id="engine-admin")
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -43,7 +45,7 @@ class GroupInUse(Exception):
 async def delete(bootstrap: str, topics: list[str], groups: list[str], *, wait: float = 60.0) -> None:
     """Delete these consumer groups, then these topics. A group with members is retried every second for ``wait``
     seconds (a member killed with kill -9 stays until its session times out), then :class:`GroupInUse`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="engine-admin")
+    admin = AIOKafkaAdminClient(**client_args(bootstrap), client_id="engine-admin")
     await admin.start()
     try:
         if groups:

@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 from adapters.feeds.formats import read_trades  # noqa: E402
 from adapters.feeds.recorded import RecordedFeed  # noqa: E402
 from adapters.kafka import LogInspector  # noqa: E402
+from adapters.kafka_security import client_args  # noqa: E402
 from benchmarks._steal import Steal  # noqa: E402
-from engine.config import export_passfile, load  # noqa: E402
+from engine.config import export_connections, load  # noqa: E402
 from tests.support import TRADES  # noqa: E402
 
 STEP_MS = 17
@@ -67,7 +68,7 @@ async def watch(run: str, proc: subprocess.Popen[bytes], t0: float) -> dict[str,
     seen: dict[str, tuple[int, float]] = {}
     conn: asyncpg.Connection | None = None
     async with LogInspector(settings.kafka.bootstrap) as inspector:
-        group = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=f"{prefix}engine")
+        group = AIOKafkaConsumer(**client_args(settings.kafka.bootstrap), group_id=f"{prefix}engine")
         await group.start()
         try:
             while proc.poll() is None:
@@ -113,7 +114,7 @@ def main() -> None:
     ap.add_argument("--param", action="append", default=[])
     ap.add_argument("--keep", action="store_true", help="keep the run's topics and schema")
     args = ap.parse_args()
-    export_passfile(load())
+    export_connections(load())
     run = f"bench_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trades.csv"

@@ -616,7 +616,9 @@ async def _plant(
     """Write the records raw to the ticks, trading and control topics; (what, topic, partition, offset) of each."""
     from aiokafka import AIOKafkaProducer
 
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 * 1024 * 1024)
+    from adapters.kafka_security import client_args
+
+    p = AIOKafkaProducer(**client_args(bootstrap), max_request_size=2 * 1024 * 1024)
     await p.start()
     planted = []
     try:

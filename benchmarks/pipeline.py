@@ -268,9 +268,9 @@ async def latency(n_ticks: int, rate: float) -> None:
 
 
 async def main() -> None:
-    from engine.config import export_passfile, load
+    from engine.config import export_connections, load
 
-    export_passfile(load())  # PGPASSFILE: the database's passwords (the local stack's <state>/pgpass)
+    export_connections(load())  # PGPASSFILE (the local stack's <state>/pgpass), PGSSL*, Kafka security
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--events", type=int, default=100_000, help="ticks for the throughput run (default 100,000; 0: skip it)"

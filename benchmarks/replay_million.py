@@ -30,7 +30,7 @@ from adapters.kafka import EventProducer, LogInspector, ensure_topics  # noqa: E
 from benchmarks._cpu import StackCpu  # noqa: E402
 from benchmarks._steal import Steal  # noqa: E402
 from engine.app import make_core_factory  # noqa: E402
-from engine.config import export_passfile, load  # noqa: E402
+from engine.config import export_connections, load  # noqa: E402
 from events import Envelope, Topics  # noqa: E402
 
 
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="replay with each (default: 1 2)")
     ap.add_argument("--log", metavar="PREFIX", help="replay the log with this topic prefix (written before)")
     args = ap.parse_args()
-    export_passfile(load())  # PGPASSFILE: the database's passwords (the local stack's <state>/pgpass)
+    export_connections(load())  # PGPASSFILE: the database's passwords (the local stack's <state>/pgpass)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if args.log:
         prefix, written = args.log, asyncio.run(log_size(args.log))

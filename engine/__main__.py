@@ -1025,7 +1025,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
     logging = False
     try:
         settings = _settings(args)
-        cfg.export_passfile(settings)  # PGPASSFILE: the roles' passwords, for asyncpg, psql and the processes started
+        cfg.export_connections(settings)  # PGPASSFILE, PGSSL* (asyncpg, psql, processes started), Kafka security
         from engine.logging import configure
 
         configure(settings.log_level)

@@ -18,11 +18,12 @@ import functools
 import json
 import os
 import re
+import tomllib
 import typing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -33,6 +34,7 @@ from pydantic_settings import (
 )
 
 from adapters.feeds.formats import Format, parse_columns
+from adapters.kafka_security import KafkaSecurity, Mechanism, Protocol
 from events.validation import instrument_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +84,27 @@ class KafkaSettings(_Section):
         "(producers use acks=all); default: the broker's (1); at most replication_factor",
     )
 
+    security_protocol: Protocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed clusters: SASL_SSL)"
+    )
+    sasl_mechanism: Mechanism | None = Field(
+        default=None, description="with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+    )
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="with SSL/SASL_SSL: the CA bundle (PEM) the brokers' certificates are checked "
+        "against; default: the system's",
+    )
+    ssl_certfile: Path | None = Field(default=None, description="with SSL/SASL_SSL: a client certificate (PEM)")
+    ssl_keyfile: Path | None = Field(default=None, description="the client certificate's private key (PEM)")
+    username: str | None = Field(default=None, description="with SASL_*: the SASL user (an API key for PLAIN)")
+    password: SecretStr | None = Field(
+        default=None, description="with SASL_*: only from ENGINE_KAFKA__PASSWORD (or kafka.secrets_file)"
+    )
+    secrets_file: Path | None = Field(
+        default=None, description="a TOML file (mode 0600) holding password = '...', instead of ENGINE_KAFKA__PASSWORD"
+    )
+
     @model_validator(mode="after")
     def _insync_within_replicas(self) -> KafkaSettings:
         if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
@@ -90,6 +113,66 @@ class KafkaSettings(_Section):
                 f"({self.replication_factor}): no write could ever be acknowledged"
             )
         return self
+
+    @model_validator(mode="after")
+    def _security(self) -> KafkaSettings:
+        proto = self.security_protocol
+        tls, sasl = proto in ("SSL", "SASL_SSL"), proto.startswith("SASL_")
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, key)
+            if path is not None and not tls:
+                raise ValueError(f"kafka.{key} is given but kafka.security_protocol is {proto}: it has no TLS")
+            if path is not None and not path.expanduser().is_file():
+                raise ValueError(f"kafka.{key} {path}: no such file")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("kafka.ssl_certfile and kafka.ssl_keyfile go together: give both or neither")
+        if not sasl:
+            given = [k for k in ("sasl_mechanism", "username", "password", "secrets_file") if getattr(self, k)]
+            if given:
+                raise ValueError(f"kafka.{given[0]} is given but kafka.security_protocol is {proto}: it has no SASL")
+            return self
+        if self.sasl_mechanism is None:
+            raise ValueError(f"kafka.security_protocol {proto} needs kafka.sasl_mechanism (PLAIN, SCRAM-SHA-256/512)")
+        if not self.username:
+            raise ValueError(f"kafka.security_protocol {proto} needs kafka.username (ENGINE_KAFKA__USERNAME)")
+        if self.password is None and self.secrets_file is None:
+            raise ValueError(
+                f"kafka.security_protocol {proto} needs a password: ENGINE_KAFKA__PASSWORD in the environment, or "
+                "kafka.secrets_file (a TOML file holding password = '...')"
+            )
+        if self.password is None:
+            self._secret_from_file()
+        return self
+
+    def _secret_from_file(self) -> SecretStr:
+        path = (self.secrets_file or Path()).expanduser()
+        if not path.is_file():
+            raise ValueError(f"kafka.secrets_file {path}: no such file")
+        if path.stat().st_mode & 0o077:
+            raise ValueError(f"kafka.secrets_file {path} is readable by others: chmod 600 {path}")
+        try:
+            value = tomllib.loads(path.read_text()).get("password")
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"kafka.secrets_file {path}: cannot be read as TOML ({type(exc).__name__})") from None
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"kafka.secrets_file {path}: no password = '...' in it")
+        return SecretStr(value)
+
+    def security(self) -> KafkaSecurity:
+        """What :func:`adapters.kafka_security.client_args` needs; the password from the environment, else the
+        secrets file."""
+        sasl = self.security_protocol.startswith("SASL_")
+        password = self.password if self.password is not None or not sasl else self._secret_from_file()
+        expand = lambda p: None if p is None else p.expanduser()  # noqa: E731
+        return KafkaSecurity(
+            protocol=self.security_protocol,
+            mechanism=self.sasl_mechanism,
+            cafile=expand(self.ssl_cafile),
+            certfile=expand(self.ssl_certfile),
+            keyfile=expand(self.ssl_keyfile),
+            username=self.username,
+            password=password,
+        )
 
 
 class PostgresSettings(_Section):
@@ -106,6 +189,41 @@ class PostgresSettings(_Section):
         description="the libpq password file the engine's connections use (set as PGPASSFILE); default: the local "
         "stack's <stack.state_dir>/pgpass when there is one, else PGPASSFILE or ~/.pgpass",
     )
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        default=None,
+        description="libpq's sslmode, added to dsn, writer_dsn and reader_dsn as ?sslmode= (a DSN's own wins); "
+        "default: PGSSLMODE, else prefer; a managed PostgreSQL: verify-full",
+    )
+    sslrootcert: Path | None = Field(default=None, description="the CA bundle (PEM) the server is checked against")
+    sslcert: Path | None = Field(default=None, description="a client certificate (PEM)")
+    sslkey: Path | None = Field(default=None, description="the client certificate's private key (PEM)")
+
+    @model_validator(mode="after")
+    def _tls_in_dsns(self) -> PostgresSettings:
+        """sslmode, sslrootcert, sslcert and sslkey as the DSNs' own parameters (libpq's, which asyncpg and psql both
+        read), so that every connection made from any of them, and ``engine sql``, has them; a parameter a DSN
+        already has is kept. Nothing given: the DSNs are as written."""
+        params = {k: getattr(self, k) for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")}
+        given = {k: str(v.expanduser()) if isinstance(v, Path) else v for k, v in params.items() if v is not None}
+        if not given:
+            return self
+        for key in ("dsn", "writer_dsn", "reader_dsn"):
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, with_params(value, given))
+        return self
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> PostgresSettings:
+        for key in ("sslrootcert", "sslcert", "sslkey"):
+            path = getattr(self, key)
+            if path is not None and not path.expanduser().is_file():
+                raise ValueError(f"postgres.{key} {path}: no such file")
+        if (self.sslcert is None) != (self.sslkey is None):
+            raise ValueError("postgres.sslcert and postgres.sslkey go together: give both or neither")
+        if self.sslmode == "disable" and (self.sslrootcert or self.sslcert):
+            raise ValueError("postgres.sslmode is disable but TLS files are given: drop them or choose another mode")
+        return self
 
     @property
     def writer(self) -> str:
@@ -135,6 +253,35 @@ def export_passfile(settings: Settings) -> Path | None:
     if found is not None:
         os.environ["PGPASSFILE"] = str(found)
     return found
+
+
+def export_connections(settings: Settings) -> None:
+    """How this process and those it starts connect: :func:`export_passfile`, and the Kafka security of every client
+    of ``kafka.bootstrap`` (:func:`adapters.kafka_security.use`). (PostgreSQL's TLS is in the DSNs themselves, see
+    :class:`PostgresSettings`.) A setting not given changes nothing: a plaintext run is as before."""
+    export_passfile(settings)
+    from adapters import kafka_security
+
+    kafka_security.use(settings.kafka.security(), settings.kafka.bootstrap)
+
+
+STACK_CLIENT_FILE = "secure.toml"
+"""In stack.state_dir: the secure stack's client settings (written by ``stack up --secure``, removed by
+``stack up --plain``), read below the environment and the --config file when it exists."""
+
+
+def _stack_client_file() -> Path:
+    state = os.environ.get("ENGINE_STACK__STATE_DIR")
+    base = Path(state).expanduser().resolve() if state else StackSettings.model_fields["state_dir"].default
+    return Path(base) / STACK_CLIENT_FILE
+
+
+def with_params(dsn: str, params: dict[str, str]) -> str:
+    """The DSN with these query parameters added (one it already has is kept)."""
+    parts = urlsplit(dsn)
+    have = dict(parse_qsl(parts.query))
+    query = urlencode({**params, **have}, safe="/")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def with_user(dsn: str, user: str) -> str:
@@ -545,6 +692,9 @@ class Settings(BaseSettings):
         toml_path = os.environ.get("ENGINE_CONFIG")
         if toml_path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        stack_client = _stack_client_file()
+        if stack_client.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=stack_client))
         return tuple(sources)
 
 
@@ -553,6 +703,10 @@ def _fix_hint(loc: str, msg: str) -> str:
     inner = re.match(r"((?:strategy|strategies\[\d+\])\.[a-z_][a-z0-9_.]*|strategies): (.*)", msg, re.S)
     if loc in ("strategy", "settings") and inner:  # the strategy's own checks name their key (strategy.params.fast)
         loc, msg = inner.groups()
+    own = re.match(r"((?:kafka|postgres)\.[a-z_]+) (.*)", msg, re.S)
+    if loc in ("kafka", "postgres") and own:  # the section's own checks name their key first
+        loc = own.group(1)
+        msg = msg.removeprefix(loc + " ").removeprefix(loc + ": ")
     if loc.startswith("strategies"):  # a list of tables: in the TOML file, or all of it as JSON in the environment
         loc = re.sub(r"^strategies\.(\d+)", r"strategies[\1]", loc)
         return (
@@ -601,6 +755,22 @@ def unknown_variables(environ: typing.Mapping[str, str]) -> list[str]:
     return lines
 
 
+def _no_password_in_file(toml_path: str | None) -> None:
+    """kafka.password in the --config file is refused: it belongs in the environment or kafka.secrets_file."""
+    if not toml_path:
+        return
+    try:
+        data = tomllib.loads(Path(toml_path).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return  # the settings source says what is wrong with it
+    kafka = data.get("kafka")
+    if isinstance(kafka, dict) and "password" in kafka:
+        raise ConfigError(
+            f"invalid configuration: kafka.password is in {toml_path}: a password belongs in ENGINE_KAFKA__PASSWORD "
+            "or in kafka.secrets_file (a TOML file, mode 0600, holding password = '...'), never in the config file"
+        )
+
+
 def load(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings, or raise ConfigError naming every bad key and its fix (an ``ENGINE_*`` environment
     variable that names no setting included)."""
@@ -613,6 +783,7 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
         os.environ["ENGINE_CONFIG"] = str(config_file)
     elif (p := os.environ.get("ENGINE_CONFIG")) and not Path(p).is_file():
         raise ConfigError(f"ENGINE_CONFIG={p}: no such file")
+    _no_password_in_file(os.environ.get("ENGINE_CONFIG"))
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from adapters.kafka_security import client_args
 from adapters.outage import is_outage
 from adapters.postgres import ident
 from engine.errors import BadInput, Unreachable, describe
@@ -51,7 +52,7 @@ def _quiet(logger: str) -> Iterator[None]:
 async def kafka_answers(bootstrap: str) -> None:
     """A metadata round trip to the cluster at ``bootstrap``; :class:`Unreachable` if none comes in time."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="engine-cli-probe", request_timeout_ms=int(PROBE_TIMEOUT * 1000)
+        **client_args(bootstrap), client_id="engine-cli-probe", request_timeout_ms=int(PROBE_TIMEOUT * 1000)
     )
     try:
         with _quiet("aiokafka"):

@@ -32,6 +32,8 @@ from typing import Any
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from adapters.kafka_security import client_args
+
 _MADE_BY_TESTS = re.compile(r"_[0-9a-f]{8}(?:_|$)")  # tests.support.unique: name_<8 hex digits>
 
 
@@ -87,8 +89,11 @@ async def _container_roles(dsn: str) -> None:
 def find() -> Iterator[Servers]:
     kafka, dsn = os.environ.get("ENGINE_KAFKA__BOOTSTRAP"), os.environ.get("ENGINE_POSTGRES__DSN")
     if kafka and dsn:
+        from engine.config import load
+
         _export_passfile()
-        yield Servers(kafka, dsn, "environment")
+        # the DSN as the engine's commands make it: with postgres.sslmode etc. (the secure stack's secure.toml)
+        yield Servers(kafka, load().postgres.dsn, "environment")
         return
     if _docker_answers():
         with _containers() as found:
@@ -121,7 +126,7 @@ async def _names(found: Servers) -> tuple[set[str], set[str]]:
         schemas = {r[0] for r in await conn.fetch("SELECT nspname FROM pg_namespace")}
     finally:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=found.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(found.kafka_bootstrap))
     await admin.start()
     try:
         topics = set(await admin.list_topics())
@@ -144,7 +149,7 @@ async def _drop_made_since(found: Servers, before: tuple[set[str], set[str]]) ->
         await conn.close()
     made = sorted(t for t in topics - before[1] if _MADE_BY_TESTS.search(t.split(".", 1)[0]))
     if made:
-        admin = AIOKafkaAdminClient(bootstrap_servers=found.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**client_args(found.kafka_bootstrap))
         await admin.start()
         try:
             await admin.delete_topics(made)
@@ -159,9 +164,9 @@ def _export(found: Servers) -> None:
 
 def _export_passfile() -> None:
     """PGPASSFILE as the engine's commands set it, for the tests' own connections."""
-    from engine.config import export_passfile, load
+    from engine.config import export_connections, load
 
-    export_passfile(load())
+    export_connections(load())
 
 
 def maintenance_passfile() -> Path | None:

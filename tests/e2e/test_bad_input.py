@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from adapters.kafka_security import client_args
 from tests.support import SHARED_TRADES, engine_env, run_cli, unique
 
 pytestmark = pytest.mark.servers
@@ -77,7 +78,7 @@ FILES: dict[str, tuple[Any, str]] = {  # name -> (how to make it in a directory,
 
 
 async def _nothing_written(servers: Any, prefix: str, schema: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(servers.kafka_bootstrap))
     await admin.start()
     try:
         topics = [t for t in await admin.list_topics() if t.startswith(prefix)]

@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from adapters.kafka import EventProducer, ensure_topics, make_consumer
+from adapters.kafka_security import client_args
 from adapters.postgres import create_pool
 from events import Envelope, Side, TickReceived, Topics, encode
 from projections.audit import AuditProjection, create_schema
@@ -38,7 +39,7 @@ async def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_project
     schema = unique("dlq")
     await ensure_topics(servers.kafka_bootstrap, 1, topics)
     good_before, good_after = tick(1), tick(2)
-    raw = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap)
+    raw = AIOKafkaProducer(**client_args(servers.kafka_bootstrap))
     await raw.start()
     try:
         for value in (
@@ -119,7 +120,7 @@ async def test_a_stored_offset_that_is_no_longer_in_the_log_stops_the_projection
         await p.publish([tick(i) for i in range(3)])
     from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(servers.kafka_bootstrap))
     await admin.start()
     try:
         await admin.delete_records({TopicPartition(topics.ticks, 0): RecordsToDelete(before_offset=2)})

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from adapters.kafka import LogInspector
+from adapters.kafka_security import client_args
 from tests.support import unique
 
 pytestmark = pytest.mark.servers
@@ -21,13 +22,13 @@ NOW = 1_796_000_000_000  # 2026
 
 async def test_a_record_timed_later_before_the_day_does_not_hide_the_day(servers: Any) -> None:
     topic = unique("scan")
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(servers.kafka_bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap)
+    producer = AIOKafkaProducer(**client_args(servers.kafka_bootstrap))
     await producer.start()
     try:
         # offsets: 0 engine started (now), 1-3 the recorded day, 4 the next day, 5 engine stopped (now)
