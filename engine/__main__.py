@@ -584,7 +584,7 @@ def _backtest(args: argparse.Namespace, settings: cfg.Settings) -> int:
         if not args.replace:
             raise BadInput(f"run {name} exists: another --run NAME, --replace, or backtest drop {name}")
         asyncio.run(bt.drop(s.postgres.dsn, s.kafka.bootstrap, run))
-    summary = _engine(s, projections={"audit"}, http=False, drain_timeout=600.0)
+    summary = _engine(s, projections={"audit"}, http=False, drain_timeout=600.0, feed=_child_feed(s))
     if not summary["drained"]:
         raise EngineError(f"run {name}: {summary['drain']}")
     print(
@@ -593,6 +593,24 @@ def _backtest(args: argparse.Namespace, settings: cfg.Settings) -> int:
         f"{summary['events_published']} events; topics {run.topic_prefix}*, schema {run.schema}"
     )
     return _backtest_report(args, s, run)
+
+
+def _child_feed(s: cfg.Settings) -> Any:
+    """A backtest's feed: the settings' recorded files, published from a child process, on another core than the
+    engine's (adapters.feeds.child); a new run has nothing in the log to resume after."""
+    from adapters.feeds import RecordedFeed
+    from adapters.feeds.child import ChildFeed
+    from engine.app import make_feed
+
+    base = make_feed(s)
+    assert isinstance(base, RecordedFeed)
+    return ChildFeed.of(
+        base,
+        bootstrap=s.kafka.bootstrap,
+        topic_prefix=s.kafka.topic_prefix,
+        client_id=f"{s.kafka.client_id}-feed",
+        log_level=s.log_level,
+    )
 
 
 def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
@@ -663,6 +681,7 @@ def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
         f"(schema {prod_schema}); {summary['ticks_published']} ticks from the log's start to the day's end "
         f"({plan.day_records} records of the day) in {summary['seconds']} s; topics {run.topic_prefix}*, "
         f"schema {run.schema}"
+        + (f"; {feed.skipped} records of the log that are not ticks, or unreadable, left out" if feed.skipped else "")
     )
     print(sh.format_outcome(outcome, limit=args.limit))
     return 0 if outcome.comparison.identical else 1

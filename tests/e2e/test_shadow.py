@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from adapters import kafka_admin
 from adapters.kafka import LogInspector
@@ -204,3 +205,26 @@ async def test_a_shadow_killed_half_way_is_run_again_with_replace(
     assert res.returncode == 0 and "decisions: IDENTICAL" in res.stdout, res.stdout[-3000:] + res.stderr[-2000:]
     assert await _fingerprint(servers, production) == before
     assert run_cli(["shadow", "drop", run], production).returncode == 0
+
+
+async def test_garbage_in_production_s_ticks_is_left_out_and_said(servers: Any) -> None:
+    prefix, schema = unique("prodg"), unique("prodg")
+    run_file(servers, prefix, schema, SHARED_TRADES)
+    env = engine_env(servers, prefix, schema, XRP_ETH_SETTINGS)
+    in_day = int(datetime.fromisoformat("2019-10-12T12:00:00+00:00").timestamp() * 1000)
+    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap)
+    await producer.start()
+    try:
+        for partition in range(4):
+            for value in (b"\x00\xffnot json{", b'{"type": "TickReceived", "version": 1}'):
+                await producer.send_and_wait(
+                    f"{prefix}.market.ticks", value, key=b"XRP/ETH", partition=partition, timestamp_ms=in_day
+                )
+    finally:
+        await producer.stop()
+    run = unique("garbage")
+    res = await asyncio.to_thread(run_cli, ["shadow", "--date", DAYS[2], "--run", run], env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "decisions: IDENTICAL" in res.stdout
+    assert "; 8 records of the log that are not ticks, or unreadable, left out" in res.stdout
+    assert run_cli(["shadow", "drop", run], env).returncode == 0
