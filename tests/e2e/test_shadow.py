@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from adapters import kafka_admin
 from adapters.kafka import LogInspector
+from adapters.kafka_security import client_args
 from tests.e2e.test_pipeline import run_file
 from tests.support import SHARED_TRADES, XRP_ETH_SETTINGS, engine_env, run_cli, start_cli, unique, wait_for
 
@@ -212,7 +213,7 @@ async def test_garbage_in_production_s_ticks_is_left_out_and_said(servers: Any) 
     run_file(servers, prefix, schema, SHARED_TRADES)
     env = engine_env(servers, prefix, schema, XRP_ETH_SETTINGS)
     in_day = int(datetime.fromisoformat("2019-10-12T12:00:00+00:00").timestamp() * 1000)
-    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap)
+    producer = AIOKafkaProducer(**client_args(servers.kafka_bootstrap))
     await producer.start()
     try:
         for partition in range(4):
