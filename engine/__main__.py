@@ -272,6 +272,14 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
         help="up: also start Debian's Prometheus (scraping the engine, with the alert rules) and "
         "Alertmanager on 127.0.0.1:19090 and :19094 (stack.prometheus_port, stack.alertmanager_port)",
     )
+    mode = st.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--secure",
+        action="store_true",
+        help="up: Kafka with SASL_SSL (SCRAM) and PostgreSQL with TLS only, on certificates made under the state "
+        "directory; the commands find the client settings in <stack.state_dir>/secure.toml (docs/deployment.md)",
+    )
+    mode.add_argument("--plain", action="store_true", help="up: a secure stack made plaintext again (default: as is)")
     sg = sub.add_parser(
         "strategy",
         help="check a strategy: deterministic, restartable from a snapshot",
@@ -488,7 +496,8 @@ def _stack(args: argparse.Namespace, settings: cfg.Settings) -> int:
             update={"stack": settings.stack.model_copy(update={"kafka_brokers": args.brokers})}
         )
     if args.action == "up":
-        statuses = stack.up(settings, timeout=args.timeout, with_prometheus=args.with_prometheus)
+        secure = True if args.secure else False if args.plain else None
+        statuses = stack.up(settings, timeout=args.timeout, with_prometheus=args.with_prometheus, secure=secure)
     else:
         statuses = stack.down(settings) if args.action == "down" else stack.status(settings)
     for s in statuses:
@@ -1044,7 +1053,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
     logging = False
     try:
         settings = _settings(args)
-        cfg.export_connections(settings)  # PGPASSFILE, PGSSL* (asyncpg, psql, processes started), Kafka security
+        cfg.export_connections(settings)  # PGPASSFILE (asyncpg, psql, processes started), the Kafka clients' security
         from engine.logging import configure
 
         configure(settings.log_level)

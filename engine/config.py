@@ -163,16 +163,19 @@ class KafkaSettings(_Section):
         secrets file."""
         sasl = self.security_protocol.startswith("SASL_")
         password = self.password if self.password is not None or not sasl else self._secret_from_file()
-        expand = lambda p: None if p is None else p.expanduser()  # noqa: E731
         return KafkaSecurity(
             protocol=self.security_protocol,
             mechanism=self.sasl_mechanism,
-            cafile=expand(self.ssl_cafile),
-            certfile=expand(self.ssl_certfile),
-            keyfile=expand(self.ssl_keyfile),
+            cafile=_expand(self.ssl_cafile),
+            certfile=_expand(self.ssl_certfile),
+            keyfile=_expand(self.ssl_keyfile),
             username=self.username,
             password=password,
         )
+
+
+def _expand(path: Path | None) -> Path | None:
+    return None if path is None else path.expanduser()
 
 
 class PostgresSettings(_Section):
@@ -601,6 +604,12 @@ class StackSettings(_Section):
     kafka_version: str = "4.1.1"
     kafka_controller_port: int = 19093
     kafka_heap: str = "512m"
+    kafka_internal_port: int = Field(
+        default=19095,
+        ge=1024,
+        le=65535,
+        description="stack up --secure: the broker's TLS listener with client certificates (its own connections)",
+    )
     kafka_brokers: int = Field(
         default=1, ge=1, le=9, description="brokers of the local Kafka (stack up --brokers N): 1, or a KRaft cluster"
     )

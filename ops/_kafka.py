@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import uuid
 from base64 import urlsafe_b64encode
 from pathlib import Path
 
+from adapters.kafka_security import PLAINTEXT, KafkaSecurity, client_args
 from ops._proc import alive, port_open, read_pid, terminate, wait_until
 
 HERE = Path(__file__).resolve().parent / "kafka"
@@ -76,15 +78,95 @@ def _java() -> str:
     return java
 
 
-def render(state: Path, port: int, controller_port: int) -> Path:
+def render(state: Path, port: int, controller_port: int, *, tls: Path | None = None, internal_port: int = 0) -> Path:
+    """server.properties: plaintext, or with ``tls`` (the stack's certificates, ops/_tls.py) the secure broker's
+    (secure.properties: SASL_SSL on ``port``, TLS with client certificates on ``internal_port`` and the
+    controller's)."""
     conf = state / "server.properties"
-    text = (
-        (HERE / "server.properties")
-        .read_text()
-        .format(port=port, controller_port=controller_port, data_dir=state / "data")
-    )
+    if tls is None:
+        text = (
+            (HERE / "server.properties")
+            .read_text()
+            .format(port=port, controller_port=controller_port, data_dir=state / "data")
+        )
+    else:
+        text = (
+            (HERE / "secure.properties")
+            .read_text()
+            .format(
+                port=port,
+                internal_port=internal_port,
+                controller_port=controller_port,
+                data_dir=state / "data",
+                keystore=tls / "kafka-keystore.pem",
+                truststore=tls / "ca.pem",
+            )
+        )
     conf.write_text(text)
     return conf
+
+
+def rendered_secure(state: Path) -> bool:
+    """Whether the broker under ``state`` was last configured as the secure one."""
+    try:
+        return "SASL_SSL://" in (state / "server.properties").read_text()
+    except OSError:
+        return False
+
+
+def broker_tls(tls: Path) -> KafkaSecurity:
+    """The broker's own identity, for its TLS listener with client certificates (the stack's probes and tools)."""
+    return KafkaSecurity(
+        protocol="SSL", cafile=tls / "ca.pem", certfile=tls / "kafka.pem", keyfile=tls / "kafka-key.pem"
+    )
+
+
+def add_scram_user(lib: Path, bootstrap: str, tls: Path, user: str, mechanism: str, password: str, log: Path) -> None:
+    """Set ``user``'s SCRAM credentials with Kafka's own ConfigCommand, through the TLS listener with the broker's
+    certificate (works on a data directory formatted before, and sets the password again if it changed). The
+    password goes in a 0600 file, never on the command line (ps shows that)."""
+    from ops._tls import write_private
+
+    client = tls / "admin-client.properties"
+    write_private(
+        client,
+        (
+            "security.protocol=SSL\nssl.truststore.type=PEM\n"
+            f"ssl.truststore.location={tls / 'ca.pem'}\nssl.keystore.type=PEM\n"
+            f"ssl.keystore.location={tls / 'kafka-keystore.pem'}\n"
+        ).encode(),
+    )
+    add = tls / "scram-add.properties"
+    write_private(add, f"{mechanism}=password={password}\n".encode())
+    try:
+        done = subprocess.run(
+            [
+                _java(),
+                "-cp",
+                f"{lib}/*",
+                "kafka.admin.ConfigCommand",
+                "--bootstrap-server",
+                bootstrap,
+                "--command-config",
+                str(client),
+                "--alter",
+                "--entity-type",
+                "users",
+                "--entity-name",
+                user,
+                "--add-config-file",
+                str(add),
+            ],
+            capture_output=True,
+            check=False,
+        )
+    finally:
+        add.unlink(missing_ok=True)
+    rc = done.returncode
+    with log.open("ab") as out:  # what the tool said, its errors included, without the password
+        out.write((done.stdout + done.stderr).replace(password.encode(), b"**********"))
+    if rc != 0:
+        raise KafkaError(f"adding the SCRAM user {user} failed (exit {rc})")
 
 
 def cluster_id() -> str:
@@ -149,13 +231,15 @@ def start(lib: Path, conf: Path, state: Path, heap: str) -> int:
     return proc.pid
 
 
-def answers(bootstrap: str) -> bool:
-    """A real metadata round trip (in a thread: callers may already run an event loop)."""
+def answers(bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> bool:
+    """A real metadata round trip (in a thread: callers may already run an event loop), with ``security``."""
 
     async def probe() -> bool:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(**client_args(bootstrap, security), request_timeout_ms=3000)
+        quiet = logging.getLogger("aiokafka")
+        quiet.disabled = True  # a refused login while the user is being added is no error to print
         try:
             await admin.start()
             await admin.list_topics()
@@ -164,6 +248,7 @@ def answers(bootstrap: str) -> bool:
             return False
         finally:
             await admin.close()
+            quiet.disabled = False
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, probe()).result()
@@ -181,11 +266,11 @@ def stop(state: Path) -> None:
     (state / "kafka.pid").unlink(missing_ok=True)
 
 
-def wait_ready(host: str, port: int, pid: int, seconds: float) -> bool:
+def wait_ready(host: str, port: int, pid: int, seconds: float, security: KafkaSecurity = PLAINTEXT) -> bool:
     bootstrap = f"{host}:{port}"
-    return wait_until(lambda: not alive(pid) or (port_open(host, port) and answers(bootstrap)), seconds, 0.5) and alive(
-        pid
-    )
+    return wait_until(
+        lambda: not alive(pid) or (port_open(host, port) and answers(bootstrap, security)), seconds, 0.5
+    ) and alive(pid)
 
 
 # -- the local cluster (stack up --brokers N): N nodes, each broker and controller, data under <state>/node-<i> --

@@ -56,6 +56,20 @@ host    all   all        ::1/128        scram-sha-256
 """
 
 
+HBA_SECURE = """\
+# Written by `python -m engine stack up --secure` (ops/_postgres.py), again at each up: no trust anywhere, and
+# over TCP only TLS (hostssl). The superuser only through the socket, as the OS user running the server.
+local     all   postgres                  peer map=stack
+local     all   all                       scram-sha-256
+host      all   postgres   127.0.0.1/32   reject
+host      all   postgres   ::1/128        reject
+hostnossl all   all        127.0.0.1/32   reject
+hostnossl all   all        ::1/128        reject
+hostssl   all   all        127.0.0.1/32   scram-sha-256
+hostssl   all   all        ::1/128        scram-sha-256
+"""
+
+
 class PostgresError(Exception):
     pass
 
@@ -184,10 +198,11 @@ def stop(bins: Path, state: Path, log: Path) -> None:
         _as_postgres([str(bins / "pg_ctl"), "-D", str(state / "data"), "-m", "fast", "-w", "stop"], log)
 
 
-def _write_hba(data: Path) -> bool:
-    """pg_hba.conf and pg_ident.conf as :data:`HBA` says; True when either changed (the server must reload)."""
+def _write_hba(data: Path, hba: str = HBA) -> bool:
+    """pg_hba.conf (``hba``: :data:`HBA` or :data:`HBA_SECURE`) and pg_ident.conf; True when either changed (the
+    server must reload)."""
     changed = False
-    for name, text in (("pg_hba.conf", HBA), ("pg_ident.conf", f"stack   {_server_user()}   postgres\n")):
+    for name, text in (("pg_hba.conf", hba), ("pg_ident.conf", f"stack   {_server_user()}   postgres\n")):
         path = data / name
         with contextlib.suppress(OSError):
             if path.read_text() == text:
@@ -244,9 +259,56 @@ def write_passfile(path: Path, passwords: dict[str, str], port: int, socket_dir:
     os.replace(tmp, path)
 
 
-def lock(bins: Path, state: Path, port: int, log: Path, passfile: Path, maintenance_passfile: Path) -> None:
+def _tls_settings(bins: Path, state: Path, port: int, log: Path, tls: Path | None) -> None:
+    """``ssl = on`` with the stack's server certificate (copied beside the data, owned by the server's user, key
+    0600), or (``tls`` None) ssl back to its default (off), through ALTER SYSTEM; the reload that follows applies
+    it."""
+    if tls is None:
+        sql = "ALTER SYSTEM RESET ssl;\nALTER SYSTEM RESET ssl_cert_file;\nALTER SYSTEM RESET ssl_key_file;\n"
+    else:
+        mine = state / "tls"
+        mine.mkdir(exist_ok=True)
+        for name in ("postgres.pem", "postgres-key.pem"):
+            target = mine / name
+            target.write_bytes((tls / name).read_bytes())
+            os.chmod(target, 0o600)
+        _own(mine)
+        sql = (
+            "ALTER SYSTEM SET ssl = on;\n"
+            f"ALTER SYSTEM SET ssl_cert_file = '{mine / 'postgres.pem'}';\n"
+            f"ALTER SYSTEM SET ssl_key_file = '{mine / 'postgres-key.pem'}';\n"
+        )
+    if _as_postgres([*_psql(bins, state, port), "-d", "postgres"], log, stdin=sql) != 0:
+        raise PostgresError("setting ssl failed")
+
+
+def ssl_on(bins: Path, state: Path, port: int) -> bool:
+    query = [*_psql(bins, state, port), "-d", "postgres", "-Atc", "SHOW ssl"]
+    return (
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *query] if os.geteuid() == 0 else query,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        == "on"
+    )
+
+
+def lock(
+    bins: Path,
+    state: Path,
+    port: int,
+    log: Path,
+    passfile: Path,
+    maintenance_passfile: Path,
+    tls: Path | None = None,
+) -> None:
     """Every role its password (generated once, kept in the password files, set again at each up), then pg_hba.conf
-    without trust, and a reload when it changed. Idempotent; upgrades a data directory made with trust."""
+    without trust, and a reload when it changed. Idempotent; upgrades a data directory made with trust.
+
+    With ``tls`` (the stack's certificates, ops/_tls.py: ``stack up --secure``) also ``ssl = on`` and
+    :data:`HBA_SECURE` (TCP only over TLS); without, ssl off and :data:`HBA` again."""
     run = state / "run"
     known = read_passfile(passfile) | read_passfile(maintenance_passfile)
     passwords = {role: known.get(role) or secrets.token_urlsafe(24) for role in (*APP_ROLES, MAINTENANCE)}
@@ -261,10 +323,16 @@ def lock(bins: Path, state: Path, port: int, log: Path, passfile: Path, maintena
     )
     if _as_postgres([*_psql(bins, state, port), "-d", "postgres"], log, stdin=sql) != 0:
         raise PostgresError("setting the roles' passwords failed")
-    if _write_hba(state / "data") and _as_postgres(
+    was_on = ssl_on(bins, state, port)
+    if tls is not None or was_on:
+        _tls_settings(bins, state, port, log, tls)
+    changed = _write_hba(state / "data", HBA if tls is None else HBA_SECURE)
+    if (changed or tls is not None or was_on) and _as_postgres(
         [*_psql(bins, state, port), "-d", "postgres", "-c", "SELECT pg_reload_conf()"], log
     ):
         raise PostgresError("reloading pg_hba.conf failed")
+    if tls is not None and not wait_until(lambda: ssl_on(bins, state, port), 10):
+        raise PostgresError("ssl = on did not take (the server certificate refused?)")
 
 
 def create_roles(bins: Path, state: Path, port: int, log: Path) -> None:

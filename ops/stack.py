@@ -8,6 +8,12 @@
   listening on 127.0.0.1 only, with the roles ``engine`` (owner), ``engine_writer``, ``engine_reader`` and
   ``engine_maintenance``, each with a generated password (``<state>/pgpass``, mode 0600; see ops/_postgres.py).
 
+``up --secure`` makes the stack secure (see ops/_tls.py): Kafka with a SASL_SSL listener (SCRAM-SHA-512 user
+``engine``) and no plaintext one, PostgreSQL with ``ssl = on`` and only ``hostssl`` over TCP, on certificates of a CA
+made under ``<state>/tls``; it writes ``<state>/secure.toml``, the client settings every command with this
+``stack.state_dir`` reads. ``up --plain`` makes it plaintext again (certificates and passwords kept); plain ``up``
+keeps whichever it is. Switching restarts the broker (its data kept) and reloads PostgreSQL.
+
 ``up`` is idempotent and waits until both answer (a Kafka metadata round trip, a PostgreSQL connection), with a
 deadline; a failure names the log file to read. ``down`` stops what ``up`` started, and nothing else. A service
 whose configured address is not local is reported as external and left alone. ``--with-prometheus`` also
@@ -22,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from engine.config import STACK_PASSFILE, Settings
-from ops import _kafka, _monitoring, _postgres
+from adapters.kafka_security import PLAINTEXT, KafkaSecurity
+from engine.config import STACK_CLIENT_FILE, STACK_PASSFILE, Settings
+from ops import _kafka, _monitoring, _postgres, _tls
 from ops._proc import port_open, tail
 
 LOCAL = {"127.0.0.1", "localhost", "::1"}
@@ -76,7 +83,8 @@ def _kafka_status(settings: Settings) -> ServiceStatus:
     if pid is None:
         detail = "but something else listens on that port" if port_open(host, port) else ""
         return ServiceStatus("kafka", "stopped", endpoint, None, log, detail)
-    return ServiceStatus("kafka", "running", endpoint, pid, log, f"Kafka {settings.stack.kafka_version}, KRaft")
+    mode = "secure: SASL_SSL, SCRAM-SHA-512" if _kafka.rendered_secure(state) else "plaintext"
+    return ServiceStatus("kafka", "running", endpoint, pid, log, f"Kafka {settings.stack.kafka_version}, KRaft, {mode}")
 
 
 def _pg_status(settings: Settings) -> ServiceStatus:
@@ -92,7 +100,10 @@ def _pg_status(settings: Settings) -> ServiceStatus:
         return ServiceStatus("postgres", "stopped", endpoint, None, log, "PostgreSQL is not installed")
     if not _postgres.running(bins, state):
         return ServiceStatus("postgres", "stopped", endpoint, None, log)
-    return ServiceStatus("postgres", "running", endpoint, _postgres.pid(state), log, f"PostgreSQL {bins.parent.name}")
+    mode = "secure: TLS only over TCP" if _postgres.ssl_on(bins, state, port) else "plaintext"
+    return ServiceStatus(
+        "postgres", "running", endpoint, _postgres.pid(state), log, f"PostgreSQL {bins.parent.name}, {mode}"
+    )
 
 
 def _monitoring_status(settings: Settings) -> list[ServiceStatus]:
@@ -168,7 +179,12 @@ def _up_cluster(settings: Settings, deadline: float) -> None:
         raise StackError(f"Kafka cluster: {exc}") from None
 
 
-def _up_postgres(settings: Settings, deadline: float) -> None:
+def is_secure(settings: Settings) -> bool:
+    """Whether the stack under stack.state_dir is the secure one (``up --secure`` wrote its client settings)."""
+    return (settings.stack.state_dir / STACK_CLIENT_FILE).is_file()
+
+
+def _up_postgres(settings: Settings, deadline: float, tls: Path | None = None) -> None:
     host, port = _pg_addr(settings)
     if host not in LOCAL:
         return
@@ -186,45 +202,91 @@ def _up_postgres(settings: Settings, deadline: float) -> None:
             raise _fail("PostgreSQL did not answer in time", log)
         _postgres.create_roles(bins, state, port, log)
         base = settings.stack.state_dir
-        _postgres.lock(bins, state, port, log, base / STACK_PASSFILE, base / _postgres.MAINTENANCE_PASSFILE)
+        _postgres.lock(bins, state, port, log, base / STACK_PASSFILE, base / _postgres.MAINTENANCE_PASSFILE, tls)
     except _postgres.PostgresError as exc:
         raise _fail(f"PostgreSQL: {exc}", log) from None
 
 
-def _up_kafka(settings: Settings, deadline: float) -> None:
+def _up_kafka(settings: Settings, deadline: float, tls: Path | None = None) -> None:
     host, port = _kafka_addr(settings)
     if host not in LOCAL:
         return
     state, _ = _dirs(settings)
     state.mkdir(parents=True, exist_ok=True)
     out = state / "kafka.out"
+    internal = settings.stack.kafka_internal_port
     try:
         lib = _kafka.ensure_jars(settings.stack.kafka_version, out)
         pid = _kafka.running_pid(state)
+        if pid is not None and _kafka.rendered_secure(state) != (tls is not None):
+            _kafka.stop(state)  # plaintext to secure or back: the same data, other listeners
+            pid = None
         if pid is None:
-            if port_open(host, port):
-                raise StackError(
-                    f"port {port} on {host} is taken by another program: set kafka.bootstrap to another port"
-                )
-            conf = _kafka.render(state, port, settings.stack.kafka_controller_port)
+            for p in (port, internal) if tls is not None else (port,):
+                if port_open(host, p):
+                    raise StackError(
+                        f"port {p} on {host} is taken by another program: set "
+                        f"{'kafka.bootstrap' if p == port else 'stack.kafka_internal_port'} to another port"
+                    )
+            conf = _kafka.render(state, port, settings.stack.kafka_controller_port, tls=tls, internal_port=internal)
             _kafka.format_storage(lib, conf, state, out)
             pid = _kafka.start(lib, conf, state, settings.stack.kafka_heap)
-        if not _kafka.wait_ready(host, port, pid, max(deadline - time.monotonic(), 1)):
+        # secure: the TLS listener first (the broker's certificate), then the SCRAM user if it cannot log in yet
+        probe_port, probe = (port, PLAINTEXT) if tls is None else (internal, _kafka.broker_tls(tls))
+        if not _kafka.wait_ready(host, probe_port, pid, max(deadline - time.monotonic(), 1), probe):
             raise _fail(
                 "Kafka did not answer in time" if _kafka.running_pid(state) else "Kafka exited",
                 state / "server.log" if (state / "server.log").exists() else out,
             )
+        if tls is not None:
+            user = _client_security(settings, tls)
+            if not _kafka.answers(f"{host}:{port}", user):
+                password = user.password.get_secret_value() if user.password else ""
+                _kafka.add_scram_user(
+                    lib, f"{host}:{internal}", tls, _tls.KAFKA_USER, _tls.SCRAM_MECHANISM, password, out
+                )
+                if not _kafka.wait_ready(host, port, pid, max(deadline - time.monotonic(), 1), user):
+                    raise _fail(f"Kafka refused the SCRAM user {_tls.KAFKA_USER} it was given", state / "server.log")
     except _kafka.KafkaError as exc:
         raise _fail(f"Kafka: {exc}", out) from None
 
 
-def up(settings: Settings, timeout: float = 240.0, *, with_prometheus: bool = False) -> list[ServiceStatus]:
+def _client_security(settings: Settings, tls: Path) -> KafkaSecurity:
+    from pydantic import SecretStr
+
+    return KafkaSecurity(
+        protocol="SASL_SSL",
+        mechanism=_tls.SCRAM_MECHANISM,
+        cafile=tls / "ca.pem",
+        username=_tls.KAFKA_USER,
+        password=SecretStr(_tls.kafka_password(settings.stack.state_dir)),
+    )
+
+
+def up(
+    settings: Settings, timeout: float = 240.0, *, with_prometheus: bool = False, secure: bool | None = None
+) -> list[ServiceStatus]:
+    """Start what is not running. ``secure``: True makes the stack secure, False plaintext, None keeps it as it is
+    (a new one: plaintext)."""
     deadline = time.monotonic() + timeout
-    _up_postgres(settings, deadline)
+    base = settings.stack.state_dir
+    want = is_secure(settings) if secure is None else secure
+    if want and settings.stack.kafka_brokers > 1:
+        raise StackError("stack up --secure is for the single broker; the local cluster (--brokers N) is plaintext")
+    tls = None
+    if want:
+        base.mkdir(parents=True, exist_ok=True)
+        tls = _tls.ensure_certificates(base)
+        _tls.kafka_password(base)
+    else:
+        (base / STACK_CLIENT_FILE).unlink(missing_ok=True)  # plaintext again: the commands' settings too
+    _up_postgres(settings, deadline, tls)
     if settings.stack.kafka_brokers > 1:
         _up_cluster(settings, deadline)
     else:
-        _up_kafka(settings, deadline)
+        _up_kafka(settings, deadline, tls)
+    if tls is not None:
+        (base / STACK_CLIENT_FILE).write_text(_tls.client_settings(base))
     if with_prometheus:
         host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "") else settings.http.host  # noqa: S104
         try:
