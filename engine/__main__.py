@@ -539,9 +539,19 @@ def _engine(settings: cfg.Settings, **kwargs: Any) -> dict[str, Any]:
         raise kind(f"the engine stopped: {known if known is not None else exc}") from exc
 
 
+def _kafka_login(settings: cfg.Settings) -> None:
+    """A secured Kafka that refuses the login or the certificate: one line and exit 2 (``run`` and ``project`` wait
+    out outages, and would wait for ever on a wrong password)."""
+    if settings.kafka.security_protocol != "PLAINTEXT":
+        from engine import preflight
+
+        asyncio.run(preflight.kafka_login(settings.kafka.bootstrap))
+
+
 def _run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     which = set() if args.no_projections else {"audit", "metrics"}
     _check_recorded(settings)
+    _kafka_login(settings)
     summary = _engine(
         settings, duration=args.duration, projections=which, limit=args.ticks, drain_timeout=args.drain_timeout
     )
@@ -889,6 +899,7 @@ def _backtest_drop(settings: cfg.Settings, runs: list[Any]) -> int:
 def _project(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from engine.app import run_projections
 
+    _kafka_login(settings)
     asyncio.run(run_projections(settings, set(args.only or ["audit", "metrics"]), http=not args.no_http))
     return 0
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
-from adapters.kafka_security import client_args
+from adapters.kafka_security import client_args, current
 from adapters.outage import is_outage
 from adapters.postgres import ident
 from engine.errors import BadInput, Unreachable, describe
@@ -49,8 +49,68 @@ def _quiet(logger: str) -> Iterator[None]:
         log.setLevel(level)
 
 
+async def kafka_refusal(bootstrap: str) -> str | None:
+    """Why the cluster at ``bootstrap`` refuses this process's client (its login, its TLS), if it does: one direct
+    connection to the first broker, whose error aiokafka's bootstrap does not keep. None: it takes the client, or
+    does not answer (an outage: :func:`kafka_answers` says so)."""
+    import ssl
+
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+
+    sec = current(bootstrap)
+    args = client_args(bootstrap)
+    args.pop("bootstrap_servers")
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    where = f"Kafka at {bootstrap}"
+    try:
+        with _quiet("aiokafka"):
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                conn = await create_conn(
+                    host.strip("[]") or "127.0.0.1",
+                    int(port),
+                    client_id="engine-cli-probe",
+                    request_timeout_ms=int(PROBE_TIMEOUT * 1000),
+                    **args,
+                )
+        conn.close()
+    except SaslAuthenticationFailed:
+        return (
+            f"{where} refused the login of user {sec.username!r} ({sec.mechanism}): a wrong user or password? "
+            "(the settings: kafka.username, ENGINE_KAFKA__PASSWORD or kafka.secrets_file)"
+        )
+    except UnsupportedSaslMechanismError:
+        return f"{where} does not take SASL mechanism {sec.mechanism} (the setting: kafka.sasl_mechanism)"
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"{where}: its certificate is not trusted ({exc.verify_message}): kafka.ssl_cafile must name the CA "
+            "that signed it"
+        )
+    except ssl.SSLError as exc:
+        return f"{where}: no TLS handshake ({exc.reason}): is kafka.security_protocol ({sec.protocol}) its listener's?"
+    except KafkaConnectionError as exc:
+        if "closed" in str(exc) and not sec.tls:
+            return (
+                f"{where} closed the connection of a {sec.protocol} client: does its listener want TLS or SASL? "
+                "(the setting: kafka.security_protocol, ENGINE_KAFKA__SECURITY_PROTOCOL)"
+            )
+        return None
+    except (OSError, TimeoutError, ValueError):
+        return None  # not answering: an outage, said by kafka_answers
+    return None
+
+
+async def kafka_login(bootstrap: str) -> None:
+    """:class:`BadInput` if the cluster refuses this process's client (:func:`kafka_refusal`): ``run`` and
+    ``project`` wait out an outage, but a refused password or certificate is no outage to wait for."""
+    why = await kafka_refusal(bootstrap)
+    if why is not None:
+        raise BadInput(why)
+
+
 async def kafka_answers(bootstrap: str) -> None:
-    """A metadata round trip to the cluster at ``bootstrap``; :class:`Unreachable` if none comes in time."""
+    """A metadata round trip to the cluster at ``bootstrap``; :class:`Unreachable` if none comes in time,
+    :class:`BadInput` if it refuses the client's login or TLS (:func:`kafka_refusal`)."""
     admin = AIOKafkaAdminClient(
         **client_args(bootstrap), client_id="engine-cli-probe", request_timeout_ms=int(PROBE_TIMEOUT * 1000)
     )
@@ -59,6 +119,9 @@ async def kafka_answers(bootstrap: str) -> None:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 await admin.start()
     except Exception as exc:
+        why = await kafka_refusal(bootstrap)
+        if why is not None:
+            raise BadInput(why) from exc
         raise _unreachable(f"Kafka at {bootstrap}", "kafka.bootstrap", exc) from exc
     finally:
         with _quiet("aiokafka"):
@@ -137,4 +200,12 @@ async def replaceable_audit_schema(dsn: str, schema: str) -> None:
         )
 
 
-__all__ = ["PROBE_TIMEOUT", "kafka_answers", "postgres_answers", "replaceable_audit_schema", "servers_answer"]
+__all__ = [
+    "PROBE_TIMEOUT",
+    "kafka_answers",
+    "kafka_login",
+    "kafka_refusal",
+    "postgres_answers",
+    "replaceable_audit_schema",
+    "servers_answer",
+]
