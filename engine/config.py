@@ -44,6 +44,7 @@ OTHER_VARIABLES = frozenset(
         "ENGINE_CONFIG",  # the TOML file (also --config)
         "ENGINE_KAFKA_LIB_DIR",  # ops/_kafka.py: Kafka's jars, instead of the cached download
         "ENGINE_TESTS_KEEP",  # tests/servers.py: keep the schemas and topics the tests made
+        "ENGINE_STACK_SECURE",  # ops/bootstrap.sh: 1 starts the secure stack (stack up --secure); CI sets it
     }
 )
 """``ENGINE_*`` environment variables that are not settings, and are read elsewhere."""

@@ -2,7 +2,7 @@
 # Everything a fresh Debian machine needs to run the engine and its tests, then the local stack:
 #   Python packages (the exact versions of requirements.lock, then this project with --no-deps), PostgreSQL and
 #   Chromium from Debian (when missing, as root), the Kafka jars from Maven Central (once, cached), and
-#   `python -m engine stack up`.
+#   `python -m engine stack up` (`--secure` with ENGINE_STACK_SECURE=1).
 # Idempotent and quiet when there is nothing to do. It never stops a process it did not start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,5 +51,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! python -c 'import 
   echo "$want" > "$stamp"
 fi
 
-step "python -m engine stack up"
-python -m engine stack up
+# ENGINE_STACK_SECURE=1 (CI sets it): the secure stack, SASL_SSL Kafka and TLS-only PostgreSQL (stack up --secure);
+# the engine's commands and the tests find its client settings in .state/secure.toml
+if [ "${ENGINE_STACK_SECURE:-0}" = 1 ]; then
+  step "python -m engine stack up --secure"
+  python -m engine stack up --secure
+else
+  step "python -m engine stack up"
+  python -m engine stack up
+fi
