@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -337,10 +338,10 @@ def _parser(prog: str = "python -m engine") -> argparse.ArgumentParser:
     sh.add_argument(
         "--strategy",
         metavar="NAME",
-        help="the candidate: a built-in or package.module:ClassName (default: the "
-        "settings' strategy, i.e. production's, with any --param)",
+        help="the candidate: a built-in or package.module:ClassName (default: production's strategies as its engine "
+        "last started them, from its EngineStarted event, with any --param over their parameters)",
     )
-    _strategy_options(sh)
+    _strategy_options(sh)  # --strategy-path serves production's strategy too
     sh.add_argument(
         "--against",
         action="append",
@@ -408,9 +409,10 @@ def _recorded_files(
     return {"files": [{"path": p, "symbol": s, **given} for p, s in pairs]}
 
 
-def _settings(args: argparse.Namespace, *, candidate: bool = False) -> cfg.Settings:
+def _settings(args: argparse.Namespace, *, candidate: bool = False, ran: dict[str, Any] | None = None) -> cfg.Settings:
     """The settings, with the command line's over them. A shadow's strategy options are its candidate's: they apply
-    only with ``candidate`` (the settings read first are production's)."""
+    only with ``candidate`` (the settings read first are production's), over ``ran``: the strategies production
+    last started with (its EngineStarted's ``strategy`` and ``strategies``), when known."""
     over: dict[str, Any] = {}
     if args.command == "run":
         feed: dict[str, Any] = {}
@@ -445,7 +447,7 @@ def _settings(args: argparse.Namespace, *, candidate: bool = False) -> cfg.Setti
         over["http"] = {"port": args.port}
     strategy: dict[str, Any] = {}
     if args.command == "shadow" and not candidate:
-        args = argparse.Namespace(**{**vars(args), "param": [], "strategy": None, "strategy_path": None})
+        args = argparse.Namespace(**{**vars(args), "param": [], "strategy": None})  # --strategy-path: both
     if args.command == "shadow" and args.strategy:
         strategy["kind"] = args.strategy
     if args.command == "strategy":
@@ -469,6 +471,16 @@ def _settings(args: argparse.Namespace, *, candidate: bool = False) -> cfg.Setti
             strategy["params"] = parse_params(pairs)
         except StrategyError as exc:
             raise BadInput(str(exc)) from None
+    if candidate and ran is not None and not args.strategy:  # production's strategies as they ran, then --param
+        if ran.get("strategies"):
+            if strategy.get("params"):
+                raise BadInput("production runs several strategies: give the candidate with --strategy NAME")
+            over["strategies"] = ran["strategies"]
+        strategy = {
+            **ran["strategy"],
+            **strategy,
+            "params": {**ran["strategy"].get("params", {}), **strategy.get("params", {})},
+        }
     if strategy:
         over["strategy"] = strategy
     if args.command == "strategy" or (args.command in ("backtest", "shadow") and args.strategy):
@@ -645,7 +657,9 @@ def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
     if args.date is None:
         raise BadInput("shadow needs --date YYYY-MM-DD: a UTC day of production's log")
     production = settings
-    candidate = _settings(args, candidate=True)
+    _probe(kafka=production.kafka.bootstrap, postgres=production.postgres.dsn)
+    ran = asyncio.run(sh.last_started(production.postgres.reader, production.postgres.schema_))
+    candidate = _settings(args, candidate=True, ran=ran)
     produced = _strategy_names_of(production)
     proposed = _strategy_names_of(candidate)
     against = args.against or [n for n in produced if n in proposed] or (produced if len(produced) == 1 else [])
@@ -657,7 +671,6 @@ def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
         raise BadInput(f"--against {', '.join(unknown)}: production's strategies are {', '.join(produced)}")
     day: date = args.date
     run = sh.shadow_run(args.run or sh.default_name("_".join(proposed), day))
-    _probe(kafka=production.kafka.bootstrap, postgres=production.postgres.dsn)
     prod_schema = production.postgres.schema_
     if run.topic_prefix == production.kafka.topic_prefix or run.schema == prod_schema:
         raise BadInput(f"shadow run {run.name}: its topics or schema are production's")
@@ -696,7 +709,7 @@ def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
         )
     )
     print(
-        f"shadow {run.name} of {day}: candidate {', '.join(proposed)} against production's {', '.join(against)} "
+        f"shadow {run.name} of {day}: candidate {_described(candidate)} against production's {', '.join(against)} "
         f"(schema {prod_schema}); {summary['ticks_published']} ticks from the log's start to the day's end "
         f"({plan.day_records} records of the day) in {summary['seconds']} s; topics {run.topic_prefix}*, "
         f"schema {run.schema}"
@@ -704,6 +717,14 @@ def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
     )
     print(sh.format_outcome(outcome, limit=args.limit))
     return 0 if outcome.comparison.identical else 1
+
+
+def _described(settings: cfg.Settings) -> str:
+    """The settings' strategies as name(param=value, ...)."""
+    entries = [(e.name, e.params) for e in settings.strategies] or [
+        (str(settings.strategy.build().name), settings.strategy.params)
+    ]
+    return ", ".join(f"{n}({', '.join(f'{k}={v}' for k, v in sorted(p.items()))})" for n, p in entries)
 
 
 def _strategy_names_of(settings: cfg.Settings) -> list[str]:
@@ -1069,12 +1090,32 @@ def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
 
         configure(settings.log_level)
         logging = True
-        return command(args, settings)
+        code = command(args, settings)
+        sys.stdout.flush()  # here, where a closed pipe is told (below), not at the interpreter's exit
+        return code
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C: asyncio.run has cancelled the command's tasks
         print("interrupted", file=sys.stderr, flush=True)
         return INTERRUPTED
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            return 1  # the reader of the output went away (`... | head`): nothing to say, as Python's own exit on EPIPE
         return _failed(args.command, exc, logging=logging)
+
+
+def _stdout_closed() -> bool:
+    """stdout's reader is gone (its pipe reports an error); stdout is then pointed at /dev/null, so that the flush at
+    exit does not fail once more."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        broken = any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+    if broken:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return broken
 
 
 def cli() -> NoReturn:

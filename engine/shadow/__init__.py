@@ -8,7 +8,7 @@ and each side's PnL of the day.
 """
 
 from engine.shadow._compare import COMPARED, Changed, Comparison, Difference, Order, Tick, compare
-from engine.shadow._read import DayPnl, day_orders, day_pnl
+from engine.shadow._read import DayPnl, day_orders, day_pnl, last_started
 from engine.shadow._report import format_outcome
 from engine.shadow._shadow import (
     PREFIX,
@@ -43,6 +43,7 @@ __all__ = [
     "default_name",
     "feed_of",
     "format_outcome",
+    "last_started",
     "plan",
     "shadow_run",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import orjson
@@ -109,3 +110,28 @@ async def day_switches(conn: asyncpg.Connection, schema: str, day: date) -> int:
         end,
     )
     return n
+
+
+async def last_started(reader_dsn: str, schema: str) -> dict[str, Any] | None:
+    """The strategies production last started with (``strategy`` and ``strategies`` of its latest EngineStarted's
+    settings), or None (no such schema, or no engine started in it)."""
+    conn = await asyncpg.connect(reader_dsn)
+    try:
+        try:
+            detail = await conn.fetchval(
+                f"SELECT detail FROM {ident(schema)}.system_events WHERE type = 'EngineStarted' "  # noqa: S608
+                "ORDER BY ts_event DESC LIMIT 1"
+            )
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+            return None
+    finally:
+        await conn.close()
+    if detail is None:
+        return None
+    d = orjson.loads(detail) if isinstance(detail, str) else detail
+    settings = d.get("settings", {})
+    settings = orjson.loads(settings) if isinstance(settings, str) else settings
+    strategy = settings.get("strategy")
+    if not isinstance(strategy, dict):
+        return None
+    return {"strategy": strategy, "strategies": settings.get("strategies") or []}
