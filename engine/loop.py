@@ -383,7 +383,7 @@ class TradingLoop:
     async def _supervise(self, env: Envelope, core: TradingCore) -> None:
         """After one input record: the equity report and the daily-loss trip the supervisor decides, published."""
         instrument = getattr(env.event, "instrument", "")
-        own = (v for c in self.cores.values() for v in c.views())
+        own = (v for c in self.cores.values() if c.states for v in c.views())  # a core with no state has no view
         decided = self.supervisor.after_input(env, core.view(instrument), own, self._trading, ts_init=time.time_ns())
         for out in decided.events:
             await self._send(out)

@@ -132,16 +132,22 @@ def wire_payload(event: Event) -> tuple[int, dict[str, Any]]:
 def encode(env: Envelope) -> bytes:
     event = env.event
     version, data = (event.VERSION, event_to_dict(event)) if event.TYPE not in DOWNCASTERS else wire_payload(event)
+    # an id written twice (a tick is its own correlation; its events' correlation is their cause) is made once
+    eid, correlation, causation = env.event_id, env.correlation_id, env.causation_id
+    id_text = str(eid)
+    correlation_text = id_text if correlation == eid else str(correlation)
     return orjson.dumps(
         {
-            "id": str(env.event_id),
+            "id": id_text,
             "type": event.TYPE,
             "v": version,
             "key": env.key,
             "ts_event": env.ts_event,
             "ts_init": env.ts_init,
-            "correlation_id": str(env.correlation_id),
-            "causation_id": None if env.causation_id is None else str(env.causation_id),
+            "correlation_id": correlation_text,
+            "causation_id": (
+                None if causation is None else correlation_text if causation == correlation else str(causation)
+            ),
             "source": env.source,
             "data": data,
         }

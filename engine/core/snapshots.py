@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,8 +12,18 @@ from events import BalanceSnapshot, Event, OpenOrderSnapshot, PositionSnapshot
 ZERO = Decimal(0)
 
 
+DAY_NS = 86_400 * 1_000_000_000
+
+
 def utc_day(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).strftime("%Y-%m-%d")
+    """The UTC day of a time (ns since the epoch), ``YYYY-MM-DD``: called for every tick, so each day's name is
+    made once (a Unix day is 86,400 s exactly: the day number is the time divided by it, rounded down)."""
+    return _day_name(ts_ns // DAY_NS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_name(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86_400, UTC).strftime("%Y-%m-%d")
 
 
 def snapshots(state: TraderState, day: str, strategy: str = "") -> list[Event]:

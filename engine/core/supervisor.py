@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from engine.core import daily_loss
 from engine.core.breaker import Breaker, Where
@@ -58,6 +59,9 @@ class Supervisor:
     risk_trips: dict[uuid.UUID, int] = field(default_factory=dict)  # daily loss trips in the log: id -> ts_event
     peers: dict[str, daily_loss.View] = field(default_factory=dict)  # instrument -> its last report in the log
     reported: dict[str, tuple[daily_loss.View, int]] = field(default_factory=dict)  # own -> last report, its time
+    # the last loss check's inputs and outcome: a tick that changes none of them (its price repeats, the most common
+    # case after "a new price") gets the same outcome without the arithmetic (the check is a pure function of them)
+    _checked: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, starting_balances: Mapping[str, Decimal] | None, daily_loss_limit: Decimal | None) -> Supervisor:
@@ -143,10 +147,16 @@ class Supervisor:
         if self.breaker.halted_at(at):
             return Decisions((report,)) if report else _NOTHING  # halted already: nothing to trip
         day = utc_day(env.ts_event)
-        trips_today = sum(1 for ts in self.risk_trips.values() if utc_day(ts) == day)
+        trips_today = sum(1 for ts in self.risk_trips.values() if utc_day(ts) == day) if self.risk_trips else 0
         mine = {v.instrument: v for v in own}  # live; the others' as they last reported them
-        views = [*mine.values(), *(v for i, v in self.peers.items() if i not in mine)]
-        breach = daily_loss.check(views, self.starting, day=day, limit=limit, trips_today=trips_today)
+        views = (*mine.values(), *(v for i, v in self.peers.items() if i not in mine))
+        inputs = (views, day, limit, trips_today)
+        checked = self._checked
+        if checked is not None and checked[0] == inputs and checked[1] == self.starting:
+            breach = checked[2]
+        else:
+            breach = daily_loss.check(views, self.starting, day=day, limit=limit, trips_today=trips_today)
+            self._checked = (inputs, dict(self.starting), breach)
         if breach is None:
             return Decisions((report,)) if report else _NOTHING
         event = daily_loss.halt_event(breach)
