@@ -43,6 +43,7 @@ from projections.offsets import OffsetStore, StaleOffset
 
 log = structlog.get_logger(__name__)
 PREPARE_TIMEOUT_S = 30.0  # a projection's prepare() (the audit: create its schema) before it is retried
+KAFKA_COMMIT_TIMEOUT_S = 5.0  # how long a batch, or the stop, waits for Kafka's copy of the offsets
 
 
 class OffsetNotInLog(Exception):
@@ -140,6 +141,12 @@ def _rare_young_collections() -> Iterator[None]:
             gc.set_threshold(*_gc_saved)
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a finished task's exception as seen (it is Kafka's copy of some offsets: nothing to do with it)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _decode(topic: str, partition: int, offset: int, value: bytes | None) -> Envelope:
     return decode(value)
 
@@ -219,6 +226,7 @@ class ProjectionRunner:
         self.backoff = Backoff(f"projection.{projection.name}")
         self._started = False
         self._stopped = False
+        self._kafka_commit: asyncio.Task[None] | None = None  # Kafka's copy of the offsets, while it is on its way
 
     @property
     def name(self) -> str:
@@ -244,7 +252,41 @@ class ProjectionRunner:
         """Leave the group and close the consumer; safe twice, and shielded from the caller's cancellation."""
         if self._started and not self._stopped:
             self._stopped = True
-            await asyncio.shield(self._consumer.stop())
+            await asyncio.shield(self._close())
+
+    async def _close(self) -> None:
+        commit = self._kafka_commit
+        if commit is not None and not commit.done():  # its last copy of the offsets, if it comes soon
+            await asyncio.wait({commit}, timeout=KAFKA_COMMIT_TIMEOUT_S)
+        await self._consumer.stop()
+        if commit is not None and not commit.done():
+            # aiokafka retries a commit forever once its consumer is closed: end it, and retrieve the outcome of
+            # the request it may have been awaiting shielded (cancelled, its waiter drops that request unobserved)
+            for task in asyncio.all_tasks():
+                if getattr(task.get_coro(), "__qualname__", "") == "GroupCoordinator._do_commit_offsets":
+                    task.add_done_callback(_retrieve)
+            commit.cancel()
+            await asyncio.wait({commit})
+
+    def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> asyncio.Task[None] | None:
+        """Commit ``offsets`` to Kafka in a task of its own, whose outcome is always retrieved (logged at debug
+        level); None, and nothing sent, while the one before is still on its way (the next carries newer offsets).
+
+        Never cancelled while the consumer runs: aiokafka sends the request shielded, and a waiter cancelled (as
+        ``asyncio.wait_for`` did after 5 s with the broker gone) leaves that request to fail later with nobody to
+        see it: asyncio's "Task exception was never retrieved", with a traceback, in the log."""
+        if self._kafka_commit is not None and not self._kafka_commit.done():
+            log.debug("projection.kafka_commit_skipped", projection=self.name, reason="the last one is still pending")
+            return None
+        task = asyncio.create_task(self._consumer.commit(offsets), name=f"projection-{self.name}-kafka-commit")
+        task.add_done_callback(self._commit_done)
+        self._kafka_commit = task
+        return task
+
+    def _commit_done(self, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.debug("projection.kafka_commit_failed", projection=self.name, error=repr(exc))
 
     async def __aenter__(self) -> ProjectionRunner:
         await self.start()
@@ -558,12 +600,10 @@ class ProjectionRunner:
         self.applied += len(records)
         self.backoff.reset(projection=self.name)
         if self._group_id is not None:
-            try:  # PostgreSQL is the truth; Kafka's copy is for lag tools, and must not hold the batches up
-                await asyncio.wait_for(
-                    self._consumer.commit({tp: new for tp, (_, new, _, _) in moves.items() if tp in self.lag}), 5
-                )
-            except Exception as exc:
-                log.debug("projection.kafka_commit_failed", projection=self.name, error=repr(exc))
+            # PostgreSQL is the truth; Kafka's copy is for lag tools, and must not hold the batches up
+            commit = self._commit_to_kafka({tp: new for tp, (_, new, _, _) in moves.items() if tp in self.lag})
+            if commit is not None:
+                await asyncio.wait({commit}, timeout=KAFKA_COMMIT_TIMEOUT_S)
         return True
 
     def _check_may_isolate(self, exc: Exception) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import shutil
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -232,3 +234,36 @@ def test_the_connection_gauges_follow_the_servers_with_no_readiness_request(stac
         assert worker.alive()
     finally:
         worker.interrupt()
+
+
+def test_a_broker_hung_then_killed_under_a_worker_leaves_no_commit_unobserved_and_the_stop_is_prompt(
+    stack: PrivateStack, tmp_path: Path
+) -> None:
+    # the runner gave Kafka's copy of its offsets 5 s (asyncio.wait_for); aiokafka sends it shielded, so with the
+    # broker hung the request outlived the cancelled wait and failed later, unobserved: "Task exception was never
+    # retrieved" and a traceback in the worker's log. A broker that hangs longer than that, then dies:
+    run = Run(stack, "hung", tmp_path)
+    engine = run.start("run", "--no-projections", "--rate", "200")
+    worker = run.start("project", "--only", "audit")
+    try:
+        faults.wait_for(lambda: asyncio.run(faults.audit_has_rows(stack.dsn, run.schema)), 90, "the first events")
+        pid = stack.kafka_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # hung: every request in flight waits, none fails
+        time.sleep(8)  # longer than the commit's 5 s
+        stack.kill_kafka()  # dead: every request in flight fails at once
+        time.sleep(2)  # the failures' callbacks run (asyncio reports an unretrieved one when the task is freed)
+        t0 = time.monotonic()
+        code = worker.interrupt(timeout=60)
+        took = time.monotonic() - t0
+        text = worker.log.read_text(errors="replace")
+        assert "Task exception was never retrieved" not in text and "Traceback" not in text, worker.tail(40)
+        assert took < 30, f"the worker took {took:.1f} s to stop with the broker gone"
+        # it exits by itself (not killed after the 60 s); with the broker gone its stop ends as an interrupted one
+        # (130, "interrupted"), as it did before this test
+        assert code in (0, 130), f"exit {code}: {worker.tail(10)}"
+        print(f"the worker stopped in {took:.1f} s (exit {code}) with the broker hung 8 s, then killed")
+    finally:
+        stack.restart()
+        for p in (worker, engine):
+            p.interrupt()
