@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from benchmarks import faults
-from benchmarks.faults import Outcome, PrivateStack, Run
+from benchmarks.faults import PrivateStack, Run
+from tests.e2e.fault_checks import assert_nothing_lost_or_doubled
 
 pytestmark = pytest.mark.servers
 
@@ -39,50 +40,35 @@ def stack() -> Iterator[PrivateStack]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-def _ok(o: Outcome) -> None:
-    print(o.line())
-    assert o.faults > 0, "no fault was injected"
-    assert o.lost == 0, o.line()
-    assert o.doubled == 0, o.line()
-    assert o.dead_lettered == o.expected_dead_letters, o.line()
-    assert o.all_alive, o.line()
-    assert o.replay_equal is True, o.line()
-
-
 def test_every_kind_of_bad_record_on_every_topic_is_parked_once_per_group_and_trading_goes_on(
-    stack: PrivateStack, logs: Path
+    stack: PrivateStack, tmp_path: Path
 ) -> None:
-    o = faults.scenario_poison(stack, logs, rounds=2)
-    _ok(o)
+    o = faults.scenario_poison(stack, tmp_path, rounds=2)
+    assert_nothing_lost_or_doubled(o)
     assert o.expected_dead_letters == 2 * (16 * 3 - 2 + 15 * 2 * 2)  # ticks: 3 groups (a conflicting copy: 1)
 
 
 def test_a_recorded_run_killed_ten_times_ends_with_every_trade_once_and_the_orders_of_a_clean_run(
-    stack: PrivateStack, logs: Path
+    stack: PrivateStack, tmp_path: Path
 ) -> None:
-    o = faults.scenario_recorded(stack, logs, 10, random.Random(15))
-    _ok(o)
+    o = faults.scenario_recorded(stack, tmp_path, 10, random.Random(15))
+    assert_nothing_lost_or_doubled(o)
 
 
-def test_postgres_killed_three_times_under_an_engine_and_two_workers(stack: PrivateStack, logs: Path) -> None:
-    _ok(faults.scenario_servers(stack, logs, "postgres", 3, random.Random(3)))
+def test_postgres_killed_three_times_under_an_engine_and_two_workers(stack: PrivateStack, tmp_path: Path) -> None:
+    assert_nothing_lost_or_doubled(faults.scenario_servers(stack, tmp_path, "postgres", 3, random.Random(3)))
 
 
-def test_the_broker_killed_three_times_under_an_engine_and_two_workers(stack: PrivateStack, logs: Path) -> None:
-    _ok(faults.scenario_servers(stack, logs, "kafka", 3, random.Random(4)))
+def test_the_broker_killed_three_times_under_an_engine_and_two_workers(stack: PrivateStack, tmp_path: Path) -> None:
+    assert_nothing_lost_or_doubled(faults.scenario_servers(stack, tmp_path, "kafka", 3, random.Random(4)))
 
 
-def test_the_engine_killed_and_restarted_under_separate_workers(stack: PrivateStack, logs: Path) -> None:
-    _ok(faults.scenario_servers(stack, logs, "engine", 2, random.Random(5)))
+def test_the_engine_killed_and_restarted_under_separate_workers(stack: PrivateStack, tmp_path: Path) -> None:
+    assert_nothing_lost_or_doubled(faults.scenario_servers(stack, tmp_path, "engine", 2, random.Random(5)))
 
 
-def test_projection_workers_killed_and_replaced(stack: PrivateStack, logs: Path) -> None:
-    _ok(faults.scenario_servers(stack, logs, "workers", 2, random.Random(6)))
+def test_projection_workers_killed_and_replaced(stack: PrivateStack, tmp_path: Path) -> None:
+    assert_nothing_lost_or_doubled(faults.scenario_servers(stack, tmp_path, "workers", 2, random.Random(6)))
 
 
 def _readyz(port: int) -> tuple[int, dict[str, Any]]:
@@ -115,9 +101,9 @@ def _until(pred: Any, seconds: float, what: str) -> float:
 
 
 def test_readyz_says_within_five_seconds_that_a_server_is_gone_and_the_outage_is_one_event_pair(
-    stack: PrivateStack, logs: Path
+    stack: PrivateStack, tmp_path: Path
 ) -> None:
-    run = Run(stack, "ready", logs)
+    run = Run(stack, "ready", tmp_path)
     engine = run.start("run", "--no-projections", "--rate", "50")
     worker = run.start("project", "--only", "audit")
     try:
@@ -177,9 +163,9 @@ def test_readyz_says_within_five_seconds_that_a_server_is_gone_and_the_outage_is
 
 
 def test_a_second_ctrl_c_during_a_drain_that_cannot_finish_stops_at_once_and_says_so(
-    stack: PrivateStack, logs: Path
+    stack: PrivateStack, tmp_path: Path
 ) -> None:
-    run = Run(stack, "ctrlc", logs)
+    run = Run(stack, "ctrlc", tmp_path)
     engine = run.start("run", "--rate", "50", "--drain-timeout", "120")
     try:
         _port_of(engine)
@@ -211,10 +197,12 @@ def _gauges(port: int) -> dict[str, float]:
     return out
 
 
-def test_the_connection_gauges_follow_the_servers_with_no_readiness_request(stack: PrivateStack, logs: Path) -> None:
+def test_the_connection_gauges_follow_the_servers_with_no_readiness_request(
+    stack: PrivateStack, tmp_path: Path
+) -> None:
     # nobody asks /readyz here: the gauges come from the background probe alone (issue: they used to stay 0 until
     # someone requested /readyz, so the ConnectionLost alerts fired on a healthy system)
-    run = Run(stack, "gauges", logs)
+    run = Run(stack, "gauges", tmp_path)
     worker = run.start("project", "--only", "audit")
     try:
         port = _port_of(worker)
