@@ -411,8 +411,8 @@ def _recorded_files(
 
 def _settings(args: argparse.Namespace, *, candidate: bool = False, ran: dict[str, Any] | None = None) -> cfg.Settings:
     """The settings, with the command line's over them. A shadow's strategy options are its candidate's: they apply
-    only with ``candidate`` (the settings read first are production's), over ``ran``: the strategies production
-    last started with (its EngineStarted's ``strategy`` and ``strategies``), when known."""
+    only with ``candidate`` (the settings read first are production's), over ``ran``: production's strategies,
+    risk limits and paper venue as its engine last started with them (its EngineStarted's settings), when known."""
     over: dict[str, Any] = {}
     if args.command == "run":
         feed: dict[str, Any] = {}
@@ -481,6 +481,9 @@ def _settings(args: argparse.Namespace, *, candidate: bool = False, ran: dict[st
             **strategy,
             "params": {**ran["strategy"].get("params", {}), **strategy.get("params", {})},
         }
+    if candidate and ran is not None:  # what else shaped production's decisions: its limits, the paper venue's fees
+        over["risk"] = ran["risk"]
+        over["venue"] = ran["venue"]
     if strategy:
         over["strategy"] = strategy
     if args.command == "strategy" or (args.command in ("backtest", "shadow") and args.strategy):
@@ -660,7 +663,8 @@ def _shadow(args: argparse.Namespace, settings: cfg.Settings) -> int:
     _probe(kafka=production.kafka.bootstrap, postgres=production.postgres.dsn)
     ran = asyncio.run(sh.last_started(production.postgres.reader, production.postgres.schema_))
     candidate = _settings(args, candidate=True, ran=ran)
-    produced = _strategy_names_of(production)
+    as_ran = argparse.Namespace(**{**vars(args), "param": [], "strategy": None})
+    produced = _strategy_names_of(_settings(as_ran, candidate=True, ran=ran) if ran else production)
     proposed = _strategy_names_of(candidate)
     against = args.against or [n for n in produced if n in proposed] or (produced if len(produced) == 1 else [])
     if not against:

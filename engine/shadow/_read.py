@@ -112,9 +112,13 @@ async def day_switches(conn: asyncpg.Connection, schema: str, day: date) -> int:
     return n
 
 
+PAPER_VENUE = ("taker_fee_rate", "maker_fee_rate", "fee_currency", "starting_balances")
+
+
 async def last_started(reader_dsn: str, schema: str) -> dict[str, Any] | None:
-    """The strategies production last started with (``strategy`` and ``strategies`` of its latest EngineStarted's
-    settings), or None (no such schema, or no engine started in it)."""
+    """What production's engine last started with (its latest EngineStarted's settings): ``strategy``,
+    ``strategies``, ``risk``, and the paper venue's fees and balances as ``venue`` (kind paper); None when there is no
+    such schema, or no engine started in it."""
     conn = await asyncpg.connect(reader_dsn)
     try:
         try:
@@ -131,7 +135,9 @@ async def last_started(reader_dsn: str, schema: str) -> dict[str, Any] | None:
     d = orjson.loads(detail) if isinstance(detail, str) else detail
     settings = d.get("settings", {})
     settings = orjson.loads(settings) if isinstance(settings, str) else settings
-    strategy = settings.get("strategy")
-    if not isinstance(strategy, dict):
+    strategy, risk, venue = settings.get("strategy"), settings.get("risk"), settings.get("venue") or {}
+    if not isinstance(strategy, dict) or not isinstance(risk, dict):
         return None
-    return {"strategy": strategy, "strategies": settings.get("strategies") or []}
+    # a live venue's own keys (and secrets) stay behind
+    paper = {"kind": "paper", **{k: venue[k] for k in PAPER_VENUE if k in venue}}
+    return {"strategy": strategy, "strategies": settings.get("strategies") or [], "risk": risk, "venue": paper}

@@ -86,9 +86,12 @@ async def test_shadowing_production_s_strategy_reproduces_its_decisions_and_leav
 ) -> None:
     before = await _fingerprint(servers, production)
     run = unique("same")
-    res = await asyncio.to_thread(run_cli, ["shadow", "--date", day, "--run", run], production)
+    # only where production is: its strategy, parameters and risk limits are read from its EngineStarted event
+    bare = {k: v for k, v in production.items() if k not in XRP_ETH_SETTINGS}
+    res = await asyncio.to_thread(run_cli, ["shadow", "--date", day, "--run", run], bare)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-3000:]
     assert "decisions: IDENTICAL" in res.stdout
+    assert f"shadow {run} of {day}: candidate ma_cross(" in res.stdout
     prod = await _orders(servers, production["ENGINE_POSTGRES__SCHEMA"], day)
     shadow = await _orders(servers, f"sh_{run}", day)
     assert len(prod) > 50, "production placed orders that day"
