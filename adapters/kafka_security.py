@@ -51,6 +51,16 @@ def use(security: KafkaSecurity, bootstrap: str) -> None:
     _current[bootstrap] = security
 
 
+def saved() -> dict[str, KafkaSecurity]:
+    """What :func:`use` set, for :func:`restore` in a spawned process (which inherits nothing of this module)."""
+    return dict(_current)
+
+
+def restore(state: dict[str, KafkaSecurity]) -> None:
+    _current.clear()
+    _current.update(state)
+
+
 def current(bootstrap: str) -> KafkaSecurity:
     return _current.get(bootstrap, PLAINTEXT)
 
@@ -70,3 +80,29 @@ def client_args(bootstrap: str, security: KafkaSecurity | None = None) -> dict[s
         args["sasl_plain_username"] = sec.username
         args["sasl_plain_password"] = sec.password.get_secret_value() if sec.password is not None else None
     return args
+
+
+def to_wire(security: KafkaSecurity) -> dict[str, Any]:
+    """The security as JSON values, for a child process over a pipe (never an argument, a variable or a file: the
+    password is in it)."""
+    return {
+        "protocol": security.protocol,
+        "mechanism": security.mechanism,
+        "cafile": None if security.cafile is None else str(security.cafile),
+        "certfile": None if security.certfile is None else str(security.certfile),
+        "keyfile": None if security.keyfile is None else str(security.keyfile),
+        "username": security.username,
+        "password": None if security.password is None else security.password.get_secret_value(),
+    }
+
+
+def from_wire(d: dict[str, Any]) -> KafkaSecurity:
+    return KafkaSecurity(
+        protocol=d["protocol"],
+        mechanism=d["mechanism"],
+        cafile=None if d["cafile"] is None else Path(d["cafile"]),
+        certfile=None if d["certfile"] is None else Path(d["certfile"]),
+        keyfile=None if d["keyfile"] is None else Path(d["keyfile"]),
+        username=d["username"],
+        password=None if d["password"] is None else SecretStr(d["password"]),
+    )

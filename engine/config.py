@@ -13,6 +13,7 @@ environment variable that names no setting (pydantic-settings would ignore it): 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
@@ -274,8 +275,16 @@ STACK_CLIENT_FILE = "secure.toml"
 ``stack up --plain``), read below the environment and the --config file when it exists."""
 
 
-def _stack_client_file() -> Path:
-    state = os.environ.get("ENGINE_STACK__STATE_DIR")
+def _stack_client_file(given: dict[str, Any], toml_path: str | None) -> Path:
+    """``<stack.state_dir>/secure.toml`` of the state directory these settings will have: given (``load``'s
+    overrides, or Settings' arguments), else ENGINE_STACK__STATE_DIR, else the --config file's, else the default."""
+    stack = given.get("stack")
+    state: Any = stack.get("state_dir") if isinstance(stack, dict) else getattr(stack, "state_dir", None)
+    if state is None:
+        state = os.environ.get("ENGINE_STACK__STATE_DIR")
+    if state is None and toml_path:
+        with contextlib.suppress(OSError, tomllib.TOMLDecodeError, AttributeError):
+            state = tomllib.loads(Path(toml_path).read_text()).get("stack", {}).get("state_dir")
     base = Path(state).expanduser().resolve() if state else StackSettings.model_fields["state_dir"].default
     return Path(base) / STACK_CLIENT_FILE
 
@@ -702,7 +711,8 @@ class Settings(BaseSettings):
         toml_path = os.environ.get("ENGINE_CONFIG")
         if toml_path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
-        stack_client = _stack_client_file()
+        given = getattr(init_settings, "init_kwargs", {})
+        stack_client = _stack_client_file(given if isinstance(given, dict) else {}, toml_path)
         if stack_client.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=stack_client))
         return tuple(sources)

@@ -119,7 +119,8 @@ async def kafka_answers(bootstrap: str) -> None:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 await admin.start()
     except Exception as exc:
-        why = await kafka_refusal(bootstrap)
+        # a broker that took the connection and never answered has had its deadline: no second probe
+        why = None if isinstance(exc, TimeoutError) else await kafka_refusal(bootstrap)
         if why is not None:
             raise BadInput(why) from exc
         raise _unreachable(f"Kafka at {bootstrap}", "kafka.bootstrap", exc) from exc

@@ -31,6 +31,7 @@ import structlog
 from aiokafka import TopicPartition
 from tqdm import tqdm
 
+from adapters import kafka_security
 from adapters.kafka import EventProducer, LogInspector
 from adapters.postgres import create_pool, ident
 from events import Topics
@@ -268,7 +269,12 @@ def _worker_processes(n: int, method: str) -> Iterator[ProcessPoolExecutor | Non
     if n < 1:
         yield None
         return
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=multiprocessing.get_context(method),
+        initializer=kafka_security.restore,  # a spawned worker's Kafka clients: the parent's security (pickled)
+        initargs=(kafka_security.saved(),),
+    ) as pool:
         for _ in range(n):
             pool.submit(_started)
         yield pool

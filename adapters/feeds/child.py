@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from adapters import kafka_security
 from adapters.feeds._base import publish_feed
 from adapters.feeds.formats import RecordedFileError, Trade
 from adapters.feeds.recorded import RecordedFeed
@@ -76,6 +77,7 @@ class ChildFeed(RecordedFeed):
                 "resume": self.resume,
             },
             "bootstrap": self.bootstrap,
+            "kafka_security": kafka_security.to_wire(kafka_security.current(self.bootstrap)),  # over the pipe only
             "topic_prefix": self.topic_prefix,
             "client_id": self.client_id,
             "log_level": self.log_level,
@@ -171,6 +173,7 @@ async def _child(spec: dict[str, Any]) -> dict[str, Any]:
     threading.Thread(target=parent_gone, name="parent-watch", daemon=True).start()
     acknowledged: list[int] = []
     error: list[str] | None = None
+    kafka_security.use(kafka_security.from_wire(spec["kafka_security"]), spec["bootstrap"])  # the parent's
     async with EventProducer(spec["bootstrap"], Topics(spec["topic_prefix"]), client_id=spec["client_id"]) as p:
         try:
             await publish_feed(feed, p, stop, on_finished=acknowledged.append)
