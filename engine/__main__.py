@@ -475,12 +475,13 @@ def _settings(args: argparse.Namespace, *, candidate: bool = False, ran: dict[st
         if ran.get("strategies"):
             if strategy.get("params"):
                 raise BadInput("production runs several strategies: give the candidate with --strategy NAME")
-            over["strategies"] = ran["strategies"]
-        strategy = {
-            **ran["strategy"],
-            **strategy,
-            "params": {**ran["strategy"].get("params", {}), **strategy.get("params", {})},
-        }
+            over["strategies"] = ran["strategies"]  # [strategy] may then hold only the path (given or not)
+        else:
+            strategy = {
+                **ran["strategy"],
+                **strategy,
+                "params": {**ran["strategy"].get("params", {}), **strategy.get("params", {})},
+            }
     if candidate and ran is not None:  # what else shaped production's decisions: its limits, the paper venue's fees
         over["risk"] = ran["risk"]
         over["venue"] = ran["venue"]

@@ -24,6 +24,7 @@ from engine.backtest import Run
 from engine.shadow._compare import Comparison, compare
 from engine.shadow._read import DayPnl, day_orders, day_pnl, day_switches
 from events import Topics
+from projections.audit import SCHEMA_VERSION, schema_version
 from projections.replay import day_bounds
 
 PREFIX = "sh_"
@@ -74,9 +75,17 @@ async def plan(bootstrap: str, topics: Topics, day: date) -> Plan:
 
 
 async def check_applied(reader_dsn: str, schema: str, p: Plan) -> None:
-    """Production's audit has applied every trading event up to the day's end, or :class:`NothingToShadow`."""
+    """Production's audit is of this code's version and has applied every trading event up to the day's end, or
+    :class:`NothingToShadow`."""
     conn = await asyncpg.connect(reader_dsn)
     try:
+        version = await schema_version(conn, schema)
+        if version != SCHEMA_VERSION:
+            built = "no audit schema" if version is None else f"audit version {version or 'before 3'}"
+            raise NothingToShadow(
+                f"production's schema {schema} holds {built}; a shadow compares with version {SCHEMA_VERSION}: "
+                f"build it with python -m engine rebuild"
+            )
         rows = await conn.fetch(
             f"SELECT topic, partition, next_offset FROM {ident(schema)}.projection_offsets "  # noqa: S608 - ident
             "WHERE projection = 'audit'"
