@@ -202,8 +202,11 @@ def main() -> None:
     spec = orjson.loads(head)
     configure(spec["log_level"])
     result = asyncio.run(_child(spec))
-    sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
-    sys.stdout.buffer.flush()
+    try:
+        sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:  # the parent is gone (it is why the feed stopped): nobody to tell
+        os._exit(0)
 
 
 if __name__ == "__main__":
