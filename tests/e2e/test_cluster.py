@@ -334,6 +334,24 @@ async def _members(bootstrap: str, group: str, topic: str) -> dict[str, set[int]
         await admin.close()
 
 
+async def _committed_where_ticks(bootstrap: str, group: str, topic: str) -> bool:
+    """Every partition of ``topic`` holding records has an offset committed by ``group`` past its start: whoever
+    takes such a partition over has state to recover (from a snapshot or the log) before it goes on."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from adapters.kafka import LogInspector
+
+    async with LogInspector(bootstrap) as log:
+        ends = await log.end_offsets(await log.partitions([topic]))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return all(tp in committed and committed[tp].offset > 0 for tp, end in ends.items() if end > 0)
+
+
 def _group_when(
     cluster: Cluster, group: str, topic: str, pred: Callable[[dict[str, set[int]]], bool], what: str
 ) -> dict[str, set[int]]:
@@ -373,6 +391,11 @@ def test_an_engine_killed_under_another_its_partitions_move_and_no_order_is_plac
         group, ticks = run.topics.group("engine"), run.topics.ticks
         both = _group_when(cluster, group, ticks, lambda m: len(m) == 2 and all(m.values()), "both holding partitions")
         wait_trading_goes_on(cluster, run, "both engines trading")
+        faults.wait_for(
+            lambda: asyncio.run(_committed_where_ticks(cluster.bootstrap, group, ticks)),
+            120,
+            "the engines' offsets committed on every partition with ticks",
+        )
         before = _group_when(cluster, group, ticks, lambda m: True, "the group's members")
         assert before == both, f"the group changed meanwhile: {both} then {before}"
         lines_before = len(b.log.read_text(errors="replace").splitlines())
