@@ -258,15 +258,17 @@ class ProjectionRunner:
         commit = self._kafka_commit
         if commit is not None and not commit.done():  # its last copy of the offsets, if it comes soon
             await asyncio.wait({commit}, timeout=KAFKA_COMMIT_TIMEOUT_S)
-        await self._consumer.stop()
-        if commit is not None and not commit.done():
-            # aiokafka retries a commit forever once its consumer is closed: end it, and retrieve the outcome of
-            # the request it may have been awaiting shielded (cancelled, its waiter drops that request unobserved)
-            for task in asyncio.all_tasks():
-                if getattr(task.get_coro(), "__qualname__", "") == "GroupCoordinator._do_commit_offsets":
-                    task.add_done_callback(_retrieve)
-            commit.cancel()
-            await asyncio.wait({commit})
+        try:
+            await self._consumer.stop()
+        finally:  # even if stopping raised (with the broker gone, aiokafka's stop may raise CancelledError)
+            if commit is not None and not commit.done():
+                # aiokafka retries a commit forever once its consumer is closed: end it, and retrieve the outcome
+                # of the request it may be awaiting shielded (cancelled, its waiter drops that request unobserved)
+                for task in asyncio.all_tasks():
+                    if getattr(task.get_coro(), "__qualname__", "") == "GroupCoordinator._do_commit_offsets":
+                        task.add_done_callback(_retrieve)
+                commit.cancel()
+                await asyncio.wait({commit})
 
     def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> asyncio.Task[None] | None:
         """Commit ``offsets`` to Kafka in a task of its own, whose outcome is always retrieved (logged at debug
