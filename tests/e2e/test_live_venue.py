@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import signal
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pytest
 
 from adapters.kafka import LogInspector, make_consumer
 from events import Topics
+from tests.e2e.binance_engine import ccxt_binance_settings, sigterm_and_wait
 from tests.fakes.binance import FakeBinance
 from tests.fakes.binance_stream import FakeBinanceMarket
 from tests.support import engine_env, run_cli, start_cli, unique, wait_for
@@ -72,18 +72,10 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
         prefix,
         schema,
         {
-            "ENGINE_FEED__KIND": "ccxt",
-            "ENGINE_FEED__EXCHANGE": "binance",
-            "ENGINE_FEED__INSTRUMENTS": f'["{SYMBOL}"]',
-            "ENGINE_FEED__REST_URL": rest_url,
-            "ENGINE_FEED__WS_URL": ws_url,
-            "ENGINE_VENUE__KIND": "ccxt",
-            "ENGINE_VENUE__EXCHANGE": "binance",
-            "ENGINE_VENUE__BASE_URL": venue_url,
-            "ENGINE_VENUE__API_KEY": CANARY_KEY,
-            "ENGINE_VENUE__SECRET": CANARY_SECRET,
+            **ccxt_binance_settings(
+                SYMBOL, rest_url=rest_url, ws_url=ws_url, venue_url=venue_url, key=CANARY_KEY, secret=CANARY_SECRET
+            ),
             "ENGINE_VENUE__TIMEOUT": "1",
-            "ENGINE_EXECUTION__POLL_INTERVAL": "0.2",
             "ENGINE_EXECUTION__CONFIRM_TIMEOUT": "8",
             "ENGINE_EXECUTION__RECONCILE_INTERVAL": "2",
             "ENGINE_STRATEGY__FAST": "3",
@@ -137,13 +129,7 @@ async def test_live_trading_through_ccxt_survives_venue_faults_exactly_once(serv
     finally:
         pump_stop.set()
         await pump_task
-        engine.send_signal(signal.SIGTERM)
-
-        async def exited() -> bool:  # the fakes live on this event loop: never block it
-            return engine.poll() is not None
-
-        await wait_for(exited, 180, "the engine to stop after SIGTERM")
-        code = engine.returncode
+        code = await sigterm_and_wait(engine, 180)
     output = log.read_text()
     assert code == 0, output[-4000:]
 

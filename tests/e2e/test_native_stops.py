@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.e2e.binance_engine import ccxt_binance_settings, sigterm_and_wait
 from tests.fakes.binance import FakeBinance
 from tests.fakes.binance_stream import FakeBinanceMarket
 from tests.support import engine_env, run_cli, start_cli, unique, wait_for
@@ -81,17 +82,7 @@ async def _run(
     pump_task = asyncio.create_task(pump())
     prefix, schema = unique("nstop"), unique("nstop")
     extra = {
-        "ENGINE_FEED__KIND": "ccxt",
-        "ENGINE_FEED__EXCHANGE": "binance",
-        "ENGINE_FEED__INSTRUMENTS": f'["{SYMBOL}"]',
-        "ENGINE_FEED__REST_URL": rest_url,
-        "ENGINE_FEED__WS_URL": ws_url,
-        "ENGINE_VENUE__KIND": "ccxt",
-        "ENGINE_VENUE__EXCHANGE": "binance",
-        "ENGINE_VENUE__BASE_URL": venue_url,
-        "ENGINE_VENUE__API_KEY": KEY,
-        "ENGINE_VENUE__SECRET": SECRET,
-        "ENGINE_EXECUTION__POLL_INTERVAL": "0.2",
+        **ccxt_binance_settings(SYMBOL, rest_url=rest_url, ws_url=ws_url, venue_url=venue_url, key=KEY, secret=SECRET),
         "ENGINE_STRATEGY__KIND": "guard:Guard",
         "ENGINE_STRATEGY__PATH": str(folder),
     }
@@ -154,12 +145,7 @@ async def _run(
     finally:
         stop_pump.set()
         await pump_task
-        engine.send_signal(signal.SIGTERM)
-
-        async def exited() -> bool:  # the fakes live on this event loop: never block it
-            return engine.poll() is not None
-
-        await wait_for(exited, 120, "the engine to stop after SIGTERM")
+        await sigterm_and_wait(engine, 120)
         await venue.stop()
         await market.stop()
     output = log.read_text()

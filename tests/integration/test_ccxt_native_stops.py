@@ -14,11 +14,11 @@ import pytest
 from adapters.venues.base import VenueOrderStatus, VenueRejected
 from adapters.venues.ccxt import CcxtVenue, native_stops
 from events import Liquidity, OrderSubmitted, OrderType, Side
-from tests.fakes.binance import FakeBinance, ccxt_venue_for
+from tests.fakes.binance import FakeBinance
+from tests.integration.binance_venue import BTC, fake_binance, venue_on
 
 KEY = "stops-test-KEY-5e1d7c9a2b"
 SECRET = "stops-test-SECRET-8f0a3b6c4d"
-BTC = "BTC/USDT"
 
 
 def stop(qty: str, trigger: str, *, side: Side = Side.SELL, limit: str | None = None) -> OrderSubmitted:
@@ -36,19 +36,14 @@ def stop(qty: str, trigger: str, *, side: Side = Side.SELL, limit: str | None = 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
-    f = FakeBinance(api_key=KEY, secret=SECRET, balances={"USDT": Decimal("100000"), "BTC": Decimal("1")})
-    await f.start()
-    f.set_price(BTC, Decimal("60000"))
-    yield f
-    await f.stop()
+    async with fake_binance(KEY, SECRET) as f:
+        yield f
 
 
 @pytest.fixture
 async def venue(fake: FakeBinance) -> AsyncIterator[CcxtVenue]:
-    v = ccxt_venue_for(fake, api_key=KEY, secret=SECRET, name=f"binance-{uuid.uuid4().hex[:8]}")
-    await v.start()
-    yield v
-    await v.close()
+    async with venue_on(fake, KEY, SECRET) as v:
+        yield v
 
 
 def test_binance_has_native_stops_and_exchanges_the_adapter_does_not_map_do_not() -> None:

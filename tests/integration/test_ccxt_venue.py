@@ -26,11 +26,11 @@ from adapters.venues.base import (
 from adapters.venues.ccxt import CcxtVenue
 from events import Liquidity, OrderSubmitted, OrderType, Side
 from tests.fakes.binance import FakeBinance, ccxt_venue_for
+from tests.integration.binance_venue import BTC, fake_binance, venue_on
 from tests.support import wait_for
 
 KEY = "venue-test-KEY-5e1d7c9a2b"
 SECRET = "venue-test-SECRET-8f0a3b6c4d"
-BTC = "BTC/USDT"
 
 
 def coid() -> str:
@@ -62,19 +62,14 @@ def metric(name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
-    f = FakeBinance(api_key=KEY, secret=SECRET, balances={"USDT": Decimal("100000"), "BTC": Decimal("1")})
-    await f.start()
-    f.set_price(BTC, Decimal("60000"))
-    yield f
-    await f.stop()
+    async with fake_binance(KEY, SECRET) as f:
+        yield f
 
 
 @pytest.fixture
 async def venue(fake: FakeBinance) -> AsyncIterator[CcxtVenue]:
-    v = ccxt_venue_for(fake, api_key=KEY, secret=SECRET, name=f"binance-{uuid.uuid4().hex[:8]}")
-    await v.start()
-    yield v
-    await v.close()
+    async with venue_on(fake, KEY, SECRET) as v:
+        yield v
 
 
 async def test_a_market_order_fills_and_its_trade_and_balances_show_it(fake: FakeBinance, venue: CcxtVenue) -> None:
