@@ -513,6 +513,8 @@ def _stack(args: argparse.Namespace, settings: cfg.Settings) -> int:
         )
     if args.action == "up":
         secure = True if args.secure else False if args.plain else None
+        if secure and settings.stack.kafka_brokers > 1:
+            raise BadInput("stack up --secure is for the single broker; the local cluster (--brokers N) is plaintext")
         statuses = stack.up(settings, timeout=args.timeout, with_prometheus=args.with_prometheus, secure=secure)
     else:
         statuses = stack.down(settings) if args.action == "down" else stack.status(settings)
