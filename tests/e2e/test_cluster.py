@@ -79,6 +79,10 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return {
             "ENGINE_KAFKA__BOOTSTRAP": self.bootstrap,
+            # the cluster's own state directory: no secure.toml there (the suite's stack may be the secure one, whose
+            # client settings would be SASL_SSL for this plaintext cluster); the suite's PostgreSQL keeps its TLS
+            # parameters in its DSN, and its password file is the test process's PGPASSFILE
+            "ENGINE_STACK__STATE_DIR": str(self.state),
             "ENGINE_POSTGRES__DSN": self.dsn,
             "ENGINE_KAFKA__REPLICATION_FACTOR": "3",
             "ENGINE_KAFKA__MIN_INSYNC_REPLICAS": "2",
