@@ -125,7 +125,7 @@ def add_scram_user(lib: Path, bootstrap: str, tls: Path, user: str, mechanism: s
     """Set ``user``'s SCRAM credentials with Kafka's own ConfigCommand, through the TLS listener with the broker's
     certificate (works on a data directory formatted before, and sets the password again if it changed). The
     password goes in a 0600 file, never on the command line (ps shows that)."""
-    from ops._tls import write_private
+    from ops._proc import write_private
 
     client = tls / "admin-client.properties"
     write_private(

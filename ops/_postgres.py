@@ -17,7 +17,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from ops._proc import alive, port_open, wait_until
+from ops._proc import alive, port_open, wait_until, write_private
 
 OWNER = "engine"
 APP_ROLES = (OWNER, "engine_writer", "engine_reader")
@@ -249,14 +249,7 @@ def write_passfile(path: Path, passwords: dict[str, str], port: int, socket_dir:
     ``secrets.token_urlsafe``: no ``:`` or ``\\`` to escape."""
     hosts = ("127.0.0.1", "localhost", str(socket_dir))
     text = "".join(f"{h}:{port}:*:{role}:{pw}\n" for role, pw in passwords.items() for h in hosts)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_private(path, text.encode())
 
 
 def _tls_settings(bins: Path, state: Path, port: int, log: Path, tls: Path | None) -> None:

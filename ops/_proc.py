@@ -68,3 +68,15 @@ def tail(path: Path | None, lines: int = 20) -> str:
         return ""
     text = path.read_text(errors="replace").splitlines()[-lines:]
     return "\n".join("    " + line for line in text)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """A file readable by its owner only, from its first byte, renamed over the old one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

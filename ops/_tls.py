@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ops._proc import write_private
+
 KAFKA_USER = "engine"
 SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
 SECRETS_FILE = "kafka-secrets.toml"  # in the state directory: password = '...' of KAFKA_USER (0600)
@@ -34,18 +36,6 @@ RENEW_DAYS = 30
 
 def tls_dir(state: Path) -> Path:
     return state / "tls"
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """A file readable by its owner only, from its first byte, renamed over the old one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _name(common: str) -> x509.Name:
