@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import math
 import os
 import sys
@@ -534,16 +536,25 @@ def _stack(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return 0
 
 
-def _check_recorded(settings: cfg.Settings) -> None:
+_HEAD_CHECKED = 1000  # the trades of each file backtest reads before it writes anything
+
+
+def _check_recorded(settings: cfg.Settings, *, head: int | None = None) -> None:
     """Every file of a recorded feed is checked whole (streamed) before anything (a topic, an event, a schema) is
-    written."""
+    written; with ``head``, only its first ``head`` trades (its format, its columns, its start: ``backtest``, which
+    drops its run if a later row is bad, rather than read every file twice)."""
     if settings.feed.kind == "recorded":
+        from adapters.feeds.formats import read_trades
         from adapters.feeds.recorded import check_file
 
         for f in settings.feed.recorded_files():
             if not f.path.is_file():
                 raise BadInput(f"feed.path {f.path}: no such file (--file or ENGINE_FEED__PATH)")
-            check_file(f.path, f.format, f.columns)
+            if head is None:
+                check_file(f.path, f.format, f.columns)
+            else:
+                for _ in itertools.islice(read_trades(f.path, f.format, f.columns), head):
+                    pass
 
 
 def _engine(settings: cfg.Settings, **kwargs: Any) -> dict[str, Any]:
@@ -615,13 +626,18 @@ def _backtest(args: argparse.Namespace, settings: cfg.Settings) -> int:
         "postgres": settings.postgres.model_copy(update={"schema_": run.schema}),
     }
     s = settings.model_copy(update=over)
-    _check_recorded(s)
+    _check_recorded(s, head=_HEAD_CHECKED)
     _probe(kafka=s.kafka.bootstrap, postgres=s.postgres.dsn)
     if asyncio.run(bt.exists(s.postgres.dsn, s.kafka.bootstrap, run)):
         if not args.replace:
             raise BadInput(f"run {name} exists: another --run NAME, --replace, or backtest drop {name}")
         asyncio.run(bt.drop(s.postgres.dsn, s.kafka.bootstrap, run))
-    summary = _engine(s, projections={"audit"}, http=False, drain_timeout=600.0, feed=_child_feed(s))
+    try:
+        summary = _engine(s, projections={"audit"}, http=False, drain_timeout=600.0, feed=_child_feed(s))
+    except BadInput as exc:  # a bad row past the checked head: the run stopped there; a part of a file is no backtest
+        with contextlib.suppress(Exception):
+            asyncio.run(bt.drop(s.postgres.dsn, s.kafka.bootstrap, run))
+        raise BadInput(f"{exc.__cause__ or exc} (run {name} stopped there and is dropped)") from exc
     if not summary["drained"]:
         raise EngineError(f"run {name}: {summary['drain']}")
     print(

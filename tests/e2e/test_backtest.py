@@ -280,3 +280,27 @@ def test_bad_input_is_one_line_and_nothing_is_written(servers: Any, run: dict[st
     bad.write_text('[[1570752011620, "1", null, "sell", "0.0014", "-5"]]')
     res = run_cli(["backtest", "--file", str(bad), "--symbol", "XRP/ETH", "--run", unique("r")], env)
     assert res.returncode != 0 and "bad.json" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+async def test_a_bad_row_past_the_checked_head_stops_the_run_and_drops_it(servers: Any, tmp_path: Path) -> None:
+    """backtest reads only each file's first trades before it writes (not every file twice); a bad row further on
+    stops the run with the file, line and reason, and the partial run's topics and schema are dropped."""
+    env, name = _env(servers), unique("badrow")
+    with gzip.open(SHARED_TRADES) as f:
+        trades = json.loads(f.read())  # floats written back as read: the shortest text that reads as the same
+    bad = 5_000  # past the head checked first (1,000 trades)
+    trades[bad][5] = 0  # an amount of zero
+    path = tmp_path / "late-bad.json"
+    path.write_text(json.dumps(trades))
+    res = run_cli(["backtest", "--file", str(path), "--symbol", "XRP/ETH", "--run", name, "--no-html"], env)
+    assert res.returncode == 2, res.stdout + res.stderr[-3000:]
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "late-bad.json" in res.stderr and f"row {bad + 1}: amount" in res.stderr, res.stderr
+    assert f"run {name} stopped there and is dropped" in res.stderr, res.stderr
+    listed = run_cli(["backtest", "list"], env)
+    assert not any(ln.startswith(name + " ") for ln in listed.stdout.splitlines()), listed.stdout
+    conn = await asyncpg.connect(servers.pg_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", f"bt_{name}") == 0
+    finally:
+        await conn.close()
