@@ -11,7 +11,8 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from adapters.kafka_security import client_args
 from adapters.telemetry import KAFKA_PRODUCED
@@ -105,8 +106,22 @@ def _count_ack(topic: str) -> Callable[[asyncio.Future[Any]], None]:
     return done
 
 
+def _count_acks(topic: str, n: int) -> Callable[[asyncio.Future[Any]], None]:
+    counter = KAFKA_PRODUCED.labels(topic)
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is None:
+            counter.inc(n)
+
+    return done
+
+
 def _timestamp_ms(env: Envelope) -> int:
     return env.ts_event // 1_000_000
+
+
+def _headers(env: Envelope) -> list[tuple[str, bytes]]:
+    return [("type", env.event.TYPE.encode()), ("v", str(env.event.VERSION).encode())]
 
 
 class EventProducer:
@@ -127,6 +142,7 @@ class EventProducer:
         )
         self._started = False
         self._stopped = False
+        self._partition_of: dict[tuple[str, int, str], int] = {}  # (topic, its partitions, key) -> partition
         self.sent = 0
 
     async def start(self) -> EventProducer:
@@ -159,11 +175,60 @@ class EventProducer:
             value=encode(env),
             key=env.key.encode(),
             timestamp_ms=_timestamp_ms(env),
-            headers=[("type", env.event.TYPE.encode()), ("v", str(env.event.VERSION).encode())],
+            headers=_headers(env),
         )
         self.sent += 1
         fut.add_done_callback(_count_ack(topic))
         return fut
+
+    async def enqueue_batches(
+        self, envs: Sequence[Envelope], on_batch: Callable[[list[Envelope], asyncio.Future[Any]], object]
+    ) -> None:
+        """Hand envelopes to the producer in record batches made here, ``on_batch`` told each batch's envelopes and
+        its one future (resolved when the broker acknowledged the batch) as soon as the batch is handed over.
+
+        The records are those :meth:`enqueue` makes one by one, to the same partitions in the same order: each to
+        its event type's topic, at the partition the default partitioner gives its key (murmur2 of it, modulo the
+        topic's partitions), each partition's in the order given. What it saves per record: the partitioner (once
+        per key), a future and a callback, the accumulator's bookkeeping; the metric is counted per batch."""
+        groups: dict[tuple[str, int], list[Envelope]] = {}
+        counts: dict[str, int] = {}
+        for env in envs:
+            topic = self.topics.for_event(env.event)
+            n = counts.get(topic)
+            if n is None:
+                n = counts[topic] = len(await self._producer.partitions_for(topic))
+            where = (topic, n, env.key)
+            partition = self._partition_of.get(where)
+            if partition is None:
+                partition = self._partition_of[where] = (murmur2(env.key.encode()) & 0x7FFFFFFF) % n
+            groups.setdefault((topic, partition), []).append(env)
+        for (topic, partition), group in groups.items():
+            batch = self._producer.create_batch()
+            members: list[Envelope] = []
+            for env in group:
+                value, key, ts, headers = encode(env), env.key.encode(), env.ts_event // 1_000_000, _headers(env)
+                if batch.append(key=key, value=value, timestamp=ts, headers=headers) is None:  # full: send it
+                    await self._send_batch(batch, topic, partition, members, on_batch)
+                    batch, members = self._producer.create_batch(), []
+                    if batch.append(key=key, value=value, timestamp=ts, headers=headers) is None:
+                        raise MessageSizeTooLargeError(f"a record of {len(value)} bytes does not fit in a batch")
+                members.append(env)
+            if members:
+                await self._send_batch(batch, topic, partition, members, on_batch)
+
+    async def _send_batch(
+        self,
+        batch: Any,
+        topic: str,
+        partition: int,
+        members: list[Envelope],
+        on_batch: Callable[[list[Envelope], asyncio.Future[Any]], object],
+    ) -> None:
+        fut: asyncio.Future[Any] = await self._producer.send_batch(batch, topic, partition=partition)
+        self.sent += len(members)
+        fut.add_done_callback(_count_acks(topic, len(members)))
+        on_batch(members, fut)
 
     async def publish(self, envs: Sequence[Envelope], topic: str | None = None) -> None:
         """Send every envelope and wait until the broker acknowledged all of them."""

@@ -56,7 +56,7 @@ class Envelope:
         """A tick: its id is derived from the trade (venue, instrument, trade id, time), so a trade published twice
         (a resent window, a resumed recorded run) is one event, which every consumer takes once."""
         eid = trade_event_id(tick.venue, tick.instrument, tick.trade_id, ts_event)
-        return cls(eid, tick, ts_event, ts_init, eid, None, source)
+        return cls(eid, tick, ts_event, ts_init, eid, None, source, tick.instrument)
 
     def derive(
         self, event: Event, seq: int, *, ts_init: int, source: str, ts_event: int | None = None, key: str = ""

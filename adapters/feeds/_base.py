@@ -22,24 +22,39 @@ class Feed(Protocol):
     def ticks(self) -> AsyncIterator[tuple[int, TickReceived]]: ...
 
 
+BATCH_TICKS = 500  # ticks of a feed read as fast as it goes handed to the producer at a time, in batches
+
+
 class _Window:
-    """The ticks handed to the producer and not yet acknowledged, in order; resent after an outage (with the same
-    ids: a tick the broker had stored after all is a duplicate, which every consumer takes once)."""
+    """The ticks handed to the producer and not yet acknowledged, in order, each with its acknowledgement (one
+    future per record batch: per tick, or per batch of many); resent after an outage (with the same ids: a tick the
+    broker had stored after all is a duplicate, which every consumer takes once)."""
 
     def __init__(self, producer: EventProducer, backoff: Backoff) -> None:
         self._producer = producer
         self._backoff = backoff
-        self.sent: list[tuple[Envelope, asyncio.Future[Any]]] = []
+        self.sent: list[tuple[list[Envelope], asyncio.Future[Any]]] = []
+        self.unacknowledged = 0  # the ticks of ``sent``
         self.acknowledged = 0
 
-    async def send(self, env: Envelope, stop: asyncio.Event | None = None) -> None:
-        while True:
+    def _add(self, envs: list[Envelope], fut: asyncio.Future[Any]) -> None:
+        self.sent.append((envs, fut))
+        self.unacknowledged += len(envs)
+
+    async def send(self, envs: list[Envelope], stop: asyncio.Event | None = None) -> None:
+        """Hand ``envs`` to the producer: one record each if one, else in record batches made here."""
+        while envs:
             try:
-                self.sent.append((env, await self._producer.enqueue(env)))
+                if len(envs) == 1:
+                    self._add(envs, await self._producer.enqueue(envs[0]))
+                else:
+                    await self._producer.enqueue_batches(envs, self._add)
                 return
             except Exception as exc:
                 if not is_outage(exc) or (stop is not None and stop.is_set()):
                     raise
+                handed = {id(e) for batch, _ in self.sent for e in batch}  # batches handed before the outage stay
+                envs = [e for e in envs if id(e) not in handed]
                 await self._backoff.wait(exc, None, component="feed")
 
     async def settle(self, stop: asyncio.Event | None = None) -> None:
@@ -47,20 +62,19 @@ class _Window:
         that is not an outage, or the outage itself once ``stop`` is set."""
         while self.sent:
             results = await asyncio.gather(*(f for _, f in self.sent), return_exceptions=True)
-            failed = [env for (env, _), r in zip(self.sent, results, strict=True) if isinstance(r, BaseException)]
-            self.acknowledged += len(self.sent) - len(failed)
+            failed = [
+                e for (envs, _), r in zip(self.sent, results, strict=True) if isinstance(r, BaseException) for e in envs
+            ]
+            self.acknowledged += self.unacknowledged - len(failed)
+            self.sent, self.unacknowledged = [], 0
             if not failed:
-                self.sent = []
                 self._backoff.reset(component="feed")
                 return
             exc = next(r for r in results if isinstance(r, BaseException))
             if not is_outage(exc) or (stop is not None and stop.is_set()):
-                self.sent = []
                 raise exc
             await self._backoff.wait(exc, None, component="feed", unacknowledged=len(failed))
-            self.sent = []
-            for env in failed:
-                await self.send(env, stop)
+            await self.send(failed, stop)
 
 
 async def publish_feed(
@@ -89,6 +103,14 @@ async def publish_feed(
         acknowledged: int = await own(producer, stop, on_finished=on_finished)
         return acknowledged
     pending = _Window(producer, Backoff("kafka.feed"))
+    # a feed read as fast as it goes is handed over in batches; a paced or live one tick by tick, at once
+    batch = 1 if getattr(feed, "paced", True) else BATCH_TICKS
+    read: list[Envelope] = []  # valid ticks read and not yet handed to the producer
+
+    async def hand_over() -> None:
+        envs = read[:]
+        read.clear()
+        await pending.send(envs)
 
     async def pump() -> None:
         async for ts_event, tick in feed.ticks():
@@ -100,9 +122,16 @@ async def publish_feed(
             except InvalidEvent as exc:  # never published as a tick: parked with the reason, the feed goes on
                 await park_unpublished(producer, env, producer.topics.ticks, feed.source, exc.reason)
                 continue
-            await pending.send(env)
-            if len(pending.sent) >= window:
-                await pending.settle()
+            read.append(env)
+            if len(read) >= batch:
+                await hand_over()
+                if pending.unacknowledged >= window:
+                    await pending.settle()
+
+    async def finish() -> None:  # what was read before the feed ended, failed or was stopped is published too
+        if read:
+            await hand_over()
+        await pending.settle()
 
     task = asyncio.ensure_future(pump())
     stopped = asyncio.ensure_future(stop.wait())
@@ -121,9 +150,11 @@ async def publish_feed(
         if not task.done():
             task.cancel()
         try:
-            await asyncio.shield(asyncio.wait_for(pending.settle(), final_wait))
+            await asyncio.shield(asyncio.wait_for(finish(), final_wait))
         except Exception as exc:  # the broker is gone at the end: say what was not acknowledged
-            log.warning("feed.unacknowledged", source=feed.source, ticks=len(pending.sent), error=repr(exc))
+            log.warning(
+                "feed.unacknowledged", source=feed.source, ticks=pending.unacknowledged + len(read), error=repr(exc)
+            )
         if on_finished is not None:
             on_finished(pending.acknowledged)
     log.info("feed.finished", source=feed.source, ticks=pending.acknowledged)

@@ -113,9 +113,12 @@ class RecordedFeed:
 
     async def ticks(self) -> AsyncIterator[tuple[int, TickReceived]]:
         sources = self._sources()
-        merged: Iterator[tuple[Trade, str]] = heapq.merge(
-            *(_tagged(trades, symbol) for symbol, trades in sources), key=lambda pair: pair[0].ts_ns
-        )
+        merged: Iterator[tuple[Trade, str]]
+        if len(sources) == 1:  # one instrument: nothing to merge
+            symbol, trades = sources[0]
+            merged = zip(trades, itertools.repeat(symbol))
+        else:
+            merged = heapq.merge(*(_tagged(trades, s) for s, trades in sources), key=lambda pair: pair[0].ts_ns)
         loop = asyncio.get_running_loop()
         start_wall = loop.time()
         first_ts: int | None = None
