@@ -384,7 +384,14 @@ class TradingLoop:
         """After one input record: the equity report and the daily-loss trip the supervisor decides, published."""
         instrument = getattr(env.event, "instrument", "")
         own = (v for c in self.cores.values() if c.states for v in c.views())  # a core with no state has no view
-        decided = self.supervisor.after_input(env, core.view(instrument), own, self._trading, ts_init=time.time_ns())
+        decided = self.supervisor.after_input(
+            env,
+            core.view(instrument),
+            own,
+            self._trading,
+            ts_init=time.time_ns(),
+            own_key=tuple(self.cores.values()),  # an input changes its instrument's state alone, in its core
+        )
         for out in decided.events:
             await self._send(out)
         if (breach := decided.breach) is not None:

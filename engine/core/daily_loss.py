@@ -176,6 +176,51 @@ def check(
     return None
 
 
+MARGIN = Decimal("1e-12")  # of the equity's terms: far more than the rounding of 28 digits can move it
+
+
+def safe_prices(
+    views: Iterable[View], starting: Mapping[str, Decimal], *, day: str, limit: Decimal, trips_today: int = 0
+) -> dict[str, tuple[Decimal | None, Decimal | None]]:
+    """After a :func:`check` of ``views`` that found no breach: per instrument, the prices (lower, upper bound,
+    exclusive; None: unbounded) its last price may move to, the rest of ``views`` as it is, with :func:`check`
+    still finding none. Only an instrument whose start of day is taken (``day`` is its day) is bounded: its price
+    then moves the equity of its quote currency alone, by its base balance x the move. The bounds keep a margin
+    (:data:`MARGIN` of the equity's terms) that no rounding of the check's arithmetic can cross, so inside them
+    the check's answer is certainly None; outside, the check tells."""
+    views = [v for v in views if v.price is not None]
+    balances = dict(starting)
+    for v in views:
+        for cur, amount in v.flows:
+            balances[cur] = balances.get(cur, ZERO) + amount
+    start, now = equities(views, starting, day)
+    scale: dict[str, Decimal] = {cur: abs(amount) for cur, amount in balances.items()}  # the terms' size, per quote
+    for v in views:
+        base, quote = currencies(v.instrument)
+        assert v.price is not None
+        scale[quote] = scale.get(quote, ZERO) + abs(balances.get(base, ZERO) * v.price)
+        if v.open_price is not None:
+            scale[quote] += abs(balances.get(base, ZERO) * v.open_price)
+    threshold = limit * (trips_today + 1)
+    out: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+    for v in views:
+        if v.day != day or v.open_price is None:
+            continue  # its start of day moves with its price: not bounded here
+        base, quote = currencies(v.instrument)
+        amount = balances.get(base, ZERO)
+        s = start.get(quote, ZERO)
+        if not amount or s <= 0:
+            out[v.instrument] = (None, None)  # its price moves nothing that the check compares
+            continue
+        slack = now[quote] - s * (1 - threshold) - MARGIN * (scale.get(quote, ZERO) + abs(s))
+        if slack <= 0:
+            continue  # too near the limit to say without the check
+        assert v.price is not None
+        move = slack / abs(amount)
+        out[v.instrument] = (v.price - move, None) if amount > 0 else (None, v.price + move)
+    return out
+
+
 def halt_event(breach: Breach) -> TradingHalted:
     return TradingHalted(
         reason=(

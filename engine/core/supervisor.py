@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from engine.core import daily_loss
 from engine.core.breaker import Breaker, Where
@@ -59,9 +58,9 @@ class Supervisor:
     risk_trips: dict[uuid.UUID, int] = field(default_factory=dict)  # daily loss trips in the log: id -> ts_event
     peers: dict[str, daily_loss.View] = field(default_factory=dict)  # instrument -> its last report in the log
     reported: dict[str, tuple[daily_loss.View, int]] = field(default_factory=dict)  # own -> last report, its time
-    # the last loss check's inputs and outcome: a tick that changes none of them (its price repeats, the most common
-    # case after "a new price") gets the same outcome without the arithmetic (the check is a pure function of them)
-    _checked: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
+    # after a loss check that found no breach: what it was given, and how far a price may move from there with the
+    # check still finding none (the inputs that stay inside are answered without building the views: see _Safe)
+    _safe: _Safe | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, starting_balances: Mapping[str, Decimal] | None, daily_loss_limit: Decimal | None) -> Supervisor:
@@ -124,14 +123,19 @@ class Supervisor:
         trading: Trading,
         *,
         ts_init: int,
+        own_key: object = None,
     ) -> Decisions:
         """After the core took ``env`` (``state``: what its instrument adds to the account now; ``own``: every
         instrument this engine trades, read only when the loss is checked; ``trading``: the next offsets, this record's
-        partition already past it): the equity report and the daily-loss trip it calls for, if any."""
+        partition already past it): the equity report and the daily-loss trip it calls for, if any.
+
+        ``own_key``: what ``own`` was made from (e.g. the cores, themselves): while it stays the same, the shell
+        vouches that an input changes no instrument's state but ``state``'s, so ``own`` is only read when the check
+        may find a breach (None: read every time)."""
         if self.daily_loss_limit is None:
             return _NOTHING
         ensure_exact()  # the same rounding in every process (see events.arithmetic)
-        return self._after_input(env, state, own, trading, ts_init, self.daily_loss_limit)
+        return self._after_input(env, state, own, trading, ts_init, self.daily_loss_limit, own_key)
 
     def _after_input(
         self,
@@ -141,6 +145,7 @@ class Supervisor:
         trading: Trading,
         ts_init: int,
         limit: Decimal,
+        own_key: object,
     ) -> Decisions:
         report = self._report(env, state, ts_init)
         at = env.ts_event + 1  # from the next tick on: this record was decided before its loss was measured
@@ -148,15 +153,21 @@ class Supervisor:
             return Decisions((report,)) if report else _NOTHING  # halted already: nothing to trip
         day = utc_day(env.ts_event)
         trips_today = sum(1 for ts in self.risk_trips.values() if utc_day(ts) == day) if self.risk_trips else 0
-        mine = {v.instrument: v for v in own}  # live; the others' as they last reported them
+        safe = self._safe
+        if (
+            safe is not None
+            and own_key is not None
+            and safe.holds(state, own_key, day, limit, trips_today, self.starting, self.peers)
+        ):
+            return Decisions((report,)) if report else _NOTHING  # provably no breach: see _Safe
+        listed = list(own)
+        mine = {v.instrument: v for v in listed}  # live; the others' as they last reported them
         views = (*mine.values(), *(v for i, v in self.peers.items() if i not in mine))
-        inputs = (views, day, limit, trips_today)
-        checked = self._checked
-        if checked is not None and checked[0] == inputs and checked[1] == self.starting:
-            breach = checked[2]
-        else:
-            breach = daily_loss.check(views, self.starting, day=day, limit=limit, trips_today=trips_today)
-            self._checked = (inputs, dict(self.starting), breach)
+        breach = daily_loss.check(views, self.starting, day=day, limit=limit, trips_today=trips_today)
+        self._safe = None
+        if breach is None and own_key is not None and len(mine) == len(listed):  # (an instrument twice: not vouched)
+            bounds = daily_loss.safe_prices(views, self.starting, day=day, limit=limit, trips_today=trips_today)
+            self._safe = _Safe(own_key, mine, day, limit, trips_today, dict(self.starting), dict(self.peers), bounds)
         if breach is None:
             return Decisions((report,)) if report else _NOTHING
         event = daily_loss.halt_event(breach)
@@ -185,3 +196,75 @@ class Supervisor:
 
 
 _NOTHING = Decisions()
+
+
+class _Safe:
+    """A loss check that found no breach, and what it was given: the same ``own_key``, day, limit, trips today,
+    starting balances and peers' reports, and the engine's own views as they were (``mine``) but for one instrument
+    (``moved``, the first whose input came since) whose view differs only in its price, within the bounds of
+    :func:`engine.core.daily_loss.safe_prices`: the check would find no breach again."""
+
+    __slots__ = ("bounds", "day", "limit", "mine", "moved", "own_key", "peers", "starting", "trips")
+
+    def __init__(
+        self,
+        own_key: object,
+        mine: dict[str, daily_loss.View],
+        day: str,
+        limit: Decimal,
+        trips: int,
+        starting: dict[str, Decimal],
+        peers: dict[str, daily_loss.View],
+        bounds: dict[str, tuple[Decimal | None, Decimal | None]],
+    ) -> None:
+        self.own_key = own_key
+        self.mine = mine
+        self.day = day
+        self.limit = limit
+        self.trips = trips
+        self.starting = starting
+        self.peers = peers
+        self.bounds = bounds
+        self.moved: str | None = None
+
+    def holds(
+        self,
+        state: daily_loss.View | None,
+        own_key: object,
+        day: str,
+        limit: Decimal,
+        trips: int,
+        starting: Mapping[str, Decimal],
+        peers: Mapping[str, daily_loss.View],
+    ) -> bool:
+        if (
+            own_key != self.own_key
+            or day != self.day
+            or trips != self.trips
+            or limit != self.limit
+            or starting != self.starting
+            or peers != self.peers
+        ):
+            return False
+        if state is None:
+            return True  # the input changed no state (the shell's word, with own_key)
+        instrument = state.instrument
+        was = self.mine.get(instrument)
+        if was is None or (self.moved is not None and self.moved != instrument):
+            return False
+        if state.day != was.day or state.open_price != was.open_price:
+            return False
+        if state.flows is not was.flows and state.flows != was.flows:
+            return False
+        if state.open_flows is not was.open_flows and state.open_flows != was.open_flows:
+            return False
+        if state.price != was.price:
+            bound = self.bounds.get(instrument)
+            price = state.price
+            if bound is None or price is None:
+                return False
+            low, high = bound
+            if (low is not None and not price > low) or (high is not None and not price < high):
+                return False
+        self.moved = instrument
+        return True

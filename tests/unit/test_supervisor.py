@@ -4,13 +4,17 @@ one trip per breach with a stable id, reports at most once a second of price mov
 
 from __future__ import annotations
 
+import random
 import uuid
 from decimal import Decimal as D
 
+import pytest
+
 from engine.core.daily_loss import view
 from engine.core.supervisor import Supervisor
+from engine.core.trader import TraderState
 from events import BreakerApplied, Envelope, EquityReported, TradingHalted, TradingResumed
-from tests.unit.test_risk_limits import SECOND, T0, btc, tick_env
+from tests.unit.test_risk_limits import DAY, SECOND, T0, btc, tick_env
 
 P0, P1 = ("market.ticks", 0), ("market.ticks", 1)
 
@@ -73,3 +77,70 @@ def test_nothing_is_decided_without_a_daily_loss_limit() -> None:
     sup = Supervisor.of({"USDT": D(1000)}, None)
     state = view(btc("1"))  # a 99 % loss
     assert sup.after_input(tick_env("1", T0, 0), state, [state], lambda: {P0: 1}, ts_init=0).events == ()
+
+
+def _walk(seed: int) -> list[tuple[str, TraderState]]:
+    """Two instruments' states tick by tick: prices wandering down to the limit and past it (often landing on it
+    exactly), a fill now and then (the flows move), a short held (its loss comes as the price rises), a new day."""
+    rng = random.Random(seed)
+    btc_price, eth_price = D(60000), D(3000)
+    btc_flows = (("BTC", D("0.01")), ("USDT", D("-600")))
+    eth_flows = (("ETH", D("-0.1")), ("USDT", D("300")))  # short 0.1 ETH
+    day, out = DAY, []
+    for i in range(400):
+        if i == 300:
+            day = "2024-03-02"
+        if rng.random() < 0.5:
+            btc_price += rng.choice([D(-100), D(-50), D(0), D(50), D(25), D(-25)])
+            if rng.random() < 0.03:
+                btc_flows = (("BTC", btc_flows[0][1] + D("0.001")), ("USDT", btc_flows[1][1] - btc_price / 1000))
+            s = TraderState(
+                "BTC/USDT",
+                last_price=btc_price,
+                day=day,
+                flows=btc_flows,
+                day_open_price=D(60000),
+                day_open_flows=btc_flows,
+            )
+        else:
+            eth_price += rng.choice([D(5), D(10), D(0), D(-5), D("2.5")])
+            s = TraderState(
+                "ETH/USDT",
+                last_price=eth_price,
+                day=day,
+                flows=eth_flows,
+                day_open_price=D(3000),
+                day_open_flows=eth_flows,
+            )
+        out.append((s.instrument, s))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_loss_check_skipped_inside_its_bounds_trips_at_the_same_tick_with_the_same_events(seed: int) -> None:
+    """The supervisor answers a price move that provably cannot breach without the check (given what the views were
+    made from, ``own_key``); the trips, their ticks and every event are those of the check run on every input."""
+
+    def run(vouched: bool) -> list[Envelope]:
+        sup = Supervisor.of({"USDT": D(1000)}, D("0.01"))
+        states: dict[str, TraderState] = {}
+        out: list[Envelope] = []
+        key = object()
+        for n, (instrument, s) in enumerate(_walk(seed)):
+            states[instrument] = s
+            env = tick_env(str(s.last_price), T0 + n * SECOND // 3, n, instrument)
+            own = (view(x) for x in states.values())
+            extra = {"own_key": key} if vouched else {}
+            decided = sup.after_input(env, view(s), own, dict.fromkeys([P0], n + 1).copy, ts_init=0, **extra)
+            out.extend(decided.events)
+            if n % 97 == 96:  # an operator resumes: the next trip needs twice the loss
+                rid = uuid.uuid5(uuid.NAMESPACE_URL, f"resume:{n}")
+                resume = Envelope(
+                    rid, TradingResumed(reason="r", by="operator"), T0 + n * SECOND // 3 + 2, 0, rid, None, "operator"
+                )
+                out.extend(sup.on_control(resume, dict.fromkeys([P0], n + 1).copy, ts_init=0))
+        return out
+
+    full, skipped = run(False), run(True)
+    assert [(e.event_id, e.event, e.ts_event) for e in skipped] == [(e.event_id, e.event, e.ts_event) for e in full]
+    assert any(isinstance(e.event, TradingHalted) for e in full)  # the walks do reach the limit
